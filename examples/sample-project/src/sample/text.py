@@ -1,0 +1,6 @@
+"""Text helpers."""
+
+
+def shout(text: str) -> str:
+    """Upper-case text with an exclamation mark."""
+    return text.upper() + "!"

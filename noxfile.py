@@ -1,0 +1,44 @@
+"""Developer sessions: tests, lint, typing, bench.
+
+Sessions run in the environment nox itself runs in (``pip install -e '.[dev]'`` first), so
+they need no other interpreter: under ``CI=true`` nox fails on interpreters it cannot find.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typing"]
+nox.options.default_venv_backend = "none"
+
+PY = sys.executable
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole suite with line and branch coverage (fails under the configured floor)."""
+    session.run(PY, "-m", "coverage", "erase")
+    session.run(PY, "-m", "coverage", "run", "-m", "pytest", *session.posargs)
+    session.run(PY, "-m", "coverage", "combine", "-q")
+    session.run(PY, "-m", "coverage", "report")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.run(PY, "-m", "ruff", "check", "wfkit", "tests", "noxfile.py", "benchmarks")
+    session.run(PY, "-m", "ruff", "format", "--check", "wfkit", "tests", "noxfile.py", "benchmarks")
+
+
+@nox.session
+def typing(session: nox.Session) -> None:
+    """mypy --strict over the package."""
+    session.run(PY, "-m", "mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Engine overhead figures (printed, never asserted)."""
+    session.run(PY, "benchmarks/engine.py", *session.posargs)

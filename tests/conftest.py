@@ -1,0 +1,46 @@
+"""Shared fixtures: an isolated run store per test, and helpers to run YAML text."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wfkit.commands import RunReport, run_workflow
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(autouse=True)
+def isolated_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own store (``WFKIT_STORE``) and working directory."""
+    store = tmp_path / "store"
+    monkeypatch.setenv("WFKIT_STORE", str(store))
+    monkeypatch.chdir(tmp_path)
+    return store
+
+
+@pytest.fixture
+def write(tmp_path: Path) -> Callable[..., Path]:
+    """Write dedented YAML text to a file in the test's folder."""
+
+    def writer(text: str, name: str = "flow.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+        return path
+
+    return writer
+
+
+@pytest.fixture
+def run_yaml(write: Callable[..., Path]) -> Callable[..., RunReport]:
+    """Write a workflow and run it through the command layer."""
+
+    def runner(text: str, inputs: dict[str, Any] | None = None, **kw: Any) -> RunReport:
+        return run_workflow(write(text), inputs, **kw)
+
+    return runner

@@ -1,0 +1,107 @@
+"""The installed ``wfkit`` entry point in real subprocesses, and what it imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES
+
+
+def wfkit(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    default_store: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("wfkit")
+    argv = [exe] if exe else [sys.executable, "-m", "wfkit"]
+    environ = {**os.environ, **(env or {})}
+    if default_store:
+        environ.pop("WFKIT_STORE", None)
+    return subprocess.run(
+        [*argv, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=environ,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_help_does_not_import_heavy_modules() -> None:
+    code = (
+        "import sys\n"
+        "sys.argv = ['wfkit', '--help']\n"
+        "from wfkit.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('mcp', 'jinja2', 'prometheus_client', 'pyinstrument', 'rich',"
+        " 'wfkit.core') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "HEAVY []" in out
+
+
+def test_core_never_imports_presentation_or_protocol_layers() -> None:
+    code = (
+        "import sys\n"
+        "import wfkit.core.runtime, wfkit.core.loader, wfkit.core.store, wfkit.commands\n"
+        "bad = [m for m in ('typer', 'click', 'rich', 'mcp', 'wfkit.cli', 'wfkit.render')"
+        " if m in sys.modules]\n"
+        "print('BAD', bad)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "BAD []" in out
+
+
+def test_entry_point_runs_an_example_and_lists_it(tmp_path: Path) -> None:
+    result = wfkit(
+        "run",
+        str(EXAMPLES / "hello.yaml"),
+        "--json",
+        cwd=tmp_path,
+        env={"WFKIT_STORE": str(tmp_path / "s")},
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["state"]["computed"]["count"] == 3
+    listed = wfkit("runs", "--json", cwd=tmp_path, env={"WFKIT_STORE": str(tmp_path / "s")})
+    assert json.loads(listed.stdout)[0]["run_id"] == report["run_id"]
+
+
+def test_entry_point_exit_codes(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsteps: 3\n")
+    assert wfkit("run", str(bad), cwd=tmp_path).returncode == 2
+    failing = tmp_path / "fail.yaml"
+    failing.write_text("name: x\nsteps:\n  - {type: error, message: no way}\n")
+    result = wfkit("run", str(failing), "--json", cwd=tmp_path, default_store=True)
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["error"]["message"] == "no way"
+    assert wfkit("run", cwd=tmp_path).returncode == 2
+    assert (tmp_path / ".wfkit" / "runs.db").exists()
+
+
+@pytest.mark.parametrize("answer", ["blue"])
+def test_answers_file_through_the_entry_point(tmp_path: Path, answer: str) -> None:
+    flow = tmp_path / "ask.yaml"
+    flow.write_text(
+        "name: x\nsteps:\n  - {id: colour, type: user_input, prompt: Colour?}\n"
+        "  - {type: user_message, message: 'got {{ steps.colour.output }}'}\n"
+    )
+    answers = tmp_path / "answers.yaml"
+    answers.write_text(f"colour: {answer}\n")
+    result = wfkit("run", str(flow), "--answers", str(answers), "--json", cwd=tmp_path)
+    assert json.loads(result.stdout)["messages"][0]["text"] == f"got {answer}"

@@ -1,0 +1,5 @@
+"""``python -m wfkit``."""
+
+from wfkit.cli import main
+
+main()

@@ -1,0 +1,143 @@
+"""The ``wfkit`` command line: parse, call a command function, render, exit.
+
+Imports of the engine, rich and jinja2 happen inside commands so ``wfkit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from rich.console import Console
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+"""Exit codes: 0 success, 1 the workflow or a test failed, 2 invalid usage, file or inputs."""
+
+app = typer.Typer(
+    name="wfkit",
+    help="Run YAML-defined workflows and debug their failures.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", envvar="WFKIT_STORE", help="Run store (default: .wfkit/runs.db)."),
+]
+
+
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _emit_json(result: BaseModel | list[Any]) -> None:
+    if isinstance(result, list):
+        text = json.dumps([r.model_dump(mode="json") for r in result], indent=2)
+    else:
+        text = result.model_dump_json(indent=2)
+    sys.stdout.write(text + "\n")
+
+
+def _fail_usage(exc: Exception) -> typer.Exit:
+    from wfkit.render import error_view
+
+    _console(stderr=True).print(error_view(exc))  # type: ignore[arg-type]
+    return typer.Exit(EXIT_USAGE)
+
+
+@app.command()
+def run(
+    file: Annotated[str, typer.Argument(help="Workflow YAML file.")],
+    inputs: Annotated[
+        list[str] | None, typer.Option("-i", "--input", help="Input as name=value (JSON or text).")
+    ] = None,
+    inputs_file: Annotated[
+        str | None, typer.Option("--inputs", help="YAML/JSON file of inputs.")
+    ] = None,
+    answers: Annotated[
+        str | None, typer.Option("--answers", help="YAML/JSON file: user_input step id -> answer.")
+    ] = None,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run a workflow and record it in the run store."""
+    from wfkit.commands import run_workflow
+    from wfkit.commands._io import parse_assignments
+    from wfkit.errors import InputError, LoadError, StoreError
+    from wfkit.render import LiveReporter, run_report
+
+    err = _console(stderr=True)
+    try:
+        given = parse_assignments(inputs)
+        with LiveReporter(err) as live:
+            interactive = sys.stdin.isatty() and not json_out
+            result = run_workflow(
+                file,
+                given,
+                inputs_file=inputs_file,
+                answers_file=answers,
+                store=store,
+                ask=live.ask if interactive else None,
+                on_event=live,
+            )
+    except (LoadError, InputError, StoreError) as exc:
+        raise _fail_usage(exc) from None
+    if json_out:
+        _emit_json(result)
+    else:
+        _console().print(run_report(result))
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+@app.command()
+def runs(
+    store: StoreOpt = None,
+    limit: Annotated[int, typer.Option(help="How many runs to list.")] = 50,
+    json_out: JsonOpt = False,
+) -> None:
+    """List recorded runs, newest first."""
+    from wfkit.commands import list_runs
+    from wfkit.errors import StoreError
+    from wfkit.render import runs_table
+
+    try:
+        result = list_runs(store, limit)
+    except StoreError as exc:
+        raise _fail_usage(exc) from None
+    if json_out:
+        _emit_json(result)
+    else:
+        _console().print(runs_table(result))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of workflow files (for yaml-language-server and editors)."""
+    from wfkit.commands.schema import workflow_schema
+
+    sys.stdout.write(json.dumps(workflow_schema(), indent=2) + "\n")
+
+
+@app.command()
+def version() -> None:
+    """Print wfkit's version."""
+    from wfkit import __version__
+
+    sys.stdout.write(f"wfkit {__version__}\n")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

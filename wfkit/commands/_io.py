@@ -1,0 +1,44 @@
+"""Reading the small files commands accept: inputs, answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from wfkit.core.yamlsrc import parse
+from wfkit.errors import InputError, LoadError
+
+
+def parse_value(text: str) -> Any:
+    """A ``-i`` value: JSON when it parses, else the string itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"input {pair!r} should look like name=value")
+        out[name.strip()] = parse_value(value)
+    return out
+
+
+def read_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """A YAML or JSON file holding a mapping."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LoadError(f"cannot read {what} file: {exc.strerror}", file=file) from exc
+    data = parse(text, file).data
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise LoadError(f"the {what} file must hold a mapping", file=file, line=1, column=1)
+    return data

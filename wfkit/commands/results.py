@@ -1,0 +1,81 @@
+"""Result models of the user-facing operations: what the CLI renders and the MCP shim sends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class StepSummary(_Result):
+    """A step id's last execution, and how many it had."""
+
+    id: str
+    type: str
+    status: str
+    attempts: int
+    executions: int
+    duration_ms: float
+
+
+class ErrorEntry(_Result):
+    """One failed attempt (the seed's ``WorkflowError``)."""
+
+    step_id: str
+    error_type: str
+    message: str
+    stack_trace: str | None
+    timestamp: str
+    retry_count: int
+    recovered: bool
+    details: dict[str, Any] = {}
+
+
+class MessageEntry(_Result):
+    """A ``user_message`` or a warning, in order."""
+
+    step_id: str | None
+    level: str
+    text: str
+
+
+class RunState(_Result):
+    inputs: dict[str, Any]
+    raw: dict[str, Any]
+    computed: dict[str, Any]
+
+
+class RunReport(_Result):
+    """The outcome of ``wfkit run`` (SPEC section 6)."""
+
+    run_id: str
+    workflow: str
+    file: str
+    status: str
+    state: RunState
+    steps: list[StepSummary]
+    errors: list[ErrorEntry]
+    warnings: list[str]
+    messages: list[MessageEntry]
+    error: dict[str, Any] | None
+    duration_ms: float
+    store: str
+
+    @property
+    def ok(self) -> bool:
+        """True when the run succeeded."""
+        return self.status == "succeeded"
+
+
+class RunSummary(_Result):
+    """One line of ``wfkit runs``."""
+
+    run_id: str
+    workflow: str
+    status: str
+    started_at: str
+    duration_ms: float | None

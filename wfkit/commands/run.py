@@ -1,0 +1,145 @@
+"""``run`` and ``runs``: execute a workflow file and list recorded runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from wfkit.commands._io import read_mapping
+from wfkit.commands.results import (
+    ErrorEntry,
+    MessageEntry,
+    RunReport,
+    RunState,
+    RunSummary,
+    StepSummary,
+)
+from wfkit.core.events import Event
+from wfkit.core.loader import load_file
+from wfkit.core.runtime import Ask, Run, RunOptions, RunOutcome
+from wfkit.core.store import RunStore, new_run_id
+from wfkit.core.tools import NoTools, ToolProvider
+
+
+def iso(timestamp: float) -> str:
+    """A UNIX time as ISO 8601 UTC with milliseconds."""
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+
+
+async def run_workflow_async(
+    file: str | Path,
+    inputs: dict[str, Any] | None = None,
+    *,
+    inputs_file: str | Path | None = None,
+    answers: dict[str, Any] | None = None,
+    answers_file: str | Path | None = None,
+    store: str | Path | None = None,
+    tools: ToolProvider | None = None,
+    ask: Ask | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> RunReport:
+    """Load, check inputs, run and record a workflow; raise LoadError/InputError up front."""
+    loaded = load_file(file)
+    given = read_mapping(inputs_file, "inputs") if inputs_file else {}
+    given.update(inputs or {})
+    resolved = loaded.main.state.resolve_inputs(given)
+    all_answers = read_mapping(answers_file, "answers") if answers_file else {}
+    all_answers.update(answers or {})
+    with RunStore(store) as run_store:
+        sinks: list[Callable[[Event], None]] = [run_store]
+        if on_event is not None:
+            sinks.append(on_event)
+        options = RunOptions(answers=all_answers, ask=ask, tools=tools or NoTools(), sinks=sinks)
+        outcome = await Run(loaded, new_run_id(), resolved, options).execute()
+        return report(outcome, loaded.file, str(run_store.path))
+
+
+def run_workflow(file: str | Path, inputs: dict[str, Any] | None = None, **kw: Any) -> RunReport:
+    """Synchronous :func:`run_workflow_async`; Ctrl-C and SIGTERM end the run as cancelled."""
+
+    async def main() -> RunReport:
+        with _cancel_on_signals():
+            return await run_workflow_async(file, inputs, **kw)
+
+    return asyncio.run(main())
+
+
+@contextlib.contextmanager
+def _cancel_on_signals() -> Iterator[None]:
+    """Turn SIGINT/SIGTERM into cancellation of the current task (main thread only)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, task.cancel if task else lambda: None)
+            installed.append(sig)
+        except (RuntimeError, ValueError, NotImplementedError):
+            pass  # not the main thread: the caller handles signals
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def report(outcome: RunOutcome, file: str, store: str) -> RunReport:
+    """A :class:`RunReport` from the engine's outcome."""
+    return RunReport(
+        run_id=outcome.run_id,
+        workflow=outcome.workflow,
+        file=file,
+        status=outcome.status,
+        state=RunState(**outcome.state),
+        steps=[
+            StepSummary(
+                id=s.id,
+                type=s.type,
+                status=s.status,
+                attempts=s.attempts,
+                executions=s.executions,
+                duration_ms=round(s.duration_ms, 3),
+            )
+            for s in outcome.steps
+        ],
+        errors=[
+            ErrorEntry(
+                step_id=e.step_id,
+                error_type=e.error_type,
+                message=e.message,
+                stack_trace=e.stack_trace,
+                timestamp=iso(e.timestamp),
+                retry_count=e.retry_count,
+                recovered=e.recovered,
+                details=e.details,
+            )
+            for e in outcome.errors
+        ],
+        warnings=outcome.warnings,
+        messages=[
+            MessageEntry(step_id=m.step_id, level=m.level, text=m.text) for m in outcome.messages
+        ],
+        error=outcome.error,
+        duration_ms=round(outcome.duration_ms, 3),
+        store=store,
+    )
+
+
+def list_runs(store: str | Path | None = None, limit: int = 100) -> list[RunSummary]:
+    """Recorded runs, newest first."""
+    with RunStore(store) as run_store:
+        return [
+            RunSummary(
+                run_id=r.run_id,
+                workflow=r.workflow,
+                status=r.status,
+                started_at=iso(r.started_at),
+                duration_ms=r.duration_ms,
+            )
+            for r in run_store.list_runs(limit)
+        ]

@@ -1,0 +1,93 @@
+"""Frozen records of what happens in a run, sent to sinks (store, progress, metrics).
+
+The engine only emits these; sinks decide what to keep and how to show it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    run_id: str
+    workflow: str
+    file: str
+    digest: str
+    inputs: dict[str, Any]
+    started_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StepStarted:
+    run_id: str
+    step_id: str
+    step_type: str
+    path: str
+    attempt: int
+    timestamp: float
+    effectful: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StepFinished:
+    run_id: str
+    step_id: str
+    step_type: str
+    status: str  # succeeded | failed | skipped | recovered
+    attempts: int
+    duration_ms: float
+    timestamp: float
+    error_type: str | None = None
+    effectful: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRecord:
+    """One failed attempt (the seed's ``WorkflowError``)."""
+
+    step_id: str
+    error_type: str
+    message: str
+    stack_trace: str | None
+    timestamp: float
+    retry_count: int
+    recovered: bool
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRecorded:
+    run_id: str
+    error: ErrorRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A ``user_message`` step, or a warning the engine raises."""
+
+    run_id: str
+    step_id: str | None
+    level: str  # info | warning | error | success
+    text: str
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    run_id: str
+    status: str
+    state: dict[str, Any]
+    duration_ms: float
+    finished_at: float
+    error: dict[str, Any] | None = None
+
+
+Event = RunStarted | StepStarted | StepFinished | ErrorRecorded | Message | RunFinished
+
+
+class Sink(Protocol):
+    """Anything that receives engine events."""
+
+    def __call__(self, event: Event) -> None: ...

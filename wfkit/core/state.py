@@ -1,0 +1,489 @@
+"""Workflow state: read-only inputs, writable raw values and derived computed fields.
+
+Reads are flattened (``attempts`` is ``raw.attempts``) through one dict kept in step with
+every write. Writes go through :meth:`State.write`, which type-checks against the schema, keeps
+an undo log so a failed write (or a failed recomputation) leaves the state exactly as it was,
+and recomputes only the computed fields downstream of what changed, in dependency order.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from wfkit.core.expressions import Expr, Scope, make_scope
+from wfkit.core.models import ComputedField, FieldType, InputSpec
+from wfkit.errors import InputError, StateError, WfkitError
+
+_MISSING: Any = object()
+
+ZERO_VALUES: dict[str, Any] = {
+    "string": "",
+    "number": 0,
+    "integer": 0,
+    "boolean": False,
+    "object": {},
+    "array": [],
+    "any": None,
+}
+
+
+def zero_value(kind: FieldType) -> Any:
+    """A fresh zero value of ``kind``."""
+    value = ZERO_VALUES[kind]
+    return type(value)() if isinstance(value, (dict, list)) else value
+
+
+def matches_type(value: Any, kind: str) -> bool:
+    """Whether ``value`` is of schema type ``kind`` (booleans are not numbers)."""
+    if kind == "any":
+        return True
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "object":
+        return isinstance(value, dict)
+    if kind == "array":
+        return isinstance(value, list)
+    return False
+
+
+def json_type(value: Any) -> str:
+    """The schema type name of a value, for error messages."""
+    for kind in ("boolean", "integer", "number", "string", "object", "array"):
+        if matches_type(value, kind):
+            return kind
+    return "null" if value is None else type(value).__name__
+
+
+def a_type(value: Any) -> str:
+    """``an integer``, ``a string``: the type of a value with its article."""
+    kind = json_type(value)
+    return ("an " if kind[0] in "aeiou" else "a ") + kind
+
+
+def to_state_value(value: Any, where: str = "value") -> Any:
+    """A fresh JSON-compatible copy of ``value``; tuples become lists.
+
+    Copying keeps state independent of the objects expressions return (two fields never
+    alias one list). Anything that JSON cannot hold is a :class:`StateError`.
+    """
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise StateError(f"{where}: {value} cannot be stored (not valid JSON)")
+        return value
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            name = key if isinstance(key, str) else _key_text(key, where)
+            out[name] = to_state_value(item, where)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [to_state_value(item, where) for item in value]
+    raise StateError(f"{where}: a {type(value).__name__} cannot be stored in state")
+
+
+def _key_text(key: Any, where: str) -> str:
+    if isinstance(key, (int, float, bool)):
+        return str(key)
+    raise StateError(f"{where}: a {type(key).__name__} key cannot be stored in state")
+
+
+_SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)((?:\[-?\d+\])*)")
+_INDEX = re.compile(r"\[(-?\d+)\]")
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_path(path: str) -> tuple[str | int, ...]:
+    """``raw.items[0].name`` -> ``("raw", "items", 0, "name")`` (cached: paths repeat)."""
+    out: list[str | int] = []
+    for part in path.split("."):
+        match = _SEGMENT.fullmatch(part.strip())
+        if not match:
+            raise StateError(f"invalid state path {path!r}: bad segment {part!r}")
+        out.append(match.group(1))
+        out.extend(int(i) for i in _INDEX.findall(match.group(2)))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def writable_path(path: str) -> tuple[str | int, ...]:
+    """Parse a write path; only ``raw.<field>...`` is writable."""
+    parts = parse_path(path)
+    if parts[0] != "raw" or len(parts) < 2 or not isinstance(parts[1], str):
+        tier = parts[0]
+        why = (
+            f"the {tier!r} tier is read-only"
+            if tier in {"inputs", "computed"}
+            else "writes must start with 'raw.<field>'"
+        )
+        raise StateError(f"cannot write {path!r}: {why}")
+    return parts
+
+
+@dataclass(frozen=True)
+class ComputedPlan:
+    """A computed field, compiled: its qualified sources and the top-level keys it reads."""
+
+    name: str
+    spec: ComputedField
+    sources: tuple[str, ...]
+    transform: Expr
+    dependencies: frozenset[str]
+
+
+@dataclass(frozen=True)
+class StatePlan:
+    """Everything about a state that is fixed at load: types, defaults, computed order."""
+
+    inputs: dict[str, InputSpec]
+    raw_types: dict[str, FieldType]
+    raw_defaults: dict[str, Any]
+    computed: tuple[ComputedPlan, ...] = ()
+    #: top-level key ("raw.x", "inputs.y", "computed.z") -> computed fields reading it
+    dependents: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def resolve_inputs(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Given inputs plus defaults, checked against their specs."""
+        problems: list[str] = []
+        unknown = sorted(set(given) - set(self.inputs))
+        if unknown:
+            problems.append(f"unknown input(s): {', '.join(unknown)}")
+        out: dict[str, Any] = {}
+        for name, spec in self.inputs.items():
+            if name in given:
+                value = given[name]
+            elif spec.has_default:
+                value = spec.default
+            elif spec.is_required:
+                problems.append(f"missing required input {name!r}")
+                continue
+            else:
+                value = zero_value(spec.type)
+            if value is not None and not matches_type(value, spec.type):
+                if spec.type == "number" and isinstance(value, str):
+                    problems.append(f"input {name!r} should be a number, got {value!r}")
+                    continue
+                problems.append(
+                    f"input {name!r} should be {spec.type}, got {json_type(value)} {value!r}"
+                )
+                continue
+            out[name] = to_state_value(value, f"input {name!r}")
+        if problems:
+            raise InputError("; ".join(problems))
+        return out
+
+
+@dataclass(frozen=True)
+class TransformRecord:
+    """One evaluation of a computed field (the shape ``trace`` shows)."""
+
+    field: str
+    trigger: str
+    input: Any
+    output: Any
+    duration_ms: float
+    dependencies: tuple[str, ...]
+    error: str | None = None
+
+
+Undo = list[Callable[[], None]]
+
+
+class State:
+    """The live state of one run (or one parallel item)."""
+
+    def __init__(
+        self,
+        plan: StatePlan,
+        inputs: dict[str, Any],
+        raw: dict[str, Any] | None = None,
+        computed: dict[str, Any] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.inputs = inputs
+        self.raw: dict[str, Any] = (
+            raw if raw is not None else to_state_value(plan.raw_defaults, "default_state")
+        )
+        self.computed: dict[str, Any] = dict(computed or {})
+        self.on_transform: Callable[[TransformRecord], None] | None = None
+        self.flat: dict[str, Any] = {}
+        self._rebuild_flat()
+        self._scope = make_scope(self.flat)
+        if computed is None:
+            self._recompute({c.name for c in plan.computed}, "initial state")
+
+    def _rebuild_flat(self) -> None:
+        flat: dict[str, Any] = {}
+        flat.update(self.inputs)
+        flat.update(self.raw)
+        flat.update(self.computed)
+        flat["inputs"] = self.inputs
+        flat["raw"] = self.raw
+        flat["computed"] = self.computed
+        self.flat = flat
+
+    def scope(self, local: Mapping[str, Any] | None = None) -> Scope:
+        """What expressions see: the flattened state, under ``local`` names if given."""
+        return self._scope.new_child(dict(local)) if local else self._scope
+
+    def snapshot(self) -> dict[str, Any]:
+        """The three tiers (shared, not copied: serialize before the next write)."""
+        return {"inputs": self.inputs, "raw": self.raw, "computed": self.computed}
+
+    def read(self, path: str) -> Any:
+        """The value at a qualified or flattened path; ``None`` below a missing key."""
+        parts = parse_path(path)
+        head = parts[0]
+        if head in ("inputs", "raw", "computed"):
+            current: Any = self.flat[head]
+            rest = parts[1:]
+        else:
+            current, rest = self.flat.get(str(head)), parts[1:]
+        for part in rest:
+            current = _child(current, part)
+        return current
+
+    # writing ---------------------------------------------------------------------------
+
+    def write(self, path: str, operation: str = "set", value: Any = None, by: Any = None) -> None:
+        """Apply one operation at a ``raw.`` path, all or nothing."""
+        parts = writable_path(path)
+        undo: Undo = []
+        top = str(parts[1])
+        try:
+            _apply(self.raw, parts[1:], operation, value, by, path, undo)
+            declared = self.plan.raw_types.get(top)
+            if declared and top in self.raw and not matches_type(self.raw[top], declared):
+                raise StateError(
+                    f"cannot write {path!r}: raw.{top} is declared {declared}, "
+                    f"the write would make it {a_type(self.raw[top])}"
+                )
+            self._sync_flat(top)
+            affected = self.plan.dependents.get(f"raw.{top}")
+            if affected:
+                self._recompute(set(affected), f"raw.{top} update", undo)
+        except BaseException:
+            for step in reversed(undo):
+                step()
+            self._sync_flat(top)
+            raise
+
+    def _sync_flat(self, top: str) -> None:
+        if top in self.raw:
+            self.flat[top] = self.raw[top]
+        elif top not in self.inputs and top not in self.computed:
+            self.flat.pop(top, None)
+
+    def _recompute(self, seeds: set[str], trigger: str, undo: Undo | None = None) -> None:
+        dirty = set(seeds)
+        for plan in self.plan.computed:
+            if plan.name not in dirty:
+                continue
+            old = self.computed.get(plan.name, _MISSING)
+            new = self._evaluate(plan, trigger, old)
+            if old is not _MISSING and new == old:
+                continue
+            self.computed[plan.name] = new
+            self.flat[plan.name] = new
+            if undo is not None:
+                undo.append(_restore_computed(self, plan.name, old))
+            dirty.update(self.plan.dependents.get(f"computed.{plan.name}", ()))
+
+    def _evaluate(self, plan: ComputedPlan, trigger: str, old: Any) -> Any:
+        values = [self.read(source) for source in plan.sources]
+        argument = values if isinstance(plan.spec.from_, list) else values[0]
+        started = time.perf_counter()
+        error: WfkitError | None = None
+        try:
+            output = to_state_value(
+                plan.transform.evaluate(self._scope.new_child({"input": argument})),
+                f"computed.{plan.name}",
+            )
+        except WfkitError as exc:
+            error = exc
+            if plan.spec.on_error == "propagate":
+                exc.message = f"computed.{plan.name}: {exc.message}"
+                exc.args = (exc.message,)
+                self._record(plan, trigger, argument, None, started, exc)
+                raise
+            output = (
+                to_state_value(plan.spec.fallback)
+                if plan.spec.on_error == "use_fallback"
+                else (None if old is _MISSING else old)
+            )
+        self._record(plan, trigger, argument, output, started, error)
+        return output
+
+    def _record(
+        self,
+        plan: ComputedPlan,
+        trigger: str,
+        argument: Any,
+        output: Any,
+        started: float,
+        error: WfkitError | None,
+    ) -> None:
+        if self.on_transform is None:
+            return
+        self.on_transform(
+            TransformRecord(
+                field=f"computed.{plan.name}",
+                trigger=trigger,
+                input=argument,
+                output=output,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                dependencies=plan.sources,
+                error=None if error is None else error.message,
+            )
+        )
+
+
+def _restore_computed(state: State, name: str, old: Any) -> Callable[[], None]:
+    def undo() -> None:
+        if old is _MISSING:
+            state.computed.pop(name, None)
+            state.flat.pop(name, None)
+        else:
+            state.computed[name] = old
+            state.flat[name] = old
+
+    return undo
+
+
+def _child(current: Any, part: str | int) -> Any:
+    if isinstance(part, int):
+        if isinstance(current, list) and -len(current) <= part < len(current):
+            return current[part]
+        return None
+    if isinstance(current, dict):
+        return current.get(part)
+    return None
+
+
+def _apply(
+    root: dict[str, Any],
+    parts: tuple[str | int, ...],
+    operation: str,
+    value: Any,
+    by: Any,
+    path: str,
+    undo: Undo,
+) -> None:
+    container: Any = root
+    for i, part in enumerate(parts[:-1]):
+        nxt = _container_child(container, part, path)
+        if nxt is _MISSING:
+            if operation == "delete":
+                return
+            nxt = [] if isinstance(parts[i + 1], int) else {}
+            _set(container, part, nxt, path, undo)
+        container = nxt
+    key = parts[-1]
+    current = _container_child(container, key, path)
+    if operation == "delete":
+        if current is not _MISSING:
+            _delete(container, key, undo)
+        return
+    if operation in ("append", "extend") and isinstance(current, list):
+        size = len(current)
+        current.extend(_new_items(operation, value, path))  # in place: lists may be large
+        undo.append(lambda: current.__delitem__(slice(size, None)))
+        return
+    _set(container, key, _operate(operation, current, value, by, path), path, undo)
+
+
+def _container_child(container: Any, part: str | int, path: str) -> Any:
+    if isinstance(part, int):
+        if not isinstance(container, list):
+            raise StateError(f"cannot write {path!r}: [{part}] indexes {a_type(container)}")
+        if -len(container) <= part < len(container):
+            return container[part]
+        return _MISSING
+    if not isinstance(container, dict):
+        raise StateError(f"cannot write {path!r}: .{part} is inside {a_type(container)}")
+    return container.get(part, _MISSING)
+
+
+def _set(container: Any, key: str | int, new: Any, path: str, undo: Undo) -> None:
+    if isinstance(key, int):
+        if not -len(container) <= key < len(container):
+            if key != len(container):
+                raise StateError(
+                    f"cannot write {path!r}: index {key} is out of range (length {len(container)})"
+                )
+            container.append(new)
+            undo.append(container.pop)
+            return
+        old = container[key]
+        container[key] = new
+        undo.append(lambda: container.__setitem__(key, old))
+        return
+    old = container.get(key, _MISSING)
+    container[key] = new
+    if old is _MISSING:
+        undo.append(lambda: container.pop(key, None))
+    else:
+        undo.append(lambda: container.__setitem__(key, old))
+
+
+def _delete(container: Any, key: str | int, undo: Undo) -> None:
+    if isinstance(key, int):
+        index = key % len(container)
+        old = container.pop(index)
+        undo.append(lambda: container.insert(index, old))
+    else:
+        old = container.pop(key)
+        undo.append(lambda: container.__setitem__(key, old))
+
+
+def _number(value: Any, what: str, path: str) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise StateError(f"cannot write {path!r}: {what} must be a number, got {value!r}")
+    return value
+
+
+def _new_items(operation: str, value: Any, path: str) -> list[Any]:
+    if operation == "append":
+        return [to_state_value(value, path)]
+    if not isinstance(value, list):
+        raise StateError(f"cannot extend {path!r}: the value is {a_type(value)}")
+    return list(to_state_value(value, path))
+
+
+def _operate(operation: str, current: Any, value: Any, by: Any, path: str) -> Any:
+    if operation == "set":
+        return to_state_value(value, path)
+    if operation in ("increment", "decrement", "multiply"):
+        default_amount = 1 if operation != "multiply" else _MISSING
+        amount = by if by is not None else (value if value is not None else default_amount)
+        if amount is _MISSING:
+            raise StateError(f"cannot write {path!r}: multiply needs `by` or `value`")
+        base = _number(0 if current is _MISSING else current, "the current value", path)
+        amount = _number(amount, "the amount", path)
+        if operation == "increment":
+            return base + amount
+        if operation == "decrement":
+            return base - amount
+        return base * amount
+    if operation in ("append", "extend"):
+        if current is not _MISSING:
+            raise StateError(f"cannot {operation} to {path!r}: it holds {a_type(current)}")
+        return _new_items(operation, value, path)
+    # merge (the models allow no other operation)
+    existing = {} if current is _MISSING else current
+    if not isinstance(existing, dict) or not isinstance(value, dict):
+        raise StateError(f"cannot merge into {path!r}: both sides must be objects")
+    return {**existing, **to_state_value(value, path)}

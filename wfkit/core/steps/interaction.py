@@ -1,0 +1,71 @@
+"""Talking to people and time: ``user_message``, ``user_input``, ``wait``, ``error``."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from wfkit.core.models import ErrorStep, UserInputStep, UserMessageStep, WaitStep
+from wfkit.core.steps import handles
+from wfkit.errors import ExpressionError, UserError
+
+if TYPE_CHECKING:
+    from wfkit.core.runtime import Frame
+
+MAX_WAIT_SECONDS = 86_400.0
+
+
+@handles(UserMessageStep)
+async def run_user_message(step: UserMessageStep, frame: Frame) -> Any:
+    """Show a message; the result is its text."""
+    text = str(frame.eval(step, "message"))
+    frame.run.message(step.level, text, step.step_id)
+    return text
+
+
+@handles(UserInputStep)
+async def run_user_input(step: UserInputStep, frame: Frame) -> Any:
+    """Ask for a value: from the answers given to the run, else the terminal."""
+    options = frame.run.options
+    prompt = str(frame.eval(step, "prompt"))
+    choices = frame.eval(step, "choices") if step.choices is not None else None
+    default = frame.eval(step, "default") if step.default is not None else None
+    if step.step_id in options.answers:
+        answer = options.answers[step.step_id]
+    elif options.ask is not None:
+        answer = options.ask(prompt, choices, default)
+    else:
+        raise UserError(
+            f"user_input {step.step_id!r} needs an answer ({prompt!r}): run it in a terminal, "
+            f"or pass --answers FILE with a value for {step.step_id!r}"
+        )
+    if choices is not None and answer not in choices:
+        raise UserError(f"answer {answer!r} to {step.step_id!r} is not one of {choices!r}")
+    return answer
+
+
+@handles(WaitStep)
+async def run_wait(step: WaitStep, frame: Frame) -> Any:
+    """Sleep (through the run's clock, so tests can skip the time)."""
+    seconds = frame.eval(step, "seconds")
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError):
+        raise ExpressionError(
+            f"seconds of {step.step_id!r} must be a number, got {seconds!r}"
+        ) from None
+    if not 0 <= seconds <= MAX_WAIT_SECONDS or math.isnan(seconds):
+        raise ExpressionError(
+            f"seconds of {step.step_id!r} must be between 0 and {MAX_WAIT_SECONDS:.0f}"
+        )
+    await frame.run.options.sleep(seconds)
+    return seconds
+
+
+@handles(ErrorStep)
+async def run_error(step: ErrorStep, frame: Frame) -> Any:
+    """Fail with :class:`UserError` (the step's ``cleanup`` runs first, like any failure)."""
+    error = UserError(str(frame.eval(step, "message")), step_id=step.step_id)
+    if step.error_type:
+        error.kind = step.error_type
+    raise error

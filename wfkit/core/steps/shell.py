@@ -1,0 +1,109 @@
+"""``shell_command``: a subprocess in its own process group, output captured and bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wfkit.core.models import ShellCommandStep
+from wfkit.core.steps import handles
+from wfkit.errors import ShellCommandError
+
+if TYPE_CHECKING:
+    from wfkit.core.runtime import Frame
+
+_CHUNK = 65_536
+
+
+@handles(ShellCommandStep)
+async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
+    """Run the command; the result is ``{stdout, stderr, exit_code}``.
+
+    A string runs through ``/bin/sh -c`` with templated values shell-quoted; a list is an
+    argv run directly. ``stdout``/``stderr`` lose one trailing newline.
+    """
+    run = frame.run
+    command = frame.eval(step, "command")
+    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else [str(a) for a in command]
+    env = dict(os.environ)
+    env.update({str(k): str(v) for k, v in (frame.eval(step, "env") or {}).items()})
+    workflow_dir = Path(run.loaded.file).resolve().parent
+    env["WFKIT_RUN_ID"] = run.run_id
+    env["WFKIT_WORKFLOW_DIR"] = str(workflow_dir)
+    cwd = None
+    if step.working_directory:  # relative to the workflow file, so it runs from anywhere
+        cwd = workflow_dir / str(frame.eval(step, "working_directory"))
+    shown = command if isinstance(command, str) else " ".join(argv)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,  # its own process group, so we can end all of it
+        )
+    except OSError as exc:
+        code = 127 if isinstance(exc, FileNotFoundError) else 126
+        raise ShellCommandError(
+            f"cannot start {shown!r}: {exc.strerror}", exit_code=code, stderr=str(exc)
+        ) from exc
+    limit = run.options.max_output_bytes
+    try:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        stdout, stderr = await asyncio.gather(_read(proc.stdout, limit), _read(proc.stderr, limit))
+        exit_code = await proc.wait()
+    except BaseException:
+        await terminate_group(proc, run.options.kill_grace_seconds)
+        raise
+    _kill_leftovers(proc.pid)
+    result = {"stdout": stdout, "stderr": stderr, "exit_code": exit_code}
+    if exit_code not in step.ok_exit_codes:
+        tail = stderr.strip().splitlines()[-1:] or [""]
+        raise ShellCommandError(
+            f"command {shown!r} exited with {exit_code}" + (f": {tail[0]}" if tail[0] else ""),
+            exit_code=exit_code,
+            stderr=stderr,
+        )
+    return result
+
+
+async def _read(stream: asyncio.StreamReader, limit: int) -> str:
+    kept = bytearray()
+    dropped = 0
+    while chunk := await stream.read(_CHUNK):
+        room = limit - len(kept)
+        if room > 0:
+            kept += chunk[:room]
+        dropped += max(0, len(chunk) - max(room, 0))
+    text = kept.decode("utf-8", errors="replace")
+    if text.endswith("\n"):
+        text = text[:-1]
+    if dropped:
+        text += f"\n[wfkit: {dropped} more bytes not kept]"
+    return text
+
+
+async def terminate_group(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """End the process's whole group: TERM, then KILL after ``grace`` seconds."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+    _kill_leftovers(proc.pid)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+
+
+def _kill_leftovers(pgid: int) -> None:
+    """Whatever the command left running in its group goes with it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)

@@ -1,0 +1,266 @@
+"""Every error wfkit raises, as one tree rooted at :class:`WfkitError`.
+
+::
+
+    WfkitError
+    ├── LoadError                  a workflow or test file is invalid (file, line, column, field)
+    ├── InputError                 workflow inputs are missing or of the wrong type   [permanent]
+    ├── RunNotFoundError           no run with that id in the store
+    ├── StoreError                 the run store cannot be opened or is inconsistent
+    └── StepError                  a step failed while running (step_id, attempt)
+        ├── ShellCommandError      non-accepted exit code (exit_code, stderr)
+        ├── StepTimeoutError       one attempt exceeded the step's ``timeout``
+        ├── WorkflowTimeoutError   the run exceeded ``config.timeout``
+        ├── ToolNotFoundError      no provider offers the tool                       [permanent]
+        ├── ToolError              the tool ran and reported an error
+        ├── ToolConnectionError    the tool's server could not be reached
+        ├── ExpressionError        a Jinja2 expression failed or broke a sandbox bound [permanent]
+        │   └── UndefinedVariableError  an expression named something undefined     [permanent]
+        ├── StateError             an invalid state write                            [permanent]
+        │   └── StateSizeLimitError  a write would exceed ``config.max_state_bytes``
+        ├── MemoryLimitError       the engine exceeded ``config.max_memory_mb``
+        ├── CircuitOpenError       the step's circuit breaker is open
+        ├── SubAgentError          a parallel item failed (index, cause)
+        ├── UserError              an ``error`` step or a refused ``user_input``     [permanent]
+        └── CancelledRunError      the run was cancelled (Ctrl-C, SIGTERM)
+
+Errors carry data (file, line, column, step id, attempt, cause); rendering belongs to the CLI.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class WfkitError(Exception):
+    """Base of every error wfkit raises on purpose."""
+
+    permanent: ClassVar[bool] = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def type_name(self) -> str:
+        """The error's type as users write it in ``retry_on`` and see it in reports."""
+        return type(self).__name__
+
+    def details(self) -> dict[str, Any]:
+        """The error as plain data, as readable through ``error.*`` in expressions."""
+        return {"type": self.type_name, "message": self.message}
+
+
+class LoadError(WfkitError):
+    """A workflow file (or a part of it) is invalid; names the file, line, column and field."""
+
+    permanent = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.file = file
+        self.line = line
+        self.column = column
+        self.field = field
+
+    @property
+    def location(self) -> str:
+        """``file:line:col`` (as much of it as is known)."""
+        parts = [self.file or "<workflow>"]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+    def __str__(self) -> str:
+        where = f" (at {self.field})" if self.field else ""
+        return f"{self.location}: {self.message}{where}"
+
+    def details(self) -> dict[str, Any]:
+        return {
+            **super().details(),
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "field": self.field,
+        }
+
+
+class InputError(WfkitError):
+    """Workflow inputs are missing, unknown or of the wrong type."""
+
+    permanent = True
+
+
+class RunNotFoundError(WfkitError):
+    """No run with the given id exists in the store."""
+
+
+class StoreError(WfkitError):
+    """The run store cannot be opened, or holds inconsistent data."""
+
+
+class StepError(WfkitError):
+    """A step failed while running."""
+
+    #: set by the engine once the failure is in the run's error history
+    recorded: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step_id: str | None = None,
+        attempt: int | None = None,
+        cause: WfkitError | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.step_id = step_id
+        self.attempt = attempt
+        self.cause = cause
+
+    def details(self) -> dict[str, Any]:
+        data = {**super().details(), "step_id": self.step_id, "attempt": self.attempt}
+        if self.cause is not None:
+            data["cause"] = self.cause.details()
+        return data
+
+
+class ShellCommandError(StepError):
+    """A shell command exited with a code outside ``ok_exit_codes``."""
+
+    def __init__(self, message: str, *, exit_code: int, stderr: str, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.exit_code = exit_code
+        self.stderr = stderr
+
+    def details(self) -> dict[str, Any]:
+        return {**super().details(), "exit_code": self.exit_code, "stderr": self.stderr}
+
+
+class StepTimeoutError(StepError):
+    """One attempt of a step ran longer than its ``timeout``."""
+
+
+class WorkflowTimeoutError(StepError):
+    """The whole run ran longer than ``config.timeout``."""
+
+
+class ToolNotFoundError(StepError):
+    """No tool provider offers the requested tool."""
+
+    permanent = True
+
+
+class ToolError(StepError):
+    """A tool ran and reported an error."""
+
+
+class ToolConnectionError(StepError):
+    """A tool's server could not be started or reached."""
+
+
+class ExpressionError(StepError):
+    """An expression could not be compiled or evaluated, or exceeded a sandbox bound."""
+
+    permanent = True
+
+    def __init__(self, message: str, *, expression: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.expression = expression
+
+    def details(self) -> dict[str, Any]:
+        return {**super().details(), "expression": self.expression}
+
+
+class UndefinedVariableError(ExpressionError):
+    """An expression referred to a name that is not defined."""
+
+    def __init__(self, message: str, *, name: str, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.name = name
+
+    def details(self) -> dict[str, Any]:
+        return {**super().details(), "name": self.name}
+
+
+class StateError(StepError):
+    """A state write was invalid: wrong path, read-only tier, wrong type, bad operation."""
+
+    permanent = True
+
+
+class StateSizeLimitError(StateError):
+    """A write would make the state's JSON larger than ``config.max_state_bytes``."""
+
+
+class MemoryLimitError(StepError):
+    """The engine's memory use exceeded ``config.max_memory_mb``."""
+
+
+class CircuitOpenError(StepError):
+    """The step's circuit breaker is open, so the step was not attempted."""
+
+
+class SubAgentError(StepError):
+    """A ``parallel_foreach`` item failed; ``cause`` is the item's own error."""
+
+    def __init__(self, message: str, *, index: int, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.index = index
+
+    def details(self) -> dict[str, Any]:
+        return {**super().details(), "index": self.index}
+
+
+class UserError(StepError):
+    """An ``error`` step ran, or a ``user_input`` could not be answered."""
+
+    permanent = True
+    #: the ``error_type`` an ``error`` step gave, as the user's own classification
+    kind: str | None = None
+
+    def details(self) -> dict[str, Any]:
+        data = super().details()
+        if self.kind is not None:
+            data["kind"] = self.kind
+        return data
+
+
+class CancelledRunError(StepError):
+    """The run was cancelled from outside (Ctrl-C, SIGTERM)."""
+
+    permanent = True
+
+
+ERROR_TYPES: dict[str, type[WfkitError]] = {
+    cls.__name__: cls
+    for cls in (
+        ShellCommandError,
+        StepTimeoutError,
+        WorkflowTimeoutError,
+        ToolNotFoundError,
+        ToolError,
+        ToolConnectionError,
+        ExpressionError,
+        UndefinedVariableError,
+        StateError,
+        StateSizeLimitError,
+        MemoryLimitError,
+        CircuitOpenError,
+        SubAgentError,
+        UserError,
+        InputError,
+        CancelledRunError,
+    )
+}
+"""Error types by the name users write in ``retry_on``, ``error_type`` and test mocks."""
