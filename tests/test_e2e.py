@@ -105,3 +105,41 @@ def test_answers_file_through_the_entry_point(tmp_path: Path, answer: str) -> No
     answers.write_text(f"colour: {answer}\n")
     result = wfkit("run", str(flow), "--answers", str(answers), "--json", cwd=tmp_path)
     assert json.loads(result.stdout)["messages"][0]["text"] == f"got {answer}"
+
+
+def test_user_input_is_answered_at_a_terminal(tmp_path: Path) -> None:
+    import pty
+    import select
+
+    flow = tmp_path / "ask.yaml"
+    flow.write_text(
+        "name: x\nsteps:\n  - {id: pick, type: user_input, prompt: Colour?, choices: [red, blue]}\n"
+        "  - {type: user_message, message: 'picked {{ steps.pick.output }}'}\n"
+    )
+    master, slave = pty.openpty()
+    exe = shutil.which("wfkit")
+    argv = [exe] if exe else [sys.executable, "-m", "wfkit"]
+    proc = subprocess.Popen([*argv, "run", str(flow)], stdin=slave, stdout=slave, stderr=slave,
+                            cwd=tmp_path, env={**os.environ, "TERM": "dumb", "COLUMNS": "80"})
+    os.close(slave)
+    seen = b""
+    answered = False
+    while proc.poll() is None or select.select([master], [], [], 0.1)[0]:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if not answered and b"Colour?" in seen:
+            os.write(master, b"blue\n")
+            answered = True
+    proc.wait(timeout=60)
+    os.close(master)
+    assert answered, seen.decode(errors="replace")
+    assert proc.returncode == 0, seen.decode(errors="replace")
+    assert b"picked blue" in seen
