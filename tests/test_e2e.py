@@ -119,8 +119,14 @@ def test_user_input_is_answered_at_a_terminal(tmp_path: Path) -> None:
     master, slave = pty.openpty()
     exe = shutil.which("wfkit")
     argv = [exe] if exe else [sys.executable, "-m", "wfkit"]
-    proc = subprocess.Popen([*argv, "run", str(flow)], stdin=slave, stdout=slave, stderr=slave,
-                            cwd=tmp_path, env={**os.environ, "TERM": "dumb", "COLUMNS": "80"})
+    proc = subprocess.Popen(
+        [*argv, "run", str(flow)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=tmp_path,
+        env={**os.environ, "TERM": "dumb", "COLUMNS": "80"},
+    )
     os.close(slave)
     seen = b""
     answered = False

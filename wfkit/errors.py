@@ -127,6 +127,8 @@ class StepError(WfkitError):
         self.step_id = step_id
         self.attempt = attempt
         self.cause = cause
+        #: indexes of this error's entries in the run's error history
+        self.record_indexes: list[int] = []
 
     def details(self) -> dict[str, Any]:
         data = {**super().details(), "step_id": self.step_id, "attempt": self.attempt}

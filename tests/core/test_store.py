@@ -43,10 +43,10 @@ def test_errors_and_messages_keep_their_order_across_connections(tmp_path: Path)
     record = ErrorRecord("s", "ToolError", "m", "trace", 1.0, 0, False, {"k": 1})
     with RunStore(path) as store:
         store(started("r", 1.0))
-        store(ErrorRecorded("r", record))
+        store(ErrorRecorded("r", 0, record))
         store(Message("r", "s", "info", "hello", 1.0))
     with RunStore(path) as store:  # a resumed run continues the numbering
-        store(ErrorRecorded("r", record))
+        store(ErrorRecorded("r", 1, record))
         assert [e.details for e in store.errors("r")] == [{"k": 1}, {"k": 1}]
 
 

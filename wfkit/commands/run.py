@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,8 +42,15 @@ async def run_workflow_async(
     tools: ToolProvider | None = None,
     ask: Ask | None = None,
     on_event: Callable[[Event], None] | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+    clock: Callable[[], float] | None = None,
+    seed: str | None = None,
 ) -> RunReport:
-    """Load, check inputs, run and record a workflow; raise LoadError/InputError up front."""
+    """Load, check inputs, run and record a workflow; raise LoadError/InputError up front.
+
+    ``sleep`` and ``clock`` replace the real ones (tests skip waits with them); ``seed`` fixes
+    retry jitter.
+    """
     loaded = load_file(file)
     given = read_mapping(inputs_file, "inputs") if inputs_file else {}
     given.update(inputs or {})
@@ -54,7 +61,18 @@ async def run_workflow_async(
         sinks: list[Callable[[Event], None]] = [run_store]
         if on_event is not None:
             sinks.append(on_event)
-        options = RunOptions(answers=all_answers, ask=ask, tools=tools or NoTools(), sinks=sinks)
+        options = RunOptions(
+            answers=all_answers,
+            ask=ask,
+            tools=tools or NoTools(),
+            sinks=sinks,
+            seed=seed,
+            breaker_state=run_store.breakers(loaded.name),
+        )
+        if sleep is not None:
+            options.sleep = sleep
+        if clock is not None:
+            options.clock = clock
         outcome = await Run(loaded, new_run_id(), resolved, options).execute()
         return report(outcome, loaded.file, str(run_store.path))
 

@@ -60,7 +60,35 @@ class ErrorRecord:
 @dataclass(frozen=True, slots=True)
 class ErrorRecorded:
     run_id: str
+    index: int
     error: ErrorRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorsRecovered:
+    """Earlier failed attempts turned out not to fail the run."""
+
+    run_id: str
+    indexes: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled:
+    run_id: str
+    step_id: str
+    attempt: int
+    delay_ms: float
+    error_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerChanged:
+    run_id: str
+    workflow: str
+    name: str
+    state: str
+    failures: int
+    opened_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +112,17 @@ class RunFinished:
     error: dict[str, Any] | None = None
 
 
-Event = RunStarted | StepStarted | StepFinished | ErrorRecorded | Message | RunFinished
+Event = (
+    RunStarted
+    | StepStarted
+    | StepFinished
+    | ErrorRecorded
+    | ErrorsRecovered
+    | RetryScheduled
+    | BreakerChanged
+    | Message
+    | RunFinished
+)
 
 
 class Sink(Protocol):

@@ -271,6 +271,13 @@ ENV = _make_env()
 _GLOBAL_NAMES = frozenset(ENV.globals)
 
 
+def truthy(value: Any) -> bool:
+    """Condition truth: Python's, except that the strings "false", "no", "0" are false."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "false", "no", "0", "none", "null")
+    return bool(value)
+
+
 class Scope(ChainMap[str, Any]):
     """The names an expression sees: layers searched in order, the sandbox's globals last."""
 

@@ -17,10 +17,11 @@ from pydantic import ValidationError
 
 from wfkit.core import models as m
 from wfkit.core.expressions import Expr, Value, compile_expr
+from wfkit.core.policy import policy_of
 from wfkit.core.state import ComputedPlan, StatePlan, matches_type, writable_path, zero_value
 from wfkit.core.yamlsrc import Path as NodePath
 from wfkit.core.yamlsrc import Source, format_path, parse
-from wfkit.errors import ExpressionError, LoadError, StateError
+from wfkit.errors import ERROR_TYPES, ExpressionError, LoadError, StateError
 
 MAX_FILE_BYTES = 5_000_000
 
@@ -284,6 +285,13 @@ def _compile_step(source: Source, step: m.StepBase, where: NodePath) -> None:
         compiled[name] = _compile(source, value, mode, (*where, alias))
     if isinstance(step.retry_on, str):
         compiled["retry_on"] = _compile(source, step.retry_on, "bare", (*where, "retry_on"))
+    for i, name in enumerate(step.retry_on if isinstance(step.retry_on, list) else []):
+        if name not in ERROR_TYPES:
+            raise source.error(
+                f"unknown error type {name!r} in retry_on{_suggest(name, list(ERROR_TYPES))}",
+                (*where, "retry_on", i),
+            )
+    compiled["policy"] = policy_of(step, compiled.get("retry_on"))
     compiled["updates"] = _compile_updates(source, step.updates(), where, "state_update")
     error_updates = step.error_state_update
     if isinstance(error_updates, m.StateUpdateSpec):

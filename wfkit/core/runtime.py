@@ -11,30 +11,30 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from wfkit.core.breakers import Breaker, Breakers
 from wfkit.core.events import (
+    BreakerChanged,
     ErrorRecord,
     ErrorRecorded,
+    ErrorsRecovered,
     Event,
     Message,
     RunFinished,
     RunStarted,
-    StepFinished,
-    StepStarted,
 )
-from wfkit.core.expressions import Scope, make_scope
-from wfkit.core.loader import Body, CompiledUpdate, LoadedWorkflow
+from wfkit.core.execution import StepExecutor
+from wfkit.core.frame import Frame, StepPlan, StepRecord
+from wfkit.core.loader import LoadedWorkflow
 from wfkit.core.models import StepBase
 from wfkit.core.state import State
-from wfkit.core.steps import HANDLERS, Handler, LoopSignal
 from wfkit.core.tools import NoTools, ToolProvider
 from wfkit.errors import (
     CancelledRunError,
     StepError,
-    StepTimeoutError,
     WfkitError,
     WorkflowTimeoutError,
 )
@@ -53,18 +53,12 @@ class RunOptions:
     sinks: list[Callable[[Event], None]] = field(default_factory=list)
     max_output_bytes: int = 1_000_000
     kill_grace_seconds: float = 2.0
-
-
-@dataclass
-class StepRecord:
-    """The last execution of a step id, and how many executions it had."""
-
-    id: str
-    type: str
-    status: str = "running"
-    attempts: int = 0
-    executions: int = 0
-    duration_ms: float = 0.0
+    seed: str | None = None
+    """Seed of retry jitter; the run id when not given."""
+    clock: Callable[[], float] = time.time
+    """Wall clock of circuit breakers (their state outlives the process)."""
+    breaker_state: dict[str, dict[str, object]] = field(default_factory=dict)
+    """Breaker states stored by earlier runs of the workflow."""
 
 
 @dataclass
@@ -81,96 +75,6 @@ class RunOutcome:
     messages: list[Message]
     duration_ms: float
     error: dict[str, Any] | None
-
-
-def truthy(value: Any) -> bool:
-    """Condition truth: Python's, except that the strings "false", "no", "0" are false."""
-    if isinstance(value, str):
-        return value.strip().lower() not in ("", "false", "no", "0", "none", "null")
-    return bool(value)
-
-
-@dataclass(frozen=True, slots=True)
-class StepPlan:
-    """What the engine needs of a step on every execution, looked up once per step."""
-
-    step_id: str
-    step_type: str
-    where: str
-    path: str
-    compiled: dict[str, Any]
-    condition: Any
-    updates: list[CompiledUpdate]
-    timeout: float | None
-    effectful: bool
-    handler: Handler
-
-    @classmethod
-    def of(cls, step: StepBase, file: str) -> StepPlan:
-        """The plan of ``step`` (reads its pydantic fields and private attributes once)."""
-        compiled = step._compiled
-        return cls(
-            step_id=step.step_id,
-            step_type=step.step_type,
-            where=f"{file}:{step.line} {step.field_path}",
-            path=step.field_path,
-            compiled=compiled,
-            condition=compiled.get("if_"),
-            updates=compiled["updates"],
-            timeout=step.timeout,
-            effectful=type(step).effectful,
-            handler=HANDLERS[type(step)],
-        )
-
-
-class Frame:
-    """Where steps execute: a state, local names, and the chain of active steps."""
-
-    __slots__ = ("_scope", "active", "body", "locals", "prefix", "run", "state", "steps_view")
-
-    def __init__(
-        self,
-        run: Run,
-        body: Body,
-        state: State,
-        prefix: str = "",
-        active: tuple[str, ...] = (),
-    ) -> None:
-        self.run = run
-        self.body = body
-        self.state = state
-        self.prefix = prefix
-        self.steps_view: dict[str, dict[str, Any]] = {}
-        self.locals: dict[str, Any] = {"steps": self.steps_view}
-        self.active: list[str] = list(active)
-        self._scope = make_scope(self.locals, state.flat)
-
-    def view(self, extra: Mapping[str, Any] | None = None) -> Scope:
-        """What expressions of the current step see (``extra`` names first)."""
-        return self._scope.new_child(dict(extra)) if extra else self._scope
-
-    def eval(self, step: StepBase, name: str, extra: Mapping[str, Any] | None = None) -> Any:
-        """Evaluate a compiled field of ``step`` in this frame."""
-        return self.run.plan(step).compiled[name].render(self.view(extra))
-
-    def apply(self, updates: list[CompiledUpdate], extra: Mapping[str, Any] | None = None) -> None:
-        """Perform compiled state writes in order."""
-        if not updates:
-            return
-        scope = self.view(extra)
-        for update in updates:
-            self.state.write(
-                str(update.path.render(scope)),
-                update.operation,
-                update.value.render(scope),
-                update.by.render(scope),
-            )
-
-    async def run_steps(self, steps: list[Any]) -> None:
-        """Execute a list of steps in order."""
-        execute = self.run.execute_step
-        for step in steps:
-            await execute(step, self)
 
 
 class Run:
@@ -193,6 +97,26 @@ class Run:
         self.messages: list[Message] = []
         self._sinks = list(self.options.sinks)
         self._plans: dict[int, StepPlan] = {}
+        self.seed = self.options.seed or run_id
+        self.executor = StepExecutor(self)
+        self.breakers = Breakers(
+            loaded.workflow.config.circuit_breakers,
+            self.options.breaker_state,
+            self.options.clock,
+            self._breaker_changed,
+        )
+
+    def _breaker_changed(self, breaker: Breaker) -> None:
+        self.emit(
+            BreakerChanged(
+                self.run_id,
+                self.loaded.name,
+                breaker.name,
+                breaker.state,
+                breaker.failures,
+                breaker.opened_at,
+            )
+        )
 
     def plan(self, step: StepBase) -> StepPlan:
         """The cached :class:`StepPlan` of a step of this run's workflow."""
@@ -222,14 +146,21 @@ class Run:
         self.emit(event)
 
     def record_error(
-        self, exc: WfkitError, step_id: str, stack: list[str], retry: int, recovered: bool
-    ) -> ErrorRecord:
-        """Record one failed attempt."""
+        self,
+        exc: WfkitError,
+        step_id: str,
+        stack: list[str],
+        retry: int,
+        recovered: bool = False,
+        during: str | None = None,
+    ) -> int:
+        """Record one failed attempt; return its index in the run's error history."""
         trace = "\n".join(stack)
-        if not isinstance(exc, WfkitError) or (
-            exc.__cause__ is not None and not isinstance(exc.__cause__, WfkitError)
-        ):
+        if exc.__cause__ is not None and not isinstance(exc.__cause__, WfkitError):
             trace += "\n" + "".join(traceback.format_exception(exc))
+        details = exc.details()
+        if during is not None:
+            details["during"] = during
         record = ErrorRecord(
             step_id=step_id,
             error_type=exc.type_name,
@@ -238,124 +169,26 @@ class Run:
             timestamp=time.time(),
             retry_count=retry,
             recovered=recovered,
-            details=exc.details(),
+            details=details,
         )
+        index = len(self.errors)
         self.errors.append(record)
-        self.emit(ErrorRecorded(self.run_id, record))
-        return record
+        self.emit(ErrorRecorded(self.run_id, index, record))
+        if isinstance(exc, StepError):
+            exc.record_indexes.append(index)
+        return index
 
-    # steps -----------------------------------------------------------------------------
-
-    def _record(self, step_id: str, step_type: str) -> StepRecord:
-        record = self.records.get(step_id)
-        if record is None:
-            record = self.records[step_id] = StepRecord(step_id, step_type)
-        return record
-
-    async def execute_step(self, step: StepBase, frame: Frame) -> None:
-        """Run one step: condition, handler, state updates, records and events."""
-        plan = self.plan(step)
-        sid = frame.prefix + plan.step_id
-        record = self._record(sid, plan.step_type)
-        started = time.perf_counter()
-        frame.active.append(f"{plan.where} ({sid})")
-        try:
-            if plan.condition is not None and not truthy(plan.condition.render(frame.view())):
-                self._finish(record, plan, frame, "skipped", started, None)
-                return
-            record.executions += 1
-            record.attempts = 1
-            record.status = "running"
-            self.emit(
-                StepStarted(
-                    self.run_id, sid, plan.step_type, plan.path, 1, time.time(), plan.effectful
-                )
-            )
-            result = await self._attempt(plan, frame, step, sid)
-            self._finish(record, plan, frame, "succeeded", started, result)
-        except LoopSignal:
-            self._finish(record, plan, frame, "succeeded", started, None)
-            raise
-        except WfkitError as exc:
-            error = _as_step_error(exc, sid)
-            if not error.recorded:  # a nested step's error is recorded once, where it arose
-                self.record_error(error, sid, frame.active, 0, recovered=False)
-                error.recorded = True
-            self._finish(record, plan, frame, "failed", started, None, error.type_name)
-            if step.cleanup:
-                await self._cleanup(step, frame, error)
-            if error is exc:
-                raise
-            raise error from exc
-        except asyncio.CancelledError:
-            self._finish(record, plan, frame, "cancelled", started, None)
-            raise
-        except Exception as exc:  # a bug in wfkit: still recorded against the step
-            error = StepError(f"internal error: {type(exc).__name__}: {exc}", step_id=sid)
-            error.__cause__ = exc
-            self.record_error(error, sid, frame.active, 0, recovered=False)
-            error.recorded = True
-            self._finish(record, plan, frame, "failed", started, None, error.type_name)
-            raise error from exc
-        finally:
-            frame.active.pop()
-
-    async def _attempt(self, plan: StepPlan, frame: Frame, step: StepBase, sid: str) -> Any:
-        """One attempt: the handler (bounded by the step's timeout), then its state updates."""
-        try:
-            if plan.timeout is not None:
-                async with asyncio.timeout(plan.timeout):
-                    result = await plan.handler(step, frame)
-            else:
-                result = await plan.handler(step, frame)
-        except TimeoutError:
-            raise StepTimeoutError(
-                f"step {sid!r} timed out after {plan.timeout} s", step_id=sid
-            ) from None
-        frame.apply(plan.updates, {"result": result})
-        return result
-
-    async def _cleanup(self, step: StepBase, frame: Frame, error: StepError) -> None:
-        """Run a failed step's cleanup; a failure there is recorded, never raised."""
-        saved = frame.locals.get("error")
-        frame.locals["error"] = error.details()
-        try:
-            await frame.run_steps(step.cleanup)
-        except StepError:
-            pass  # already recorded by execute_step; the original error wins
-        finally:
-            if saved is None:
-                frame.locals.pop("error", None)
-            else:
-                frame.locals["error"] = saved
-
-    def _finish(
-        self,
-        record: StepRecord,
-        plan: StepPlan,
-        frame: Frame,
-        status: str,
-        started: float,
-        output: Any,
-        error_type: str | None = None,
-    ) -> None:
-        duration = (time.perf_counter() - started) * 1000
-        record.status = status
-        record.duration_ms = duration
-        frame.steps_view[plan.step_id] = {"status": status, "output": output}
-        self.emit(
-            StepFinished(
-                self.run_id,
-                record.id,
-                record.type,
-                status,
-                record.attempts,
-                duration,
-                time.time(),
-                error_type,
-                plan.effectful,
-            )
-        )
+    def mark_recovered(self, error: StepError) -> None:
+        """The error (and the nested errors that caused it) did not fail the run."""
+        indexes: list[int] = []
+        current: StepError | None = error
+        while current is not None:
+            indexes.extend(i for i in current.record_indexes if not self.errors[i].recovered)
+            current = current.cause if isinstance(current.cause, StepError) else None
+        for i in indexes:
+            self.errors[i] = replace(self.errors[i], recovered=True)
+        if indexes:
+            self.emit(ErrorsRecovered(self.run_id, tuple(indexes)))
 
     # the run ---------------------------------------------------------------------------
 
@@ -429,17 +262,12 @@ class Run:
             "name": self.loaded.name,
             "error": error.details() if error is not None else None,
         }
+        frame.during = "finally"
         try:
             await frame.run_steps(steps)
         except StepError as exc:
             if error is None:  # a failing finally fails a run that had not failed
                 return "failed", exc
+        finally:
+            frame.during = None
         return status, error
-
-
-def _as_step_error(exc: WfkitError, step_id: str) -> StepError:
-    if isinstance(exc, StepError):
-        if exc.step_id is None:
-            exc.step_id = step_id
-        return exc
-    return StepError(exc.message, step_id=step_id, cause=exc)

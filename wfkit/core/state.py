@@ -16,9 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from jinja2.runtime import Undefined
+
 from wfkit.core.expressions import Expr, Scope, make_scope
 from wfkit.core.models import ComputedField, FieldType, InputSpec
-from wfkit.errors import InputError, StateError, WfkitError
+from wfkit.errors import InputError, StateError, UndefinedVariableError, WfkitError
 
 _MISSING: Any = object()
 
@@ -92,6 +94,11 @@ def to_state_value(value: Any, where: str = "value") -> Any:
         return out
     if isinstance(value, (list, tuple)):
         return [to_state_value(item, where) for item in value]
+    if isinstance(value, Undefined):  # an undefined name inside a list or mapping
+        raise UndefinedVariableError(
+            f"{where}: the value holds an undefined name {value._undefined_name!r}",
+            name=str(value._undefined_name),
+        )
     raise StateError(f"{where}: a {type(value).__name__} cannot be stored in state")
 
 

@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from wfkit.core.events import (
+    BreakerChanged,
     ErrorRecord,
     ErrorRecorded,
+    ErrorsRecovered,
     Event,
     Message,
     RunFinished,
@@ -71,7 +73,7 @@ CREATE TABLE IF NOT EXISTS steps (
 );
 CREATE TABLE IF NOT EXISTS errors (
     run_id      TEXT NOT NULL,
-    seq         INTEGER NOT NULL,
+    idx         INTEGER NOT NULL,
     step_id     TEXT NOT NULL,
     error_type  TEXT NOT NULL,
     message     TEXT NOT NULL,
@@ -80,7 +82,16 @@ CREATE TABLE IF NOT EXISTS errors (
     retry_count INTEGER NOT NULL,
     recovered   INTEGER NOT NULL,
     details     TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
+    PRIMARY KEY (run_id, idx)
+);
+CREATE TABLE IF NOT EXISTS breakers (
+    workflow    TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    failures    INTEGER NOT NULL,
+    opened_at   REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (workflow, name)
 );
 CREATE TABLE IF NOT EXISTS messages (
     run_id    TEXT NOT NULL,
@@ -197,7 +208,7 @@ class RunStore:
                 self._db.execute(
                     f"SELECT COALESCE(MAX(seq), 0) FROM {table} WHERE run_id = ?", (run_id,)
                 ).fetchone()[0]
-                for table in ("steps", "errors", "messages")
+                for table in ("steps", "messages")
             )
         seq = self._seq[run_id] + 1
         self._seq[run_id] = seq
@@ -213,7 +224,10 @@ class RunStore:
                     self.commit()  # the step's effects start from a durable position
                 return
             if self._open_since is None:
-                self._db.execute("BEGIN")
+                # IMMEDIATE takes the write lock now, under busy_timeout; a deferred BEGIN that
+                # reads first can fail at once with SQLITE_BUSY_SNAPSHOT when another process
+                # commits in between
+                self._db.execute("BEGIN IMMEDIATE")
                 self._open_since = time.monotonic()
             self._write(event)
             if (
@@ -245,10 +259,10 @@ class RunStore:
         elif isinstance(event, ErrorRecorded):
             e = event.error
             db.execute(
-                "INSERT INTO errors VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO errors VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     event.run_id,
-                    self._next(event.run_id),
+                    event.index,
                     e.step_id,
                     e.error_type,
                     e.message,
@@ -257,6 +271,23 @@ class RunStore:
                     e.retry_count,
                     int(e.recovered),
                     _dumps(e.details),
+                ),
+            )
+        elif isinstance(event, ErrorsRecovered):
+            db.executemany(
+                "UPDATE errors SET recovered = 1 WHERE run_id = ? AND idx = ?",
+                [(event.run_id, i) for i in event.indexes],
+            )
+        elif isinstance(event, BreakerChanged):
+            db.execute(
+                "INSERT OR REPLACE INTO breakers VALUES (?,?,?,?,?,?)",
+                (
+                    event.workflow,
+                    event.name,
+                    event.state,
+                    event.failures,
+                    event.opened_at,
+                    time.time(),
                 ),
             )
         elif isinstance(event, Message):
@@ -330,7 +361,7 @@ class RunStore:
         """The failed attempts of a run, in order."""
         rows = self._db.execute(
             "SELECT step_id, error_type, message, stack_trace, timestamp, retry_count,"
-            " recovered, details FROM errors WHERE run_id = ? ORDER BY seq",
+            " recovered, details FROM errors WHERE run_id = ? ORDER BY idx",
             (run_id,),
         ).fetchall()
         return [
@@ -355,6 +386,14 @@ class RunStore:
             "error_type",
         )
         return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def breakers(self, workflow: str) -> dict[str, dict[str, object]]:
+        """The stored state of a workflow's circuit breakers, by name."""
+        rows = self._db.execute(
+            "SELECT name, state, failures, opened_at FROM breakers WHERE workflow = ?",
+            (workflow,),
+        ).fetchall()
+        return {r[0]: {"state": r[1], "failures": r[2], "opened_at": r[3]} for r in rows}
 
     @staticmethod
     def _row(r: tuple[Any, ...]) -> RunRow:

@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from wfkit.core.frame import Frame
     from wfkit.core.models import StepBase
-    from wfkit.core.runtime import Frame
 
 Handler = Callable[[Any, "Frame"], Awaitable[Any]]
 HANDLERS: dict[type[StepBase], Handler] = {}

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from wfkit.core.expressions import truthy
 from wfkit.core.models import BreakStep, ConditionalStep, ContinueStep, ForeachStep, WhileLoopStep
 from wfkit.core.steps import LoopSignal, handles
 from wfkit.errors import ExpressionError
 
 if TYPE_CHECKING:
-    from wfkit.core.runtime import Frame
-
-
-def _truthy(value: Any) -> bool:
-    from wfkit.core.runtime import truthy
-
-    return truthy(value)
+    from wfkit.core.frame import Frame
 
 
 @handles(ConditionalStep)
 async def run_conditional(step: ConditionalStep, frame: Frame) -> Any:
     """Run ``then`` or ``else``; the result names the branch taken."""
-    branch = "then" if _truthy(frame.eval(step, "condition")) else "else"
+    branch = "then" if truthy(frame.eval(step, "condition")) else "else"
     await frame.run_steps(step.then if branch == "then" else step.else_)
     return {"branch": branch}
 
@@ -44,7 +39,7 @@ async def run_while_loop(step: WhileLoopStep, frame: Frame) -> Any:
     try:
         while True:
             frame.locals["loop"] = {"index": iterations, "iteration": iterations + 1}
-            if not _truthy(frame.eval(step, "condition")):
+            if not truthy(frame.eval(step, "condition")):
                 break
             if iterations >= step.max_iterations:
                 frame.run.warn(

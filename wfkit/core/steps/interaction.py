@@ -10,7 +10,7 @@ from wfkit.core.steps import handles
 from wfkit.errors import ExpressionError, UserError
 
 if TYPE_CHECKING:
-    from wfkit.core.runtime import Frame
+    from wfkit.core.frame import Frame
 
 MAX_WAIT_SECONDS = 86_400.0
 

@@ -12,7 +12,7 @@ from wfkit.core.steps.control import list_items
 from wfkit.errors import StepError, SubAgentError, WfkitError
 
 if TYPE_CHECKING:
-    from wfkit.core.runtime import Frame
+    from wfkit.core.frame import Frame
 
 
 @handles(ParallelForeachStep)
@@ -56,7 +56,7 @@ async def run_parallel_foreach(step: ParallelForeachStep, frame: Frame) -> Any:
 async def _run_item(
     step: ParallelForeachStep, frame: Frame, index: int, item: Any
 ) -> dict[str, Any]:
-    from wfkit.core.runtime import Frame
+    from wfkit.core.frame import Frame
 
     run = frame.run
     task = run.loaded.tasks[step.sub_agent_task]

@@ -14,7 +14,7 @@ from wfkit.core.steps import handles
 from wfkit.errors import ShellCommandError
 
 if TYPE_CHECKING:
-    from wfkit.core.runtime import Frame
+    from wfkit.core.frame import Frame
 
 _CHUNK = 65_536
 

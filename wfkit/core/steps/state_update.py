@@ -8,7 +8,7 @@ from wfkit.core.models import StateUpdateStep
 from wfkit.core.steps import handles
 
 if TYPE_CHECKING:
-    from wfkit.core.runtime import Frame
+    from wfkit.core.frame import Frame
 
 
 @handles(StateUpdateStep)

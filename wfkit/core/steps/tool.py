@@ -9,7 +9,7 @@ from wfkit.core.steps import handles
 from wfkit.errors import ToolError
 
 if TYPE_CHECKING:
-    from wfkit.core.runtime import Frame
+    from wfkit.core.frame import Frame
 
 
 @handles(McpCallStep)

@@ -1,0 +1,298 @@
+"""Executing one step under its error policy: attempts, retries, breakers, fallbacks, cleanup.
+
+Retries go through stamina with a backoff hook: stamina decides whether another attempt
+follows (and fires its hooks), the policy's deterministic schedule decides how long to wait,
+and the wait goes through the run's clock so tests can skip it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from typing import TYPE_CHECKING, Any
+
+from wfkit.core.events import RetryScheduled, StepFinished, StepStarted
+from wfkit.core.expressions import truthy
+from wfkit.core.frame import Frame, StepPlan, StepRecord
+from wfkit.core.models import StepBase
+from wfkit.core.policy import should_retry
+from wfkit.core.state import to_state_value
+from wfkit.core.steps import LoopSignal
+from wfkit.errors import (
+    CancelledRunError,
+    CircuitOpenError,
+    StepError,
+    StepTimeoutError,
+    WfkitError,
+)
+
+if TYPE_CHECKING:
+    from wfkit.core.runtime import Run
+
+
+class StepExecutor:
+    """Runs steps for one :class:`~wfkit.core.runtime.Run`."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def _record(self, step_id: str, step_type: str) -> StepRecord:
+        record = self.run.records.get(step_id)
+        if record is None:
+            record = self.run.records[step_id] = StepRecord(step_id, step_type)
+        return record
+
+    async def execute_step(self, step: StepBase, frame: Frame) -> None:
+        """Run one step: condition, attempts under its error policy, records and events."""
+        plan = self.run.plan(step)
+        sid = frame.prefix + plan.step_id
+        record = self._record(sid, plan.step_type)
+        started = time.perf_counter()
+        frame.active.append(f"{plan.where} ({sid})")
+        try:
+            if plan.condition is not None and not truthy(plan.condition.render(frame.view())):
+                self._finish(record, plan, frame, "skipped", started, None)
+                return
+            record.executions += 1
+            record.attempts = 0
+            record.status = "running"
+            status, result = await self._run_policy(plan, step, frame, record, sid)
+            self._finish(record, plan, frame, status, started, result)
+        except LoopSignal:
+            self._finish(record, plan, frame, "succeeded", started, None)
+            raise
+        except StepError as error:
+            self._finish(record, plan, frame, "failed", started, None, error.type_name)
+            if step.cleanup:
+                await self._cleanup(step, frame, error)
+            raise
+        except asyncio.CancelledError:
+            self._finish(record, plan, frame, "cancelled", started, None)
+            if step.cleanup:  # a cancelled step (fail_fast, Ctrl-C) still cleans up
+                await self._cleanup(step, frame, CancelledRunError("cancelled", step_id=sid))
+            raise
+        finally:
+            frame.active.pop()
+
+    async def _run_policy(
+        self, plan: StepPlan, step: StepBase, frame: Frame, record: StepRecord, sid: str
+    ) -> tuple[str, Any]:
+        """Attempt the step as its policy says; return (status, result) or raise the error."""
+        policy = plan.policy
+        try:
+            if policy.retry is None:
+                return "succeeded", await self._attempt_once(plan, step, frame, record, sid)
+            return "succeeded", await self._retrying(plan, step, frame, record, sid)
+        except StepError as error:
+            if not policy.recovers:
+                raise
+            self.run.mark_recovered(error)
+            if policy.fallback is None:  # continue without fallback_value: no result
+                return "failed", None
+            scope = frame.view({"error": error.details()})
+            result = to_state_value(policy.fallback.render(scope), f"{sid}.fallback_value")
+            frame.apply(plan.updates, {"result": result})
+            return "failed", result
+
+    async def _retrying(
+        self, plan: StepPlan, step: StepBase, frame: Frame, record: StepRecord, sid: str
+    ) -> Any:
+        """Attempts through stamina; waits come from the policy's deterministic schedule."""
+        import stamina
+
+        _quiet_stamina()
+        retry = plan.policy.retry
+        assert retry is not None
+        wait_ms = 0.0
+        failed: list[StepError] = []
+
+        def decide(exc: Exception) -> bool | float:
+            nonlocal wait_ms
+            if not isinstance(exc, StepError):
+                return False  # cancellation, loop signals and bugs are never retried
+            failed.append(exc)
+            if record.attempts >= retry.attempts:
+                return False
+            scope = frame.view({"error": exc.details()})
+            try:
+                if not should_retry(exc, retry, scope):
+                    return False
+            except StepError as problem:  # a broken retry_on: record it, stop retrying
+                self.run.record_error(
+                    problem, sid, frame.active, record.attempts, during="retry_on"
+                )
+                return False
+            wait_ms = retry.delay_ms_for(record.attempts, self.run.seed, sid)
+            self.run.emit(
+                RetryScheduled(self.run.run_id, sid, record.attempts, wait_ms, exc.type_name)
+            )
+            return 0.0  # retry now: the wait happens through the run's clock, below
+
+        try:
+            async for attempt in stamina.retry_context(
+                on=decide,
+                attempts=retry.attempts,
+                timeout=None,
+                wait_initial=0.0,
+                wait_max=0.0,
+                wait_jitter=0.0,
+            ):
+                with attempt:
+                    if wait_ms:
+                        await self.run.options.sleep(wait_ms / 1000)
+                        wait_ms = 0.0
+                    result = await self._attempt_once(plan, step, frame, record, sid)
+                    for error in failed:  # earlier attempts did not fail the run
+                        self.run.mark_recovered(error)
+                    return result
+        except StepError as final:  # every attempt's entry belongs to the final failure
+            for earlier in failed:
+                final.record_indexes.extend(
+                    i for i in earlier.record_indexes if i not in final.record_indexes
+                )
+            raise
+        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+    async def _attempt_once(
+        self, plan: StepPlan, step: StepBase, frame: Frame, record: StepRecord, sid: str
+    ) -> Any:
+        """One attempt: breaker, handler (bounded by the step's timeout), state updates.
+
+        A failure is recorded (once: a nested step's error is recorded where it arose),
+        counted by the breaker, and followed by the step's ``error_state_update``.
+        """
+        record.attempts += 1
+        self.run.emit(
+            StepStarted(
+                self.run.run_id,
+                sid,
+                plan.step_type,
+                plan.path,
+                record.attempts,
+                time.time(),
+                plan.effectful,
+            )
+        )
+        breaker = plan.breaker
+        try:
+            if breaker is not None:
+                self.run.breakers.before_call(breaker, sid)
+            try:
+                if plan.timeout is not None:
+                    async with asyncio.timeout(plan.timeout):
+                        result = await plan.handler(step, frame)
+                else:
+                    result = await plan.handler(step, frame)
+            except TimeoutError:
+                raise StepTimeoutError(
+                    f"step {sid!r} timed out after {plan.timeout} s", step_id=sid
+                ) from None
+            frame.apply(plan.updates, {"result": result})
+        except WfkitError as exc:
+            error = _as_step_error(exc, sid)
+            error.attempt = record.attempts
+            if breaker is not None and not isinstance(error, CircuitOpenError):
+                self.run.breakers.record(breaker, ok=False)
+            if not error.recorded:
+                self.run.record_error(
+                    error, sid, frame.active, record.attempts - 1, during=frame.during
+                )
+                error.recorded = True
+            await self._error_updates(plan, frame, error, sid, record.attempts)
+            if error is exc:
+                raise
+            raise error from exc
+        except (LoopSignal, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a bug in wfkit: still recorded against the step
+            error = StepError(f"internal error: {type(exc).__name__}: {exc}", step_id=sid)
+            error.__cause__ = exc
+            self.run.record_error(error, sid, frame.active, record.attempts - 1)
+            error.recorded = True
+            raise error from exc
+        if breaker is not None:
+            self.run.breakers.record(breaker, ok=True)
+        return result
+
+    async def _error_updates(
+        self, plan: StepPlan, frame: Frame, error: StepError, sid: str, attempt: int
+    ) -> None:
+        """``error_state_update`` and ``error_handler.error_state_path`` after a failed attempt.
+
+        A failure here is recorded and never replaces the step's own error.
+        """
+        updates = plan.compiled["error_updates"]
+        path = plan.policy.error_state_path
+        if not updates and path is None:
+            return
+        details = {**error.details(), "attempt": attempt}
+        try:
+            frame.apply(updates, {"error": details})
+            if path is not None:
+                frame.state.write(path, "set", details)
+        except StepError as problem:
+            self.run.record_error(
+                problem, sid, frame.active, attempt - 1, during="error_state_update"
+            )
+
+    async def _cleanup(self, step: StepBase, frame: Frame, error: StepError) -> None:
+        """Run a failed step's cleanup; a failure there is recorded, never raised."""
+        saved, saved_during = frame.locals.get("error"), frame.during
+        frame.locals["error"] = error.details()
+        frame.during = "cleanup"
+        try:
+            await frame.run_steps(step.cleanup)
+        except StepError:
+            pass  # recorded where it arose; the original error wins
+        finally:
+            frame.during = saved_during
+            if saved is None:
+                frame.locals.pop("error", None)
+            else:
+                frame.locals["error"] = saved
+
+    def _finish(
+        self,
+        record: StepRecord,
+        plan: StepPlan,
+        frame: Frame,
+        status: str,
+        started: float,
+        output: Any,
+        error_type: str | None = None,
+    ) -> None:
+        duration = (time.perf_counter() - started) * 1000
+        record.status = status
+        record.duration_ms = duration
+        frame.steps_view[plan.step_id] = {"status": status, "output": output}
+        self.run.emit(
+            StepFinished(
+                self.run.run_id,
+                record.id,
+                record.type,
+                status,
+                record.attempts,
+                duration,
+                time.time(),
+                error_type,
+                plan.effectful,
+            )
+        )
+
+
+@functools.cache
+def _quiet_stamina() -> None:
+    """Retries are reported as engine events; stamina's default hooks would log at WARNING
+    and write to the global Prometheus registry."""
+    import stamina.instrumentation
+
+    stamina.instrumentation.set_on_retry_hooks([])
+
+
+def _as_step_error(exc: WfkitError, step_id: str) -> StepError:
+    if isinstance(exc, StepError):
+        if exc.step_id is None:
+            exc.step_id = step_id
+        return exc
+    return StepError(exc.message, step_id=step_id, cause=exc)
