@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
     from rich.console import Console
 
+    from wfkit.commands.results import RunReport
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -76,7 +78,7 @@ def run(
     from wfkit.commands import run_workflow
     from wfkit.commands._io import parse_assignments
     from wfkit.errors import InputError, LoadError, StoreError
-    from wfkit.render import LiveReporter, run_report
+    from wfkit.render import LiveReporter
 
     err = _console(stderr=True)
     try:
@@ -94,6 +96,46 @@ def run(
             )
     except (LoadError, InputError, StoreError) as exc:
         raise _fail_usage(exc) from None
+    _show_report(result, json_out)
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Resume even if the workflow file changed.")
+    ] = False,
+    answers: Annotated[
+        str | None, typer.Option("--answers", help="YAML/JSON file: user_input step id -> answer.")
+    ] = None,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Continue a failed, interrupted or timed-out run where it stopped."""
+    from wfkit.commands import resume_workflow
+    from wfkit.errors import LoadError, ResumeError, RunNotFoundError, StoreError
+    from wfkit.render import LiveReporter
+
+    err = _console(stderr=True)
+    try:
+        with LiveReporter(err) as live:
+            interactive = sys.stdin.isatty() and not json_out
+            result = resume_workflow(
+                run_id,
+                force=force,
+                answers_file=answers,
+                store=store,
+                ask=live.ask if interactive else None,
+                on_event=live,
+            )
+    except (LoadError, ResumeError, RunNotFoundError, StoreError) as exc:
+        raise _fail_usage(exc) from None
+    _show_report(result, json_out)
+
+
+def _show_report(result: RunReport, json_out: bool) -> None:
+    from wfkit.render import run_report
+
     if json_out:
         _emit_json(result)
     else:

@@ -6,6 +6,7 @@
     ├── LoadError                  a workflow or test file is invalid (file, line, column, field)
     ├── InputError                 workflow inputs are missing or of the wrong type   [permanent]
     ├── RunNotFoundError           no run with that id in the store
+    ├── ResumeError                a run cannot be resumed (finished, running, file changed)
     ├── StoreError                 the run store cannot be opened or is inconsistent
     └── StepError                  a step failed while running (step_id, attempt)
         ├── ShellCommandError      non-accepted exit code (exit_code, stderr)
@@ -103,6 +104,12 @@ class InputError(WfkitError):
 
 class RunNotFoundError(WfkitError):
     """No run with the given id exists in the store."""
+
+
+class ResumeError(WfkitError):
+    """A run cannot be resumed: it succeeded, is still running, or its file changed."""
+
+    permanent = True
 
 
 class StoreError(WfkitError):

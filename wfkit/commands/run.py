@@ -149,13 +149,15 @@ def report(outcome: RunOutcome, file: str, store: str) -> RunReport:
 
 
 def list_runs(store: str | Path | None = None, limit: int = 100) -> list[RunSummary]:
-    """Recorded runs, newest first."""
+    """Recorded runs, newest first (``interrupted``: running, but its process is gone)."""
+    from wfkit.commands.resume import effective_status
+
     with RunStore(store) as run_store:
         return [
             RunSummary(
                 run_id=r.run_id,
                 workflow=r.workflow,
-                status=r.status,
+                status=effective_status(r),
                 started_at=iso(r.started_at),
                 duration_ms=r.duration_ms,
             )

@@ -17,6 +17,7 @@ class RunStarted:
     digest: str
     inputs: dict[str, Any]
     started_at: float
+    resumed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,28 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A frame's position and the values it changed since its last checkpoint.
+
+    ``changes`` maps ``(tier, name)`` to the new value; tiers are ``raw``, ``computed``,
+    ``steps`` and ``memory``. A value of ``MISSING`` (wfkit.core.state) marks a deletion.
+    """
+
+    run_id: str
+    frame: str
+    cursor: list[dict[str, Any]]
+    changes: dict[tuple[str, str], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class FrameDropped:
+    """A parallel item finished: its frame's checkpoints are no longer needed."""
+
+    run_id: str
+    frame: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished:
     run_id: str
     status: str
@@ -121,6 +144,8 @@ Event = (
     | RetryScheduled
     | BreakerChanged
     | Message
+    | Checkpoint
+    | FrameDropped
     | RunFinished
 )
 

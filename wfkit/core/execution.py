@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from wfkit.core.events import RetryScheduled, StepFinished, StepStarted
 from wfkit.core.expressions import truthy
-from wfkit.core.frame import Frame, StepPlan, StepRecord
+from wfkit.core.frame import Frame, StepRecord
 from wfkit.core.models import StepBase
+from wfkit.core.plan import StepPlan
 from wfkit.core.policy import should_retry
 from wfkit.core.state import to_state_value
 from wfkit.core.steps import LoopSignal
@@ -50,15 +51,24 @@ class StepExecutor:
         record = self._record(sid, plan.step_type)
         started = time.perf_counter()
         frame.active.append(f"{plan.where} ({sid})")
+        reentered = frame.reentry is not None  # a resume continues this container midway
         try:
-            if plan.condition is not None and not truthy(plan.condition.render(frame.view())):
-                self._finish(record, plan, frame, "skipped", started, None)
+            if (
+                not reentered
+                and plan.condition is not None
+                and not truthy(plan.condition.render(frame.view()))
+            ):
+                self._finish(record, plan, frame, "skipped", started, None, completed=True)
                 return
-            record.executions += 1
-            record.attempts = 0
+            if not reentered or record.executions == 0:
+                record.executions += 1
+            if not reentered:
+                record.attempts = 0
             record.status = "running"
             status, result = await self._run_policy(plan, step, frame, record, sid)
-            self._finish(record, plan, frame, status, started, result)
+            if frame.reentry is not None:  # the step kept no notes: nothing to continue
+                frame.reentry = frame.resume = None
+            self._finish(record, plan, frame, status, started, result, completed=True)
         except LoopSignal:
             self._finish(record, plan, frame, "succeeded", started, None)
             raise
@@ -261,11 +271,17 @@ class StepExecutor:
         started: float,
         output: Any,
         error_type: str | None = None,
+        completed: bool = False,
     ) -> None:
+        """Record the step's outcome; a completed step is checkpointed before it is reported
+        finished, so whatever commits the report also commits the checkpoint."""
         duration = (time.perf_counter() - started) * 1000
         record.status = status
         record.duration_ms = duration
-        frame.steps_view[plan.step_id] = {"status": status, "output": output}
+        frame.record_step(plan.step_id, status, output)
+        if completed and frame.during is None:  # not inside cleanup or finally
+            frame.cursor[-1].done = True
+            self.run.checkpoint(frame)
         self.run.emit(
             StepFinished(
                 self.run.run_id,

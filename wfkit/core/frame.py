@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from wfkit.core.expressions import Scope, make_scope
-from wfkit.core.loader import Body, CompiledUpdate
+from wfkit.core.loader import Body
 from wfkit.core.models import StepBase
-from wfkit.core.policy import ErrorPolicy
-from wfkit.core.state import State
-from wfkit.core.steps import HANDLERS, Handler
+from wfkit.core.plan import CompiledUpdate
+from wfkit.core.state import MISSING, State
 
 if TYPE_CHECKING:
     from wfkit.core.runtime import Run
@@ -29,53 +28,54 @@ class StepRecord:
     duration_ms: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class StepPlan:
-    """What the engine needs of a step on every execution, looked up once per step."""
+@dataclass(slots=True)
+class Level:
+    """Where a frame is in one step list: the index, whether that step is done, and notes
+    the step (a container) keeps to continue after a resume (branch, loop iteration)."""
 
-    step_id: str
-    step_type: str
-    where: str
-    path: str
-    compiled: dict[str, Any]
-    condition: Any
-    updates: list[CompiledUpdate]
-    timeout: float | None
-    effectful: bool
-    handler: Handler
-    policy: ErrorPolicy
-    breaker: str | None
+    index: int = 0
+    done: bool = False
+    note: dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def of(cls, step: StepBase, file: str) -> StepPlan:
-        """The plan of ``step`` (reads its pydantic fields and private attributes once)."""
-        compiled = step._compiled
-        return cls(
-            step_id=step.step_id,
-            step_type=step.step_type,
-            where=f"{file}:{step.line} {step.field_path}",
-            path=step.field_path,
-            compiled=compiled,
-            condition=compiled.get("if_"),
-            updates=compiled["updates"],
-            timeout=step.timeout,
-            effectful=type(step).effectful,
-            handler=HANDLERS[type(step)],
-            policy=compiled["policy"],
-            breaker=step.circuit_breaker,
-        )
+    def dump(self) -> dict[str, Any]:
+        """As stored in a checkpoint."""
+        return {"i": self.index, "done": self.done, "note": self.note}
+
+
+@dataclass(frozen=True)
+class FrameCheckpoint:
+    """A frame as stored: its cursor and every value written since it started."""
+
+    cursor: list[dict[str, Any]]
+    raw: dict[str, Any]
+    computed: dict[str, Any]
+    steps: dict[str, Any]
+    memory: dict[str, Any]
 
 
 class Frame:
-    """Where steps execute: a state, local names, and the chain of active steps."""
+    """Where steps execute: a state, local names, the chain of active steps, and a cursor.
+
+    The cursor has one :class:`Level` per nested step list being executed. After each
+    completed step (outside ``cleanup`` and ``finally``) the run checkpoints the frame: the
+    cursor plus the values changed since the last checkpoint. A resumed frame re-enters the
+    containers along its saved cursor and continues after the last completed step.
+    """
 
     __slots__ = (
+        "_changed_memory",
+        "_changed_steps",
         "_scope",
         "active",
         "body",
+        "cursor",
         "during",
+        "key",
         "locals",
+        "memory",
         "prefix",
+        "reentry",
+        "resume",
         "run",
         "state",
         "steps_view",
@@ -88,16 +88,70 @@ class Frame:
         state: State,
         prefix: str = "",
         active: tuple[str, ...] = (),
+        key: str = "main",
     ) -> None:
         self.run = run
         self.body = body
         self.state = state
         self.prefix = prefix
+        self.key = key
         self.steps_view: dict[str, dict[str, Any]] = {}
         self.locals: dict[str, Any] = {"steps": self.steps_view}
         self.active: list[str] = list(active)
         self.during: str | None = None  # "cleanup" or "finally" while those run
+        self.cursor: list[Level] = []
+        self.resume: list[dict[str, Any]] | None = None
+        self.reentry: dict[str, Any] | None = None  # the note of a container being re-entered
+        self.memory: dict[str, Any] = {}  # what containers keep for a resume (loop items...)
+        self._changed_steps: set[str] = set()
+        self._changed_memory: set[str] = set()
         self._scope = make_scope(self.locals, state.flat)
+
+    def restore(self, checkpoint: FrameCheckpoint) -> None:
+        """Continue from a stored checkpoint."""
+        self.state.restore(checkpoint.raw, checkpoint.computed)
+        self.steps_view.update(checkpoint.steps)
+        self.memory.update(checkpoint.memory)
+        self.resume = checkpoint.cursor or None
+
+    # values kept for a resume ----------------------------------------------------------
+
+    def record_step(self, step_id: str, status: str, output: Any) -> None:
+        """Set ``steps.<id>`` (status and output) for later expressions."""
+        self.steps_view[step_id] = {"status": status, "output": output}
+        self._changed_steps.add(step_id)
+
+    def remember(self, key: str, value: Any) -> None:
+        """Keep a value with the frame's checkpoints."""
+        self.memory[key] = value
+        self._changed_memory.add(key)
+
+    def forget(self, key: str) -> None:
+        """Drop a remembered value."""
+        if self.memory.pop(key, MISSING) is not MISSING:
+            self._changed_memory.add(key)
+
+    def note(self, **values: Any) -> None:
+        """Notes of the running container, kept in its level of the cursor."""
+        self.cursor[-1].note.update(values)
+
+    def take_reentry(self) -> dict[str, Any] | None:
+        """The saved notes when the running container is being re-entered by a resume."""
+        note, self.reentry = self.reentry, None
+        return note
+
+    def checkpoint(self) -> tuple[list[dict[str, Any]], dict[tuple[str, str], Any]]:
+        """The cursor and the values changed since the last checkpoint."""
+        changes = self.state.take_changes()
+        for step_id in self._changed_steps:
+            changes[("steps", step_id)] = self.steps_view.get(step_id, MISSING)
+        for key in self._changed_memory:
+            changes[("memory", key)] = self.memory.get(key, MISSING)
+        self._changed_steps.clear()
+        self._changed_memory.clear()
+        return [level.dump() for level in self.cursor], changes
+
+    # evaluation --------------------------------------------------------------------------
 
     def view(self, extra: Mapping[str, Any] | None = None) -> Scope:
         """What expressions of the current step see (``extra`` names first)."""
@@ -121,7 +175,29 @@ class Frame:
             )
 
     async def run_steps(self, steps: list[Any]) -> None:
-        """Execute a list of steps in order."""
+        """Execute a list of steps in order (continuing a saved cursor when resuming)."""
         execute = self.run.executor.execute_step
-        for step in steps:
-            await execute(step, self)
+        level = Level()
+        start = 0
+        resume = self.resume
+        if resume is not None:
+            depth = len(self.cursor)
+            saved = resume[depth]
+            start = saved["i"]
+            if depth == len(resume) - 1:  # the deepest saved level: resuming ends here
+                self.resume = None
+            if depth == len(resume) - 1 and saved["done"]:
+                start += 1
+            else:  # the step at `start` is a container that stopped midway
+                level.note = dict(saved["note"])
+                self.reentry = dict(saved["note"])
+        self.cursor.append(level)
+        try:
+            for index in range(start, len(steps)):
+                if index != start:
+                    level.note = {}
+                level.index = index
+                level.done = False
+                await execute(steps[index], self)
+        finally:
+            self.cursor.pop()

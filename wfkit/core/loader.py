@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from wfkit.core import models as m
 from wfkit.core.expressions import Expr, Value, compile_expr
+from wfkit.core.plan import CompiledUpdate, StepPlan
 from wfkit.core.policy import policy_of
 from wfkit.core.state import ComputedPlan, StatePlan, matches_type, writable_path, zero_value
 from wfkit.core.yamlsrc import Path as NodePath
@@ -24,16 +25,6 @@ from wfkit.core.yamlsrc import Source, format_path, parse
 from wfkit.errors import ERROR_TYPES, ExpressionError, LoadError, StateError
 
 MAX_FILE_BYTES = 5_000_000
-
-
-@dataclass(frozen=True)
-class CompiledUpdate:
-    """A state write with its path and values compiled."""
-
-    path: Expr
-    operation: str
-    value: Value
-    by: Value
 
 
 @dataclass(frozen=True)
@@ -56,6 +47,8 @@ class LoadedWorkflow:
     digest: str
     main: Body
     tasks: dict[str, Body]
+    #: the compiled plan of every step, by ``id()`` of its model (kept alive by ``workflow``)
+    plans: dict[int, StepPlan] = field(default_factory=dict)
 
     @property
     def file(self) -> str:
@@ -66,6 +59,11 @@ class LoadedWorkflow:
     def name(self) -> str:
         """The workflow's ``name``."""
         return self.workflow.name
+
+    @property
+    def source_path(self) -> str:
+        """The file as an absolute path (what the run store keeps, for ``resume``)."""
+        return str(Path(self.file).resolve())
 
 
 def load_file(path: str | Path) -> LoadedWorkflow:
@@ -114,7 +112,13 @@ def load_text(text: str, file: str = "<string>") -> LoadedWorkflow:
         )
         tasks[name] = Body(name, task.steps, task.finally_, plan)
         _prepare(source, tasks[name], base, workflow)
-    return LoadedWorkflow(workflow, source, digest, main, tasks)
+    plans = {
+        id(step): StepPlan.of(step, file, step._compiled)
+        for body in (main, *tasks.values())
+        for steps in (body.steps, body.finally_steps)
+        for step, _ in walk(steps)
+    }
+    return LoadedWorkflow(workflow, source, digest, main, tasks, plans)
 
 
 # --- validation errors -------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 from wfkit.core.breakers import Breaker, Breakers
 from wfkit.core.events import (
     BreakerChanged,
+    Checkpoint,
     ErrorRecord,
     ErrorRecorded,
     ErrorsRecovered,
@@ -27,9 +28,10 @@ from wfkit.core.events import (
     RunStarted,
 )
 from wfkit.core.execution import StepExecutor
-from wfkit.core.frame import Frame, StepPlan, StepRecord
+from wfkit.core.frame import Frame, FrameCheckpoint, StepRecord
 from wfkit.core.loader import LoadedWorkflow
 from wfkit.core.models import StepBase
+from wfkit.core.plan import StepPlan
 from wfkit.core.state import State
 from wfkit.core.tools import NoTools, ToolProvider
 from wfkit.errors import (
@@ -59,6 +61,8 @@ class RunOptions:
     """Wall clock of circuit breakers (their state outlives the process)."""
     breaker_state: dict[str, dict[str, object]] = field(default_factory=dict)
     """Breaker states stored by earlier runs of the workflow."""
+    resume: Callable[[str], FrameCheckpoint | None] | None = None
+    """Loads stored frames when this run continues an earlier one."""
 
 
 @dataclass
@@ -96,7 +100,6 @@ class Run:
         self.warnings: list[str] = []
         self.messages: list[Message] = []
         self._sinks = list(self.options.sinks)
-        self._plans: dict[int, StepPlan] = {}
         self.seed = self.options.seed or run_id
         self.executor = StepExecutor(self)
         self.breakers = Breakers(
@@ -119,11 +122,8 @@ class Run:
         )
 
     def plan(self, step: StepBase) -> StepPlan:
-        """The cached :class:`StepPlan` of a step of this run's workflow."""
-        plan = self._plans.get(id(step))
-        if plan is None:  # the loaded workflow keeps every step alive, so ids are stable
-            plan = self._plans[id(step)] = StepPlan.of(step, self.loaded.file)
-        return plan
+        """The compiled :class:`StepPlan` of a step of this run's workflow."""
+        return self.loaded.plans[id(step)]
 
     # events ----------------------------------------------------------------------------
 
@@ -131,6 +131,23 @@ class Run:
         """Send an event to every sink."""
         for sink in self._sinks:
             sink(event)
+
+    def continue_from(
+        self, records: list[StepRecord], errors: list[ErrorRecord], messages: list[Message]
+    ) -> None:
+        """Carry an interrupted run's history into this (resumed) run."""
+        self.records = {r.id: r for r in records}
+        self.errors = list(errors)
+        self.messages = list(messages)
+
+    def checkpoint(self, frame: Frame) -> None:
+        """Store where ``frame`` is and what it changed."""
+        cursor, changes = frame.checkpoint()
+        self.emit(Checkpoint(self.run_id, frame.key, cursor, changes))
+
+    def load_frame(self, key: str) -> FrameCheckpoint | None:
+        """A stored frame to continue (resumed runs only)."""
+        return self.options.resume(key) if self.options.resume is not None else None
 
     def warn(self, text: str, step_id: str | None = None) -> None:
         """Record a warning (once per distinct text)."""
@@ -197,9 +214,16 @@ class Run:
         loaded = self.loaded
         started_wall = time.time()
         started = time.perf_counter()
+        resumed = self.options.resume is not None
         self.emit(
             RunStarted(
-                self.run_id, loaded.name, loaded.file, loaded.digest, self.inputs, started_wall
+                self.run_id,
+                loaded.name,
+                loaded.source_path,
+                loaded.digest,
+                self.inputs,
+                started_wall,
+                resumed,
             )
         )
         status = "succeeded"
@@ -208,6 +232,9 @@ class Run:
         try:
             state = State(loaded.main.state, self.inputs)
             frame = Frame(self, loaded.main, state)
+            saved = self.load_frame(frame.key)
+            if saved is not None:
+                frame.restore(saved)
             try:
                 async with asyncio.timeout(loaded.workflow.config.timeout):
                     await frame.run_steps(loaded.main.steps)

@@ -23,6 +23,8 @@ from wfkit.core.models import ComputedField, FieldType, InputSpec
 from wfkit.errors import InputError, StateError, UndefinedVariableError, WfkitError
 
 _MISSING: Any = object()
+MISSING: Any = _MISSING
+"""Marks a name that no longer exists (in changes handed to checkpoints)."""
 
 ZERO_VALUES: dict[str, Any] = {
     "string": "",
@@ -226,6 +228,8 @@ class State:
         )
         self.computed: dict[str, Any] = dict(computed or {})
         self.on_transform: Callable[[TransformRecord], None] | None = None
+        #: (tier, top-level name) written since the last checkpoint took them
+        self.changed: set[tuple[str, str]] = set()
         self.flat: dict[str, Any] = {}
         self._rebuild_flat()
         self._scope = make_scope(self.flat)
@@ -233,14 +237,14 @@ class State:
             self._recompute({c.name for c in plan.computed}, "initial state")
 
     def _rebuild_flat(self) -> None:
-        flat: dict[str, Any] = {}
+        flat = self.flat  # in place: scopes built on it keep seeing it
+        flat.clear()
         flat.update(self.inputs)
         flat.update(self.raw)
         flat.update(self.computed)
         flat["inputs"] = self.inputs
         flat["raw"] = self.raw
         flat["computed"] = self.computed
-        self.flat = flat
 
     def scope(self, local: Mapping[str, Any] | None = None) -> Scope:
         """What expressions see: the flattened state, under ``local`` names if given."""
@@ -249,6 +253,26 @@ class State:
     def snapshot(self) -> dict[str, Any]:
         """The three tiers (shared, not copied: serialize before the next write)."""
         return {"inputs": self.inputs, "raw": self.raw, "computed": self.computed}
+
+    def restore(self, raw: dict[str, Any], computed: dict[str, Any]) -> None:
+        """Overlay checkpointed values (``MISSING`` deletes) on the initial state."""
+        for values, target in ((raw, self.raw), (computed, self.computed)):
+            for name, value in values.items():
+                if value is MISSING:
+                    target.pop(name, None)
+                else:
+                    target[name] = value
+        self._rebuild_flat()
+        self.changed.clear()
+
+    def take_changes(self) -> dict[tuple[str, str], Any]:
+        """Values written since the last call (``MISSING`` for deleted names)."""
+        changes = {}
+        for tier, name in self.changed:
+            values = self.raw if tier == "raw" else self.computed
+            changes[(tier, name)] = values.get(name, MISSING)
+        self.changed.clear()
+        return changes
 
     def read(self, path: str) -> Any:
         """The value at a qualified or flattened path; ``None`` below a missing key."""
@@ -282,6 +306,7 @@ class State:
             affected = self.plan.dependents.get(f"raw.{top}")
             if affected:
                 self._recompute(set(affected), f"raw.{top} update", undo)
+            self.changed.add(("raw", top))
         except BaseException:
             for step in reversed(undo):
                 step()
@@ -305,6 +330,7 @@ class State:
                 continue
             self.computed[plan.name] = new
             self.flat[plan.name] = new
+            self.changed.add(("computed", plan.name))
             if undo is not None:
                 undo.append(_restore_computed(self, plan.name, old))
             dirty.update(self.plan.dependents.get(f"computed.{plan.name}", ()))

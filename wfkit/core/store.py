@@ -1,7 +1,10 @@
 """The run store: one SQLite database (WAL) under ``.wfkit/``.
 
-Tables: ``runs`` (one row per run: status, inputs, final state, position), ``steps`` (one row
-per step execution), ``errors`` (one row per failed attempt) and ``messages``. Each run writes
+Tables: ``runs`` (one row per run: status, inputs, final state), ``steps`` (one row per step
+execution), ``errors`` (one row per failed attempt), ``messages``, ``breakers`` (circuit
+breaker state per workflow), and the checkpoints of each frame of a run: ``checkpoints`` (its
+cursor) and ``checkpoint_values`` (one row per top-level value it changed; a NULL value marks
+a deletion), so a checkpoint writes only what changed since the previous one. Each run writes
 through its own connection; WAL plus a busy timeout lets several ``wfkit run`` processes share
 one store. A schema version in ``PRAGMA user_version`` lets later releases migrate it.
 
@@ -18,7 +21,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,16 +29,20 @@ from typing import Any
 
 from wfkit.core.events import (
     BreakerChanged,
+    Checkpoint,
     ErrorRecord,
     ErrorRecorded,
     ErrorsRecovered,
     Event,
+    FrameDropped,
     Message,
     RunFinished,
     RunStarted,
     StepFinished,
     StepStarted,
 )
+from wfkit.core.frame import FrameCheckpoint
+from wfkit.core.state import MISSING
 from wfkit.errors import RunNotFoundError, StoreError
 
 SCHEMA_VERSION = 1
@@ -55,7 +62,6 @@ CREATE TABLE IF NOT EXISTS runs (
     duration_ms REAL,
     state       TEXT,
     error       TEXT,
-    position    TEXT,
     pid         INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at DESC);
@@ -83,6 +89,21 @@ CREATE TABLE IF NOT EXISTS errors (
     recovered   INTEGER NOT NULL,
     details     TEXT NOT NULL,
     PRIMARY KEY (run_id, idx)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    run_id      TEXT NOT NULL,
+    frame       TEXT NOT NULL,
+    cursor      TEXT NOT NULL,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (run_id, frame)
+);
+CREATE TABLE IF NOT EXISTS checkpoint_values (
+    run_id      TEXT NOT NULL,
+    frame       TEXT NOT NULL,
+    tier        TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    value       TEXT,
+    PRIMARY KEY (run_id, frame, tier, name)
 );
 CREATE TABLE IF NOT EXISTS breakers (
     workflow    TEXT NOT NULL,
@@ -137,10 +158,181 @@ class RunRow:
     duration_ms: float | None
     state: dict[str, Any] | None
     error: dict[str, Any] | None
+    pid: int | None = None
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+_dumps = _ENCODER.encode  # one encoder: json.dumps with options builds one per call
+
+
+class _Pending:
+    """Rows waiting for the next commit, coalesced where a later row replaces an earlier one.
+
+    Checkpoint values are serialized when the checkpoint is taken, so state written after it
+    can never leak into it; of several checkpoints of a frame only the last cursor and the
+    last value of each name are written.
+    """
+
+    def __init__(self) -> None:
+        self.ops: list[tuple[str, tuple[Any, ...]]] = []  # in order: runs rows, deletions
+        self.steps: list[tuple[Any, ...]] = []
+        self.messages: list[tuple[Any, ...]] = []
+        self.errors: dict[tuple[str, int], tuple[Any, ...]] = {}
+        self.recovered: list[tuple[str, int]] = []
+        self.breakers: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self.cursors: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self.values: dict[tuple[str, str], dict[tuple[str, str], str | None]] = {}
+        self.finished: list[RunFinished] = []
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.ops
+            or self.steps
+            or self.messages
+            or self.errors
+            or self.recovered
+            or self.breakers
+            or self.cursors
+            or self.values
+            or self.finished
+        )
+
+    def add(
+        self, event: Event, next_seq: Callable[[str], int], stored: set[tuple[str, str]]
+    ) -> None:
+        if isinstance(event, Checkpoint):
+            key = (event.run_id, event.frame)
+            self.cursors[key] = (event.run_id, event.frame, _dumps(event.cursor), time.time())
+            values = self.values.setdefault(key, {})
+            for change, value in event.changes.items():
+                values[change] = None if value is MISSING else _dumps(value)
+        elif isinstance(event, StepFinished):
+            self.steps.append(
+                (
+                    event.run_id,
+                    next_seq(event.run_id),
+                    event.step_id,
+                    event.step_type,
+                    event.status,
+                    event.attempts,
+                    event.duration_ms,
+                    event.timestamp,
+                    event.error_type,
+                )
+            )
+        elif isinstance(event, ErrorRecorded):
+            e = event.error
+            self.errors[(event.run_id, event.index)] = (
+                event.run_id,
+                event.index,
+                e.step_id,
+                e.error_type,
+                e.message,
+                e.stack_trace,
+                e.timestamp,
+                e.retry_count,
+                int(e.recovered),
+                _dumps(e.details),
+            )
+        elif isinstance(event, ErrorsRecovered):
+            self.recovered.extend((event.run_id, i) for i in event.indexes)
+        elif isinstance(event, BreakerChanged):
+            self.breakers[(event.workflow, event.name)] = (
+                event.workflow,
+                event.name,
+                event.state,
+                event.failures,
+                event.opened_at,
+                time.time(),
+            )
+        elif isinstance(event, Message):
+            self.messages.append(
+                (
+                    event.run_id,
+                    next_seq(event.run_id),
+                    event.step_id,
+                    event.level,
+                    event.text,
+                    event.timestamp,
+                )
+            )
+        elif isinstance(event, FrameDropped):
+            key = (event.run_id, event.frame)
+            self.cursors.pop(key, None)
+            self.values.pop(key, None)
+            if key in stored:  # rows of it reached the database: delete them there too
+                stored.discard(key)
+                for table in ("checkpoints", "checkpoint_values"):
+                    self.ops.append((f"DELETE FROM {table} WHERE run_id = ? AND frame = ?", key))
+        elif isinstance(event, RunStarted) and event.resumed:
+            self.ops.append(
+                (
+                    "UPDATE runs SET status = 'running', digest = ?, pid = ?, finished_at = NULL"
+                    " WHERE run_id = ?",
+                    (event.digest, os.getpid(), event.run_id),
+                )
+            )
+        elif isinstance(event, RunStarted):
+            self.ops.append(
+                (
+                    "INSERT INTO runs (run_id, workflow, file, digest, status, inputs, started_at,"
+                    " pid) VALUES (?,?,?,?,?,?,?,?)",
+                    (
+                        event.run_id,
+                        event.workflow,
+                        event.file,
+                        event.digest,
+                        "running",
+                        _dumps(event.inputs),
+                        event.started_at,
+                        os.getpid(),
+                    ),
+                )
+            )
+        elif isinstance(event, RunFinished):
+            self.finished.append(event)
+
+    def write(self, db: sqlite3.Connection) -> None:
+        for sql, args in self.ops:
+            db.execute(sql, args)
+        db.executemany("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?)", self.steps)
+        db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?)", self.messages)
+        db.executemany(
+            "INSERT OR REPLACE INTO errors VALUES (?,?,?,?,?,?,?,?,?,?)", list(self.errors.values())
+        )
+        db.executemany(
+            "UPDATE errors SET recovered = 1 WHERE run_id = ? AND idx = ?", self.recovered
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO breakers VALUES (?,?,?,?,?,?)", list(self.breakers.values())
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)", list(self.cursors.values())
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO checkpoint_values VALUES (?,?,?,?,?)",
+            [
+                (*frame, tier, name, value)
+                for frame, values in self.values.items()
+                for (tier, name), value in values.items()
+            ],
+        )
+        for event in self.finished:
+            db.execute(
+                "UPDATE runs SET status=?, finished_at=?, duration_ms=?, state=?, error=?"
+                " WHERE run_id=?",
+                (
+                    event.status,
+                    event.finished_at,
+                    event.duration_ms,
+                    _dumps(event.state),
+                    _dumps(event.error) if event.error else None,
+                    event.run_id,
+                ),
+            )
+            if event.status == "succeeded":  # nothing left to resume
+                for table in ("checkpoints", "checkpoint_values"):
+                    db.execute(f"DELETE FROM {table} WHERE run_id = ?", (event.run_id,))
 
 
 class RunStore:
@@ -170,7 +362,10 @@ class RunStore:
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open run store {self.path}: {exc}") from exc
         self._seq: dict[str, int] = {}
-        self._open_since: float | None = None  # when the open write transaction began
+        self._pending = _Pending()
+        self._last_commit = time.monotonic()
+        #: (run id, frame) with checkpoint rows in the database (written or loaded here)
+        self._stored_frames: set[tuple[str, str]] = set()
 
     def close(self) -> None:
         """Commit what is pending and close the connection."""
@@ -178,12 +373,6 @@ class RunStore:
             self.commit()
         finally:
             self._db.close()
-
-    def commit(self) -> None:
-        """Make every write so far durable (no-op when nothing is pending)."""
-        if self._open_since is not None:
-            self._open_since = None
-            self._db.execute("COMMIT")
 
     def __enter__(self) -> RunStore:
         return self
@@ -193,7 +382,12 @@ class RunStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on error)."""
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on error).
+
+        IMMEDIATE takes the write lock at once, under the busy timeout; a deferred
+        transaction that reads first can fail at once with SQLITE_BUSY_SNAPSHOT when another
+        process commits in between.
+        """
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -217,124 +411,40 @@ class RunStore:
     # writing: the store is an event sink ---------------------------------------------
 
     def __call__(self, event: Event) -> None:
-        """Persist one engine event."""
+        """Take one engine event; commit when the event calls for it (module docstring)."""
         try:
             if isinstance(event, StepStarted):
                 if event.effectful:
                     self.commit()  # the step's effects start from a durable position
                 return
-            if self._open_since is None:
-                # IMMEDIATE takes the write lock now, under busy_timeout; a deferred BEGIN that
-                # reads first can fail at once with SQLITE_BUSY_SNAPSHOT when another process
-                # commits in between
-                self._db.execute("BEGIN IMMEDIATE")
-                self._open_since = time.monotonic()
-            self._write(event)
+            self._pending.add(event, self._next, self._stored_frames)
             if (
                 isinstance(event, (RunStarted, RunFinished))
                 or getattr(event, "effectful", False)
-                or time.monotonic() - self._open_since >= COMMIT_INTERVAL
+                or time.monotonic() - self._last_commit >= COMMIT_INTERVAL
             ):
                 self.commit()
         except sqlite3.Error as exc:
             raise StoreError(f"run store {self.path}: {exc}") from exc
 
-    def _write(self, event: Event) -> None:
-        db = self._db
-        if isinstance(event, StepFinished):
-            db.execute(
-                "INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    event.run_id,
-                    self._next(event.run_id),
-                    event.step_id,
-                    event.step_type,
-                    event.status,
-                    event.attempts,
-                    event.duration_ms,
-                    event.timestamp,
-                    event.error_type,
-                ),
-            )
-        elif isinstance(event, ErrorRecorded):
-            e = event.error
-            db.execute(
-                "INSERT OR REPLACE INTO errors VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    event.run_id,
-                    event.index,
-                    e.step_id,
-                    e.error_type,
-                    e.message,
-                    e.stack_trace,
-                    e.timestamp,
-                    e.retry_count,
-                    int(e.recovered),
-                    _dumps(e.details),
-                ),
-            )
-        elif isinstance(event, ErrorsRecovered):
-            db.executemany(
-                "UPDATE errors SET recovered = 1 WHERE run_id = ? AND idx = ?",
-                [(event.run_id, i) for i in event.indexes],
-            )
-        elif isinstance(event, BreakerChanged):
-            db.execute(
-                "INSERT OR REPLACE INTO breakers VALUES (?,?,?,?,?,?)",
-                (
-                    event.workflow,
-                    event.name,
-                    event.state,
-                    event.failures,
-                    event.opened_at,
-                    time.time(),
-                ),
-            )
-        elif isinstance(event, Message):
-            db.execute(
-                "INSERT INTO messages VALUES (?,?,?,?,?,?)",
-                (
-                    event.run_id,
-                    self._next(event.run_id),
-                    event.step_id,
-                    event.level,
-                    event.text,
-                    event.timestamp,
-                ),
-            )
-        elif isinstance(event, RunStarted):
-            db.execute(
-                "INSERT INTO runs (run_id, workflow, file, digest, status, inputs, started_at,"
-                " pid) VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    event.run_id,
-                    event.workflow,
-                    event.file,
-                    event.digest,
-                    "running",
-                    _dumps(event.inputs),
-                    event.started_at,
-                    os.getpid(),
-                ),
-            )
-        elif isinstance(event, RunFinished):
-            db.execute(
-                "UPDATE runs SET status=?, finished_at=?, duration_ms=?, state=?, error=?"
-                " WHERE run_id=?",
-                (
-                    event.status,
-                    event.finished_at,
-                    event.duration_ms,
-                    _dumps(event.state),
-                    _dumps(event.error) if event.error else None,
-                    event.run_id,
-                ),
-            )
+    def commit(self) -> None:
+        """Write everything pending in one transaction."""
+        self._last_commit = time.monotonic()
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, _Pending()
+        try:
+            with self.transaction() as db:
+                pending.write(db)
+            self._stored_frames.update(pending.cursors)
+        except sqlite3.Error as exc:
+            raise StoreError(f"run store {self.path}: {exc}") from exc
 
     # reading ---------------------------------------------------------------------------
 
     def list_runs(self, limit: int = 100) -> list[RunRow]:
         """Newest first."""
+        self.commit()  # what this process wrote is visible to its reads
         rows = self._db.execute(
             "SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?", (limit,)
         ).fetchall()
@@ -342,6 +452,7 @@ class RunStore:
 
     def get_run(self, run_id: str) -> RunRow:
         """One run, by id or unique id prefix."""
+        self.commit()  # what this process wrote is visible to its reads
         rows = self._db.execute(
             "SELECT * FROM runs WHERE run_id = ? OR run_id LIKE ? LIMIT 2",
             (run_id, run_id.replace("%", "").replace("_", "\\_") + "%"),
@@ -359,6 +470,7 @@ class RunStore:
 
     def errors(self, run_id: str) -> list[ErrorRecord]:
         """The failed attempts of a run, in order."""
+        self.commit()  # what this process wrote is visible to its reads
         rows = self._db.execute(
             "SELECT step_id, error_type, message, stack_trace, timestamp, retry_count,"
             " recovered, details FROM errors WHERE run_id = ? ORDER BY idx",
@@ -371,6 +483,7 @@ class RunStore:
 
     def step_history(self, run_id: str) -> list[dict[str, Any]]:
         """Every step execution of a run, in order of completion."""
+        self.commit()  # what this process wrote is visible to its reads
         rows = self._db.execute(
             "SELECT step_id, step_type, status, attempts, duration_ms, finished_at, error_type"
             " FROM steps WHERE run_id = ? ORDER BY seq",
@@ -387,8 +500,37 @@ class RunStore:
         )
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
+    def load_frame(self, run_id: str, frame: str) -> FrameCheckpoint | None:
+        """A frame's last checkpoint, or None when it has none."""
+        self.commit()  # what this process wrote is visible to its reads
+        row = self._db.execute(
+            "SELECT cursor FROM checkpoints WHERE run_id = ? AND frame = ?", (run_id, frame)
+        ).fetchone()
+        if row is None:
+            return None
+        self._stored_frames.add((run_id, frame))
+        tiers: dict[str, dict[str, Any]] = {"raw": {}, "computed": {}, "steps": {}, "memory": {}}
+        for tier, name, value in self._db.execute(
+            "SELECT tier, name, value FROM checkpoint_values WHERE run_id = ? AND frame = ?",
+            (run_id, frame),
+        ):
+            tiers[tier][name] = MISSING if value is None else json.loads(value)
+        steps = {k: v for k, v in tiers["steps"].items() if v is not MISSING}
+        memory = {k: v for k, v in tiers["memory"].items() if v is not MISSING}
+        return FrameCheckpoint(json.loads(row[0]), tiers["raw"], tiers["computed"], steps, memory)
+
+    def messages(self, run_id: str) -> list[Message]:
+        """The messages of a run, in order."""
+        self.commit()  # what this process wrote is visible to its reads
+        rows = self._db.execute(
+            "SELECT step_id, level, text, timestamp FROM messages WHERE run_id = ? ORDER BY seq",
+            (run_id,),
+        ).fetchall()
+        return [Message(run_id, r[0], r[1], r[2], r[3]) for r in rows]
+
     def breakers(self, workflow: str) -> dict[str, dict[str, object]]:
         """The stored state of a workflow's circuit breakers, by name."""
+        self.commit()  # what this process wrote is visible to its reads
         rows = self._db.execute(
             "SELECT name, state, failures, opened_at FROM breakers WHERE workflow = ?",
             (workflow,),
@@ -409,6 +551,7 @@ class RunStore:
             duration_ms=r[8],
             state=json.loads(r[9]) if r[9] else None,
             error=json.loads(r[10]) if r[10] else None,
+            pid=r[11],
         )
 
 

@@ -15,8 +15,16 @@ if TYPE_CHECKING:
 
 @handles(ConditionalStep)
 async def run_conditional(step: ConditionalStep, frame: Frame) -> Any:
-    """Run ``then`` or ``else``; the result names the branch taken."""
-    branch = "then" if truthy(frame.eval(step, "condition")) else "else"
+    """Run ``then`` or ``else``; the result names the branch taken.
+
+    The branch is noted, so a resume continues in it without evaluating the condition again.
+    """
+    resumed = frame.take_reentry()
+    if resumed and "branch" in resumed:
+        branch = resumed["branch"]
+    else:
+        branch = "then" if truthy(frame.eval(step, "condition")) else "else"
+    frame.note(branch=branch)
     await frame.run_steps(step.then if branch == "then" else step.else_)
     return {"branch": branch}
 
@@ -36,8 +44,15 @@ async def run_while_loop(step: WhileLoopStep, frame: Frame) -> Any:
     """Repeat ``body`` while ``condition`` holds, at most ``max_iterations`` times."""
     outer = frame.locals.get("loop")
     iterations = 0
+    resumed = frame.take_reentry()
     try:
-        while True:
+        going = True
+        if resumed and "iteration" in resumed:  # finish the iteration a resume stopped in
+            iterations = resumed["iteration"]
+            going = await _iteration(
+                frame, step.body, {"index": iterations - 1, "iteration": iterations}
+            )
+        while going:
             frame.locals["loop"] = {"index": iterations, "iteration": iterations + 1}
             if not truthy(frame.eval(step, "condition")):
                 break
@@ -49,9 +64,10 @@ async def run_while_loop(step: WhileLoopStep, frame: Frame) -> Any:
                 )
                 break
             iterations += 1
-            loop = {"index": iterations - 1, "iteration": iterations}
-            if not await _iteration(frame, step.body, loop):
-                break
+            frame.note(iteration=iterations)
+            going = await _iteration(
+                frame, step.body, {"index": iterations - 1, "iteration": iterations}
+            )
     finally:
         _restore(frame, outer)
     return {"iterations": iterations}
@@ -59,19 +75,34 @@ async def run_while_loop(step: WhileLoopStep, frame: Frame) -> Any:
 
 @handles(ForeachStep)
 async def run_foreach(step: ForeachStep, frame: Frame) -> Any:
-    """Run ``body`` once per item of ``items``, with ``loop.item`` and ``loop.index``."""
-    items = frame.eval(step, "items")
-    items = list_items(items, step.step_id)
+    """Run ``body`` once per item of ``items``, with ``loop.item`` and ``loop.index``.
+
+    The items are evaluated once and remembered, so a resume iterates the same list.
+    """
+    key = f"items:{step.step_id}"
+    resumed = frame.take_reentry()
+    if resumed and "index" in resumed and key in frame.memory:
+        items, start = frame.memory[key], int(resumed["index"])
+    else:
+        items, start = list_items(frame.eval(step, "items"), step.step_id), 0
+        frame.remember(key, items)
     outer = frame.locals.get("loop")
-    done = 0
+    done = start
     try:
-        for index, item in enumerate(items):
+        for index in range(start, len(items)):
             done += 1
-            loop = {"item": item, "index": index, "iteration": index + 1, "length": len(items)}
+            frame.note(index=index)
+            loop = {
+                "item": items[index],
+                "index": index,
+                "iteration": index + 1,
+                "length": len(items),
+            }
             if not await _iteration(frame, step.body, loop):
                 break
     finally:
         _restore(frame, outer)
+        frame.forget(key)
     return {"iterations": done}
 
 

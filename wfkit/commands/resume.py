@@ -1,0 +1,118 @@
+"""``resume``: continue a failed, interrupted, timed-out or cancelled run where it stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from wfkit.commands._io import read_mapping
+from wfkit.commands.results import RunReport
+from wfkit.commands.run import _cancel_on_signals, report
+from wfkit.core.events import Event
+from wfkit.core.frame import StepRecord
+from wfkit.core.loader import load_file
+from wfkit.core.runtime import Ask, Run, RunOptions
+from wfkit.core.store import RunRow, RunStore
+from wfkit.core.tools import NoTools, ToolProvider
+from wfkit.errors import ResumeError
+
+RESUMABLE = ("failed", "timed_out", "cancelled", "interrupted")
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with this id exists (on this machine)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def effective_status(row: RunRow) -> str:
+    """A run's status, with ``interrupted`` for a ``running`` run whose process is gone."""
+    if row.status == "running" and row.pid != os.getpid() and not pid_alive(row.pid):
+        return "interrupted"
+    return row.status
+
+
+def history_records(history: list[dict[str, Any]]) -> list[StepRecord]:
+    """Step records (last execution, count of executions) rebuilt from stored history."""
+    records: dict[str, StepRecord] = {}
+    for row in history:
+        record = records.setdefault(row["step_id"], StepRecord(row["step_id"], row["step_type"]))
+        record.status = row["status"]
+        record.attempts = row["attempts"]
+        record.duration_ms = row["duration_ms"]
+        record.executions += row["status"] != "skipped"
+    return list(records.values())
+
+
+async def resume_workflow_async(
+    run_id: str,
+    *,
+    force: bool = False,
+    answers: dict[str, Any] | None = None,
+    answers_file: str | Path | None = None,
+    store: str | Path | None = None,
+    tools: ToolProvider | None = None,
+    ask: Ask | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+) -> RunReport:
+    """Continue a stored run from its last checkpoint: completed steps do not run again.
+
+    Refuses (``ResumeError``) a run that succeeded or is still running, and one whose
+    workflow file changed since it started unless ``force``.
+    """
+    all_answers = read_mapping(answers_file, "answers") if answers_file else {}
+    all_answers.update(answers or {})
+    with RunStore(store) as run_store:
+        row = run_store.get_run(run_id)
+        status = effective_status(row)
+        if status not in RESUMABLE:
+            why = "it succeeded" if status == "succeeded" else f"it is {status} (pid {row.pid})"
+            raise ResumeError(f"run {row.run_id} cannot be resumed: {why}")
+        loaded = load_file(row.file)
+        if loaded.digest != row.digest and not force:
+            raise ResumeError(
+                f"{row.file} changed since run {row.run_id} started; resuming could skip or "
+                "repeat the wrong steps (use --force to resume anyway)"
+            )
+        sinks: list[Callable[[Event], None]] = [run_store]
+        if on_event is not None:
+            sinks.append(on_event)
+        options = RunOptions(
+            answers=all_answers,
+            ask=ask,
+            tools=tools or NoTools(),
+            sinks=sinks,
+            breaker_state=run_store.breakers(loaded.name),
+            resume=lambda key: run_store.load_frame(row.run_id, key),
+        )
+        if sleep is not None:
+            options.sleep = sleep
+        run = Run(loaded, row.run_id, row.inputs, options)
+        run.continue_from(
+            history_records(run_store.step_history(row.run_id)),
+            run_store.errors(row.run_id),
+            run_store.messages(row.run_id),
+        )
+        outcome = await run.execute()
+        return report(outcome, loaded.file, str(run_store.path))
+
+
+def resume_workflow(run_id: str, **kw: Any) -> RunReport:
+    """Synchronous :func:`resume_workflow_async`; Ctrl-C and SIGTERM cancel the run."""
+
+    async def main() -> RunReport:
+        with _cancel_on_signals():
+            return await resume_workflow_async(run_id, **kw)
+
+    return asyncio.run(main())
