@@ -231,8 +231,10 @@ def test_kill_9_inside_a_loop_then_resume(tmp_path: Path) -> None:
     flow.write_text(
         "name: killed\nstate_schema:\n  raw: {total: integer}\nsteps:\n"
         "  - type: foreach\n    items: '{{ range(1, 41) | list }}'\n    body:\n"
-        f"      - {{type: shell_command, command: 'echo {{{{ loop.item }}}} >> {log}; sleep 0.02'}}\n"
-        "      - {type: state_update, path: raw.total, operation: increment, by: '{{ loop.item }}'}\n"
+        "      - type: shell_command\n"
+        f"        command: 'echo {{{{ loop.item }}}} >> {log}; sleep 0.02'\n"
+        "      - {type: state_update, path: raw.total, operation: increment,\n"
+        "         by: '{{ loop.item }}'}\n"
     )
     env = {**os.environ, "WFKIT_STORE": str(tmp_path / "store")}
     proc = subprocess.Popen(
