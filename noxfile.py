@@ -1,4 +1,4 @@
-"""Developer sessions: tests, lint, typing, bench.
+"""Developer sessions: tests, lint, typing, bench, reliability.
 
 Sessions run in the environment nox itself runs in (``pip install -e '.[dev]'`` first), so
 they need no other interpreter: under ``CI=true`` nox fails on interpreters it cannot find.
@@ -42,3 +42,9 @@ def typing(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Engine overhead figures (printed, never asserted)."""
     session.run(PY, "benchmarks/engine.py", *session.posargs)
+
+
+@nox.session
+def reliability(session: nox.Session) -> None:
+    """Transient recovery, error storm and kill -9/resume figures (printed, never asserted)."""
+    session.run(PY, "benchmarks/reliability.py", *session.posargs)

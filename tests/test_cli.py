@@ -166,3 +166,34 @@ def test_value_parsing() -> None:
         "e": "a=b",
         "f": True,
     }
+
+
+def test_resume_through_the_cli(cli, write, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    gate = tmp_path / "gate"
+    flow = write(
+        "name: r\nstate_schema:\n  raw: {n: integer}\nsteps:\n"
+        "  - {type: state_update, path: raw.n, operation: increment}\n"
+        f"  - {{type: shell_command, command: 'test -e {gate}'}}\n"
+        "  - {type: state_update, path: raw.n, operation: increment}\n"
+    )
+    failed = json.loads(cli("run", str(flow), "--json").stdout)
+    assert failed["status"] == "failed"
+    gate.touch()
+    result = cli("resume", failed["run_id"][:17], "--json")
+    assert result.exit_code == EXIT_OK, result.stderr
+    assert json.loads(result.stdout)["state"]["raw"]["n"] == 2
+    again = cli("resume", failed["run_id"])
+    assert again.exit_code == EXIT_USAGE
+    assert "cannot be resumed: it succeeded" in " ".join(again.stderr.split())
+    assert cli("resume", "nope").exit_code == EXIT_USAGE
+
+
+def test_resume_refuses_a_changed_file_without_force(cli, write) -> None:  # type: ignore[no-untyped-def]
+    flow = write("name: r\nsteps:\n  - {type: shell_command, command: 'exit 1'}\n")
+    failed = json.loads(cli("run", str(flow), "--json").stdout)
+    flow.write_text("name: r\nsteps:\n  - {type: shell_command, command: 'exit 0'}\n")
+    refused = cli("resume", failed["run_id"])
+    assert refused.exit_code == EXIT_USAGE
+    assert "--force" in refused.stderr
+    forced = cli("resume", failed["run_id"], "--force")
+    assert forced.exit_code == EXIT_OK

@@ -51,3 +51,21 @@ def test_documented_load_error_is_real(write: Callable[..., Path]) -> None:
         load_file(flow)
     shown = f"LoadError: {info.value}".replace(str(flow), "flow.yaml")
     assert shown in page
+
+
+def test_documented_policies_and_breaker(write: Callable[..., Path]) -> None:
+    from wfkit.core.tools import FunctionTools
+
+    policies = run_workflow(write(WORKFLOWS["docs:policies"]))
+    assert policies.messages[0].text == "unavailable / skipped after 3 failures"
+    assert [s.attempts for s in policies.steps[:2]] == [1, 3]
+
+    def search() -> str:
+        raise RuntimeError("search is down")
+
+    breaker = run_workflow(
+        write(WORKFLOWS["docs:breaker"]), tools=FunctionTools({"search": search})
+    )
+    types = [e.error_type for e in breaker.errors]
+    assert types == ["ToolError"] * 3 + ["CircuitOpenError"] * 2
+    assert breaker.status == "succeeded"

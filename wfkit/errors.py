@@ -19,13 +19,15 @@
         │   └── UndefinedVariableError  an expression named something undefined     [permanent]
         ├── StateError             an invalid state write                            [permanent]
         │   └── StateSizeLimitError  a write would exceed ``config.max_state_bytes``
-        ├── MemoryLimitError       the engine exceeded ``config.max_memory_mb``
+        ├── MemoryLimitError       the engine exceeded ``config.max_memory_mb``    [fatal]
         ├── CircuitOpenError       the step's circuit breaker is open
         ├── SubAgentError          a parallel item failed (index, cause)
         ├── UserError              an ``error`` step or a refused ``user_input``     [permanent]
-        └── CancelledRunError      the run was cancelled (Ctrl-C, SIGTERM)
+        └── CancelledRunError      the run was cancelled (Ctrl-C, SIGTERM)         [fatal]
 
-Errors carry data (file, line, column, step id, attempt, cause); rendering belongs to the CLI.
+Permanent errors are never retried unless ``retry_on`` names them; fatal errors end the run
+whatever the step's policy says. Errors carry data (file, line, column, step id, attempt,
+cause); rendering belongs to the CLI.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class WfkitError(Exception):
     """Base of every error wfkit raises on purpose."""
 
     permanent: ClassVar[bool] = False
+    #: ends the run whatever the step's error policy says (no retry, no fallback)
+    fatal: ClassVar[bool] = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -215,6 +219,9 @@ class StateSizeLimitError(StateError):
 class MemoryLimitError(StepError):
     """The engine's memory use exceeded ``config.max_memory_mb``."""
 
+    permanent = True
+    fatal = True
+
 
 class CircuitOpenError(StepError):
     """The step's circuit breaker is open, so the step was not attempted."""
@@ -249,6 +256,7 @@ class CancelledRunError(StepError):
     """The run was cancelled from outside (Ctrl-C, SIGTERM)."""
 
     permanent = True
+    fatal = True
 
 
 ERROR_TYPES: dict[str, type[WfkitError]] = {

@@ -53,6 +53,7 @@ class StepExecutor:
         frame.active.append(f"{plan.where} ({sid})")
         reentered = frame.reentry is not None  # a resume continues this container midway
         try:
+            self.run.check_memory(sid)
             if (
                 not reentered
                 and plan.condition is not None
@@ -95,7 +96,7 @@ class StepExecutor:
                 return "succeeded", await self._attempt_once(plan, step, frame, record, sid)
             return "succeeded", await self._retrying(plan, step, frame, record, sid)
         except StepError as error:
-            if not policy.recovers:
+            if not policy.recovers or error.fatal:
                 raise
             self.run.mark_recovered(error)
             if policy.fallback is None:  # continue without fallback_value: no result

@@ -154,6 +154,8 @@ def should_retry(error: StepError, policy: RetryPolicy, scope: Mapping[str, Any]
     An explicit ``retry_on`` decides (types match subclasses; an expression sees ``error``);
     otherwise every error that is not permanent is retried.
     """
+    if error.fatal:
+        return False
     if policy.retry_on_types is not None:
         return isinstance(error, policy.retry_on_types)
     if policy.retry_on_expr is not None:

@@ -9,6 +9,7 @@ loop here knows no step type by name.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -32,14 +33,30 @@ from wfkit.core.frame import Frame, FrameCheckpoint, StepRecord
 from wfkit.core.loader import LoadedWorkflow
 from wfkit.core.models import StepBase
 from wfkit.core.plan import StepPlan
-from wfkit.core.state import State
+from wfkit.core.state import SizeLimits, State, StatePlan
 from wfkit.core.tools import NoTools, ToolProvider
 from wfkit.errors import (
     CancelledRunError,
+    MemoryLimitError,
     StepError,
     WfkitError,
     WorkflowTimeoutError,
 )
+
+MEMORY_CHECK_EVERY = 64
+"""Steps between two looks at the engine's memory (a look costs a few microseconds)."""
+
+
+def rss_bytes() -> int:
+    """The engine's resident memory now (Linux ``/proc``), else its peak."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
 
 Ask = Callable[[str, list[Any] | None, Any], Any]
 
@@ -101,6 +118,7 @@ class Run:
         self.messages: list[Message] = []
         self._sinks = list(self.options.sinks)
         self.seed = self.options.seed or run_id
+        self._until_memory_check = 1
         self.executor = StepExecutor(self)
         self.breakers = Breakers(
             loaded.workflow.config.circuit_breakers,
@@ -131,6 +149,32 @@ class Run:
         """Send an event to every sink."""
         for sink in self._sinks:
             sink(event)
+
+    def new_state(self, plan: StatePlan, inputs: dict[str, Any]) -> State:
+        """A state with the workflow's size limits, warning through this run."""
+        config = self.loaded.workflow.config
+        return State(
+            plan,
+            inputs,
+            limits=SizeLimits(config.max_state_bytes, config.state_warn_bytes),
+            on_warning=self.warn,
+        )
+
+    def check_memory(self, step_id: str) -> None:
+        """Every few steps: fail the run when the engine's RSS exceeds ``max_memory_mb``."""
+        limit = self.loaded.workflow.config.max_memory_mb
+        if limit is None:
+            return
+        self._until_memory_check -= 1
+        if self._until_memory_check > 0:
+            return
+        self._until_memory_check = MEMORY_CHECK_EVERY
+        rss = rss_bytes()
+        if rss > limit * 1024 * 1024:
+            raise MemoryLimitError(
+                f"the engine uses {rss // (1024 * 1024)} MiB, over max_memory_mb={limit}",
+                step_id=step_id,
+            )
 
     def continue_from(
         self, records: list[StepRecord], errors: list[ErrorRecord], messages: list[Message]
@@ -230,7 +274,7 @@ class Run:
         error: StepError | None = None
         state: State | None = None
         try:
-            state = State(loaded.main.state, self.inputs)
+            state = self.new_state(loaded.main.state, self.inputs)
             frame = Frame(self, loaded.main, state)
             saved = self.load_frame(frame.key)
             if saved is not None:

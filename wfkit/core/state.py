@@ -9,6 +9,7 @@ and recomputes only the computed fields downstream of what changed, in dependenc
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 import time
@@ -20,7 +21,13 @@ from jinja2.runtime import Undefined
 
 from wfkit.core.expressions import Expr, Scope, make_scope
 from wfkit.core.models import ComputedField, FieldType, InputSpec
-from wfkit.errors import InputError, StateError, UndefinedVariableError, WfkitError
+from wfkit.errors import (
+    InputError,
+    StateError,
+    StateSizeLimitError,
+    UndefinedVariableError,
+    WfkitError,
+)
 
 _MISSING: Any = object()
 MISSING: Any = _MISSING
@@ -211,6 +218,23 @@ class TransformRecord:
 Undo = list[Callable[[], None]]
 
 
+@dataclass(frozen=True)
+class SizeLimits:
+    """``config.max_state_bytes`` and ``config.state_warn_bytes`` (JSON size of the state)."""
+
+    max_bytes: int | None = None
+    warn_bytes: int | None = None
+
+
+_SIZE_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+_TIER_OVERHEAD = len('{"inputs":{},"raw":{},"computed":{}}')
+
+
+def _entry_size(name: str, value: Any) -> int:
+    """Bytes of ``"name":value,`` in the state's JSON."""
+    return len(name) + 4 + len(_SIZE_ENCODER.encode(value))
+
+
 class State:
     """The live state of one run (or one parallel item)."""
 
@@ -220,8 +244,15 @@ class State:
         inputs: dict[str, Any],
         raw: dict[str, Any] | None = None,
         computed: dict[str, Any] | None = None,
+        limits: SizeLimits | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
         self.plan = plan
+        self.limits = limits or SizeLimits()
+        self.on_warning = on_warning
+        self._warned = False
+        self._sizes: dict[tuple[str, str], int] = {}
+        self.size = 0
         self.inputs = inputs
         self.raw: dict[str, Any] = (
             raw if raw is not None else to_state_value(plan.raw_defaults, "default_state")
@@ -235,6 +266,35 @@ class State:
         self._scope = make_scope(self.flat)
         if computed is None:
             self._recompute({c.name for c in plan.computed}, "initial state")
+        self._measure_all()
+
+    def _measure_all(self) -> None:
+        """JSON size of every top-level value; raises when over ``max_bytes``."""
+        self._sizes = {
+            (tier, name): _entry_size(name, value)
+            for tier, values in (
+                ("inputs", self.inputs),
+                ("raw", self.raw),
+                ("computed", self.computed),
+            )
+            for name, value in values.items()
+        }
+        self.size = _TIER_OVERHEAD + sum(self._sizes.values())
+        self._check_size(self.size, "the initial state")
+
+    def _check_size(self, total: int, what: str) -> None:
+        limits = self.limits
+        if limits.max_bytes is not None and total > limits.max_bytes:
+            raise StateSizeLimitError(
+                f"{what} would make the state {total} bytes, over max_state_bytes="
+                f"{limits.max_bytes}"
+            )
+        if limits.warn_bytes is not None and total > limits.warn_bytes and not self._warned:
+            self._warned = True
+            if self.on_warning is not None:
+                self.on_warning(
+                    f"state is {total} bytes, over state_warn_bytes={limits.warn_bytes}"
+                )
 
     def _rebuild_flat(self) -> None:
         flat = self.flat  # in place: scopes built on it keep seeing it
@@ -264,6 +324,7 @@ class State:
                     target[name] = value
         self._rebuild_flat()
         self.changed.clear()
+        self._measure_all()
 
     def take_changes(self) -> dict[tuple[str, str], Any]:
         """Values written since the last call (``MISSING`` for deleted names)."""
@@ -294,8 +355,9 @@ class State:
         parts = writable_path(path)
         undo: Undo = []
         top = str(parts[1])
+        touched: list[tuple[str, str]] = [("raw", top)]
         try:
-            _apply(self.raw, parts[1:], operation, value, by, path, undo)
+            delta = _apply(self.raw, parts[1:], operation, value, by, path, undo)
             declared = self.plan.raw_types.get(top)
             if declared and top in self.raw and not matches_type(self.raw[top], declared):
                 raise StateError(
@@ -305,8 +367,9 @@ class State:
             self._sync_flat(top)
             affected = self.plan.dependents.get(f"raw.{top}")
             if affected:
-                self._recompute(set(affected), f"raw.{top} update", undo)
-            self.changed.add(("raw", top))
+                self._recompute(set(affected), f"raw.{top} update", undo, touched)
+            self._resize(touched, delta, path)
+            self.changed.update(touched)
         except BaseException:
             for step in reversed(undo):
                 step()
@@ -319,7 +382,30 @@ class State:
         elif top not in self.inputs and top not in self.computed:
             self.flat.pop(top, None)
 
-    def _recompute(self, seeds: set[str], trigger: str, undo: Undo | None = None) -> None:
+    def _resize(self, touched: list[tuple[str, str]], delta: int | None, path: str) -> None:
+        """New sizes of the touched values; refuses a total over ``max_bytes``."""
+        sizes: dict[tuple[str, str], int] = {}
+        for key in touched:
+            tier, name = key
+            values = self.raw if tier == "raw" else self.computed
+            if name not in values:
+                sizes[key] = 0
+            elif key == touched[0] and delta is not None and key in self._sizes:
+                sizes[key] = self._sizes[key] + delta  # an append: no need to re-encode
+            else:
+                sizes[key] = _entry_size(name, values[name])
+        total = self.size + sum(size - self._sizes.get(key, 0) for key, size in sizes.items())
+        self._check_size(total, f"writing {path!r}")
+        self._sizes.update(sizes)
+        self.size = total
+
+    def _recompute(
+        self,
+        seeds: set[str],
+        trigger: str,
+        undo: Undo | None = None,
+        touched: list[tuple[str, str]] | None = None,
+    ) -> None:
         dirty = set(seeds)
         for plan in self.plan.computed:
             if plan.name not in dirty:
@@ -331,6 +417,8 @@ class State:
             self.computed[plan.name] = new
             self.flat[plan.name] = new
             self.changed.add(("computed", plan.name))
+            if touched is not None:
+                touched.append(("computed", plan.name))
             if undo is not None:
                 undo.append(_restore_computed(self, plan.name, old))
             dirty.update(self.plan.dependents.get(f"computed.{plan.name}", ()))
@@ -414,13 +502,14 @@ def _apply(
     by: Any,
     path: str,
     undo: Undo,
-) -> None:
+) -> int | None:
+    """Apply the operation; for an in-place append, the exact growth of the JSON in bytes."""
     container: Any = root
     for i, part in enumerate(parts[:-1]):
         nxt = _container_child(container, part, path)
         if nxt is _MISSING:
             if operation == "delete":
-                return
+                return None
             nxt = [] if isinstance(parts[i + 1], int) else {}
             _set(container, part, nxt, path, undo)
         container = nxt
@@ -429,13 +518,16 @@ def _apply(
     if operation == "delete":
         if current is not _MISSING:
             _delete(container, key, undo)
-        return
+        return None
     if operation in ("append", "extend") and isinstance(current, list):
         size = len(current)
-        current.extend(_new_items(operation, value, path))  # in place: lists may be large
+        items = _new_items(operation, value, path)
+        current.extend(items)  # in place: lists may be large
         undo.append(lambda: current.__delitem__(slice(size, None)))
-        return
+        commas = len(items) - (1 if size == 0 and items else 0)
+        return sum(len(_SIZE_ENCODER.encode(item)) for item in items) + commas
     _set(container, key, _operate(operation, current, value, by, path), path, undo)
+    return None
 
 
 def _container_child(container: Any, part: str | int, path: str) -> Any:

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from wfkit.core.events import FrameDropped
 from wfkit.core.models import ParallelForeachStep
-from wfkit.core.state import State
+
+if TYPE_CHECKING:
+    from wfkit.core.state import State
 from wfkit.core.steps import handles
 from wfkit.core.steps.control import list_items
 from wfkit.errors import CancelledRunError, StepError, SubAgentError, WfkitError
@@ -92,7 +94,7 @@ async def _run_item(
         child: Frame | None = None
         try:
             inputs = _item_inputs(step, frame, task.state.inputs, loop)
-            state = State(task.state, task.state.resolve_inputs(inputs))
+            state = run.new_state(task.state, task.state.resolve_inputs(inputs))
             child = Frame(
                 run,
                 task,

@@ -38,6 +38,17 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
     if step.working_directory:  # relative to the workflow file, so it runs from anywhere
         cwd = workflow_dir / str(frame.eval(step, "working_directory"))
     shown = command if isinstance(command, str) else " ".join(argv)
+    if step.memory_limit_mb is not None:
+        # RLIMIT_DATA (not RLIMIT_AS, which breaks threaded programs), set by a shell that then
+        # execs the command, so the limit is the command's own and inherited by its children
+        argv = [
+            "/bin/sh",
+            "-c",
+            'ulimit -d "$0" && exec "$@"',
+            str(step.memory_limit_mb * 1024),
+            *argv,
+        ]
+        env["MALLOC_ARENA_MAX"] = "2"
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -66,8 +77,15 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
     result = {"stdout": stdout, "stderr": stderr, "exit_code": exit_code}
     if exit_code not in step.ok_exit_codes:
         tail = stderr.strip().splitlines()[-1:] or [""]
+        hint = (
+            f" (memory_limit_mb={step.memory_limit_mb} may have been exceeded)"
+            if step.memory_limit_mb is not None
+            else ""
+        )
         raise ShellCommandError(
-            f"command {shown!r} exited with {exit_code}" + (f": {tail[0]}" if tail[0] else ""),
+            f"command {shown!r} exited with {exit_code}"
+            + (f": {tail[0]}" if tail[0] else "")
+            + hint,
             exit_code=exit_code,
             stderr=stderr,
         )

@@ -1,0 +1,190 @@
+"""State size limits, the engine memory watchdog, shell memory limits, fail_fast cleanup."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wfkit.commands import RunReport, resume_workflow, run_workflow
+from wfkit.core.loader import load_text
+from wfkit.core.state import SizeLimits, State
+from wfkit.errors import StateError
+
+Runner = Callable[..., RunReport]
+
+
+def test_a_write_over_max_state_bytes_is_refused_and_undone(run_yaml: Runner) -> None:
+    report = run_yaml(
+        """
+        name: big
+        config: {max_state_bytes: 2000, state_warn_bytes: 1000}
+        state_schema:
+          raw: {chunks: array, count: integer}
+        steps:
+          - type: while_loop
+            condition: "true"
+            max_iterations: 1000
+            body:
+              - {type: state_update, path: raw.chunks, operation: append,
+                 value: "{{ 'x' * 300 }}"}
+              - {type: state_update, path: raw.count, operation: increment}
+        """
+    )
+    assert report.status == "failed"
+    assert report.error is not None
+    assert report.error["type"] == "StateSizeLimitError"
+    assert "over max_state_bytes=2000" in report.error["message"]
+    chunks = report.state.raw["chunks"]
+    assert len(chunks) == report.state.raw["count"]  # the refused append left no trace
+    assert len(json.dumps(report.state.model_dump())) <= 2000
+    assert [w for w in report.warnings if "state_warn_bytes=1000" in w] == report.warnings
+    assert len(report.warnings) == 1
+
+
+def test_initial_state_over_the_limit_fails_the_run(run_yaml: Runner) -> None:
+    report = run_yaml(
+        """
+        name: big
+        config: {max_state_bytes: 100}
+        inputs:
+          blob: {type: string, default: "{{ 'not evaluated, just long' }} and then some more text"}
+        default_state:
+          raw: {also: "a long default value that pushes the state over one hundred bytes"}
+        """
+    )
+    assert report.status == "failed"
+    assert report.errors[0].error_type == "StateSizeLimitError"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["set", "append", "extend", "merge", "delete", "increment"]),
+            st.sampled_from(["a", "b", "c"]),
+            st.one_of(st.integers(), st.text(max_size=8), st.lists(st.integers(), max_size=3)),
+        ),
+        max_size=25,
+    )
+)
+def test_size_accounting_tracks_the_real_json_size(ops: list[tuple[str, str, Any]]) -> None:
+    plan = load_text(
+        "name: s\ninputs:\n  i: {type: any, default: [1, 'x']}\n"
+        "state_schema:\n  computed:\n    n: {from: inputs.i, transform: input | length}\n"
+    ).main.state
+    state = State(plan, plan.resolve_inputs({}), limits=SizeLimits(max_bytes=10**6))
+    for operation, name, raw_value in ops:
+        current = state.raw.get(name)
+        value: Any = raw_value
+        if operation in ("append", "extend") and not isinstance(current, list | None):
+            continue
+        if operation == "merge":
+            value = {"k": raw_value}
+            if not isinstance(current, dict | None):
+                continue
+        if operation == "extend" and not isinstance(raw_value, list):
+            value = [raw_value]
+        if operation == "increment":
+            if not isinstance(current, int | None):
+                continue
+            value = raw_value if isinstance(raw_value, int) else 1
+        try:
+            state.write(f"raw.{name}", operation, value)
+        except StateError:
+            continue
+        actual = len(json.dumps(state.snapshot(), separators=(",", ":")))
+        assert actual <= state.size <= actual + 3
+
+
+def test_memory_limit_is_fatal_keeps_the_checkpoint_and_resume_works(
+    write: Callable[..., Path], tmp_path: Path
+) -> None:
+    log = tmp_path / "log"
+    text = f"""
+        name: mem
+        config: {{max_memory_mb: LIMIT}}
+        state_schema:
+          raw: {{n: integer}}
+        steps:
+          - {{id: one, type: shell_command, command: "echo one >> {log}"}}
+          - {{id: two, type: state_update, path: raw.n, value: 1, on_error: continue}}
+          - {{id: three, type: shell_command, command: "echo three >> {log}"}}
+        """
+    # the first look at memory happens at the first step: a limit of 1 MiB trips there
+    flow = write(text.replace("LIMIT", "1"))
+    failed = run_workflow(flow)
+    assert failed.status == "failed"
+    assert failed.error is not None
+    assert failed.error["type"] == "MemoryLimitError"
+    flow.write_text(flow.read_text().replace("max_memory_mb: 1}", "max_memory_mb: 100000}"))
+    resumed = resume_workflow(failed.run_id, force=True)
+    assert resumed.status == "succeeded"
+    assert log.read_text().split() == ["one", "three"]
+
+
+def test_shell_memory_limit(run_yaml: Runner) -> None:
+    report = run_yaml(
+        """
+        name: mem
+        steps:
+          - id: small
+            type: shell_command
+            memory_limit_mb: 200
+            command: [python3, -c, "x = bytearray(20 * 1024 * 1024)"]
+          - id: hog
+            type: shell_command
+            memory_limit_mb: 200
+            command: [python3, -c, "x = bytearray(800 * 1024 * 1024)"]
+        """
+    )
+    assert [(s.id, s.status) for s in report.steps] == [("small", "succeeded"), ("hog", "failed")]
+    assert "memory_limit_mb=200 may have been exceeded" in report.errors[0].message
+
+
+def test_fail_fast_cancels_in_flight_items_and_runs_their_cleanup(
+    run_yaml: Runner, tmp_path: Path
+) -> None:
+    log = tmp_path / "log"
+    report = run_yaml(
+        f"""
+        name: ff
+        steps:
+          - id: fan
+            type: parallel_foreach
+            items: [0, 1, 2, 3, 4, 5]
+            sub_agent_task: job
+            max_parallel: 3
+        sub_agent_tasks:
+          job:
+            inputs: {{item: {{type: integer}}}}
+            steps:
+              - id: work
+                type: shell_command
+                command: "if [ {{{{ item }}}} -eq 0 ]; then sleep 0.2; exit 3; fi; sleep 30"
+                cleanup:
+                  - {{type: shell_command, command: "echo cleaned-{{{{ item }}}} >> {log}"}}
+            finally:
+              - type: shell_command
+                command: "echo finally-{{{{ item }}}}-{{{{ workflow.status }}}} >> {log}"
+        """
+    )
+    assert report.status == "failed"
+    assert report.error is not None
+    assert report.error["type"] == "SubAgentError"
+    assert report.error["index"] == 0
+    lines = sorted(log.read_text().split())
+    assert lines == sorted(
+        [
+            "cleaned-0",
+            "cleaned-1",
+            "cleaned-2",
+            "finally-0-failed",
+            "finally-1-cancelled",
+            "finally-2-cancelled",
+        ]
+    )
