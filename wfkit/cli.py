@@ -144,6 +144,74 @@ def _show_report(result: RunReport, json_out: bool) -> None:
 
 
 @app.command()
+def explain(
+    file: Annotated[str, typer.Argument(help="Workflow YAML file.")],
+    inputs: Annotated[
+        list[str] | None, typer.Option("-i", "--input", help="Input as name=value (JSON or text).")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show the plan and its mistakes before running: nothing is executed."""
+    from wfkit.commands._io import parse_assignments
+    from wfkit.commands.explain import explain_workflow
+    from wfkit.errors import InputError, LoadError
+    from wfkit.render import explanation_tree
+
+    try:
+        result = explain_workflow(file, parse_assignments(inputs))
+    except (LoadError, InputError) as exc:
+        raise _fail_usage(exc) from None
+    if json_out:
+        _emit_json(result)
+    else:
+        _console().print(explanation_tree(result))
+
+
+@app.command("test-transform")
+def transform_command(
+    expression: Annotated[
+        str | None, typer.Argument(help="Expression (bare or a {{ }} template).")
+    ] = None,
+    input_json: Annotated[
+        str | None, typer.Option("--input", help="JSON value bound to `input`.")
+    ] = None,
+    context: Annotated[
+        str | None, typer.Option("--context", help="JSON object of names, or @FILE (JSON/YAML).")
+    ] = None,
+    workflow: Annotated[
+        str | None, typer.Option("--workflow", help="Test a computed field of this workflow.")
+    ] = None,
+    field: Annotated[str | None, typer.Option("--field", help="The computed field.")] = None,
+    state: Annotated[
+        str | None, typer.Option("--state", help='JSON {"inputs": {...}, "raw": {...}}.')
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Evaluate an expression, or a workflow's computed field, in the run sandbox."""
+    from wfkit.commands._io import json_argument
+    from wfkit.commands.transform import evaluate_transform
+    from wfkit.errors import InputError, LoadError
+    from wfkit.render import transform_result
+
+    try:
+        result = evaluate_transform(
+            expression,
+            json_argument(input_json, "--input"),
+            json_argument(context, "--context", mapping=True),
+            workflow=workflow,
+            field=field,
+            state=json_argument(state, "--state", mapping=True),
+        )
+    except (LoadError, InputError) as exc:
+        raise _fail_usage(exc) from None
+    if json_out:
+        _emit_json(result)
+    else:
+        _console().print(transform_result(result))
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+@app.command()
 def runs(
     store: StoreOpt = None,
     limit: Annotated[int, typer.Option(help="How many runs to list.")] = 50,

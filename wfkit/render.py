@@ -17,7 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from wfkit.commands.explain import Explanation, StepPlanView
     from wfkit.commands.results import RunReport, RunSummary
+    from wfkit.commands.transform import TransformResult
     from wfkit.core.events import Event
     from wfkit.errors import WfkitError
 
@@ -189,3 +191,102 @@ class LiveReporter:
         if choices:
             return {str(c): c for c in choices}.get(answer, answer)
         return answer
+
+
+def explanation_tree(plan: Explanation) -> Group:
+    """``wfkit explain``: inputs, the step tree with policies, computed fields, warnings."""
+    from rich.tree import Tree
+
+    parts: list[Any] = [
+        Text.assemble(("plan ", "bold"), (plan.workflow, "bold cyan"), f"  {plan.file}")
+    ]
+    if plan.inputs:
+        table = Table(title="inputs", box=None, pad_edge=False, title_justify="left")
+        for column in ("name", "type", "status", "value"):
+            table.add_column(column)
+        for item in plan.inputs:
+            style = "red" if item.status == "missing" else ""
+            table.add_row(
+                item.name, item.type, Text(item.status, style=style), escape(_short(item.value))
+            )
+        parts.append(table)
+    root = Tree(Text("steps", style="bold"))
+    branches: dict[tuple[str, int], Tree] = {}
+    for step in plan.steps:
+        parent = root if step.depth == 0 else branches.get((step.scope, step.depth - 1), root)
+        if step.depth == 0 and step.scope != "workflow":  # finally, sub-agent tasks
+            if (step.scope, -1) not in branches:
+                branches[(step.scope, -1)] = root.add(Text(step.scope, style="bold magenta"))
+            parent = branches[(step.scope, -1)]
+        branches[(step.scope, step.depth)] = parent.add(_step_label(step))
+    parts.append(root)
+    if plan.computed:
+        table = Table(
+            title="computed fields (evaluation order)",
+            box=None,
+            pad_edge=False,
+            title_justify="left",
+        )
+        for column in ("field", "from", "transform"):
+            table.add_column(column)
+        for c in plan.computed:
+            table.add_row(c.name, ", ".join(c.sources), escape(c.transform))
+        parts.append(table)
+    total = "unbounded" if plan.worst_case_ms is None else f"{plan.worst_case_ms / 1000:g} s"
+    parts.append(Text(f"worst-case duration: {total}", style="dim"))
+    for warning in plan.warnings:
+        where = f"line {warning.line} " if warning.line else ""
+        owner = f"{warning.step_id}: " if warning.step_id else ""
+        parts.append(Text(f"! {where}{owner}{warning.message}", style="yellow"))
+    if not plan.warnings:
+        parts.append(Text("no warnings", style="green"))
+    return Group(*parts)
+
+
+def _step_label(step: StepPlanView) -> Text:
+    text = Text.assemble((step.id, "bold"), f" {step.type}", (f"  line {step.line}", "dim"))
+    if step.condition is not None:
+        decided = "" if step.condition_value is None else f" -> {step.condition_value}"
+        text.append(f"  if {step.condition}{decided}", style="cyan")
+    policy = step.policy
+    if policy.strategy != "fail" or policy.attempts > 1:
+        delays = ", ".join(f"{d:g}" for d in policy.delays_ms)
+        text.append(f"  on_error={policy.strategy}", style="yellow")
+        if policy.attempts > 1:
+            text.append(f" attempts={policy.attempts} waits=[{delays}] ms", style="yellow")
+    if step.timeout is not None:
+        text.append(f"  timeout={step.timeout:g}s", style="magenta")
+    if step.reads:
+        text.append(f"  reads {', '.join(step.reads)}", style="dim")
+    if step.writes:
+        text.append(f"  writes {', '.join(step.writes)}", style="green")
+    if not step.reachable:
+        text.append("  UNREACHABLE", style="bold red")
+    elif step.dead:
+        text.append("  (dead: the inputs decide against it)", style="dim red")
+    return text
+
+
+def transform_result(result: TransformResult) -> Group:
+    """``wfkit test-transform``."""
+    parts: list[Any] = [Text.assemble(("expression ", "dim"), escape(result.expression))]
+    if result.dependencies:
+        parts.append(Text(f"from {', '.join(result.dependencies)}", style="dim"))
+        parts.append(Text.assemble(("input ", "dim"), escape(_short(result.input, 200))))
+    if result.error is not None:
+        parts.append(Text(f"{result.error.type}: {result.error.message}", style="bold red"))
+    else:
+        parts.append(
+            Text.assemble(
+                ("output ", "bold"),
+                escape(_short(result.output, 400)),
+                (f"  ({result.type})", "dim"),
+            )
+        )
+    parts.append(
+        Text(
+            f"references: {', '.join(result.references) or 'none'}  {result.duration_ms:.3f} ms",
+            style="dim",
+        )
+    )
+    return Group(*parts)

@@ -29,6 +29,24 @@ def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def json_argument(text: str | None, option: str, mapping: bool = False) -> Any:
+    """A JSON option value; ``@FILE`` reads a JSON or YAML file."""
+    if text is None:
+        return None
+    if text.startswith("@"):
+        value: Any = read_mapping(text[1:], option.lstrip("-")) if mapping else None
+        if not mapping:
+            value = parse(Path(text[1:]).read_text(encoding="utf-8"), text[1:]).data
+    else:
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise InputError(f"{option} is not valid JSON: {exc}") from None
+    if mapping and not isinstance(value, dict):
+        raise InputError(f"{option} must be a JSON object")
+    return value
+
+
 def read_mapping(path: str | Path, what: str) -> dict[str, Any]:
     """A YAML or JSON file holding a mapping."""
     file = str(path)

@@ -402,6 +402,7 @@ def _compile_native(env: _Sandbox, body: str, source: str) -> Expr:
         )
     expr.set_environment(env)
     tree = nodes.Template([nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)], lineno=1)
+    tree.set_environment(env)
     code = env.from_string(tree)
     return Expr(source=source, kind="native", references=_references(tree), _code=code)
 
@@ -418,6 +419,13 @@ def _references(tree: nodes.Node) -> frozenset[str]:
         if path:
             found.add(path)
     found -= _GLOBAL_NAMES
+    try:  # names bound inside the template ({% for x in ... %}, {% set %}) are not references
+        from jinja2 import meta
+
+        free = meta.find_undeclared_variables(tree)  # type: ignore[arg-type]
+        found = {p for p in found if p.split(".", 1)[0] in free}
+    except Exception:  # pragma: no cover - a tree meta cannot walk: keep every name
+        pass
     # keep only the longest paths: "raw" is implied by "raw.x"
     return frozenset(p for p in found if not any(o.startswith(p + ".") for o in found))
 

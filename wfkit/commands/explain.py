@@ -1,0 +1,494 @@
+"""``explain``: the plan of a workflow and its mistakes, before anything runs.
+
+A static walk of every step at every depth. Nothing is executed: conditions are evaluated only
+when the given inputs and defaults alone decide them.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from wfkit.core import models as m
+from wfkit.core.expressions import Expr, Value, truthy
+from wfkit.core.loader import Body, LoadedWorkflow, load_file, walk
+from wfkit.core.plan import CompiledUpdate
+from wfkit.core.policy import ErrorPolicy
+from wfkit.core.state import State, parse_path
+from wfkit.errors import InputError, StepError
+
+RESULT_FIELDS = {"shell_command": ("stdout", "stderr", "exit_code")}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class InputPlan(_Model):
+    name: str
+    type: str
+    required: bool
+    status: str  # given | default | missing | optional
+    value: Any = None
+    description: str | None = None
+
+
+class RetryPlan(_Model):
+    strategy: str
+    attempts: int
+    delays_ms: list[float]
+    jitter_ms: int
+    worst_case_wait_ms: float
+    retry_on: list[str] | str | None
+    fallback: Any = None
+
+
+class ToolNeed(_Model):
+    tool: str
+    server: str | None
+    available: bool | None  # None: a server is declared but not asked (it would have to start)
+
+
+class StepPlanView(_Model):
+    id: str
+    type: str
+    path: str
+    line: int | None
+    depth: int
+    scope: str  # workflow | finally | <sub_agent_task name>
+    condition: str | None = None
+    condition_value: bool | None = None
+    reads: list[str]
+    writes: list[str]
+    policy: RetryPlan
+    timeout: float | None
+    worst_case_ms: float | None
+    tools: list[ToolNeed] = []
+    reachable: bool = True
+    dead: bool = False  # in a branch the inputs decide against
+
+
+class ComputedPlanView(_Model):
+    name: str
+    sources: list[str]
+    transform: str
+    dependencies: list[str]
+    on_error: str
+
+
+class PlanWarning(_Model):
+    kind: str
+    message: str
+    step_id: str | None = None
+    line: int | None = None
+
+
+class Explanation(_Model):
+    """The result of ``wfkit explain`` (SPEC section 6)."""
+
+    workflow: str
+    file: str
+    inputs: list[InputPlan]
+    steps: list[StepPlanView]
+    computed: list[ComputedPlanView]
+    warnings: list[PlanWarning]
+    worst_case_ms: float | None
+    timeout: float | None
+
+
+@dataclass
+class _Context:
+    """What a step's expressions may read besides state: depends on where the step sits."""
+
+    in_loop: bool = False
+    in_cleanup: bool = False
+    in_finally: bool = False
+    dead: bool = False
+    scope: str = "workflow"
+    extra: frozenset[str] = frozenset()
+
+
+@dataclass
+class _Walker:
+    loaded: LoadedWorkflow
+    body: Body
+    state: State | None
+    names: dict[str, str]  # flattened name -> tier
+    steps: list[StepPlanView] = field(default_factory=list)
+    warnings: list[PlanWarning] = field(default_factory=list)
+    step_ids: set[str] = field(default_factory=set)
+
+    def warn(self, kind: str, message: str, step: m.StepBase | None = None) -> None:
+        self.warnings.append(
+            PlanWarning(
+                kind=kind,
+                message=message,
+                step_id=step.id if step else None,
+                line=step.line if step else None,
+            )
+        )
+
+    # names -------------------------------------------------------------------------------
+
+    def check_reference(self, ref: str, step: m.StepBase, allowed: set[str]) -> None:
+        root, _, rest = ref.partition(".")
+        if root in allowed:
+            if root == "steps" and rest:
+                target = rest.split(".", 1)[0]
+                if target not in self.step_ids:
+                    hint = _suggest(target, sorted(self.step_ids))
+                    self.warn("unknown_step", f"steps.{target} names no step{hint}", step)
+            return
+        if root in ("inputs", "raw", "computed"):
+            name = rest.split(".", 1)[0]
+            if not name or self.names.get(name) == root:
+                return
+            known = sorted(n for n, t in self.names.items() if t == root)
+            self.warn(
+                "undefined_name", f"{root}.{name} is not defined{_suggest(name, known)}", step
+            )
+            return
+        if root in self.names:
+            return
+        candidates = sorted({*self.names, *allowed} - {"input"})
+        self.warn(
+            "undefined_name",
+            f"undefined name {root!r}{_suggest(root, candidates)}: the step will fail with "
+            "UndefinedVariableError",
+            step,
+        )
+
+    def reads_of(self, step: m.StepBase, ctx: _Context) -> list[str]:
+        compiled = step._compiled
+        base = {"steps", *ctx.extra}
+        if ctx.in_loop:
+            base.add("loop")
+        if ctx.in_cleanup:
+            base.add("error")
+        if ctx.in_finally:
+            base.add("workflow")
+        sites: list[tuple[Any, set[str]]] = []
+        for name, value in compiled.items():
+            if name in ("updates", "error_updates", "writes", "policy"):
+                continue
+            allowed = set(base)
+            if name in {"fallback_value", "retry_on"}:
+                allowed.add("error")
+            if name == "with_":
+                allowed |= {"loop", "item"}
+            sites.append((value, allowed))
+        for update in compiled["updates"]:
+            sites.append((update, {*base, "result"}))
+        for update in compiled["error_updates"]:
+            sites.append((update, {*base, "error"}))
+        for update in compiled.get("writes", []):
+            sites.append((update, set(base)))
+        reads: set[str] = set()
+        for value, allowed in sites:
+            for ref in _refs(value):
+                self.check_reference(ref, step, allowed)
+                reads.add(self.qualify(ref))
+        return sorted(reads)
+
+    def qualify(self, ref: str) -> str:
+        root = ref.split(".", 1)[0]
+        tier = self.names.get(root)
+        return f"{tier}.{ref}" if tier and root not in ("inputs", "raw", "computed") else ref
+
+    def writes_of(self, step: m.StepBase) -> list[str]:
+        compiled = step._compiled
+        out = []
+        for update in [
+            *compiled.get("writes", []),
+            *compiled["updates"],
+            *compiled["error_updates"],
+        ]:
+            path = update.path.source
+            out.append(path)
+            if update.path.is_literal:
+                top = str(parse_path(path)[1])
+                plan = self.body.state
+                if top not in plan.raw_types and top not in plan.raw_defaults:
+                    self.warn(
+                        "undeclared_write",
+                        f"writes raw.{top}, which state_schema.raw does not declare "
+                        "(it will be untyped)",
+                        step,
+                    )
+            for literal in _literals(update.value):
+                if literal in self.names or literal in RESULT_FIELDS.get(step.step_type, ()):
+                    self.warn(
+                        "literal_looks_like_reference",
+                        f"value {literal!r} is a literal string; did you mean "
+                        f"'{{{{ {literal} }}}}'?",
+                        step,
+                    )
+        return out
+
+    # conditions --------------------------------------------------------------------------
+
+    def decide(self, expr: Any, step: m.StepBase) -> bool | None:
+        """The condition's value when the inputs alone decide it, else None."""
+        if self.state is None or not isinstance(expr, Expr):
+            return None
+        if expr.is_literal:
+            return truthy(expr.source)
+        tiers = {self.names.get(r.split(".", 1)[0], r.split(".", 1)[0]) for r in expr.references}
+        if not tiers or not tiers <= {"inputs"}:
+            return None
+        try:
+            return truthy(expr.render(self.state.scope()))
+        except StepError:
+            return None
+
+    # the walk ----------------------------------------------------------------------------
+
+    def walk(self, steps: list[m.Step], ctx: _Context, depth: int) -> None:
+        reachable = True
+        for step in steps:
+            self.visit(step, ctx, depth, reachable)
+            unconditional = step.if_ is None
+            if unconditional and isinstance(step, (m.ErrorStep, m.BreakStep, m.ContinueStep)):
+                if reachable and step is not steps[-1]:
+                    nxt = steps[steps.index(step) + 1]
+                    self.warn(
+                        "unreachable",
+                        f"steps after {step.id!r} never run ({step.step_type} always leaves "
+                        f"this list); first unreachable: {nxt.id!r}",
+                        nxt,
+                    )
+                reachable = False
+
+    def visit(self, step: m.StepBase, ctx: _Context, depth: int, reachable: bool) -> None:
+        compiled = step._compiled
+        condition_source, condition_value = None, None
+        condition = compiled.get("condition")
+        if isinstance(step, (m.ConditionalStep, m.WhileLoopStep)):
+            condition_source = str(step.condition)
+            condition_value = self.decide(condition, step)
+        gate = compiled.get("if_")
+        gate_value = self.decide(gate, step) if gate is not None else None
+        policy = _retry_plan(compiled["policy"])
+        timeout = step.timeout
+        view = StepPlanView(
+            id=step.step_id,
+            type=step.step_type,
+            path=step.field_path,
+            line=step.line,
+            depth=depth,
+            scope=ctx.scope,
+            condition=condition_source or (str(step.if_) if step.if_ is not None else None),
+            condition_value=condition_value if condition_source else gate_value,
+            reads=self.reads_of(step, ctx),
+            writes=self.writes_of(step),
+            policy=policy,
+            timeout=timeout,
+            worst_case_ms=_worst_case(step, policy),
+            tools=self.tools_of(step),
+            reachable=reachable,
+            dead=ctx.dead or gate_value is False,
+        )
+        self.steps.append(view)
+        self.check_budget(step, policy)
+        for label, children in step.children():
+            child = _Context(
+                in_loop=ctx.in_loop or (label == "body"),
+                in_cleanup=ctx.in_cleanup or label == "cleanup",
+                in_finally=ctx.in_finally,
+                dead=view.dead
+                or (label == "then" and condition_value is False)
+                or (label == "else" and condition_value is True)
+                or (label == "body" and condition_value is False),
+                scope=ctx.scope,
+                extra=ctx.extra,
+            )
+            self.walk(children, child, depth + 1)
+
+    def tools_of(self, step: m.StepBase) -> list[ToolNeed]:
+        if not isinstance(step, m.McpCallStep):
+            return []
+        servers = self.loaded.workflow.mcp_servers
+        if step.server is not None and step.server not in servers:
+            self.warn(
+                "unknown_server",
+                f"server {step.server!r} is not in mcp_servers"
+                f"{_suggest(step.server, list(servers))}",
+                step,
+            )
+            available: bool | None = False
+        elif not servers:
+            self.warn(
+                "tool_unavailable",
+                f"tool {step.tool_name!r}: no MCP server is declared, so the call fails with "
+                "ToolNotFoundError",
+                step,
+            )
+            available = False
+        else:
+            available = None
+        return [ToolNeed(tool=step.tool_name, server=step.server, available=available)]
+
+    def check_budget(self, step: m.StepBase, policy: RetryPlan) -> None:
+        if policy.attempts <= 1:
+            return
+        budget_ms = policy.worst_case_wait_ms
+        if step.timeout is not None:
+            budget_ms += policy.attempts * step.timeout * 1000
+        workflow_timeout = self.loaded.workflow.config.timeout
+        if workflow_timeout is not None and budget_ms > workflow_timeout * 1000:
+            self.warn(
+                "retry_budget",
+                f"worst-case retry budget {budget_ms / 1000:.1f} s ({policy.attempts} attempts) "
+                f"exceeds the workflow timeout of {workflow_timeout:g} s",
+                step,
+            )
+
+
+def _refs(value: Any) -> frozenset[str]:
+    if isinstance(value, (Expr, Value)):
+        return value.references
+    if isinstance(value, CompiledUpdate):
+        return value.path.references | value.value.references | value.by.references
+    return frozenset()
+
+
+def _literals(value: Value) -> list[str]:
+    """Plain strings (no braces) inside a value."""
+    out: list[str] = []
+
+    def collect(node: Any) -> None:
+        if isinstance(node, str):
+            if "{{" not in node and "{%" not in node:
+                out.append(node)
+        elif isinstance(node, dict):
+            for item in node.values():
+                collect(item)
+        elif isinstance(node, list):
+            for item in node:
+                collect(item)
+
+    collect(value.source)
+    return out
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _retry_plan(policy: ErrorPolicy) -> RetryPlan:
+    retry = policy.retry
+    retry_on: list[str] | str | None = None
+    if retry is not None and retry.retry_on_types is not None:
+        retry_on = [t.__name__ for t in retry.retry_on_types]
+    elif retry is not None and retry.retry_on_expr is not None:
+        retry_on = retry.retry_on_expr.source
+    return RetryPlan(
+        strategy=policy.strategy,
+        attempts=policy.attempts,
+        delays_ms=retry.schedule_ms() if retry else [],
+        jitter_ms=retry.jitter_ms if retry else 0,
+        worst_case_wait_ms=retry.worst_case_wait_ms() if retry else 0.0,
+        retry_on=retry_on,
+        fallback=policy.fallback.source if policy.fallback is not None else None,
+    )
+
+
+def _worst_case(step: m.StepBase, policy: RetryPlan) -> float | None:
+    """The longest a step can take, when bounded (its timeout, retries and waits)."""
+    if isinstance(step, m.WaitStep) and not isinstance(step.seconds, str):
+        return float(step.seconds) * 1000 * policy.attempts + policy.worst_case_wait_ms
+    if step.timeout is None:
+        if isinstance(
+            step, (m.StateUpdateStep, m.UserMessageStep, m.BreakStep, m.ContinueStep, m.ErrorStep)
+        ):
+            return policy.worst_case_wait_ms  # no waiting inside them
+        return None
+    return step.timeout * 1000 * policy.attempts + policy.worst_case_wait_ms
+
+
+def _tier_names(body: Body) -> dict[str, str]:
+    plan = body.state
+    names = dict.fromkeys(plan.inputs, "inputs")
+    names.update(dict.fromkeys((*plan.raw_types, *plan.raw_defaults), "raw"))
+    names.update({c.name: "computed" for c in plan.computed})
+    for steps in (body.steps, body.finally_steps):  # fields written anywhere exist later
+        for step, _ in walk(steps):
+            for update in [*step._compiled.get("writes", []), *step._compiled["updates"]]:
+                if update.path.is_literal:
+                    names.setdefault(str(parse_path(update.path.source)[1]), "raw")
+    return names
+
+
+def explain_workflow(file: str | Path, inputs: dict[str, Any] | None = None) -> Explanation:
+    """The plan of a workflow file with the given inputs; never runs anything."""
+    loaded = load_file(file)
+    given = dict(inputs or {})
+    plan = loaded.main.state
+    input_views = []
+    for name, spec in plan.inputs.items():
+        if name in given:
+            status, value = "given", given[name]
+        elif spec.has_default:
+            status, value = "default", spec.default
+        else:
+            status, value = ("missing" if spec.is_required else "optional"), None
+        input_views.append(
+            InputPlan(
+                name=name,
+                type=spec.type,
+                required=spec.is_required,
+                status=status,
+                value=value,
+                description=spec.description,
+            )
+        )
+    state: State | None = None
+    warnings: list[PlanWarning] = []
+    try:
+        state = State(plan, plan.resolve_inputs(given))
+    except InputError as exc:
+        warnings.append(PlanWarning(kind="inputs", message=exc.message))
+    except StepError as exc:
+        warnings.append(PlanWarning(kind="initial_state", message=exc.message))
+    walker = _Walker(loaded, loaded.main, state, _tier_names(loaded.main), warnings=warnings)
+    walker.step_ids = set(loaded.main.by_id)
+    walker.walk(loaded.main.steps, _Context(), 0)
+    walker.walk(loaded.main.finally_steps, _Context(in_finally=True, scope="finally"), 0)
+    for name, body in loaded.tasks.items():
+        task_walker = _Walker(loaded, body, None, _tier_names(body))
+        task_walker.step_ids = set(body.by_id)
+        task_walker.walk(body.steps, _Context(scope=name), 0)
+        task_walker.walk(body.finally_steps, _Context(in_finally=True, scope=name), 0)
+        walker.steps.extend(task_walker.steps)
+        walker.warnings.extend(task_walker.warnings)
+    computed = [
+        ComputedPlanView(
+            name=c.name,
+            sources=list(c.sources),
+            transform=c.spec.transform,
+            dependencies=sorted(c.dependencies),
+            on_error=c.spec.on_error,
+        )
+        for c in plan.computed
+    ]
+    main_steps = [s for s in walker.steps if s.scope == "workflow" and s.depth == 0]
+    known = [s.worst_case_ms for s in main_steps]
+    total = None if any(v is None for v in known) else sum(v or 0.0 for v in known)
+    timeout = loaded.workflow.config.timeout
+    if timeout is not None:
+        total = min(total, timeout * 1000) if total is not None else timeout * 1000
+    return Explanation(
+        workflow=loaded.name,
+        file=loaded.file,
+        inputs=input_views,
+        steps=walker.steps,
+        computed=computed,
+        warnings=walker.warnings,
+        worst_case_ms=total,
+        timeout=timeout,
+    )
