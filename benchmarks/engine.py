@@ -52,9 +52,19 @@ def fan_out(n: int) -> str:
     )
 
 
-def run_once(loaded: LoadedWorkflow, store_dir: Path) -> float:
+def computed_loop(n: int) -> str:
+    return (
+        "name: traced\nstate_schema:\n  raw: {n: integer}\n  computed:\n"
+        "    double: {from: raw.n, transform: input * 2}\n"
+        "    small: {from: computed.double, transform: input < 100}\nsteps:\n"
+        f"  - type: foreach\n    items: '{{{{ range({n}) | list }}}}'\n    body:\n"
+        "      - {type: state_update, path: raw.n, value: '{{ n + 1 }}', if: '{{ n >= 0 }}'}\n"
+    )
+
+
+def run_once(loaded: LoadedWorkflow, store_dir: Path, trace: bool = False) -> float:
     with RunStore(store_dir) as store:
-        options = RunOptions(sinks=[store])
+        options = RunOptions(sinks=[store], trace=trace)
         started = time.perf_counter()
         outcome = asyncio.run(Run(loaded, f"bench-{time.perf_counter_ns()}", {}, options).execute())
         elapsed = time.perf_counter() - started
@@ -109,6 +119,14 @@ def main() -> None:
                 f"{per_base:>8.1f} {per_step - per_base:>11.1f} {per_step / per_base:>6.1f}x"
                 f"   (load {load_ms:.0f} ms)"
             )
+        n = int(1000 * scale)
+        traced = load_text(computed_loop(n), f"{tmp}/traced.yaml")
+        off = measure(lambda: run_once(traced, Path(tmp)), repeat)
+        on = measure(lambda: run_once(traced, Path(tmp), trace=True), repeat)
+        print(
+            f"tracing, foreach of {n} with 2 computed fields and a condition: "
+            f"off {off * 1000:.1f} ms, on {on * 1000:.1f} ms, ratio {on / off:.2f}x"
+        )
 
 
 if __name__ == "__main__":

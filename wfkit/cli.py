@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -53,9 +54,11 @@ def _emit_json(result: BaseModel | list[Any]) -> None:
 
 
 def _fail_usage(exc: Exception) -> typer.Exit:
+    from wfkit.errors import WfkitError
     from wfkit.render import error_view
 
-    _console(stderr=True).print(error_view(exc))  # type: ignore[arg-type]
+    error = exc if isinstance(exc, WfkitError) else WfkitError(str(exc))
+    _console(stderr=True).print(error_view(error))
     return typer.Exit(EXIT_USAGE)
 
 
@@ -72,6 +75,9 @@ def run(
         str | None, typer.Option("--answers", help="YAML/JSON file: user_input step id -> answer.")
     ] = None,
     store: StoreOpt = None,
+    trace: Annotated[
+        bool, typer.Option("--trace", help="Record transforms, conditions and retry decisions.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Run a workflow and record it in the run store."""
@@ -91,6 +97,7 @@ def run(
                 inputs_file=inputs_file,
                 answers_file=answers,
                 store=store,
+                trace=trace,
                 ask=live.ask if interactive else None,
                 on_event=live,
             )
@@ -209,6 +216,65 @@ def transform_command(
     else:
         _console().print(transform_result(result))
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+@app.command("trace")
+def trace_command(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    field: Annotated[str | None, typer.Option("--field", help="Only this computed field.")] = None,
+    step: Annotated[str | None, typer.Option("--step", help="Only this step.")] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="table, or chrome (trace-event JSON for Perfetto).")
+    ] = "table",
+    output: Annotated[
+        str | None, typer.Option("-o", "--output", help="Write --format chrome here.")
+    ] = None,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show a traced run's transforms (inputs, outputs, timing), conditions and retries."""
+    from wfkit.commands.inspect import chrome_trace, trace_run
+    from wfkit.errors import RunNotFoundError, StoreError
+    from wfkit.render import trace_view
+
+    if output_format not in ("table", "chrome"):
+        raise _fail_usage(ValueError(f"--format must be table or chrome, not {output_format!r}"))
+    try:
+        result = trace_run(run_id, field=field, step=step, store=store)
+    except (RunNotFoundError, StoreError) as exc:
+        raise _fail_usage(exc) from None
+    if output_format == "chrome":
+        text = json.dumps(chrome_trace(result))
+        if output:
+            Path(output).write_text(text, encoding="utf-8")
+            _console(stderr=True).print(f"wrote {output} (open it in https://ui.perfetto.dev)")
+        else:
+            sys.stdout.write(text + "\n")
+    elif json_out:
+        _emit_json(result)
+    else:
+        _console().print(trace_view(result))
+
+
+@app.command()
+def debug(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """A run's status, failing step, state, errors with stack traces, history and bottlenecks."""
+    from wfkit.commands.inspect import debug_run
+    from wfkit.errors import RunNotFoundError, StoreError
+    from wfkit.render import debug_view
+
+    try:
+        result = debug_run(run_id, store=store)
+    except (RunNotFoundError, StoreError) as exc:
+        raise _fail_usage(exc) from None
+    if json_out:
+        _emit_json(result)
+    else:
+        _console().print(debug_view(result))
 
 
 @app.command()

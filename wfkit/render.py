@@ -18,6 +18,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from wfkit.commands.explain import Explanation, StepPlanView
+    from wfkit.commands.inspect import DebugInfo, TraceView
     from wfkit.commands.results import RunReport, RunSummary
     from wfkit.commands.transform import TransformResult
     from wfkit.core.events import Event
@@ -289,4 +290,142 @@ def transform_result(result: TransformResult) -> Group:
             style="dim",
         )
     )
+    return Group(*parts)
+
+
+def trace_view(view: TraceView) -> Group:
+    """``wfkit trace``: transforms, then conditions and retry decisions."""
+    parts: list[Any] = [
+        Text.assemble(("trace ", "bold"), (view.run_id, "bold cyan"), "  ", view.workflow)
+    ]
+    if not view.traced:
+        parts.append(
+            Text(
+                "this run was not traced: run it with --trace (or config.trace: true)",
+                style="yellow",
+            )
+        )
+    if view.traces:
+        table = Table(title="computed fields", box=None, pad_edge=False, title_justify="left")
+        for column in ("field", "trigger", "step", "input", "output", "ms"):
+            table.add_column(column, justify="right" if column == "ms" else "left")
+        for r in view.traces:
+            output = r["output"] if r.get("error") is None else f"error: {r['error']}"
+            table.add_row(
+                r["field"],
+                r["trigger"],
+                r.get("step_id") or "",
+                escape(_short(r["input"], 40)),
+                escape(_short(output, 40)),
+                f"{r['duration_ms']:.3f}",
+            )
+        parts.append(table)
+    if view.events:
+        table = Table(
+            title="conditions and retries", box=None, pad_edge=False, title_justify="left"
+        )
+        for column in ("step", "kind", "what", "outcome"):
+            table.add_column(column)
+        for r in view.events:
+            if r["kind"] == "condition":
+                what = f"{r['role']}: {r['expression']}  {_short(r['operands'], 60)}"
+                outcome = str(r["outcome"]).lower()
+            else:
+                what = f"attempt {r['attempt']} {r['error_type']}: {r['reason']}"
+                outcome = "retried" if r["retried"] else "not retried"
+            table.add_row(r.get("step_id") or "", r["kind"], escape(what), outcome)
+        parts.append(table)
+    if view.dropped:
+        parts.append(
+            Text(
+                f"{view.dropped} older records were dropped (config.trace max_records)",
+                style="yellow",
+            )
+        )
+    return Group(*parts)
+
+
+def debug_view(info: DebugInfo) -> Group:
+    """``wfkit debug``."""
+    parts: list[Any] = [
+        Text.assemble(
+            ("run ", "bold"),
+            (info.run_id, "bold cyan"),
+            "  ",
+            (info.workflow, "bold"),
+            "  ",
+            status_text(info.status),
+            f"  {info.duration_ms:.0f} ms" if info.duration_ms is not None else "",
+        ),
+        Text(f"file {info.file}  started {info.started_at[:19].replace('T', ' ')}", style="dim"),
+    ]
+    if info.failed_step:
+        message = (info.error or {}).get("message", "")
+        parts.append(Text(f"failed at {info.failed_step}: {message}", style="bold red"))
+    if info.current_step:
+        parts.append(Text(f"stopped during {info.current_step}", style="yellow"))
+    table = Table(
+        title=f"state ({info.state_source}, {info.state_bytes} bytes)",
+        box=None,
+        pad_edge=False,
+        title_justify="left",
+    )
+    table.add_column("tier")
+    table.add_column("bytes", justify="right")
+    table.add_column("values")
+    for tier, view in info.state.items():
+        table.add_row(tier, str(view.bytes), escape(_short(view.values, 70)))
+    parts.append(table)
+    if info.steps:
+        steps = Table(title="steps", box=None, pad_edge=False, title_justify="left")
+        for column in ("step", "type", "status", "runs", "attempts", "total ms", "max ms"):
+            steps.add_column(
+                column,
+                justify="right" if "ms" in column or column in ("runs", "attempts") else "left",
+            )
+        for s in info.steps:
+            steps.add_row(
+                s.id,
+                s.type,
+                status_text(s.status),
+                str(s.executions),
+                str(s.attempts),
+                f"{s.total_ms:.1f}",
+                f"{s.max_ms:.1f}",
+            )
+        parts.append(steps)
+    if info.bottlenecks:
+        slow = Table(
+            title="bottlenecks (share of wall time)", box=None, pad_edge=False, title_justify="left"
+        )
+        for column in ("name", "kind", "total ms", "count", "share"):
+            slow.add_column(column)
+        for b in info.bottlenecks[:5]:
+            slow.add_row(b.name, b.kind, f"{b.total_ms:.1f}", str(b.count), f"{b.share:.0%}")
+        parts.append(slow)
+    for error in info.errors:
+        flag = " (recovered)" if error.recovered else ""
+        parts.append(
+            Text(
+                f"✗ {error.step_id} attempt {error.retry_count + 1}: "
+                f"{error.error_type}: {error.message}{flag}",
+                style="yellow" if error.recovered else "red",
+            )
+        )
+        if error.stack_trace and not error.recovered:
+            parts.append(Text(error.stack_trace, style="dim"))
+    if info.retries:
+        parts.append(
+            Text("retries: " + ", ".join(f"{k} x{v}" for k, v in info.retries.items()), style="dim")
+        )
+    for name, breaker in info.breakers.items():
+        parts.append(
+            Text(
+                f"breaker {name}: {breaker['state']} ({breaker['failures']} failures)", style="dim"
+            )
+        )
+    for warning in info.warnings:
+        parts.append(Text(f"! {warning}", style="yellow"))
+    if info.next:
+        parts.append(Text("next: " + "  |  ".join(info.next), style="cyan"))
     return Group(*parts)

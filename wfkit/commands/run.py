@@ -19,7 +19,7 @@ from wfkit.commands.results import (
     RunSummary,
     StepSummary,
 )
-from wfkit.core.events import Event
+from wfkit.core.events import ErrorRecord, Event
 from wfkit.core.loader import load_file
 from wfkit.core.runtime import Ask, Run, RunOptions, RunOutcome
 from wfkit.core.store import RunStore, new_run_id
@@ -37,6 +37,7 @@ async def run_workflow_async(
     *,
     inputs_file: str | Path | None = None,
     answers: dict[str, Any] | None = None,
+    trace: bool = False,
     answers_file: str | Path | None = None,
     store: str | Path | None = None,
     tools: ToolProvider | None = None,
@@ -68,6 +69,7 @@ async def run_workflow_async(
             sinks=sinks,
             seed=seed,
             breaker_state=run_store.breakers(loaded.name),
+            trace=trace,
         )
         if sleep is not None:
             options.sleep = sleep
@@ -125,19 +127,7 @@ def report(outcome: RunOutcome, file: str, store: str) -> RunReport:
             )
             for s in outcome.steps
         ],
-        errors=[
-            ErrorEntry(
-                step_id=e.step_id,
-                error_type=e.error_type,
-                message=e.message,
-                stack_trace=e.stack_trace,
-                timestamp=iso(e.timestamp),
-                retry_count=e.retry_count,
-                recovered=e.recovered,
-                details=e.details,
-            )
-            for e in outcome.errors
-        ],
+        errors=report_errors(outcome.errors),
         warnings=outcome.warnings,
         messages=[
             MessageEntry(step_id=m.step_id, level=m.level, text=m.text) for m in outcome.messages
@@ -146,6 +136,23 @@ def report(outcome: RunOutcome, file: str, store: str) -> RunReport:
         duration_ms=round(outcome.duration_ms, 3),
         store=store,
     )
+
+
+def report_errors(errors: list[ErrorRecord]) -> list[ErrorEntry]:
+    """Error history entries as reported."""
+    return [
+        ErrorEntry(
+            step_id=e.step_id,
+            error_type=e.error_type,
+            message=e.message,
+            stack_trace=e.stack_trace,
+            timestamp=iso(e.timestamp),
+            retry_count=e.retry_count,
+            recovered=e.recovered,
+            details=e.details,
+        )
+        for e in errors
+    ]
 
 
 def list_runs(store: str | Path | None = None, limit: int = 100) -> list[RunSummary]:

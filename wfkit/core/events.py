@@ -126,6 +126,15 @@ class FrameDropped:
 
 
 @dataclass(frozen=True, slots=True)
+class TracesCollected:
+    """A traced run's records (transforms, conditions, retry decisions), at its end."""
+
+    run_id: str
+    records: list[dict[str, Any]]
+    dropped: int
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished:
     run_id: str
     status: str
@@ -146,6 +155,7 @@ Event = (
     | Message
     | Checkpoint
     | FrameDropped
+    | TracesCollected
     | RunFinished
 )
 

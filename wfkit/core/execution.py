@@ -13,11 +13,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from wfkit.core.events import RetryScheduled, StepFinished, StepStarted
-from wfkit.core.expressions import truthy
 from wfkit.core.frame import Frame, StepRecord
 from wfkit.core.models import StepBase
 from wfkit.core.plan import StepPlan
-from wfkit.core.policy import should_retry
+from wfkit.core.policy import retry_verdict
 from wfkit.core.state import to_state_value
 from wfkit.core.steps import LoopSignal
 from wfkit.errors import (
@@ -54,10 +53,12 @@ class StepExecutor:
         reentered = frame.reentry is not None  # a resume continues this container midway
         try:
             self.run.check_memory(sid)
+            if self.run.tracer is not None:
+                self.run.tracer.step_id = sid
             if (
                 not reentered
                 and plan.condition is not None
-                and not truthy(plan.condition.render(frame.view()))
+                and not frame.test(plan.condition, plan.step_id, "if")
             ):
                 self._finish(record, plan, frame, "skipped", started, None, completed=True)
                 return
@@ -123,18 +124,33 @@ class StepExecutor:
             if not isinstance(exc, StepError):
                 return False  # cancellation, loop signals and bugs are never retried
             failed.append(exc)
+            tracer = self.run.tracer
             if record.attempts >= retry.attempts:
+                if tracer is not None:
+                    tracer.retry(
+                        sid,
+                        record.attempts,
+                        exc.type_name,
+                        False,
+                        f"all {retry.attempts} attempts used",
+                        None,
+                    )
                 return False
             scope = frame.view({"error": exc.details()})
             try:
-                if not should_retry(exc, retry, scope):
-                    return False
+                retried, reason = retry_verdict(exc, retry, scope)
             except StepError as problem:  # a broken retry_on: record it, stop retrying
                 self.run.record_error(
                     problem, sid, frame.active, record.attempts, during="retry_on"
                 )
                 return False
+            if not retried:
+                if tracer is not None:
+                    tracer.retry(sid, record.attempts, exc.type_name, False, reason, None)
+                return False
             wait_ms = retry.delay_ms_for(record.attempts, self.run.seed, sid)
+            if tracer is not None:
+                tracer.retry(sid, record.attempts, exc.type_name, True, reason, wait_ms)
             self.run.emit(
                 RetryScheduled(self.run.run_id, sid, record.attempts, wait_ms, exc.type_name)
             )
@@ -280,7 +296,7 @@ class StepExecutor:
         record.status = status
         record.duration_ms = duration
         frame.record_step(plan.step_id, status, output)
-        if completed and frame.during is None:  # not inside cleanup or finally
+        if completed and frame.needs_checkpoint():
             frame.cursor[-1].done = True
             self.run.checkpoint(frame)
         self.run.emit(

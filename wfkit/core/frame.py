@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from wfkit.core.expressions import Scope, make_scope
+from wfkit.core.expressions import Expr, Scope, make_scope, truthy
 from wfkit.core.loader import Body
 from wfkit.core.models import StepBase
 from wfkit.core.plan import CompiledUpdate
@@ -36,6 +37,7 @@ class Level:
     index: int = 0
     done: bool = False
     note: dict[str, Any] = field(default_factory=dict)
+    size: int = 0  # steps in the list (not stored)
 
     def dump(self) -> dict[str, Any]:
         """As stored in a checkpoint."""
@@ -69,6 +71,7 @@ class Frame:
         "active",
         "body",
         "cursor",
+        "ends_with_parent",
         "during",
         "key",
         "locals",
@@ -103,6 +106,9 @@ class Frame:
         self.resume: list[dict[str, Any]] | None = None
         self.reentry: dict[str, Any] | None = None  # the note of a container being re-entered
         self.memory: dict[str, Any] = {}  # what containers keep for a resume (loop items...)
+        #: the parent checkpoints this frame's result as soon as its last step completes, with
+        #: nothing awaited in between: that last checkpoint of its own would be dropped unused
+        self.ends_with_parent = False
         self._changed_steps: set[str] = set()
         self._changed_memory: set[str] = set()
         self._scope = make_scope(self.locals, state.flat)
@@ -140,6 +146,15 @@ class Frame:
         note, self.reentry = self.reentry, None
         return note
 
+    def needs_checkpoint(self) -> bool:
+        """False inside cleanup/finally, and for the redundant last step of a parallel item."""
+        if self.during is not None:
+            return False
+        level = self.cursor[-1]
+        return not (
+            self.ends_with_parent and len(self.cursor) == 1 and level.index == level.size - 1
+        )
+
     def checkpoint(self) -> tuple[list[dict[str, Any]], dict[tuple[str, str], Any]]:
         """The cursor and the values changed since the last checkpoint."""
         changes = self.state.take_changes()
@@ -161,6 +176,24 @@ class Frame:
         """Evaluate a compiled field of ``step`` in this frame."""
         return self.run.plan(step).compiled[name].render(self.view(extra))
 
+    def test(self, expr: Expr, step_id: str, role: str) -> bool:
+        """A condition's truth (traced, with its operands, when the run is traced)."""
+        scope = self.view()
+        tracer = self.run.tracer
+        if tracer is None:
+            return truthy(expr.render(scope))
+        started = time.perf_counter()
+        outcome = truthy(expr.render(scope))
+        tracer.condition(
+            self.prefix + step_id,
+            role,
+            expr,
+            scope,
+            outcome,
+            (time.perf_counter() - started) * 1000,
+        )
+        return outcome
+
     def apply(self, updates: list[CompiledUpdate], extra: Mapping[str, Any] | None = None) -> None:
         """Perform compiled state writes in order."""
         if not updates:
@@ -177,7 +210,7 @@ class Frame:
     async def run_steps(self, steps: list[Any]) -> None:
         """Execute a list of steps in order (continuing a saved cursor when resuming)."""
         execute = self.run.executor.execute_step
-        level = Level()
+        level = Level(size=len(steps))
         start = 0
         resume = self.resume
         if resume is not None:

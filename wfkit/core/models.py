@@ -71,8 +71,17 @@ class CircuitBreakerSpec(_Model):
     reset_timeout: float = Field(30.0, gt=0)
 
 
+class TraceConfig(_Model):
+    """How much a traced run keeps."""
+
+    enabled: bool = True
+    max_records: int = Field(10_000, ge=1, le=10_000_000)
+    sample_rate: float = Field(1.0, gt=0, le=1)
+
+
 class Config(_Model):
     timeout: float | None = Field(None, gt=0)
+    trace: bool | TraceConfig = False
     max_state_bytes: int = Field(10_000_000, gt=0)
     state_warn_bytes: int = Field(1_000_000, gt=0)
     max_memory_mb: int | None = Field(None, gt=0)

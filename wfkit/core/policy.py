@@ -148,16 +148,30 @@ def policy_of(step: StepBase, retry_on: Expr | None) -> ErrorPolicy:
     )
 
 
-def should_retry(error: StepError, policy: RetryPolicy, scope: Mapping[str, Any]) -> bool:
-    """The one classification: is ``error`` worth another attempt under ``policy``?
+def retry_verdict(
+    error: StepError, policy: RetryPolicy, scope: Mapping[str, Any]
+) -> tuple[bool, str]:
+    """The one classification: is ``error`` worth another attempt under ``policy``, and why.
 
-    An explicit ``retry_on`` decides (types match subclasses; an expression sees ``error``);
-    otherwise every error that is not permanent is retried.
+    Fatal errors never are. An explicit ``retry_on`` decides (types match subclasses; an
+    expression sees ``error``); otherwise every error that is not permanent is retried.
     """
     if error.fatal:
-        return False
+        return False, f"{error.type_name} is fatal"
     if policy.retry_on_types is not None:
-        return isinstance(error, policy.retry_on_types)
+        names = ", ".join(t.__name__ for t in policy.retry_on_types)
+        if isinstance(error, policy.retry_on_types):
+            return True, f"{error.type_name} is in retry_on ({names})"
+        return False, f"{error.type_name} is not in retry_on ({names})"
     if policy.retry_on_expr is not None:
-        return truthy(policy.retry_on_expr.render(scope))
-    return not error.permanent
+        if truthy(policy.retry_on_expr.render(scope)):
+            return True, f"retry_on {policy.retry_on_expr.source!r} is true"
+        return False, f"retry_on {policy.retry_on_expr.source!r} is false"
+    if error.permanent:
+        return False, f"{error.type_name} is permanent"
+    return True, f"{error.type_name} is transient"
+
+
+def should_retry(error: StepError, policy: RetryPolicy, scope: Mapping[str, Any]) -> bool:
+    """Whether ``error`` is worth another attempt (see :func:`retry_verdict`)."""
+    return retry_verdict(error, policy, scope)[0]

@@ -27,14 +27,16 @@ from wfkit.core.events import (
     Message,
     RunFinished,
     RunStarted,
+    TracesCollected,
 )
 from wfkit.core.execution import StepExecutor
 from wfkit.core.frame import Frame, FrameCheckpoint, StepRecord
 from wfkit.core.loader import LoadedWorkflow
-from wfkit.core.models import StepBase
+from wfkit.core.models import StepBase, TraceConfig
 from wfkit.core.plan import StepPlan
 from wfkit.core.state import SizeLimits, State, StatePlan
 from wfkit.core.tools import NoTools, ToolProvider
+from wfkit.core.tracing import Tracer
 from wfkit.errors import (
     CancelledRunError,
     MemoryLimitError,
@@ -45,6 +47,12 @@ from wfkit.errors import (
 
 MEMORY_CHECK_EVERY = 64
 """Steps between two looks at the engine's memory (a look costs a few microseconds)."""
+
+
+def _tracer(config: bool | TraceConfig, forced: bool) -> Tracer | None:
+    if isinstance(config, TraceConfig):
+        return Tracer(config) if config.enabled or forced else None
+    return Tracer(TraceConfig()) if config or forced else None
 
 
 def rss_bytes() -> int:
@@ -80,6 +88,8 @@ class RunOptions:
     """Breaker states stored by earlier runs of the workflow."""
     resume: Callable[[str], FrameCheckpoint | None] | None = None
     """Loads stored frames when this run continues an earlier one."""
+    trace: bool = False
+    """Trace even when the workflow's ``config.trace`` does not ask for it."""
 
 
 @dataclass
@@ -119,6 +129,7 @@ class Run:
         self._sinks = list(self.options.sinks)
         self.seed = self.options.seed or run_id
         self._until_memory_check = 1
+        self.tracer = _tracer(loaded.workflow.config.trace, self.options.trace)
         self.executor = StepExecutor(self)
         self.breakers = Breakers(
             loaded.workflow.config.circuit_breakers,
@@ -158,6 +169,7 @@ class Run:
             inputs,
             limits=SizeLimits(config.max_state_bytes, config.state_warn_bytes),
             on_warning=self.warn,
+            on_transform=self.tracer.transform if self.tracer else None,
         )
 
     def check_memory(self, step_id: str) -> None:
@@ -307,6 +319,8 @@ class Run:
         )
         duration = (time.perf_counter() - started) * 1000
         details = error.details() if error is not None else None
+        if self.tracer is not None:
+            self.emit(TracesCollected(self.run_id, list(self.tracer.records), self.tracer.dropped))
         self.emit(RunFinished(self.run_id, status, snapshot, duration, time.time(), details))
         return RunOutcome(
             run_id=self.run_id,

@@ -117,7 +117,8 @@ def _key_text(key: Any, where: str) -> str:
     raise StateError(f"{where}: a {type(key).__name__} key cannot be stored in state")
 
 
-_SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)((?:\[-?\d+\])*)")
+# a mapping key (digits allowed: "raw.by_id.42" is key "42"), then any [n] list indexes
+_SEGMENT = re.compile(r"([A-Za-z0-9_-]+)((?:\[-?\d+\])*)")
 _INDEX = re.compile(r"\[(-?\d+)\]")
 
 
@@ -230,9 +231,21 @@ _SIZE_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 _TIER_OVERHEAD = len('{"inputs":{},"raw":{},"computed":{}}')
 
 
+def _json_len(value: Any) -> int:
+    """Length of ``value`` as JSON; numbers, booleans and null without the encoder."""
+    kind = type(value)
+    if kind is int or kind is float:  # state holds no NaN or infinity: repr is the JSON
+        return len(repr(value))
+    if kind is bool:
+        return 4 if value else 5
+    if value is None:
+        return 4
+    return len(_SIZE_ENCODER.encode(value))
+
+
 def _entry_size(name: str, value: Any) -> int:
     """Bytes of ``"name":value,`` in the state's JSON."""
-    return len(name) + 4 + len(_SIZE_ENCODER.encode(value))
+    return len(name) + 4 + _json_len(value)
 
 
 class State:
@@ -246,6 +259,7 @@ class State:
         computed: dict[str, Any] | None = None,
         limits: SizeLimits | None = None,
         on_warning: Callable[[str], None] | None = None,
+        on_transform: Callable[[TransformRecord], None] | None = None,
     ) -> None:
         self.plan = plan
         self.limits = limits or SizeLimits()
@@ -258,7 +272,7 @@ class State:
             raw if raw is not None else to_state_value(plan.raw_defaults, "default_state")
         )
         self.computed: dict[str, Any] = dict(computed or {})
-        self.on_transform: Callable[[TransformRecord], None] | None = None
+        self.on_transform = on_transform
         #: (tier, top-level name) written since the last checkpoint took them
         self.changed: set[tuple[str, str]] = set()
         self.flat: dict[str, Any] = {}
@@ -525,7 +539,7 @@ def _apply(
         current.extend(items)  # in place: lists may be large
         undo.append(lambda: current.__delitem__(slice(size, None)))
         commas = len(items) - (1 if size == 0 and items else 0)
-        return sum(len(_SIZE_ENCODER.encode(item)) for item in items) + commas
+        return sum(_json_len(item) for item in items) + commas
     _set(container, key, _operate(operation, current, value, by, path), path, undo)
     return None
 

@@ -40,6 +40,7 @@ from wfkit.core.events import (
     RunStarted,
     StepFinished,
     StepStarted,
+    TracesCollected,
 )
 from wfkit.core.frame import FrameCheckpoint
 from wfkit.core.state import MISSING
@@ -62,7 +63,8 @@ CREATE TABLE IF NOT EXISTS runs (
     duration_ms REAL,
     state       TEXT,
     error       TEXT,
-    pid         INTEGER
+    pid         INTEGER,
+    current     TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at DESC);
 CREATE TABLE IF NOT EXISTS steps (
@@ -104,6 +106,15 @@ CREATE TABLE IF NOT EXISTS checkpoint_values (
     name        TEXT NOT NULL,
     value       TEXT,
     PRIMARY KEY (run_id, frame, tier, name)
+);
+CREATE TABLE IF NOT EXISTS traces (
+    run_id      TEXT NOT NULL,
+    idx         INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    step_id     TEXT,
+    field       TEXT,
+    data        TEXT NOT NULL,
+    PRIMARY KEY (run_id, idx)
 );
 CREATE TABLE IF NOT EXISTS breakers (
     workflow    TEXT NOT NULL,
@@ -159,6 +170,7 @@ class RunRow:
     state: dict[str, Any] | None
     error: dict[str, Any] | None
     pid: int | None = None
+    current: str | None = None  # the last effectful step that started
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
@@ -183,6 +195,7 @@ class _Pending:
         self.cursors: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.values: dict[tuple[str, str], dict[tuple[str, str], str | None]] = {}
         self.finished: list[RunFinished] = []
+        self.traces: list[TracesCollected] = []
 
     def __bool__(self) -> bool:
         return bool(
@@ -192,6 +205,7 @@ class _Pending:
             or self.errors
             or self.recovered
             or self.breakers
+            or self.traces
             or self.cursors
             or self.values
             or self.finished
@@ -291,6 +305,12 @@ class _Pending:
             )
         elif isinstance(event, RunFinished):
             self.finished.append(event)
+        elif isinstance(event, TracesCollected):
+            self.traces.append(event)
+        elif isinstance(event, StepStarted):
+            self.ops.append(
+                ("UPDATE runs SET current = ? WHERE run_id = ?", (event.step_id, event.run_id))
+            )
 
     def write(self, db: sqlite3.Connection) -> None:
         for sql, args in self.ops:
@@ -317,6 +337,34 @@ class _Pending:
                 for (tier, name), value in values.items()
             ],
         )
+        for collected in self.traces:
+            start = db.execute(
+                "SELECT COALESCE(MAX(idx) + 1, 0) FROM traces WHERE run_id = ?",
+                (collected.run_id,),
+            ).fetchone()[0]
+            rows = [
+                (
+                    collected.run_id,
+                    start + i,
+                    r["kind"],
+                    r.get("step_id"),
+                    r.get("field"),
+                    _dumps(r),
+                )
+                for i, r in enumerate(collected.records)
+            ]
+            if collected.dropped:
+                rows.append(
+                    (
+                        collected.run_id,
+                        start + len(rows),
+                        "dropped",
+                        None,
+                        None,
+                        _dumps({"kind": "dropped", "count": collected.dropped}),
+                    )
+                )
+            db.executemany("INSERT INTO traces VALUES (?,?,?,?,?,?)", rows)
         for event in self.finished:
             db.execute(
                 "UPDATE runs SET status=?, finished_at=?, duration_ms=?, state=?, error=?"
@@ -414,8 +462,9 @@ class RunStore:
         """Take one engine event; commit when the event calls for it (module docstring)."""
         try:
             if isinstance(event, StepStarted):
-                if event.effectful:
-                    self.commit()  # the step's effects start from a durable position
+                if event.effectful:  # the step's effects start from a durable position
+                    self._pending.add(event, self._next, self._stored_frames)
+                    self.commit()
                 return
             self._pending.add(event, self._next, self._stored_frames)
             if (
@@ -528,6 +577,14 @@ class RunStore:
         ).fetchall()
         return [Message(run_id, r[0], r[1], r[2], r[3]) for r in rows]
 
+    def traces(self, run_id: str) -> list[dict[str, Any]]:
+        """A traced run's records, in order."""
+        self.commit()  # what this process wrote is visible to its reads
+        rows = self._db.execute(
+            "SELECT data FROM traces WHERE run_id = ? ORDER BY idx", (run_id,)
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
     def breakers(self, workflow: str) -> dict[str, dict[str, object]]:
         """The stored state of a workflow's circuit breakers, by name."""
         self.commit()  # what this process wrote is visible to its reads
@@ -552,6 +609,7 @@ class RunStore:
             state=json.loads(r[9]) if r[9] else None,
             error=json.loads(r[10]) if r[10] else None,
             pid=r[11],
+            current=r[12],
         )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from wfkit.core.expressions import truthy
 from wfkit.core.models import BreakStep, ConditionalStep, ContinueStep, ForeachStep, WhileLoopStep
 from wfkit.core.steps import LoopSignal, handles
 from wfkit.errors import ExpressionError
@@ -23,7 +22,8 @@ async def run_conditional(step: ConditionalStep, frame: Frame) -> Any:
     if resumed and "branch" in resumed:
         branch = resumed["branch"]
     else:
-        branch = "then" if truthy(frame.eval(step, "condition")) else "else"
+        condition = frame.run.plan(step).compiled["condition"]
+        branch = "then" if frame.test(condition, step.step_id, "condition") else "else"
     frame.note(branch=branch)
     await frame.run_steps(step.then if branch == "then" else step.else_)
     return {"branch": branch}
@@ -45,6 +45,7 @@ async def run_while_loop(step: WhileLoopStep, frame: Frame) -> Any:
     outer = frame.locals.get("loop")
     iterations = 0
     resumed = frame.take_reentry()
+    condition = frame.run.plan(step).compiled["condition"]
     try:
         going = True
         if resumed and "iteration" in resumed:  # finish the iteration a resume stopped in
@@ -54,7 +55,7 @@ async def run_while_loop(step: WhileLoopStep, frame: Frame) -> Any:
             )
         while going:
             frame.locals["loop"] = {"index": iterations, "iteration": iterations + 1}
-            if not truthy(frame.eval(step, "condition")):
+            if not frame.test(condition, step.step_id, "condition"):
                 break
             if iterations >= step.max_iterations:
                 frame.run.warn(

@@ -103,6 +103,7 @@ async def _run_item(
                 active=(*frame.active, f"item {index}"),
                 key=key,
             )
+            child.ends_with_parent = not task.finally_steps
             if saved is not None and attempt == 0:
                 child.restore(saved)
             elif attempt > 0:

@@ -1,0 +1,299 @@
+"""``trace`` and ``debug``: read a recorded run; neither runs nor changes anything."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from wfkit.commands.results import ErrorEntry
+from wfkit.commands.resume import effective_status
+from wfkit.commands.run import iso
+from wfkit.core.state import MISSING
+from wfkit.core.store import RunRow, RunStore
+
+CONTAINERS = frozenset({"conditional", "while_loop", "foreach", "parallel_foreach"})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class TraceView(_Model):
+    """The result of ``wfkit trace`` (SPEC section 6; ``traces`` has the seed's shape)."""
+
+    run_id: str
+    workflow: str
+    traced: bool
+    traces: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
+    dropped: int
+
+
+class StepStats(_Model):
+    id: str
+    type: str
+    status: str
+    executions: int
+    attempts: int
+    total_ms: float
+    mean_ms: float
+    max_ms: float
+
+
+class Bottleneck(_Model):
+    name: str
+    kind: str  # step | transform
+    total_ms: float
+    count: int
+    share: float  # of the run's wall time
+
+
+class TierView(_Model):
+    bytes: int
+    values: dict[str, Any]
+
+
+class DebugInfo(_Model):
+    """The result of ``wfkit debug``."""
+
+    run_id: str
+    workflow: str
+    file: str
+    status: str
+    started_at: str
+    finished_at: str | None
+    duration_ms: float | None
+    failed_step: str | None
+    current_step: str | None
+    error: dict[str, Any] | None
+    state_source: str  # final | checkpoint | none
+    state: dict[str, TierView]
+    state_bytes: int
+    errors: list[ErrorEntry]
+    steps: list[StepStats]
+    retries: dict[str, int]  # retries (attempts after the first) per step
+    breakers: dict[str, dict[str, Any]]
+    bottlenecks: list[Bottleneck]
+    warnings: list[str]
+    next: list[str]
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), default=str))
+
+
+def trace_run(
+    run_id: str,
+    *,
+    field: str | None = None,
+    step: str | None = None,
+    store: str | Path | None = None,
+) -> TraceView:
+    """A run's trace records and step events, optionally for one field or one step."""
+    with RunStore(store) as run_store:
+        row = run_store.get_run(run_id)
+        records = run_store.traces(row.run_id)
+        history = run_store.step_history(row.run_id)
+    dropped = sum(r.get("count", 0) for r in records if r["kind"] == "dropped")
+    records = [r for r in records if r["kind"] != "dropped"]
+    wanted = (
+        None if field is None else (field if field.startswith("computed.") else f"computed.{field}")
+    )
+    traces = [
+        r
+        for r in records
+        if r["kind"] == "transform"
+        and (wanted is None or r["field"] == wanted)
+        and (step is None or r.get("step_id") == step)
+    ]
+    events = [
+        r
+        for r in records
+        if r["kind"] != "transform"
+        and (step is None or r.get("step_id") == step)
+        and wanted is None
+    ]
+    steps = [
+        {**h, "started_at": h["finished_at"] - h["duration_ms"] / 1000}
+        for h in history
+        if (step is None or h["step_id"] == step) and wanted is None
+    ]
+    return TraceView(
+        run_id=row.run_id,
+        workflow=row.workflow,
+        traced=bool(records),
+        traces=traces,
+        events=events,
+        steps=steps,
+        dropped=dropped,
+    )
+
+
+def chrome_trace(view: TraceView) -> dict[str, Any]:
+    """Chrome trace-event JSON (opens in Perfetto or chrome://tracing)."""
+    events: list[dict[str, Any]] = [
+        {"name": "process_name", "ph": "M", "pid": 1, "args": {"name": f"wfkit {view.run_id}"}},
+    ]
+    threads: dict[str, int] = {}
+    for step in view.steps:
+        lane = step["step_id"].split("/", 1)[0] if "/" in step["step_id"] else "workflow"
+        tid = threads.setdefault(lane, len(threads) + 1)
+        events.append(
+            {
+                "name": step["step_id"],
+                "cat": f"step,{step['step_type']}",
+                "ph": "X",
+                "ts": round(step["started_at"] * 1e6),
+                "dur": round(step["duration_ms"] * 1000),
+                "pid": 1,
+                "tid": tid,
+                "args": {"status": step["status"], "attempts": step["attempts"]},
+            }
+        )
+    for tid_name, tid in threads.items():
+        events.append(
+            {"name": "thread_name", "ph": "M", "pid": 1, "tid": tid, "args": {"name": tid_name}}
+        )
+    for record in view.traces:
+        events.append(
+            {
+                "name": record["field"],
+                "cat": "transform",
+                "ph": "X",
+                "pid": 1,
+                "tid": 0,
+                "ts": round((record["timestamp"] - record["duration_ms"] / 1000) * 1e6),
+                "dur": max(1, round(record["duration_ms"] * 1000)),
+                "args": {"trigger": record["trigger"], "output": record["output"]},
+            }
+        )
+    for record in view.events:
+        events.append(
+            {
+                "name": f"{record['kind']} {record.get('step_id')}",
+                "cat": record["kind"],
+                "ph": "i",
+                "s": "t",
+                "pid": 1,
+                "tid": 0,
+                "ts": round(record["timestamp"] * 1e6),
+                "args": record,
+            }
+        )
+    return {"traceEvents": events, "displayTimeUnit": "ms"}
+
+
+def _state_of(row: RunRow, run_store: RunStore) -> tuple[str, dict[str, Any]]:
+    if row.state is not None:
+        return "final", row.state
+    saved = run_store.load_frame(row.run_id, "main")
+    if saved is None:
+        return "none", {"inputs": row.inputs, "raw": {}, "computed": {}}
+    return "checkpoint", {
+        "inputs": row.inputs,
+        "raw": {k: v for k, v in saved.raw.items() if v is not MISSING},
+        "computed": {k: v for k, v in saved.computed.items() if v is not MISSING},
+    }
+
+
+def debug_run(run_id: str, *, store: str | Path | None = None) -> DebugInfo:
+    """Everything recorded about a run: status, failing step, state, errors, history,
+    retries, breakers, bottlenecks and warnings."""
+    from wfkit.commands.run import report_errors
+
+    with RunStore(store) as run_store:
+        row = run_store.get_run(run_id)
+        status = effective_status(row)
+        history = run_store.step_history(row.run_id)
+        errors = run_store.errors(row.run_id)
+        messages = run_store.messages(row.run_id)
+        traces = run_store.traces(row.run_id)
+        breakers = run_store.breakers(row.workflow)
+        state_source, state = _state_of(row, run_store)
+    stats: dict[str, dict[str, Any]] = {}
+    for h in history:
+        s = stats.setdefault(
+            h["step_id"],
+            {
+                "id": h["step_id"],
+                "type": h["step_type"],
+                "executions": 0,
+                "total_ms": 0.0,
+                "max_ms": 0.0,
+            },
+        )
+        s["status"], s["attempts"] = h["status"], h["attempts"]
+        if h["status"] != "skipped":
+            s["executions"] += 1
+        s["total_ms"] += h["duration_ms"]
+        s["max_ms"] = max(s["max_ms"], h["duration_ms"])
+    steps = [
+        StepStats(**s, mean_ms=s["total_ms"] / max(s["executions"], 1)) for s in stats.values()
+    ]
+    wall = row.duration_ms or sum(s.total_ms for s in steps if s.type not in CONTAINERS) or 1.0
+    bottlenecks = [
+        Bottleneck(
+            name=s.id,
+            kind="step",
+            total_ms=round(s.total_ms, 3),
+            count=s.executions,
+            share=round(s.total_ms / wall, 4),
+        )
+        for s in steps
+        if s.type not in CONTAINERS
+    ]
+    per_field: dict[str, list[float]] = {}
+    for r in traces:
+        if r["kind"] == "transform":
+            per_field.setdefault(r["field"], []).append(r["duration_ms"])
+    bottlenecks += [
+        Bottleneck(
+            name=name,
+            kind="transform",
+            total_ms=round(sum(d), 3),
+            count=len(d),
+            share=round(sum(d) / wall, 4),
+        )
+        for name, d in per_field.items()
+    ]
+    bottlenecks.sort(key=lambda b: b.total_ms, reverse=True)
+    retries: dict[str, int] = {}
+    for h in history:
+        if h["attempts"] > 1:
+            retries[h["step_id"]] = retries.get(h["step_id"], 0) + h["attempts"] - 1
+    failed_step = (row.error or {}).get("step_id") if status != "succeeded" else None
+    tiers = {name: TierView(bytes=_size(values), values=values) for name, values in state.items()}
+    return DebugInfo(
+        run_id=row.run_id,
+        workflow=row.workflow,
+        file=row.file,
+        status=status,
+        started_at=iso(row.started_at),
+        finished_at=iso(row.finished_at) if row.finished_at else None,
+        duration_ms=row.duration_ms,
+        failed_step=failed_step,
+        current_step=row.current if status in ("running", "interrupted") else None,
+        error=row.error,
+        state_source=state_source,
+        state=tiers,
+        state_bytes=_size(state),
+        errors=report_errors(errors),
+        steps=steps,
+        retries=retries,
+        breakers=breakers,
+        bottlenecks=bottlenecks[:10],
+        warnings=[m.text for m in messages if m.level == "warning"],
+        next=_next_steps(row.run_id, status),
+    )
+
+
+def _next_steps(run_id: str, status: str) -> list[str]:
+    if status in ("failed", "timed_out", "cancelled", "interrupted"):
+        return [f"wfkit resume {run_id}", f"wfkit trace {run_id}"]
+    if status == "running":
+        return [f"wfkit debug {run_id}"]
+    return [f"wfkit trace {run_id}"]

@@ -1,0 +1,118 @@
+"""Tracing: what each computed field, condition and retry decision saw and decided.
+
+Off unless a run asks for it (``--trace`` or ``config.trace``). Records go to a bounded ring
+buffer (the oldest are dropped and counted) with an optional sampling rate for transform
+evaluations, and are stored with the run when it ends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from wfkit.core.expressions import Expr
+from wfkit.core.models import TraceConfig
+from wfkit.core.state import TransformRecord, to_state_value
+from wfkit.errors import WfkitError
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe copy (traces must not alias live state)."""
+    try:
+        return to_state_value(value)
+    except WfkitError:
+        return repr(value)
+
+
+class Tracer:
+    """Collects trace records of one run."""
+
+    def __init__(self, config: TraceConfig) -> None:
+        self.config = config
+        self.records: deque[dict[str, Any]] = deque(maxlen=config.max_records)
+        self.dropped = 0
+        self.step_id: str | None = None
+        self._seen = 0
+        self._kept = 0
+
+    def _keep(self, record: dict[str, Any]) -> None:
+        if len(self.records) == self.records.maxlen:
+            self.dropped += 1
+        self.records.append(record)
+
+    def transform(self, record: TransformRecord) -> None:
+        """A computed field evaluation (sampled at ``sample_rate``)."""
+        self._seen += 1
+        if self._kept >= self._seen * self.config.sample_rate:
+            return  # sampling keeps an even share of evaluations
+        self._kept += 1
+        self._keep(
+            {
+                "kind": "transform",
+                "field": record.field,
+                "timestamp": time.time(),
+                "trigger": record.trigger,
+                "step_id": self.step_id,
+                "input": _plain(record.input),
+                "output": _plain(record.output),
+                "duration_ms": round(record.duration_ms, 4),
+                "dependencies": list(record.dependencies),
+                "error": record.error,
+            }
+        )
+
+    def condition(
+        self,
+        step_id: str,
+        role: str,
+        expr: Expr,
+        scope: Mapping[str, Any],
+        outcome: bool,
+        duration_ms: float,
+    ) -> None:
+        """A condition (``if``, ``condition``, ``retry_on``) with its operands and outcome."""
+        self._keep(
+            {
+                "kind": "condition",
+                "step_id": step_id,
+                "role": role,
+                "expression": expr.source,
+                "operands": {ref: _plain(_lookup(scope, ref)) for ref in sorted(expr.references)},
+                "outcome": outcome,
+                "timestamp": time.time(),
+                "duration_ms": round(duration_ms, 4),
+            }
+        )
+
+    def retry(
+        self,
+        step_id: str,
+        attempt: int,
+        error_type: str,
+        retried: bool,
+        reason: str,
+        delay_ms: float | None,
+    ) -> None:
+        """Whether a failed attempt was retried, and why (or why not)."""
+        self._keep(
+            {
+                "kind": "retry",
+                "step_id": step_id,
+                "attempt": attempt,
+                "error_type": error_type,
+                "retried": retried,
+                "reason": reason,
+                "delay_ms": delay_ms,
+                "timestamp": time.time(),
+            }
+        )
+
+
+def _lookup(scope: Mapping[str, Any], path: str) -> Any:
+    head, *rest = path.split(".")
+    value = scope.get(head)
+    for part in rest:
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
