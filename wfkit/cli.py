@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -33,6 +34,49 @@ app = typer.Typer(
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+_LOGGING = {"on": False}
+
+
+@app.callback()
+def _options(
+    log_format: Annotated[
+        str | None, typer.Option("--log-format", help="text or json: log engine events to stderr.")
+    ] = None,
+    log_file: Annotated[
+        str | None, typer.Option("--log-file", help="Write the logs to this file instead.")
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning.")] = "info",
+) -> None:
+    """Run YAML-defined workflows and debug their failures."""
+    if log_format not in (None, "text", "json"):
+        raise _fail_usage(ValueError(f"--log-format must be text or json, not {log_format!r}"))
+    _LOGGING["on"] = log_format is not None or log_file is not None
+    if _LOGGING["on"] or logging_configured():
+        from wfkit.logs import configure
+
+        configure(log_format, log_file, log_level)
+
+
+def logging_configured() -> bool:
+    """Whether an earlier invocation in this process left wfkit's log handlers set."""
+    import logging
+
+    return bool(logging.getLogger("wfkit").handlers)
+
+
+def _sink(live: Callable[[Any], None]) -> Callable[[Any], None]:
+    """The live display, plus structured logs when asked for."""
+    if not _LOGGING["on"]:
+        return live
+    from wfkit.logs import log_event
+
+    def both(event: Any) -> None:
+        live(event)
+        log_event(event)
+
+    return both
+
+
 StoreOpt = Annotated[
     str | None,
     typer.Option("--store", envvar="WFKIT_STORE", help="Run store (default: .wfkit/runs.db)."),
@@ -51,6 +95,11 @@ def _emit_json(result: BaseModel | list[Any]) -> None:
     else:
         text = result.model_dump_json(indent=2)
     sys.stdout.write(text + "\n")
+
+
+def error_view_text(exc: Exception) -> str:
+    """A one-line error for problems that do not change the exit code."""
+    return f"[yellow]warning:[/] {exc}"
 
 
 def _fail_usage(exc: Exception) -> typer.Exit:
@@ -78,6 +127,9 @@ def run(
     trace: Annotated[
         bool, typer.Option("--trace", help="Record transforms, conditions and retry decisions.")
     ] = False,
+    metrics: Annotated[
+        str | None, typer.Option("--metrics", help="Write Prometheus text exposition here.")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run a workflow and record it in the run store."""
@@ -99,10 +151,17 @@ def run(
                 store=store,
                 trace=trace,
                 ask=live.ask if interactive else None,
-                on_event=live,
+                on_event=_sink(live),
             )
     except (LoadError, InputError, StoreError) as exc:
         raise _fail_usage(exc) from None
+    if metrics is not None:
+        from wfkit.commands.metrics import MetricsError, run_metrics, write_prometheus
+
+        try:
+            write_prometheus(run_metrics(result.run_id, store), result.workflow, metrics)
+        except MetricsError as exc:
+            _console(stderr=True).print(error_view_text(exc))
     _show_report(result, json_out)
 
 
@@ -133,7 +192,7 @@ def resume(
                 answers_file=answers,
                 store=store,
                 ask=live.ask if interactive else None,
-                on_event=live,
+                on_event=_sink(live),
             )
     except (LoadError, ResumeError, RunNotFoundError, StoreError) as exc:
         raise _fail_usage(exc) from None
@@ -275,6 +334,26 @@ def debug(
         _emit_json(result)
     else:
         _console().print(debug_view(result))
+
+
+@app.command()
+def health(
+    workflow: Annotated[
+        str | None, typer.Option("--workflow", help="Also check this workflow and its servers.")
+    ] = None,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check the store, disk and memory headroom, dependencies (and a workflow); exit 0 or 1."""
+    from wfkit.commands.health import check_health
+    from wfkit.render import health_view
+
+    result = check_health(store, workflow)
+    if json_out:
+        _emit_json(result)
+    else:
+        _console().print(health_view(result))
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
 @app.command()

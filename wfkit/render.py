@@ -18,6 +18,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from wfkit.commands.explain import Explanation, StepPlanView
+    from wfkit.commands.health import HealthReport
     from wfkit.commands.inspect import DebugInfo, TraceView
     from wfkit.commands.results import RunReport, RunSummary
     from wfkit.commands.transform import TransformResult
@@ -429,3 +430,15 @@ def debug_view(info: DebugInfo) -> Group:
     if info.next:
         parts.append(Text("next: " + "  |  ".join(info.next), style="cyan"))
     return Group(*parts)
+
+
+def health_view(report: HealthReport) -> Group:
+    """``wfkit health``."""
+    table = Table(box=None, pad_edge=False, show_header=False)
+    for check in report.checks:
+        mark = Text("ok  ", style="green") if check.ok else Text("FAIL", style="bold red")
+        table.add_row(mark, check.name, escape(check.detail))
+    verdict = (
+        Text("healthy", style="bold green") if report.ok else Text("unhealthy", style="bold red")
+    )
+    return Group(table, verdict)

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from wfkit.commands.metrics import RunMetrics, figures
 from wfkit.commands.results import ErrorEntry
 from wfkit.commands.resume import effective_status
 from wfkit.commands.run import iso
@@ -79,6 +80,7 @@ class DebugInfo(_Model):
     breakers: dict[str, dict[str, Any]]
     bottlenecks: list[Bottleneck]
     warnings: list[str]
+    metrics: RunMetrics
     next: list[str]
 
 
@@ -287,6 +289,7 @@ def debug_run(run_id: str, *, store: str | Path | None = None) -> DebugInfo:
         breakers=breakers,
         bottlenecks=bottlenecks[:10],
         warnings=[m.text for m in messages if m.level == "warning"],
+        metrics=figures(history, errors, traces, row.state, breakers, row.duration_ms),
         next=_next_steps(row.run_id, status),
     )
 

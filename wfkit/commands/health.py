@@ -1,0 +1,129 @@
+"""``health``: is this machine ready to run workflows (and this workflow, if given)?"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from wfkit.core.loader import load_file
+from wfkit.core.store import RunStore
+from wfkit.errors import LoadError, StoreError
+
+MIN_FREE_DISK_MB = 100
+MIN_FREE_MEMORY_MB = 100
+PACKAGES = ("pydantic", "pyyaml", "jinja2", "stamina", "typer", "rich")
+OPTIONAL = ("prometheus-client", "mcp", "pyinstrument")
+
+
+class Check(BaseModel):
+    """One health check."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    ok: bool
+    detail: str
+
+
+class HealthReport(BaseModel):
+    """The result of ``wfkit health``: ok when every check is."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ok: bool
+    checks: list[Check]
+    versions: dict[str, str | None]
+
+
+def _store_check(store: str | Path | None) -> tuple[Check, Path | None]:
+    try:
+        with RunStore(store) as run_store:
+            path = run_store.path
+            result = run_store._db.execute("PRAGMA quick_check").fetchone()[0]
+            runs = len(run_store.list_runs(limit=1_000_000))
+    except (StoreError, sqlite3.Error) as exc:
+        return Check(name="store", ok=False, detail=str(exc)), None
+    ok = result == "ok"
+    return Check(name="store", ok=ok, detail=f"{path}: {runs} runs, integrity {result}"), path
+
+
+def _memory_available_mb() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:  # pragma: no cover - not Linux
+        return None
+    return None  # pragma: no cover
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def check_health(
+    store: str | Path | None = None, workflow: str | Path | None = None
+) -> HealthReport:
+    """Store reachable and consistent, disk and memory headroom, dependency versions, and for
+    ``workflow``: that it loads and that its MCP server commands exist."""
+    store_check, path = _store_check(store)
+    checks = [store_check]
+    usage = shutil.disk_usage(path.parent if path else Path.cwd())
+    free_mb = usage.free // (1024 * 1024)
+    checks.append(
+        Check(
+            name="disk",
+            ok=free_mb >= MIN_FREE_DISK_MB,
+            detail=f"{free_mb} MiB free (needs {MIN_FREE_DISK_MB})",
+        )
+    )
+    memory = _memory_available_mb()
+    checks.append(
+        Check(
+            name="memory",
+            ok=memory is None or memory >= MIN_FREE_MEMORY_MB,
+            detail="unknown" if memory is None else f"{memory} MiB available",
+        )
+    )
+    versions: dict[str, str | None] = {"python": sys.version.split()[0]}
+    versions.update({p: _version(p) for p in (*PACKAGES, *OPTIONAL)})
+    missing = [p for p in PACKAGES if versions[p] is None]
+    checks.append(
+        Check(
+            name="dependencies",
+            ok=not missing,
+            detail=f"missing: {', '.join(missing)}"
+            if missing
+            else ", ".join(f"{p} {versions[p]}" for p in PACKAGES),
+        )
+    )
+    if workflow is not None:
+        try:
+            loaded = load_file(workflow)
+        except LoadError as exc:
+            checks.append(Check(name="workflow", ok=False, detail=str(exc)))
+        else:
+            checks.append(
+                Check(name="workflow", ok=True, detail=f"{loaded.name}: {len(loaded.plans)} steps")
+            )
+            for name, server in loaded.workflow.mcp_servers.items():
+                found = shutil.which(server.command)
+                checks.append(
+                    Check(
+                        name=f"mcp server {name}",
+                        ok=found is not None,
+                        detail=f"{server.command} -> {found}"
+                        if found
+                        else f"command {server.command!r} not found on PATH",
+                    )
+                )
+    return HealthReport(ok=all(c.ok for c in checks), checks=checks, versions=versions)
