@@ -28,8 +28,9 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
-    session.run(PY, "-m", "ruff", "check", "wfkit", "tests", "noxfile.py", "benchmarks")
-    session.run(PY, "-m", "ruff", "format", "--check", "wfkit", "tests", "noxfile.py", "benchmarks")
+    paths = ("wfkit", "tests", "noxfile.py", "benchmarks", "docs")
+    session.run(PY, "-m", "ruff", "check", *paths)
+    session.run(PY, "-m", "ruff", "format", "--check", *paths)
 
 
 @nox.session

@@ -1,0 +1,169 @@
+"""Write docs/debugging.md from real command output (``python docs/generate_debugging.py``).
+
+tests/test_docs_debugging.py regenerates the page and compares it with the file, so the
+output shown there is what the commands print.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = "examples/debug-demo.yaml"
+MARKER = Path("/tmp/wfkit-docs-ready")  # fixed: state sizes in the output depend on it
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    env = {"NO_COLOR": "1", "COLUMNS": "100", "TERM": "dumb"}
+    from wfkit.cli import app
+
+    result = CliRunner().invoke(app, list(args), env=env)
+    return result.exit_code, result.stdout + result.stderr
+
+
+def generate() -> str:
+    """The page, with the output of every command it shows."""
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(ROOT)
+        os.environ["WFKIT_STORE"] = str(Path(tmp) / "store")
+        marker = MARKER
+        marker.unlink(missing_ok=True)
+        try:
+            blocks = {
+                "explain": _cli("explain", "examples/seed-error-handling.yaml")[1],
+                "transform": _cli("test-transform", "input | sum", "--input", "[1, 2, 3]")[1],
+                "transform_field": _cli(
+                    "test-transform",
+                    "--workflow",
+                    DEMO,
+                    "--field",
+                    "progress",
+                    "--state",
+                    '{"raw": {"done": [0]}}',
+                )[1],
+            }
+            _, out = _cli("run", DEMO, "--trace", "-i", f"marker={marker}", "--json")
+            run_id = json.loads(out[: out.rindex("}") + 1])["run_id"]
+            blocks["trace"] = _cli("trace", run_id)[1]
+            blocks["trace_field"] = _cli("trace", run_id, "--field", "progress")[1]
+            blocks["debug"] = _cli("debug", run_id)[1]
+            marker.touch()
+            blocks["resume"] = _cli("resume", run_id)[1]
+        finally:
+            marker.unlink(missing_ok=True)
+            os.chdir(cwd)
+            del os.environ["WFKIT_STORE"]
+    text = TEMPLATE
+    for name, output in blocks.items():
+        text = text.replace("{" + name + "}", output.rstrip())
+    return text.replace(f"{ROOT}/", "")
+
+
+def normalize(text: str) -> list[str]:
+    """The page's lines without what differs between two generations (ids, times, durations,
+    spacing), sorted: steps of equal duration may swap places in a ranking."""
+    text = re.sub(r"\d{8}-\d{6}-[0-9a-f]{6}", "RUN_ID", text)
+    text = re.sub(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?(\+00:00)?", "TIME", text)
+    text = re.sub(r"\d+\.\d+", "N", text)
+    text = re.sub(r"\d+(?= ?(ms|%))", "N", text)
+    return sorted(" ".join(line.split()) for line in text.splitlines() if line.strip())
+
+
+TEMPLATE = """# Debugging a workflow
+
+Four commands answer "what will this do", "what did it do" and "why". None of them runs a
+step or changes a run. Every output below is real: `docs/generate_debugging.py` writes this
+page by running the commands, and the test suite checks the page against fresh output.
+
+## Before running: `wfkit explain`
+
+The seed's example, as written, reads `max_attempts`, which nothing defines. `explain` says so
+before anything runs, with the step and line, and shows each step's error policy and retry
+schedule (`--json` gives the same as data):
+
+```console
+$ wfkit explain examples/seed-error-handling.yaml
+{explain}
+```
+
+Conditions that the inputs alone decide are evaluated and their dead branch marked
+(`-i name=value` changes the inputs). Warnings cover undefined names, unknown `steps.<id>`,
+literals that look like forgotten references (`value: stdout`), unreachable steps (after
+`error`, `break`), retry budgets longer than the workflow timeout, writes to undeclared fields
+and tools that no server provides.
+
+## One expression: `wfkit test-transform`
+
+```console
+$ wfkit test-transform "input | sum" --input "[1, 2, 3]"
+{transform}
+```
+
+A computed field of a workflow, with its `input` read from its `from` paths in a state you
+describe:
+
+```console
+$ wfkit test-transform --workflow examples/debug-demo.yaml --field progress \\
+    --state '{"raw": {"done": [0]}}'
+{transform_field}
+```
+
+## After a traced run: `wfkit trace`
+
+`wfkit run --trace` (or `config.trace: true`) records each computed-field evaluation with its
+trigger, input, output and timing, each condition with its operand values and outcome, and
+each retry decision with its reason: "why was this step skipped / not retried" has an answer.
+
+```console
+$ wfkit run examples/debug-demo.yaml --trace -i marker=/tmp/wfkit-docs-ready
+$ wfkit trace RUN_ID
+{trace}
+```
+
+One field, with `--field` (and one step with `--step`):
+
+```console
+$ wfkit trace RUN_ID --field progress
+{trace_field}
+```
+
+`--json` gives `{traces: [{field, timestamp, trigger, input, output, duration_ms,
+dependencies}], events, steps}`; `--format chrome -o trace.json` writes Chrome trace-event JSON
+of steps, attempts and transforms, which opens in Perfetto or `chrome://tracing`.
+
+## Any run: `wfkit debug`
+
+```console
+$ wfkit debug RUN_ID
+{debug}
+```
+
+For an interrupted run (killed), `debug` shows the step it stopped in and the state of its
+last checkpoint. `--json` adds the run's metrics, the same figures `wfkit run --metrics FILE`
+writes for Prometheus.
+
+## Then: `wfkit resume`
+
+```console
+$ touch /tmp/wfkit-docs-ready
+$ wfkit resume RUN_ID
+{resume}
+```
+
+The completed steps did not run again; the failed step was attempted again and the run
+finished.
+"""
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    (ROOT / "docs" / "debugging.md").write_text(generate(), encoding="utf-8")
+    print("wrote docs/debugging.md")
