@@ -111,16 +111,20 @@ def write_prometheus(metrics: RunMetrics, workflow: str, path: str | Path) -> No
     for step_type, by_status in metrics.steps.items():
         for status, count in by_status.items():
             steps.labels(workflow, step_type, status).inc(count)
-    seconds = Histogram(
-        "wfkit_step_duration_seconds",
-        "Step durations",
-        ["workflow", "type"],
-        buckets=[b / 1000 for b in DURATION_BUCKETS_MS],
-        registry=registry,
-    )
-    for step_type, values in metrics.step_durations_ms.items():
-        for value in values:
-            seconds.labels(workflow, step_type).observe(value / 1000)
+
+    def histogram(name: str, text: str, label: str, data: dict[str, list[float]]) -> None:
+        metric = Histogram(
+            name,
+            text,
+            ["workflow", label],
+            buckets=[b / 1000 for b in DURATION_BUCKETS_MS],
+            registry=registry,
+        )
+        for key, values in data.items():
+            for value in values:
+                metric.labels(workflow, key).observe(value / 1000)
+
+    histogram("wfkit_step_duration_seconds", "Step durations", "type", metrics.step_durations_ms)
     Counter(
         "wfkit_retries", "Retries (attempts after the first)", ["workflow"], registry=registry
     ).labels(**labels).inc(metrics.retries)
@@ -129,16 +133,12 @@ def write_prometheus(metrics: RunMetrics, workflow: str, path: str | Path) -> No
     )
     for error_type, count in metrics.errors.items():
         errors.labels(workflow, error_type).inc(count)
-    transforms = Histogram(
+    histogram(
         "wfkit_transform_duration_seconds",
         "Computed-field evaluations (traced runs)",
-        ["workflow", "field"],
-        buckets=[b / 1000 for b in DURATION_BUCKETS_MS],
-        registry=registry,
+        "field",
+        metrics.transform_durations_ms,
     )
-    for field, values in metrics.transform_durations_ms.items():
-        for value in values:
-            transforms.labels(workflow, field).observe(value / 1000)
     Gauge(
         "wfkit_state_bytes", "JSON size of the final state", ["workflow"], registry=registry
     ).labels(**labels).set(metrics.state_bytes)

@@ -8,15 +8,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from wfkit.commands._io import read_mapping
 from wfkit.commands.results import RunReport
-from wfkit.commands.run import _cancel_on_signals, report
+from wfkit.commands.run import _cancel_on_signals, merged_answers, report, run_options
 from wfkit.core.events import Event
 from wfkit.core.frame import StepRecord
 from wfkit.core.loader import load_file
-from wfkit.core.runtime import Ask, Run, RunOptions
+from wfkit.core.runtime import Ask, Run
 from wfkit.core.store import RunRow, RunStore
-from wfkit.core.tools import NoTools, ToolProvider
+from wfkit.core.tools import ToolProvider
 from wfkit.errors import ResumeError
 
 RESUMABLE = ("failed", "timed_out", "cancelled", "interrupted")
@@ -71,8 +70,7 @@ async def resume_workflow_async(
     Refuses (``ResumeError``) a run that succeeded or is still running, and one whose
     workflow file changed since it started unless ``force``.
     """
-    all_answers = read_mapping(answers_file, "answers") if answers_file else {}
-    all_answers.update(answers or {})
+    all_answers = merged_answers(answers, answers_file)
     with RunStore(store) as run_store:
         row = run_store.get_run(run_id)
         status = effective_status(row)
@@ -85,19 +83,16 @@ async def resume_workflow_async(
                 f"{row.file} changed since run {row.run_id} started; resuming could skip or "
                 "repeat the wrong steps (use --force to resume anyway)"
             )
-        sinks: list[Callable[[Event], None]] = [run_store]
-        if on_event is not None:
-            sinks.append(on_event)
-        options = RunOptions(
-            answers=all_answers,
+        options = run_options(
+            run_store,
+            loaded,
+            all_answers,
+            tools=tools,
             ask=ask,
-            tools=tools or NoTools(),
-            sinks=sinks,
-            breaker_state=run_store.breakers(loaded.name),
+            on_event=on_event,
+            sleep=sleep,
             resume=lambda key: run_store.load_frame(row.run_id, key),
         )
-        if sleep is not None:
-            options.sleep = sleep
         run = Run(loaded, row.run_id, row.inputs, options)
         run.continue_from(
             history_records(run_store.step_history(row.run_id)),

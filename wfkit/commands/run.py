@@ -20,7 +20,7 @@ from wfkit.commands.results import (
     StepSummary,
 )
 from wfkit.core.events import ErrorRecord, Event
-from wfkit.core.loader import load_file
+from wfkit.core.loader import LoadedWorkflow, load_file
 from wfkit.core.runtime import Ask, Run, RunOptions, RunOutcome
 from wfkit.core.store import RunStore, new_run_id
 from wfkit.core.tools import NoTools, ToolProvider
@@ -56,27 +56,63 @@ async def run_workflow_async(
     given = read_mapping(inputs_file, "inputs") if inputs_file else {}
     given.update(inputs or {})
     resolved = loaded.main.state.resolve_inputs(given)
-    all_answers = read_mapping(answers_file, "answers") if answers_file else {}
-    all_answers.update(answers or {})
+    all_answers = merged_answers(answers, answers_file)
     with RunStore(store) as run_store:
-        sinks: list[Callable[[Event], None]] = [run_store]
-        if on_event is not None:
-            sinks.append(on_event)
-        options = RunOptions(
-            answers=all_answers,
+        options = run_options(
+            run_store,
+            loaded,
+            all_answers,
+            tools=tools,
             ask=ask,
-            tools=tools or NoTools(),
-            sinks=sinks,
+            on_event=on_event,
+            sleep=sleep,
+            clock=clock,
             seed=seed,
-            breaker_state=run_store.breakers(loaded.name),
             trace=trace,
         )
-        if sleep is not None:
-            options.sleep = sleep
-        if clock is not None:
-            options.clock = clock
         outcome = await Run(loaded, new_run_id(), resolved, options).execute()
         return report(outcome, loaded.file, str(run_store.path))
+
+
+def merged_answers(
+    answers: dict[str, Any] | None, answers_file: str | Path | None
+) -> dict[str, Any]:
+    """Answers from ``--answers FILE``, overridden by ``answers``."""
+    merged = read_mapping(answers_file, "answers") if answers_file else {}
+    merged.update(answers or {})
+    return merged
+
+
+def run_options(
+    run_store: RunStore,
+    loaded: LoadedWorkflow,
+    answers: dict[str, Any],
+    *,
+    tools: ToolProvider | None,
+    ask: Ask | None,
+    on_event: Callable[[Event], None] | None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+    clock: Callable[[], float] | None = None,
+    **more: Any,
+) -> RunOptions:
+    """The engine options of a run recorded in ``run_store`` (its breakers' stored state
+    included); ``sleep`` and ``clock`` replace the real ones when given."""
+    sinks: list[Callable[[Event], None]] = [run_store]
+    if on_event is not None:
+        sinks.append(on_event)
+    options = RunOptions(
+        answers=answers,
+        ask=ask,
+        tools=tools or NoTools(),
+        sinks=sinks,
+        breaker_state=run_store.breakers(loaded.name),
+        **more,
+    )
+    if sleep is not None:
+        options.sleep = sleep
+    if clock is not None:
+        options.clock = clock
+    return options
 
 
 def run_workflow(file: str | Path, inputs: dict[str, Any] | None = None, **kw: Any) -> RunReport:
