@@ -336,6 +336,56 @@ def debug(
         _console().print(debug_view(result))
 
 
+@app.command("test")
+def suite_command(
+    paths: Annotated[list[str], typer.Argument(help="*.wftest.yaml files or folders.")],
+    junit_xml: Annotated[
+        str | None, typer.Option("--junit-xml", help="Write a JUnit XML report here.")
+    ] = None,
+    coverage: Annotated[
+        bool, typer.Option("--coverage", help="Workflow coverage: steps, branches, handlers.")
+    ] = False,
+    lcov: Annotated[
+        str | None, typer.Option("--lcov", help="Write workflow coverage as LCOV here.")
+    ] = None,
+    fail_under: Annotated[
+        float | None, typer.Option("--coverage-fail-under", help="Fail below this percent.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run workflow test suites with mocked tools, shell and answers, in virtual time."""
+    from wfkit.commands.suite import run_tests, write_junit, write_lcov
+    from wfkit.errors import LoadError
+    from wfkit.render import case_line, test_summary
+
+    err = _console(stderr=True)
+    measure = coverage or lcov is not None or fail_under is not None
+    try:
+        result = run_tests(
+            paths, coverage=measure, on_case=None if json_out else lambda c: err.print(case_line(c))
+        )
+    except LoadError as exc:
+        raise _fail_usage(exc) from None
+    if junit_xml:
+        write_junit(result, junit_xml)
+    if lcov and result.coverage is not None:
+        write_lcov(result.coverage, lcov)
+    if json_out:
+        _emit_json(result)
+    else:
+        _console().print(test_summary(result, show_coverage=measure))
+    under = (
+        fail_under is not None
+        and result.coverage_percent is not None
+        and result.coverage_percent < fail_under
+    )
+    if under and not json_out:
+        err.print(
+            f"[red]workflow coverage {result.coverage_percent:.1f}% is under {fail_under:g}%[/]"
+        )
+    raise typer.Exit(EXIT_OK if result.ok and not under else EXIT_FAILED)
+
+
 @app.command()
 def health(
     workflow: Annotated[

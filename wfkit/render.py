@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from wfkit.commands.health import HealthReport
     from wfkit.commands.inspect import DebugInfo, TraceView
     from wfkit.commands.results import RunReport, RunSummary
+    from wfkit.commands.suite import CaseResult, TestReport
     from wfkit.commands.transform import TransformResult
     from wfkit.core.events import Event
     from wfkit.errors import WfkitError
@@ -442,3 +443,63 @@ def health_view(report: HealthReport) -> Group:
         Text("healthy", style="bold green") if report.ok else Text("unhealthy", style="bold red")
     )
     return Group(table, verdict)
+
+
+def case_line(case: CaseResult) -> Text:
+    """One line per finished test case."""
+    style = {"passed": "green", "failed": "red", "error": "bold red"}[case.status]
+    text = Text.assemble(
+        (f"{case.status.upper():6}", style),
+        f" {Path(case.file).name} :: ",
+        (case.name, "bold"),
+        (f"  {case.duration_ms:.0f} ms", "dim"),
+    )
+    if case.virtual_seconds:
+        text.append(f" ({case.virtual_seconds:.1f} s of waits skipped)", style="dim")
+    return text
+
+
+def test_summary(report: TestReport, show_coverage: bool) -> Group:
+    """``wfkit test``: failures with path, expected and actual; totals; coverage."""
+    parts: list[Any] = []
+    for case in report.cases:
+        if case.status == "passed":
+            continue
+        parts.append(
+            Text(f"{case.status}: {Path(case.file).name} :: {case.name}", style="bold red")
+        )
+        if case.error:
+            parts.append(Text(f"  {case.error}", style="red"))
+        for failure in case.failures:
+            parts.append(
+                Text.assemble(
+                    ("  ✗ ", "red"),
+                    (failure.path, "bold"),
+                    f"  expected {_short(failure.expected)}",
+                    f"  actual {_short(failure.actual)}",
+                )
+            )
+    if show_coverage and report.coverage is not None:
+        table = Table(title="workflow coverage", box=None, pad_edge=False, title_justify="left")
+        for column in ("workflow", "covered", "missed"):
+            table.add_column(column)
+        for workflow in report.coverage:
+            missed = [
+                f"{i.step_id} {i.what} (line {i.line})" for i in workflow.items if not i.covered
+            ]
+            table.add_row(
+                Path(workflow.workflow).name,
+                f"{workflow.percent:.0f}%",
+                escape("; ".join(missed) or "-"),
+            )
+        parts.append(table)
+        parts.append(Text(f"total workflow coverage {report.coverage_percent:.1f}%"))
+    verdict = "green" if report.ok else "red"
+    parts.append(
+        Text(
+            f"{report.passed} passed, {report.failed} failed, {report.errors} errors "
+            f"in {report.duration_ms / 1000:.2f} s",
+            style=f"bold {verdict}",
+        )
+    )
+    return Group(*parts)

@@ -46,6 +46,8 @@ async def run_workflow_async(
     sleep: Callable[[float], Awaitable[None]] | None = None,
     clock: Callable[[], float] | None = None,
     seed: str | None = None,
+    shell: Callable[[str | list[str]], dict[str, Any] | None] | None = None,
+    initial_state: dict[str, Any] | None = None,
 ) -> RunReport:
     """Load, check inputs, run and record a workflow; raise LoadError/InputError up front.
 
@@ -69,6 +71,8 @@ async def run_workflow_async(
             clock=clock,
             seed=seed,
             trace=trace,
+            shell=shell,
+            initial_raw=dict((initial_state or {}).get("raw", initial_state or {})),
         )
         outcome = await Run(loaded, new_run_id(), resolved, options).execute()
         return report(outcome, loaded.file, str(run_store.path))

@@ -42,6 +42,7 @@ class StepFinished:
     timestamp: float
     error_type: str | None = None
     effectful: bool = False
+    outcome: str | None = None  # "then"/"else" for a conditional, "entered"/"not entered" loops
 
 
 @dataclass(frozen=True, slots=True)

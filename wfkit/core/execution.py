@@ -299,6 +299,14 @@ class StepExecutor:
         if completed and frame.needs_checkpoint():
             frame.cursor[-1].done = True
             self.run.checkpoint(frame)
+        # what a container did, from the notes it keeps in its cursor level (set before its
+        # children run, so a failing branch still counts as taken): for test coverage
+        note = frame.cursor[-1].note if frame.cursor else {}
+        outcome = note.get("branch")
+        if outcome is None and ("iteration" in note or "index" in note):
+            outcome = "entered"
+        elif outcome is None and isinstance(output, dict) and output.get("iterations") == 0:
+            outcome = "not entered"
         self.run.emit(
             StepFinished(
                 self.run.run_id,
@@ -310,6 +318,7 @@ class StepExecutor:
                 time.time(),
                 error_type,
                 plan.effectful,
+                outcome,
             )
         )
 

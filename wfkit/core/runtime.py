@@ -90,6 +90,10 @@ class RunOptions:
     """Loads stored frames when this run continues an earlier one."""
     trace: bool = False
     """Trace even when the workflow's ``config.trace`` does not ask for it."""
+    shell: Callable[[str | list[str]], dict[str, Any] | None] | None = None
+    """Test mocks: given a command, its ``{stdout, stderr, exit_code}``, or None to run it."""
+    initial_raw: dict[str, Any] = field(default_factory=dict)
+    """Raw values written over the defaults before the first step (test cases' ``state``)."""
 
 
 @dataclass
@@ -291,6 +295,9 @@ class Run:
             saved = self.load_frame(frame.key)
             if saved is not None:
                 frame.restore(saved)
+            else:
+                for name, value in self.options.initial_raw.items():
+                    state.write(f"raw.{name}", "set", value)
             try:
                 async with asyncio.timeout(loaded.workflow.config.timeout):
                     await frame.run_steps(loaded.main.steps)

@@ -38,6 +38,10 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
     if step.working_directory:  # relative to the workflow file, so it runs from anywhere
         cwd = workflow_dir / str(frame.eval(step, "working_directory"))
     shown = command if isinstance(command, str) else " ".join(argv)
+    if run.options.shell is not None:
+        mocked = run.options.shell(command)
+        if mocked is not None:
+            return _result(step, shown, mocked)
     if step.memory_limit_mb is not None:
         # RLIMIT_DATA (not RLIMIT_AS, which breaks threaded programs), set by a shell that then
         # execs the command, so the limit is the command's own and inherited by its children
@@ -74,7 +78,12 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
         await terminate_group(proc, run.options.kill_grace_seconds)
         raise
     _kill_leftovers(proc.pid)
-    result = {"stdout": stdout, "stderr": stderr, "exit_code": exit_code}
+    return _result(step, shown, {"stdout": stdout, "stderr": stderr, "exit_code": exit_code})
+
+
+def _result(step: ShellCommandStep, shown: str, result: dict[str, Any]) -> dict[str, Any]:
+    """The step's result, or ShellCommandError for an exit code outside ``ok_exit_codes``."""
+    exit_code, stderr = result["exit_code"], result["stderr"]
     if exit_code not in step.ok_exit_codes:
         tail = stderr.strip().splitlines()[-1:] or [""]
         hint = (

@@ -1,0 +1,673 @@
+"""``wfkit test``: run ``*.wftest.yaml`` suites with mocked tools, shell and answers.
+
+Each case runs in isolation (its own store) in virtual time: waits and retry delays take no
+real time, while attempts, order and the delays recorded stay as in a real run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from wfkit.commands.results import RunReport
+from wfkit.commands.run import run_workflow_async
+from wfkit.core.events import Event, StepFinished
+from wfkit.core.loader import translate_validation_error
+from wfkit.core.state import json_type
+from wfkit.core.yamlsrc import parse
+from wfkit.errors import (
+    ERROR_TYPES,
+    LoadError,
+    StepError,
+    ToolError,
+    ToolNotFoundError,
+    WfkitError,
+)
+
+MATCHERS = ("matches", "contains", "gt", "ge", "lt", "le", "type", "len")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Raises(_Model):
+    type: str = "ToolError"
+    message: str = "mocked failure"
+
+
+class ToolReply(_Model):
+    """One reply of a mocked tool: a value, or an error."""
+
+    returns: Any = None
+    raises: Raises | None = None
+
+
+class ToolMock(ToolReply):
+    """``returns`` / ``raises`` for every call, or ``sequence`` by attempt (the last repeats)."""
+
+    sequence: list[ToolReply] | None = None
+
+
+class ShellReply(_Model):
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int = 0
+
+
+class ShellMock(ShellReply):
+    """Commands containing ``match`` (or matching ``re:<regex>``) get this reply."""
+
+    match: str
+    sequence: list[ShellReply] | None = None
+
+
+class Mocks(_Model):
+    tools: dict[str, ToolMock] = Field(default_factory=dict)
+    shell: list[ShellMock] = Field(default_factory=list)
+    answers: dict[str, Any] = Field(default_factory=dict)
+
+
+class StepExpectation(_Model):
+    status: str | None = None
+    attempts: int | None = None
+    executions: int | None = None
+
+
+class ErrorExpectation(_Model):
+    type: str | None = None
+    step_id: str | None = None
+    message: Any = None
+    recovered: bool | None = None
+
+
+class CallExpectation(_Model):
+    count: int | None = None
+    arguments: list[Any] | None = None
+
+
+class Expect(_Model):
+    status: str | None = None
+    state: dict[str, Any] = Field(default_factory=dict)
+    steps: dict[str, StepExpectation] = Field(default_factory=dict)
+    errors: int | list[ErrorExpectation] | None = None
+    calls: dict[str, int | CallExpectation] = Field(default_factory=dict)
+    messages: list[Any] | None = None
+
+
+class Case(_Model):
+    name: str
+    description: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    state: dict[str, Any] = Field(default_factory=dict)
+    mocks: Mocks = Field(default_factory=Mocks)
+    allow_real_shell: bool = False
+    expect: Expect = Field(default_factory=Expect)
+
+
+class Suite(_Model):
+    workflow: str
+    description: str | None = None
+    cases: list[Case] = Field(min_length=1)
+
+
+class Failure(_Model):
+    """One expectation that did not hold."""
+
+    path: str
+    expected: Any
+    actual: Any
+    message: str
+
+
+class CaseResult(_Model):
+    file: str
+    workflow: str
+    name: str
+    status: Literal["passed", "failed", "error"]
+    duration_ms: float
+    virtual_seconds: float
+    failures: list[Failure] = []
+    error: str | None = None
+    run_id: str | None = None
+    events: list[dict[str, Any]] = Field(default=[], exclude=True)
+    errors_seen: list[tuple[str, str, bool]] = Field(default=[], exclude=True)
+
+
+class MockError(StepError):
+    """The workflow did something the test case does not mock."""
+
+    permanent = True
+    fatal = True
+
+
+class VirtualClock:
+    """Time that passes only when the run sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+        self.slept = 0.0
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += seconds
+        await asyncio.sleep(0)
+
+    def time(self) -> float:
+        return self.now
+
+
+_ERROR_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ShellCommandError": {"exit_code": 1, "stderr": ""},
+    "SubAgentError": {"index": 0},
+    "UndefinedVariableError": {"name": "mocked"},
+}
+
+
+def make_error(type_name: str, message: str) -> StepError:
+    """A step error of the named type, as a mock raises it."""
+    cls = ERROR_TYPES.get(type_name)
+    if cls is None or not issubclass(cls, StepError):
+        return ToolError(f"{message} (unknown error type {type_name!r} in the mock)")
+    return cls(message, **_ERROR_DEFAULTS.get(type_name, {}))
+
+
+class MockTools:
+    """A tool provider answering from a case's mocks, counting calls and arguments."""
+
+    def __init__(self, mocks: dict[str, ToolMock]) -> None:
+        self.mocks = mocks
+        self.calls: dict[str, list[dict[str, Any]]] = {}
+
+    def available(self) -> list[str]:
+        return sorted(self.mocks)
+
+    async def call(self, server: str | None, tool: str, arguments: dict[str, Any]) -> Any:
+        mock = self.mocks.get(tool)
+        if mock is None:  # as in a run where no server offers it
+            raise ToolNotFoundError(f"no tool {tool!r}: the case mocks none by that name")
+        made = self.calls.setdefault(tool, [])
+        made.append(arguments)
+        reply: ToolReply = mock
+        if mock.sequence:
+            reply = mock.sequence[min(len(made), len(mock.sequence)) - 1]
+        if reply.raises is not None:
+            raise make_error(reply.raises.type, reply.raises.message)
+        return reply.returns
+
+    async def aclose(self) -> None:
+        return None
+
+
+class MockShell:
+    """Answers shell commands from a case's mocks; unmatched commands run only if allowed."""
+
+    def __init__(self, mocks: list[ShellMock], allow_real: bool) -> None:
+        self.mocks = mocks
+        self.allow_real = allow_real
+        self.calls: list[str] = []
+        self._uses: dict[int, int] = {}
+
+    def __call__(self, command: str | list[str]) -> dict[str, Any] | None:
+        text = command if isinstance(command, str) else " ".join(command)
+        self.calls.append(text)
+        for i, mock in enumerate(self.mocks):
+            pattern = mock.match
+            hit = re.search(pattern[3:], text) if pattern.startswith("re:") else pattern in text
+            if hit:
+                uses = self._uses[i] = self._uses.get(i, 0) + 1
+                reply: ShellReply = mock
+                if mock.sequence:
+                    reply = mock.sequence[min(uses, len(mock.sequence)) - 1]
+                return reply.model_dump()
+        if self.allow_real:
+            return None
+        raise MockError(
+            f"no shell mock matches {text!r} (add one under mocks.shell, or set "
+            "allow_real_shell: true)"
+        )
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read a ``*.wftest.yaml`` file; errors name file, line and field."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LoadError(f"cannot read: {exc.strerror}", file=file) from exc
+    source = parse(text, file)
+    if not isinstance(source.data, dict):
+        raise LoadError(
+            "a test suite must be a mapping (workflow:, cases:)", file=file, line=1, column=1
+        )
+    try:
+        return Suite.model_validate(source.data)
+    except ValidationError as exc:
+        raise translate_validation_error(exc, source) from None
+
+
+def discover(paths: Sequence[str | Path]) -> list[Path]:
+    """``*.wftest.yaml`` files among ``paths`` (files, or folders searched recursively)."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(path.rglob("*.wftest.yaml")))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise LoadError("no such file or folder", file=str(path))
+    return found
+
+
+# --- running ---------------------------------------------------------------------------
+
+
+def run_case(
+    suite_file: Path, suite: Suite, case: Case, on_event: Callable[[Event], None] | None = None
+) -> CaseResult:
+    """Run one case in its own store and check its expectations."""
+    workflow = (suite_file.parent / suite.workflow).resolve()
+    clock = VirtualClock()
+    tools = MockTools(case.mocks.tools)
+    shell = MockShell(case.mocks.shell, case.allow_real_shell)
+    events: list[dict[str, Any]] = []
+
+    def collect(event: Event) -> None:
+        if isinstance(event, StepFinished):
+            events.append(
+                {
+                    "step_id": event.step_id,
+                    "status": event.status,
+                    "attempts": event.attempts,
+                    "outcome": event.outcome,
+                    "error_type": event.error_type,
+                }
+            )
+        if on_event is not None:
+            on_event(event)
+
+    started = time.perf_counter()
+    base = {"file": str(suite_file), "workflow": str(workflow), "name": case.name}
+    with tempfile.TemporaryDirectory(prefix="wfkit-test-") as store:
+        try:
+            report = asyncio.run(
+                run_workflow_async(
+                    workflow,
+                    case.inputs,
+                    answers=case.mocks.answers,
+                    store=store,
+                    tools=tools,
+                    on_event=collect,
+                    sleep=clock.sleep,
+                    clock=clock.time,
+                    shell=shell,
+                    initial_state=case.state,
+                )
+            )
+        except WfkitError as exc:
+            return CaseResult(
+                **base,
+                status="error",
+                error=str(exc),
+                duration_ms=(time.perf_counter() - started) * 1000,
+                virtual_seconds=clock.slept,
+                events=events,
+            )
+    failures = check(case.expect, report, tools)
+    return CaseResult(
+        **base,
+        status="failed" if failures else "passed",
+        duration_ms=(time.perf_counter() - started) * 1000,
+        virtual_seconds=clock.slept,
+        failures=failures,
+        run_id=report.run_id,
+        events=events,
+        errors_seen=[(e.step_id, e.error_type, e.recovered) for e in report.errors],
+    )
+
+
+# --- expectations ----------------------------------------------------------------------
+
+
+def matches(expected: Any, actual: Any) -> tuple[bool, str]:
+    """Whether ``actual`` satisfies ``expected`` (a value, or a one-key matcher)."""
+    if isinstance(expected, dict) and len(expected) == 1 and next(iter(expected)) in MATCHERS:
+        ((kind, arg),) = expected.items()
+        try:
+            if kind == "matches":
+                return bool(re.search(str(arg), str(actual))), f"matches {arg!r}"
+            if kind == "contains":
+                return arg in actual, f"contains {arg!r}"
+            if kind == "type":
+                return json_type(actual) == arg or (
+                    arg == "number" and json_type(actual) in ("integer", "number")
+                ), f"is {arg}"
+            if kind == "len":
+                return len(actual) == arg, f"has length {arg}"
+            ops = {
+                "gt": lambda a, b: a > b,
+                "ge": lambda a, b: a >= b,
+                "lt": lambda a, b: a < b,
+                "le": lambda a, b: a <= b,
+            }
+            return bool(ops[kind](actual, arg)), f"{kind} {arg}"
+        except TypeError:
+            return False, f"{kind} {arg!r} (not applicable to {json_type(actual)})"
+    return expected == actual, f"== {expected!r}"
+
+
+def _read_state(report: RunReport, path: str) -> Any:
+    state = report.state.model_dump()
+    head, _, rest = path.partition(".")
+    if head in state:
+        current: Any = state[head]
+        parts = rest.split(".") if rest else []
+    else:
+        current = {**state["inputs"], **state["raw"], **state["computed"]}
+        parts = path.split(".")
+    for part in parts:
+        for key in re.findall(r"[^\[\]]+|\[-?\d+\]", part):
+            if key.startswith("["):
+                index = int(key[1:-1])
+                current = (
+                    current[index]
+                    if isinstance(current, list) and -len(current) <= index < len(current)
+                    else None
+                )
+            else:
+                current = current.get(key) if isinstance(current, dict) else None
+    return current
+
+
+def check(expect: Expect, report: RunReport, tools: MockTools) -> list[Failure]:
+    """Every expectation that does not hold."""
+    failures: list[Failure] = []
+
+    def verify(path: str, expected: Any, actual: Any) -> None:
+        ok, described = matches(expected, actual)
+        if not ok:
+            failures.append(
+                Failure(
+                    path=path,
+                    expected=expected,
+                    actual=actual,
+                    message=f"{path}: expected {described}, got {actual!r}",
+                )
+            )
+
+    if expect.status is not None:
+        verify("status", expect.status, report.status)
+    for path, expected in expect.state.items():
+        verify(f"state.{path}", expected, _read_state(report, path))
+    steps = {s.id: s for s in report.steps}
+    for step_id, wanted in expect.steps.items():
+        step = steps.get(step_id)
+        for attr in ("status", "attempts", "executions"):
+            value = getattr(wanted, attr)
+            if value is not None:
+                verify(
+                    f"steps.{step_id}.{attr}", value, getattr(step, attr) if step else "never ran"
+                )
+    if isinstance(expect.errors, int):
+        verify("errors", expect.errors, len(report.errors))
+    elif expect.errors is not None:
+        remaining = list(report.errors)
+        for i, wanted_error in enumerate(expect.errors):
+            found = next((e for e in remaining if _error_matches(wanted_error, e)), None)
+            if found is None:
+                failures.append(
+                    Failure(
+                        path=f"errors[{i}]",
+                        expected=wanted_error.model_dump(exclude_none=True),
+                        actual=[f"{e.step_id}: {e.error_type}: {e.message}" for e in remaining],
+                        message=f"errors[{i}]: no recorded error matches "
+                        f"{wanted_error.model_dump(exclude_none=True)}",
+                    )
+                )
+            else:
+                remaining = remaining[remaining.index(found) + 1 :]
+    for tool, wanted_calls in expect.calls.items():
+        made = tools.calls.get(tool, [])
+        spec = (
+            wanted_calls
+            if isinstance(wanted_calls, CallExpectation)
+            else CallExpectation(count=wanted_calls)
+        )
+        if spec.count is not None:
+            verify(f"calls.{tool}", spec.count, len(made))
+        for i, arguments in enumerate(spec.arguments or []):
+            actual = made[i] if i < len(made) else None
+            if isinstance(arguments, dict) and isinstance(actual, dict):
+                for key, value in arguments.items():
+                    verify(f"calls.{tool}[{i}].{key}", value, actual.get(key))
+            else:
+                verify(f"calls.{tool}[{i}]", arguments, actual)
+    if expect.messages is not None:
+        texts = [m.text for m in report.messages]
+        for i, wanted_text in enumerate(expect.messages):
+            verify(f"messages[{i}]", wanted_text, texts[i] if i < len(texts) else None)
+    return failures
+
+
+def _error_matches(wanted: ErrorExpectation, actual: Any) -> bool:
+    if wanted.type is not None and wanted.type != actual.error_type:
+        return False
+    if wanted.step_id is not None and wanted.step_id != actual.step_id:
+        return False
+    if wanted.recovered is not None and wanted.recovered != actual.recovered:
+        return False
+    return wanted.message is None or matches(wanted.message, actual.message)[0]
+
+
+# --- whole suites: reports, JUnit, coverage ---------------------------------------------
+
+
+class CoverageItem(_Model):
+    kind: str  # step | branch | error_handler
+    step_id: str
+    line: int | None
+    what: str
+    covered: bool
+
+
+class WorkflowCoverage(_Model):
+    workflow: str
+    items: list[CoverageItem]
+
+    @property
+    def percent(self) -> float:
+        """Covered share of the items, in percent."""
+        return 100.0 * sum(i.covered for i in self.items) / len(self.items) if self.items else 100.0
+
+
+class TestReport(_Model):
+    """The result of ``wfkit test``."""
+
+    __test__ = False  # not a pytest test class
+
+    cases: list[CaseResult]
+    passed: int
+    failed: int
+    errors: int
+    duration_ms: float
+    coverage: list[WorkflowCoverage] | None = None
+    coverage_percent: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every case passed."""
+        return self.failed == 0 and self.errors == 0
+
+
+def run_tests(
+    paths: Sequence[str | Path],
+    *,
+    coverage: bool = False,
+    on_case: Callable[[CaseResult], None] | None = None,
+) -> TestReport:
+    """Discover and run every case of every suite under ``paths``."""
+    started = time.perf_counter()
+    results: list[CaseResult] = []
+    for path in discover(paths):
+        suite = load_suite(path)
+        for case in suite.cases:
+            result = run_case(path, suite, case)
+            results.append(result)
+            if on_case is not None:
+                on_case(result)
+    covered = measure_coverage(results) if coverage else None
+    total = [i for c in covered or [] for i in c.items]
+    return TestReport(
+        cases=results,
+        passed=sum(r.status == "passed" for r in results),
+        failed=sum(r.status == "failed" for r in results),
+        errors=sum(r.status == "error" for r in results),
+        duration_ms=(time.perf_counter() - started) * 1000,
+        coverage=covered,
+        coverage_percent=(100.0 * sum(i.covered for i in total) / len(total))
+        if total
+        else (100.0 if coverage else None),
+    )
+
+
+def measure_coverage(results: list[CaseResult]) -> list[WorkflowCoverage]:
+    """Steps executed, branches taken and error handlers used, per workflow file."""
+    from wfkit.core import models as m
+    from wfkit.core.loader import load_file, walk
+
+    by_workflow: dict[str, list[CaseResult]] = {}
+    for result in results:
+        by_workflow.setdefault(result.workflow, []).append(result)
+    report = []
+    for workflow, cases in by_workflow.items():
+        loaded = load_file(workflow)
+        events = [e for c in cases for e in c.events]
+        ran = {e["step_id"].rsplit("/", 1)[-1] for e in events if e["status"] != "skipped"}
+        outcomes = {(e["step_id"].rsplit("/", 1)[-1], e["outcome"]) for e in events}
+        retried = {e["step_id"].rsplit("/", 1)[-1] for e in events if e["attempts"] > 1}
+        failed_on = {e["step_id"].rsplit("/", 1)[-1] for e in events if e["status"] == "failed"}
+        errors = {(sid.rsplit("/", 1)[-1], kind) for c in cases for sid, kind, _ in c.errors_seen}
+        items: list[CoverageItem] = []
+
+        def add(
+            kind: str,
+            step: m.StepBase,
+            what: str,
+            covered: bool,
+            items: list[CoverageItem] = items,
+        ) -> None:
+            items.append(
+                CoverageItem(
+                    kind=kind, step_id=step.step_id, line=step.line, what=what, covered=covered
+                )
+            )
+
+        for body in (loaded.main, *loaded.tasks.values()):
+            for steps in (body.steps, body.finally_steps):
+                for step, _ in walk(steps):
+                    sid = step.step_id
+                    add("step", step, "executed", sid in ran)
+                    if isinstance(step, m.ConditionalStep):
+                        add("branch", step, "then", (sid, "then") in outcomes)
+                        add("branch", step, "else", (sid, "else") in outcomes)
+                    if isinstance(step, (m.WhileLoopStep, m.ForeachStep)):
+                        add("branch", step, "loop entered", (sid, "entered") in outcomes)
+                        add("branch", step, "loop not entered", (sid, "not entered") in outcomes)
+                    policy = loaded.plans[id(step)].policy
+                    if policy.attempts > 1:
+                        add("error_handler", step, "retry", sid in retried)
+                    if policy.recovers:
+                        add(
+                            "error_handler",
+                            step,
+                            policy.strategy
+                            if policy.strategy in ("continue", "fallback")
+                            else "fallback",
+                            sid in failed_on,
+                        )
+                    if step.cleanup:
+                        add(
+                            "error_handler",
+                            step,
+                            "cleanup",
+                            any(c.step_id in ran for c in step.cleanup),
+                        )
+                    if step.circuit_breaker:
+                        add(
+                            "error_handler",
+                            step,
+                            "circuit breaker open",
+                            (sid, "CircuitOpenError") in errors,
+                        )
+        report.append(WorkflowCoverage(workflow=workflow, items=items))
+    return report
+
+
+def write_lcov(coverage: list[WorkflowCoverage], path: str | Path) -> None:
+    """LCOV mapping steps to lines (DA) and branches and error handlers to BRDA records."""
+    lines: list[str] = []
+    for workflow in coverage:
+        lines += ["TN:wfkit", f"SF:{workflow.workflow}"]
+        steps = [i for i in workflow.items if i.kind == "step"]
+        branches = [i for i in workflow.items if i.kind != "step"]
+        for number, item in enumerate(branches):
+            lines.append(f"BRDA:{item.line or 0},0,{number},{1 if item.covered else '-'}")
+        lines += [f"BRF:{len(branches)}", f"BRH:{sum(i.covered for i in branches)}"]
+        for item in steps:
+            lines.append(f"DA:{item.line or 0},{1 if item.covered else 0}")
+        lines += [f"LF:{len(steps)}", f"LH:{sum(i.covered for i in steps)}", "end_of_record"]
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def write_junit(report: TestReport, path: str | Path) -> None:
+    """JUnit XML: a testsuite per suite file, a testcase per case."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.Element(
+        "testsuites",
+        tests=str(len(report.cases)),
+        failures=str(report.failed),
+        errors=str(report.errors),
+        time=f"{report.duration_ms / 1000:.3f}",
+    )
+    by_file: dict[str, list[CaseResult]] = {}
+    for case in report.cases:
+        by_file.setdefault(case.file, []).append(case)
+    for file, cases in by_file.items():
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=file,
+            tests=str(len(cases)),
+            failures=str(sum(c.status == "failed" for c in cases)),
+            errors=str(sum(c.status == "error" for c in cases)),
+            time=f"{sum(c.duration_ms for c in cases) / 1000:.3f}",
+        )
+        for case in cases:
+            element = ET.SubElement(
+                suite,
+                "testcase",
+                classname=Path(case.workflow).name,
+                name=case.name,
+                time=f"{case.duration_ms / 1000:.3f}",
+            )
+            if case.status == "failed":
+                failure = ET.SubElement(
+                    element, "failure", message=case.failures[0].message, type="ExpectationFailed"
+                )
+                failure.text = "\n".join(f.message for f in case.failures)
+            elif case.status == "error":
+                error = ET.SubElement(element, "error", message=case.error or "", type="CaseError")
+                error.text = case.error
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
