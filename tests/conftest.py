@@ -44,3 +44,6 @@ def run_yaml(write: Callable[..., Path]) -> Callable[..., RunReport]:
         return run_workflow(write(text), inputs, **kw)
 
     return runner
+
+
+pytest_plugins = ["pytester"]

@@ -387,6 +387,58 @@ def suite_command(
 
 
 @app.command()
+def bench(
+    file: Annotated[str, typer.Argument(help="Workflow YAML file.")],
+    runs: Annotated[int, typer.Option("-n", "--runs", help="Measured runs.")] = 5,
+    warmup: Annotated[int, typer.Option("--warmup", help="Runs before measuring.")] = 1,
+    inputs: Annotated[
+        list[str] | None, typer.Option("-i", "--input", help="Input as name=value (JSON or text).")
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="pyinstrument HTML (or .json speedscope).")
+    ] = None,
+    save: Annotated[str | None, typer.Option("--save", help="Save the report as JSON.")] = None,
+    compare: Annotated[
+        str | None, typer.Option("--compare", help="A saved report to compare the median with.")
+    ] = None,
+    max_regression: Annotated[
+        float | None, typer.Option("--max-regression", help="Exit 1 above this % slowdown.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run a workflow N times: wall min/median/p95/max, steps per second, per-step medians."""
+    from rich.progress import Progress
+
+    from wfkit.commands._io import parse_assignments
+    from wfkit.commands.bench import BenchError, bench_workflow
+    from wfkit.errors import InputError, LoadError
+    from wfkit.render import bench_view
+
+    try:
+        with Progress(console=_console(stderr=True), transient=True) as progress:
+            task = progress.add_task("benchmarking", total=runs + warmup)
+            result = bench_workflow(
+                file,
+                runs,
+                warmup,
+                parse_assignments(inputs),
+                profile=profile,
+                compare=compare,
+                max_regression=max_regression,
+                on_progress=lambda done, total: progress.update(task, completed=done),
+            )
+    except (LoadError, InputError, BenchError) as exc:
+        raise _fail_usage(exc) from None
+    if save:
+        Path(save).write_text(result.model_dump_json(indent=2), encoding="utf-8")
+    if json_out:
+        _emit_json(result)
+    else:
+        _console().print(bench_view(result))
+    raise typer.Exit(EXIT_FAILED if result.regressed else EXIT_OK)
+
+
+@app.command()
 def health(
     workflow: Annotated[
         str | None, typer.Option("--workflow", help="Also check this workflow and its servers.")

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from wfkit.commands.bench import BenchReport
     from wfkit.commands.explain import Explanation, StepPlanView
     from wfkit.commands.health import HealthReport
     from wfkit.commands.inspect import DebugInfo, TraceView
@@ -502,4 +503,51 @@ def test_summary(report: TestReport, show_coverage: bool) -> Group:
             style=f"bold {verdict}",
         )
     )
+    return Group(*parts)
+
+
+def bench_view(report: BenchReport) -> Group:
+    """``wfkit bench``."""
+    wall = report.wall_ms
+    parts: list[Any] = [
+        Text.assemble(
+            ("bench ", "bold"),
+            (report.workflow, "bold cyan"),
+            f"  {report.runs} runs after {report.warmup} warm-up",
+        ),
+        Text(
+            f"wall ms  min {wall.min:.1f}  median {wall.median:.1f}  p95 {wall.p95:.1f}  "
+            f"max {wall.max:.1f}"
+        ),
+        Text(
+            f"{report.steps_per_run} steps per run, {report.steps_per_second:.0f} steps/s, "
+            f"peak RSS {report.peak_rss_mb:.0f} MiB"
+        ),
+    ]
+    table = Table(title="median per step (ms)", box=None, pad_edge=False, title_justify="left")
+    table.add_column("step")
+    table.add_column("ms", justify="right")
+    for step, ms in sorted(report.step_median_ms.items(), key=lambda kv: -kv[1])[:15]:
+        table.add_row(step, f"{ms:.3f}")
+    parts.append(table)
+    if report.transform_median_ms:
+        transforms = Table(
+            title="median per transform (ms)", box=None, pad_edge=False, title_justify="left"
+        )
+        transforms.add_column("field")
+        transforms.add_column("ms", justify="right")
+        for field, ms in report.transform_median_ms.items():
+            transforms.add_row(field, f"{ms:.4f}")
+        parts.append(transforms)
+    if report.regression_percent is not None:
+        style = "bold red" if report.regressed else "green"
+        parts.append(
+            Text(
+                f"median {report.regression_percent:+.1f}% against the baseline "
+                f"({report.baseline_median_ms:.1f} ms)",
+                style=style,
+            )
+        )
+    if report.profile:
+        parts.append(Text(f"profile written to {report.profile}", style="dim"))
     return Group(*parts)

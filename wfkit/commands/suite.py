@@ -139,6 +139,7 @@ class CaseResult(_Model):
     run_id: str | None = None
     events: list[dict[str, Any]] = Field(default=[], exclude=True)
     errors_seen: list[tuple[str, str, bool]] = Field(default=[], exclude=True)
+    report: RunReport | None = Field(default=None, exclude=True)
 
 
 class MockError(StepError):
@@ -253,7 +254,27 @@ def load_suite(path: str | Path) -> Suite:
     try:
         return Suite.model_validate(source.data)
     except ValidationError as exc:
-        raise translate_validation_error(exc, source) from None
+        raise translate_validation_error(exc, source, _SUITE_FIELDS) from None
+
+
+_SUITE_FIELDS = sorted(
+    {
+        name
+        for model in (
+            Suite,
+            Case,
+            Mocks,
+            ToolMock,
+            Raises,
+            ShellMock,
+            Expect,
+            StepExpectation,
+            ErrorExpectation,
+            CallExpectation,
+        )
+        for name in model.model_fields
+    }
+)
 
 
 def discover(paths: Sequence[str | Path]) -> list[Path]:
@@ -334,6 +355,7 @@ def run_case(
         run_id=report.run_id,
         events=events,
         errors_seen=[(e.step_id, e.error_type, e.recovered) for e in report.errors],
+        report=report,
     )
 
 

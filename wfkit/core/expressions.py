@@ -110,6 +110,13 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             return left % right
         return left // right
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """``x.name`` on a mapping is its key first: ``result.items`` is the "items" entry,
+        not the dict method (Jinja's default order surprises workflow authors)."""
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         _check_deadline()
         method = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format

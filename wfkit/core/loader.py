@@ -160,18 +160,21 @@ def _suggest(word: str, options: list[str] | tuple[str, ...]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def translate_validation_error(exc: ValidationError, source: Source) -> LoadError:
-    """The first pydantic error as a :class:`LoadError` at its YAML position."""
+def translate_validation_error(
+    exc: ValidationError, source: Source, vocabulary: list[str] | None = None
+) -> LoadError:
+    """The first pydantic error as a :class:`LoadError` at its YAML position; unknown fields
+    get a "did you mean" from ``vocabulary`` (the workflow format's field names by default)."""
     errors = exc.errors(include_url=False)
     first = errors[0]
-    path, message = _locate(first, source.data)
+    path, message = _locate(first, source.data, vocabulary or _VOCABULARY)
     more = len({tuple(e["loc"]) for e in errors}) - 1
     if more > 0:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
     return source.error(message, path)
 
 
-def _locate(error: Any, data: Any) -> tuple[NodePath, str]:
+def _locate(error: Any, data: Any, vocabulary: list[str]) -> tuple[NodePath, str]:
     """Map a pydantic ``loc`` onto the document, skipping union tags and type labels."""
     path: list[str | int] = []
     current = data
@@ -186,7 +189,7 @@ def _locate(error: Any, data: Any) -> tuple[NodePath, str]:
         elif kind == "missing" and i == len(loc) - 1:
             return tuple(path), f"missing required field {part!r}"
     if kind == "extra_forbidden":
-        return tuple(path), f"unknown field {path[-1]!r}{_suggest(str(path[-1]), _VOCABULARY)}"
+        return tuple(path), f"unknown field {path[-1]!r}{_suggest(str(path[-1]), vocabulary)}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tag = error.get("ctx", {}).get("tag")
         if tag is None:

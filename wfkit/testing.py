@@ -1,0 +1,77 @@
+"""Helpers for testing workflows from your own Python tests.
+
+    from wfkit.testing import run_with_mocks, assert_state
+
+    report = run_with_mocks("flow.yaml", tools={"search": {"hits": []}},
+                            shell=[{"match": "make", "stdout": "ok"}])
+    assert_state(report, "raw.count", {"ge": 1})
+
+Runs use the same mocks, virtual time and expectations as ``wfkit test``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from wfkit.commands.results import RunReport
+from wfkit.commands.suite import (
+    Case,
+    Expect,
+    Mocks,
+    ShellMock,
+    Suite,
+    ToolMock,
+    matches,
+    run_case,
+)
+
+__all__ = ["RunReport", "assert_state", "matches", "run_with_mocks"]
+
+
+def run_with_mocks(
+    workflow: str | Path,
+    inputs: dict[str, Any] | None = None,
+    *,
+    tools: dict[str, Any] | None = None,
+    shell: list[dict[str, Any]] | None = None,
+    answers: dict[str, Any] | None = None,
+    state: dict[str, Any] | None = None,
+    allow_real_shell: bool = False,
+) -> RunReport:
+    """Run a workflow with mocked tools (name -> value returned, or a ``{returns|raises|
+    sequence}`` mock), shell mocks and answers, in virtual time, with its own store."""
+    tool_mocks = {
+        name: ToolMock.model_validate(spec)
+        if isinstance(spec, dict) and set(spec) <= {"returns", "raises", "sequence"} and spec
+        else ToolMock(returns=spec)
+        for name, spec in (tools or {}).items()
+    }
+    case = Case(
+        name="python",
+        inputs=inputs or {},
+        state=state or {},
+        allow_real_shell=allow_real_shell,
+        mocks=Mocks(
+            tools=tool_mocks,
+            shell=[ShellMock.model_validate(s) for s in shell or []],
+            answers=answers or {},
+        ),
+        expect=Expect(),
+    )
+    path = Path(workflow).resolve()
+    suite = Suite(workflow=path.name, cases=[case])
+    result = run_case(path.parent / "python.wftest.yaml", suite, case)
+    if result.report is None:
+        raise AssertionError(result.error)
+    return result.report
+
+
+def assert_state(report: RunReport, path: str, expected: Any) -> None:
+    """Assert that the state at ``path`` (``raw.x``, ``computed.y`` or a flat name) is
+    ``expected`` or satisfies a matcher (``{"ge": 1}``, ``{"matches": "re"}``...)."""
+    from wfkit.commands.suite import _read_state
+
+    actual = _read_state(report, path)
+    ok, described = matches(expected, actual)
+    assert ok, f"state.{path}: expected {described}, got {actual!r}"
