@@ -87,6 +87,15 @@ def merged_answers(
     return merged
 
 
+def default_tools(loaded: LoadedWorkflow) -> ToolProvider:
+    """The workflow's MCP servers (started on first use), or no tools."""
+    if not loaded.workflow.mcp_servers:
+        return NoTools()
+    from wfkit.mcp_tools import McpTools
+
+    return McpTools(loaded.workflow.mcp_servers, Path(loaded.source_path).parent)
+
+
 def run_options(
     run_store: RunStore,
     loaded: LoadedWorkflow,
@@ -107,7 +116,7 @@ def run_options(
     options = RunOptions(
         answers=answers,
         ask=ask,
-        tools=tools or NoTools(),
+        tools=tools or default_tools(loaded),
         sinks=sinks,
         breaker_state=run_store.breakers(loaded.name),
         **more,
