@@ -51,7 +51,8 @@ def test_calls_results_and_no_process_left(run_mcp: Callable[..., RunReport]) ->
         "  - {id: titles, type: mcp_call, method: list_notes}\n"
         "  - {id: pid, type: mcp_call, server: notes, tool: pid,\n"
         "     state_update: {path: raw.out, value: '{{ result }}'}}\n"
-        "  - {type: user_message, message: '{{ steps.add.output.count }} {{ steps.titles.output }}'}\n"
+        "  - type: user_message\n"
+        "    message: '{{ steps.add.output.count }} {{ steps.titles.output }}'\n"
     )
     assert report.status == "succeeded", report.errors
     assert report.messages[0].text == "1 ['a']"

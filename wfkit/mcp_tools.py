@@ -95,7 +95,7 @@ class McpTools:
                 connection.tools = {tool.name: tool for tool in listed.tools}
                 ready.set_result(None)
                 await connection.stop.wait()
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller, or the server died
+        except BaseException as exc:
             if not ready.done():
                 ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
         finally:
