@@ -479,6 +479,26 @@ def runs(
         _console().print(runs_table(result))
 
 
+@app.command("mcp")
+def mcp_command(
+    root: Annotated[
+        str, typer.Option("--root", help="Workflow paths must stay inside this folder.")
+    ] = ".",
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="Serve only the tools that run nothing.")
+    ] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Serve wfkit's functions as MCP tools over stdio (for agents)."""
+    import importlib.util
+
+    if importlib.util.find_spec("mcp") is None:  # pragma: no cover - the mcp extra is missing
+        raise _fail_usage(ValueError("wfkit mcp needs the MCP SDK: pip install 'wfkit[mcp]'"))
+    from wfkit.mcp_server import serve
+
+    serve(root, read_only, store)
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of workflow files (for yaml-language-server and editors)."""

@@ -23,6 +23,7 @@
         ├── CircuitOpenError       the step's circuit breaker is open
         ├── SubAgentError          a parallel item failed (index, cause)
         ├── UserError              an ``error`` step or a refused ``user_input``     [permanent]
+        ├── InputRequiredError     a ``user_input`` waits for an answer (status waiting) [fatal]
         └── CancelledRunError      the run was cancelled (Ctrl-C, SIGTERM)         [fatal]
 
 Permanent errors are never retried unless ``retry_on`` names them; fatal errors end the run
@@ -250,6 +251,21 @@ class UserError(StepError):
         if self.kind is not None:
             data["kind"] = self.kind
         return data
+
+
+class InputRequiredError(StepError):
+    """A ``user_input`` step needs an answer the run cannot ask for: the run waits."""
+
+    permanent = True
+    fatal = True
+
+    def __init__(self, message: str, *, prompt: str, choices: list[Any] | None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.prompt = prompt
+        self.choices = choices
+
+    def details(self) -> dict[str, Any]:
+        return {**super().details(), "prompt": self.prompt, "choices": self.choices}
 
 
 class CancelledRunError(StepError):

@@ -64,7 +64,8 @@ class McpTools:
         command = sys.executable if spec.command in ("python", "python3") else spec.command
         return StdioServerParameters(command=command, args=list(spec.args), env=env, cwd=str(cwd))
 
-    async def _connect(self, name: str) -> _Connection:
+    async def connect(self, name: str) -> _Connection:
+        """The running connection to server ``name``, started if need be."""
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
             current = self._connections.get(name)
@@ -105,7 +106,7 @@ class McpTools:
         if server is not None:
             if server not in self.servers:
                 raise ToolNotFoundError(f"no MCP server {server!r} in mcp_servers")
-            connection = await self._connect(server)
+            connection = await self.connect(server)
             if tool not in connection.tools:
                 raise ToolNotFoundError(
                     f"server {server!r} offers no tool {tool!r} "
@@ -114,7 +115,7 @@ class McpTools:
             return connection
         offering = []
         for name in self.servers:
-            connection = await self._connect(name)
+            connection = await self.connect(name)
             if tool in connection.tools:
                 offering.append(connection)
         if not offering:

@@ -105,7 +105,10 @@ def test_health_checks(write: Callable[..., Path]) -> None:
     broken = check_health(workflow=server)
     assert not broken.ok
     assert broken.checks[-1].name == "mcp server notes"
-    assert "not found on PATH" in broken.checks[-1].detail
+    assert "could not start" in broken.checks[-1].detail
+    working = check_health(workflow=EXAMPLES / "notes.yaml")
+    assert working.ok
+    assert "offers add_note, crash, flaky" in working.checks[-1].detail
     assert not check_health(workflow=write("name: x\nstepz: 1\n", "bad.yaml")).ok
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
 import sys
@@ -10,9 +11,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from wfkit.core.loader import load_file
+from wfkit.core.loader import LoadedWorkflow, load_file
 from wfkit.core.store import RunStore
-from wfkit.errors import LoadError, StoreError
+from wfkit.errors import LoadError, StoreError, ToolConnectionError
 
 MIN_FREE_DISK_MB = 100
 MIN_FREE_MEMORY_MB = 100
@@ -70,6 +71,30 @@ def _version(package: str) -> str | None:
         return None
 
 
+async def _server_checks(loaded: LoadedWorkflow) -> list[Check]:
+    """Start each MCP server of the workflow, list its tools, stop it."""
+    if not loaded.workflow.mcp_servers:
+        return []
+    from wfkit.mcp_tools import McpTools
+
+    tools = McpTools(loaded.workflow.mcp_servers, Path(loaded.source_path).parent)
+    checks = []
+    try:
+        for name in loaded.workflow.mcp_servers:
+            try:
+                connection = await tools.connect(name)
+            except ToolConnectionError as exc:
+                checks.append(Check(name=f"mcp server {name}", ok=False, detail=exc.message))
+            else:
+                offered = ", ".join(sorted(connection.tools)) or "no tools"
+                checks.append(
+                    Check(name=f"mcp server {name}", ok=True, detail=f"started; offers {offered}")
+                )
+    finally:
+        await tools.aclose()
+    return checks
+
+
 def check_health(
     store: str | Path | None = None, workflow: str | Path | None = None
 ) -> HealthReport:
@@ -115,15 +140,5 @@ def check_health(
             checks.append(
                 Check(name="workflow", ok=True, detail=f"{loaded.name}: {len(loaded.plans)} steps")
             )
-            for name, server in loaded.workflow.mcp_servers.items():
-                found = shutil.which(server.command)
-                checks.append(
-                    Check(
-                        name=f"mcp server {name}",
-                        ok=found is not None,
-                        detail=f"{server.command} -> {found}"
-                        if found
-                        else f"command {server.command!r} not found on PATH",
-                    )
-                )
+            checks.extend(asyncio.run(_server_checks(loaded)))
     return HealthReport(ok=all(c.ok for c in checks), checks=checks, versions=versions)

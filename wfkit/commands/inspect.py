@@ -295,6 +295,8 @@ def debug_run(run_id: str, *, store: str | Path | None = None) -> DebugInfo:
 
 
 def _next_steps(run_id: str, status: str) -> list[str]:
+    if status == "waiting":
+        return [f"wfkit resume {run_id} --answers FILE"]
     if status in ("failed", "timed_out", "cancelled", "interrupted"):
         return [f"wfkit resume {run_id}", f"wfkit trace {run_id}"]
     if status == "running":

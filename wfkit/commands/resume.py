@@ -18,7 +18,7 @@ from wfkit.core.store import RunRow, RunStore
 from wfkit.core.tools import ToolProvider
 from wfkit.errors import ResumeError
 
-RESUMABLE = ("failed", "timed_out", "cancelled", "interrupted")
+RESUMABLE = ("failed", "timed_out", "cancelled", "interrupted", "waiting")
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -64,6 +64,7 @@ async def resume_workflow_async(
     ask: Ask | None = None,
     on_event: Callable[[Event], None] | None = None,
     sleep: Callable[[float], Awaitable[None]] | None = None,
+    pause_for_input: bool = False,
 ) -> RunReport:
     """Continue a stored run from its last checkpoint: completed steps do not run again.
 
@@ -92,6 +93,7 @@ async def resume_workflow_async(
             on_event=on_event,
             sleep=sleep,
             resume=lambda key: run_store.load_frame(row.run_id, key),
+            pause_for_input=pause_for_input,
         )
         run = Run(loaded, row.run_id, row.inputs, options)
         run.continue_from(

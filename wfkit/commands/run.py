@@ -48,6 +48,7 @@ async def run_workflow_async(
     seed: str | None = None,
     shell: Callable[[str | list[str]], dict[str, Any] | None] | None = None,
     initial_state: dict[str, Any] | None = None,
+    pause_for_input: bool = False,
 ) -> RunReport:
     """Load, check inputs, run and record a workflow; raise LoadError/InputError up front.
 
@@ -73,6 +74,7 @@ async def run_workflow_async(
             trace=trace,
             shell=shell,
             initial_raw=dict((initial_state or {}).get("raw", initial_state or {})),
+            pause_for_input=pause_for_input,
         )
         outcome = await Run(loaded, new_run_id(), resolved, options).execute()
         return report(outcome, loaded.file, str(run_store.path))

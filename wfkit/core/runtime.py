@@ -39,6 +39,7 @@ from wfkit.core.tools import NoTools, ToolProvider
 from wfkit.core.tracing import Tracer
 from wfkit.errors import (
     CancelledRunError,
+    InputRequiredError,
     MemoryLimitError,
     StepError,
     WfkitError,
@@ -92,6 +93,8 @@ class RunOptions:
     """Trace even when the workflow's ``config.trace`` does not ask for it."""
     shell: Callable[[str | list[str]], dict[str, Any] | None] | None = None
     """Test mocks: given a command, its ``{stdout, stderr, exit_code}``, or None to run it."""
+    pause_for_input: bool = False
+    """A ``user_input`` without an answer pauses the run as ``waiting`` (no terminal)."""
     initial_raw: dict[str, Any] = field(default_factory=dict)
     """Raw values written over the defaults before the first step (test cases' ``state``)."""
 
@@ -311,6 +314,8 @@ class Run:
             except asyncio.CancelledError:
                 status = "cancelled"
                 error = CancelledRunError("the run was cancelled")
+            except InputRequiredError as exc:
+                status, error = "waiting", exc
             except StepError as exc:
                 status, error = "failed", exc
             status, error = await self._finally(frame, status, error)

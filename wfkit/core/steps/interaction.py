@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from wfkit.core.models import ErrorStep, UserInputStep, UserMessageStep, WaitStep
 from wfkit.core.steps import handles
-from wfkit.errors import ExpressionError, UserError
+from wfkit.errors import ExpressionError, InputRequiredError, UserError
 
 if TYPE_CHECKING:
     from wfkit.core.frame import Frame
@@ -34,6 +34,13 @@ async def run_user_input(step: UserInputStep, frame: Frame) -> Any:
         answer = options.answers[step.step_id]
     elif options.ask is not None:
         answer = options.ask(prompt, choices, default)
+    elif options.pause_for_input:
+        raise InputRequiredError(
+            f"user_input {step.step_id!r} waits for an answer: {prompt}",
+            prompt=prompt,
+            choices=choices,
+            step_id=step.step_id,
+        )
     else:
         raise UserError(
             f"user_input {step.step_id!r} needs an answer ({prompt!r}): run it in a terminal, "
