@@ -218,9 +218,11 @@ def build_server(
 
     async def workflow_health(workflow: str | None = None) -> dict[str, Any]:
         """Store, disk, memory and dependencies (and a workflow's servers)."""
-        from wfkit.commands.health import check_health
+        from wfkit.commands.health import check_health_async
 
-        return _with_next(check_health(store, confine(base, workflow) if workflow else None))
+        return _with_next(
+            await check_health_async(store, confine(base, workflow) if workflow else None)
+        )
 
     for func in (
         workflow_run,

@@ -98,8 +98,15 @@ async def _server_checks(loaded: LoadedWorkflow) -> list[Check]:
 def check_health(
     store: str | Path | None = None, workflow: str | Path | None = None
 ) -> HealthReport:
+    """Synchronous :func:`check_health_async`."""
+    return asyncio.run(check_health_async(store, workflow))
+
+
+async def check_health_async(
+    store: str | Path | None = None, workflow: str | Path | None = None
+) -> HealthReport:
     """Store reachable and consistent, disk and memory headroom, dependency versions, and for
-    ``workflow``: that it loads and that its MCP server commands exist."""
+    ``workflow``: that it loads and that its MCP servers start (and which tools they offer)."""
     store_check, path = _store_check(store)
     checks = [store_check]
     usage = shutil.disk_usage(path.parent if path else Path.cwd())
@@ -140,5 +147,5 @@ def check_health(
             checks.append(
                 Check(name="workflow", ok=True, detail=f"{loaded.name}: {len(loaded.plans)} steps")
             )
-            checks.extend(asyncio.run(_server_checks(loaded)))
+            checks.extend(await _server_checks(loaded))
     return HealthReport(ok=all(c.ok for c in checks), checks=checks, versions=versions)
