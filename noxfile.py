@@ -1,4 +1,4 @@
-"""Developer sessions: tests, lint, typing, bench, reliability.
+"""Developer sessions: tests, lint, typing, bench, reliability, stress.
 
 Sessions run in the environment nox itself runs in (``pip install -e '.[dev]'`` first), so
 they need no other interpreter: under ``CI=true`` nox fails on interpreters it cannot find.
@@ -43,6 +43,12 @@ def typing(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Engine overhead figures (printed, never asserted)."""
     session.run(PY, "benchmarks/engine.py", *session.posargs)
+
+
+@nox.session
+def stress(session: nox.Session) -> None:
+    """Large state, concurrency, fan-out, error storms, memory pressure, chaos: figures."""
+    session.run(PY, "benchmarks/stress.py", *session.posargs)
 
 
 @nox.session

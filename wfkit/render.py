@@ -106,6 +106,14 @@ def run_report(report: RunReport) -> Group:
                 style="yellow" if error.recovered else "red",
             )
         )
+    if report.errors_dropped:
+        parts.append(
+            Text(
+                f"… {report.errors_dropped} more failed attempts not kept "
+                "(config.max_error_records)",
+                style="yellow",
+            )
+        )
     for warning in report.warnings:
         parts.append(Text(f"! {warning}", style="yellow"))
     state = report.state

@@ -500,3 +500,37 @@ def test_seed_example_else_branch_runs_error_and_cleanup(clock: Clock) -> None:
     assert (cleanup.step_id, cleanup.error_type) == ("mcp_call_1", "ToolNotFoundError")
     assert cleanup.details["during"] == "cleanup"
     assert report.steps[-1].id == "mcp_call_1"
+
+
+def test_parallel_items_count_their_own_attempts(run) -> None:  # type: ignore[no-untyped-def]
+    calls: dict[int, int] = {}
+
+    async def twice_then_ok(n: int) -> int:
+        calls[n] = calls.get(n, 0) + 1
+        await asyncio.sleep(0)  # let the other items interleave
+        if calls[n] <= 2:
+            raise RuntimeError(f"item {n} attempt {calls[n]}")
+        return n
+
+    report = run(
+        """
+        name: t
+        steps:
+          - id: fan
+            type: parallel_foreach
+            items: "{{ range(20) | list }}"
+            sub_agent_task: w
+            max_parallel: 8
+        sub_agent_tasks:
+          w:
+            inputs: {item: {type: integer}}
+            steps:
+              - {id: call, type: mcp_call, tool: f, parameters: {n: "{{ item }}"},
+                 on_error: retry, retry_count: 2, retry_delay: 1}
+        """,
+        tools=FunctionTools({"f": twice_then_ok}),
+    )
+    assert report.status == "succeeded", report.errors[-1:]
+    assert calls == dict.fromkeys(range(20), 3)
+    assert {e.retry_count for e in report.errors} == {0, 1}
+    assert all(e.recovered for e in report.errors)

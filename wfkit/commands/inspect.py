@@ -75,6 +75,7 @@ class DebugInfo(_Model):
     state: dict[str, TierView]
     state_bytes: int
     errors: list[ErrorEntry]
+    errors_dropped: int
     steps: list[StepStats]
     retries: dict[str, int]  # retries (attempts after the first) per step
     breakers: dict[str, dict[str, Any]]
@@ -284,6 +285,7 @@ def debug_run(run_id: str, *, store: str | Path | None = None) -> DebugInfo:
         state=tiers,
         state_bytes=_size(state),
         errors=report_errors(errors),
+        errors_dropped=row.errors_dropped,
         steps=steps,
         retries=retries,
         breakers=breakers,

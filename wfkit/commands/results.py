@@ -64,6 +64,8 @@ class RunReport(_Result):
     error: dict[str, Any] | None
     duration_ms: float
     store: str
+    errors_dropped: int = 0
+    """Failed attempts beyond ``config.max_error_records`` (the first ones are kept)."""
 
     @property
     def ok(self) -> bool:

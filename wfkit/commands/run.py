@@ -184,6 +184,7 @@ def report(outcome: RunOutcome, file: str, store: str) -> RunReport:
             MessageEntry(step_id=m.step_id, level=m.level, text=m.text) for m in outcome.messages
         ],
         error=outcome.error,
+        errors_dropped=outcome.errors_dropped,
         duration_ms=round(outcome.duration_ms, 3),
         store=store,
     )

@@ -143,6 +143,7 @@ class RunFinished:
     duration_ms: float
     finished_at: float
     error: dict[str, Any] | None = None
+    errors_dropped: int = 0  # failed attempts beyond config.max_error_records
 
 
 Event = (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from wfkit.core.events import RetryScheduled, StepFinished, StepStarted
@@ -31,6 +32,13 @@ if TYPE_CHECKING:
     from wfkit.core.runtime import Run
 
 
+@dataclass(slots=True)
+class Attempts:
+    """Attempts of one execution of a step."""
+
+    count: int = 0
+
+
 class StepExecutor:
     """Runs steps for one :class:`~wfkit.core.runtime.Run`."""
 
@@ -48,6 +56,7 @@ class StepExecutor:
         plan = self.run.plan(step)
         sid = frame.prefix + plan.step_id
         record = self._record(sid, plan.step_type)
+        tries = Attempts()  # per execution: parallel items share their steps' records
         started = time.perf_counter()
         frame.active.append(f"{plan.where} ({sid})")
         reentered = frame.reentry is not None  # a resume continues this container midway
@@ -60,27 +69,25 @@ class StepExecutor:
                 and plan.condition is not None
                 and not frame.test(plan.condition, plan.step_id, "if")
             ):
-                self._finish(record, plan, frame, "skipped", started, None, completed=True)
+                self._finish(record, plan, frame, "skipped", started, None, None, completed=True)
                 return
             if not reentered or record.executions == 0:
                 record.executions += 1
-            if not reentered:
-                record.attempts = 0
             record.status = "running"
-            status, result = await self._run_policy(plan, step, frame, record, sid)
+            status, result = await self._run_policy(plan, step, frame, tries, sid)
             if frame.reentry is not None:  # the step kept no notes: nothing to continue
                 frame.reentry = frame.resume = None
-            self._finish(record, plan, frame, status, started, result, completed=True)
+            self._finish(record, plan, frame, status, started, result, tries, completed=True)
         except LoopSignal:
-            self._finish(record, plan, frame, "succeeded", started, None)
+            self._finish(record, plan, frame, "succeeded", started, None, tries)
             raise
         except StepError as error:
-            self._finish(record, plan, frame, "failed", started, None, error.type_name)
+            self._finish(record, plan, frame, "failed", started, None, tries, error.type_name)
             if step.cleanup:
                 await self._cleanup(step, frame, error)
             raise
         except asyncio.CancelledError:
-            self._finish(record, plan, frame, "cancelled", started, None)
+            self._finish(record, plan, frame, "cancelled", started, None, tries)
             if step.cleanup:  # a cancelled step (fail_fast, Ctrl-C) still cleans up
                 await self._cleanup(step, frame, CancelledRunError("cancelled", step_id=sid))
             raise
@@ -88,14 +95,14 @@ class StepExecutor:
             frame.active.pop()
 
     async def _run_policy(
-        self, plan: StepPlan, step: StepBase, frame: Frame, record: StepRecord, sid: str
+        self, plan: StepPlan, step: StepBase, frame: Frame, tries: Attempts, sid: str
     ) -> tuple[str, Any]:
         """Attempt the step as its policy says; return (status, result) or raise the error."""
         policy = plan.policy
         try:
             if policy.retry is None:
-                return "succeeded", await self._attempt_once(plan, step, frame, record, sid)
-            return "succeeded", await self._retrying(plan, step, frame, record, sid)
+                return "succeeded", await self._attempt_once(plan, step, frame, tries, sid)
+            return "succeeded", await self._retrying(plan, step, frame, tries, sid)
         except StepError as error:
             if not policy.recovers or error.fatal:
                 raise
@@ -108,7 +115,7 @@ class StepExecutor:
             return "failed", result
 
     async def _retrying(
-        self, plan: StepPlan, step: StepBase, frame: Frame, record: StepRecord, sid: str
+        self, plan: StepPlan, step: StepBase, frame: Frame, tries: Attempts, sid: str
     ) -> Any:
         """Attempts through stamina; waits come from the policy's deterministic schedule."""
         import stamina
@@ -125,11 +132,11 @@ class StepExecutor:
                 return False  # cancellation, loop signals and bugs are never retried
             failed.append(exc)
             tracer = self.run.tracer
-            if record.attempts >= retry.attempts:
+            if tries.count >= retry.attempts:
                 if tracer is not None:
                     tracer.retry(
                         sid,
-                        record.attempts,
+                        tries.count,
                         exc.type_name,
                         False,
                         f"all {retry.attempts} attempts used",
@@ -140,20 +147,16 @@ class StepExecutor:
             try:
                 retried, reason = retry_verdict(exc, retry, scope)
             except StepError as problem:  # a broken retry_on: record it, stop retrying
-                self.run.record_error(
-                    problem, sid, frame.active, record.attempts, during="retry_on"
-                )
+                self.run.record_error(problem, sid, frame.active, tries.count, during="retry_on")
                 return False
             if not retried:
                 if tracer is not None:
-                    tracer.retry(sid, record.attempts, exc.type_name, False, reason, None)
+                    tracer.retry(sid, tries.count, exc.type_name, False, reason, None)
                 return False
-            wait_ms = retry.delay_ms_for(record.attempts, self.run.seed, sid)
+            wait_ms = retry.delay_ms_for(tries.count, self.run.seed, sid)
             if tracer is not None:
-                tracer.retry(sid, record.attempts, exc.type_name, True, reason, wait_ms)
-            self.run.emit(
-                RetryScheduled(self.run.run_id, sid, record.attempts, wait_ms, exc.type_name)
-            )
+                tracer.retry(sid, tries.count, exc.type_name, True, reason, wait_ms)
+            self.run.emit(RetryScheduled(self.run.run_id, sid, tries.count, wait_ms, exc.type_name))
             return 0.0  # retry now: the wait happens through the run's clock, below
 
         try:
@@ -169,7 +172,7 @@ class StepExecutor:
                     if wait_ms:
                         await self.run.options.sleep(wait_ms / 1000)
                         wait_ms = 0.0
-                    result = await self._attempt_once(plan, step, frame, record, sid)
+                    result = await self._attempt_once(plan, step, frame, tries, sid)
                     for error in failed:  # earlier attempts did not fail the run
                         self.run.mark_recovered(error)
                     return result
@@ -182,21 +185,21 @@ class StepExecutor:
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
     async def _attempt_once(
-        self, plan: StepPlan, step: StepBase, frame: Frame, record: StepRecord, sid: str
+        self, plan: StepPlan, step: StepBase, frame: Frame, tries: Attempts, sid: str
     ) -> Any:
         """One attempt: breaker, handler (bounded by the step's timeout), state updates.
 
         A failure is recorded (once: a nested step's error is recorded where it arose),
         counted by the breaker, and followed by the step's ``error_state_update``.
         """
-        record.attempts += 1
+        tries.count += 1
         self.run.emit(
             StepStarted(
                 self.run.run_id,
                 sid,
                 plan.step_type,
                 plan.path,
-                record.attempts,
+                tries.count,
                 time.time(),
                 plan.effectful,
             )
@@ -218,15 +221,15 @@ class StepExecutor:
             frame.apply(plan.updates, {"result": result})
         except WfkitError as exc:
             error = _as_step_error(exc, sid)
-            error.attempt = record.attempts
+            error.attempt = tries.count
             if breaker is not None and not isinstance(error, CircuitOpenError):
                 self.run.breakers.record(breaker, ok=False)
             if not error.recorded:
                 self.run.record_error(
-                    error, sid, frame.active, record.attempts - 1, during=frame.during
+                    error, sid, frame.active, tries.count - 1, during=frame.during
                 )
                 error.recorded = True
-            await self._error_updates(plan, frame, error, sid, record.attempts)
+            await self._error_updates(plan, frame, error, sid, tries.count)
             if error is exc:
                 raise
             raise error from exc
@@ -235,7 +238,7 @@ class StepExecutor:
         except Exception as exc:  # a bug in wfkit: still recorded against the step
             error = StepError(f"internal error: {type(exc).__name__}: {exc}", step_id=sid)
             error.__cause__ = exc
-            self.run.record_error(error, sid, frame.active, record.attempts - 1)
+            self.run.record_error(error, sid, frame.active, tries.count - 1)
             error.recorded = True
             raise error from exc
         if breaker is not None:
@@ -287,6 +290,7 @@ class StepExecutor:
         status: str,
         started: float,
         output: Any,
+        tries: Attempts | None,
         error_type: str | None = None,
         completed: bool = False,
     ) -> None:
@@ -295,6 +299,8 @@ class StepExecutor:
         duration = (time.perf_counter() - started) * 1000
         record.status = status
         record.duration_ms = duration
+        if tries is not None:  # a skipped step keeps its last execution's attempts
+            record.attempts = tries.count
         frame.record_step(plan.step_id, status, output)
         if completed and frame.needs_checkpoint():
             frame.cursor[-1].done = True
@@ -313,7 +319,7 @@ class StepExecutor:
                 record.id,
                 record.type,
                 status,
-                record.attempts,
+                tries.count if tries is not None else 0,
                 duration,
                 time.time(),
                 error_type,

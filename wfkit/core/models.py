@@ -85,6 +85,7 @@ class Config(_Model):
     max_state_bytes: int = Field(10_000_000, gt=0)
     state_warn_bytes: int = Field(1_000_000, gt=0)
     max_memory_mb: int | None = Field(None, gt=0)
+    max_error_records: int = Field(1000, ge=1)
     circuit_breakers: dict[str, CircuitBreakerSpec] = Field(default_factory=dict)
 
 

@@ -47,7 +47,9 @@ from wfkit.errors import (
 )
 
 MEMORY_CHECK_EVERY = 64
-"""Steps between two looks at the engine's memory (a look costs a few microseconds)."""
+MEMORY_CHECK_SECONDS = 0.05
+"""The engine looks at its memory every 64 steps or 50 ms, whichever comes first (a look
+costs a few microseconds; slow, large steps are where memory grows fast)."""
 
 
 def _tracer(config: bool | TraceConfig, forced: bool) -> Tracer | None:
@@ -113,6 +115,7 @@ class RunOutcome:
     messages: list[Message]
     duration_ms: float
     error: dict[str, Any] | None
+    errors_dropped: int = 0
 
 
 class Run:
@@ -133,9 +136,11 @@ class Run:
         self.errors: list[ErrorRecord] = []
         self.warnings: list[str] = []
         self.messages: list[Message] = []
+        self.errors_dropped = 0
         self._sinks = list(self.options.sinks)
         self.seed = self.options.seed or run_id
         self._until_memory_check = 1
+        self._memory_checked = 0.0
         self.tracer = _tracer(loaded.workflow.config.trace, self.options.trace)
         self.executor = StepExecutor(self)
         self.breakers = Breakers(
@@ -185,9 +190,11 @@ class Run:
         if limit is None:
             return
         self._until_memory_check -= 1
-        if self._until_memory_check > 0:
+        now = time.perf_counter()
+        if self._until_memory_check > 0 and now - self._memory_checked < MEMORY_CHECK_SECONDS:
             return
         self._until_memory_check = MEMORY_CHECK_EVERY
+        self._memory_checked = now
         rss = rss_bytes()
         if rss > limit * 1024 * 1024:
             raise MemoryLimitError(
@@ -251,6 +258,9 @@ class Run:
             recovered=recovered,
             details=details,
         )
+        if len(self.errors) >= self.loaded.workflow.config.max_error_records:
+            self.errors_dropped += 1  # the history is bounded; the first errors are kept
+            return -1
         index = len(self.errors)
         self.errors.append(record)
         self.emit(ErrorRecorded(self.run_id, index, record))
@@ -333,7 +343,11 @@ class Run:
         details = error.details() if error is not None else None
         if self.tracer is not None:
             self.emit(TracesCollected(self.run_id, list(self.tracer.records), self.tracer.dropped))
-        self.emit(RunFinished(self.run_id, status, snapshot, duration, time.time(), details))
+        self.emit(
+            RunFinished(
+                self.run_id, status, snapshot, duration, time.time(), details, self.errors_dropped
+            )
+        )
         return RunOutcome(
             run_id=self.run_id,
             workflow=loaded.name,
@@ -345,6 +359,7 @@ class Run:
             messages=list(self.messages),
             duration_ms=duration,
             error=details,
+            errors_dropped=self.errors_dropped,
         )
 
     async def _finally(

@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS runs (
     state       TEXT,
     error       TEXT,
     pid         INTEGER,
-    current     TEXT
+    current     TEXT,
+    errors_dropped INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at DESC);
 CREATE TABLE IF NOT EXISTS steps (
@@ -171,6 +172,7 @@ class RunRow:
     error: dict[str, Any] | None
     pid: int | None = None
     current: str | None = None  # the last effectful step that started
+    errors_dropped: int = 0
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
@@ -367,14 +369,15 @@ class _Pending:
             db.executemany("INSERT INTO traces VALUES (?,?,?,?,?,?)", rows)
         for event in self.finished:
             db.execute(
-                "UPDATE runs SET status=?, finished_at=?, duration_ms=?, state=?, error=?"
-                " WHERE run_id=?",
+                "UPDATE runs SET status=?, finished_at=?, duration_ms=?, state=?, error=?,"
+                " errors_dropped=? WHERE run_id=?",
                 (
                     event.status,
                     event.finished_at,
                     event.duration_ms,
                     _dumps(event.state),
                     _dumps(event.error) if event.error else None,
+                    event.errors_dropped,
                     event.run_id,
                 ),
             )
@@ -610,6 +613,7 @@ class RunStore:
             error=json.loads(r[10]) if r[10] else None,
             pid=r[11],
             current=r[12],
+            errors_dropped=r[13],
         )
 
 
