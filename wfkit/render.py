@@ -39,6 +39,14 @@ STATUS_STYLE = {
 LEVEL_STYLE = {"info": "", "warning": "yellow", "error": "red", "success": "green"}
 
 
+def titled_table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:
+    """A plain table with a left-aligned title; ``right`` columns are right-aligned."""
+    table = Table(title=title, box=None, pad_edge=False, title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left")
+    return table
+
+
 def status_text(status: str) -> Text:
     """A status word in its colour."""
     return Text(status, style=STATUS_STYLE.get(status, ""))
@@ -213,9 +221,7 @@ def explanation_tree(plan: Explanation) -> Group:
         Text.assemble(("plan ", "bold"), (plan.workflow, "bold cyan"), f"  {plan.file}")
     ]
     if plan.inputs:
-        table = Table(title="inputs", box=None, pad_edge=False, title_justify="left")
-        for column in ("name", "type", "status", "value"):
-            table.add_column(column)
+        table = titled_table("inputs", "name", "type", "status", "value")
         for item in plan.inputs:
             style = "red" if item.status == "missing" else ""
             table.add_row(
@@ -233,14 +239,7 @@ def explanation_tree(plan: Explanation) -> Group:
         branches[(step.scope, step.depth)] = parent.add(_step_label(step))
     parts.append(root)
     if plan.computed:
-        table = Table(
-            title="computed fields (evaluation order)",
-            box=None,
-            pad_edge=False,
-            title_justify="left",
-        )
-        for column in ("field", "from", "transform"):
-            table.add_column(column)
+        table = titled_table("computed fields (evaluation order)", "field", "from", "transform")
         for c in plan.computed:
             table.add_row(c.name, ", ".join(c.sources), escape(c.transform))
         parts.append(table)
@@ -317,9 +316,9 @@ def trace_view(view: TraceView) -> Group:
             )
         )
     if view.traces:
-        table = Table(title="computed fields", box=None, pad_edge=False, title_justify="left")
-        for column in ("field", "trigger", "step", "input", "output", "ms"):
-            table.add_column(column, justify="right" if column == "ms" else "left")
+        table = titled_table(
+            "computed fields", "field", "trigger", "step", "input", "output", "ms", right=("ms",)
+        )
         for r in view.traces:
             output = r["output"] if r.get("error") is None else f"error: {r['error']}"
             table.add_row(
@@ -332,11 +331,7 @@ def trace_view(view: TraceView) -> Group:
             )
         parts.append(table)
     if view.events:
-        table = Table(
-            title="conditions and retries", box=None, pad_edge=False, title_justify="left"
-        )
-        for column in ("step", "kind", "what", "outcome"):
-            table.add_column(column)
+        table = titled_table("conditions and retries", "step", "kind", "what", "outcome")
         for r in view.events:
             if r["kind"] == "condition":
                 what = f"{r['role']}: {r['expression']}  {_short(r['operands'], 60)}"
@@ -375,25 +370,28 @@ def debug_view(info: DebugInfo) -> Group:
         parts.append(Text(f"failed at {info.failed_step}: {message}", style="bold red"))
     if info.current_step:
         parts.append(Text(f"stopped during {info.current_step}", style="yellow"))
-    table = Table(
-        title=f"state ({info.state_source}, {info.state_bytes} bytes)",
-        box=None,
-        pad_edge=False,
-        title_justify="left",
+    table = titled_table(
+        f"state ({info.state_source}, {info.state_bytes} bytes)",
+        "tier",
+        "bytes",
+        "values",
+        right=("bytes",),
     )
-    table.add_column("tier")
-    table.add_column("bytes", justify="right")
-    table.add_column("values")
     for tier, view in info.state.items():
         table.add_row(tier, str(view.bytes), escape(_short(view.values, 70)))
     parts.append(table)
     if info.steps:
-        steps = Table(title="steps", box=None, pad_edge=False, title_justify="left")
-        for column in ("step", "type", "status", "runs", "attempts", "total ms", "max ms"):
-            steps.add_column(
-                column,
-                justify="right" if "ms" in column or column in ("runs", "attempts") else "left",
-            )
+        steps = titled_table(
+            "steps",
+            "step",
+            "type",
+            "status",
+            "runs",
+            "attempts",
+            "total ms",
+            "max ms",
+            right=("runs", "attempts", "total ms", "max ms"),
+        )
         for s in info.steps:
             steps.add_row(
                 s.id,
@@ -406,11 +404,9 @@ def debug_view(info: DebugInfo) -> Group:
             )
         parts.append(steps)
     if info.bottlenecks:
-        slow = Table(
-            title="bottlenecks (share of wall time)", box=None, pad_edge=False, title_justify="left"
+        slow = titled_table(
+            "bottlenecks (share of wall time)", "name", "kind", "total ms", "count", "share"
         )
-        for column in ("name", "kind", "total ms", "count", "share"):
-            slow.add_column(column)
         for b in info.bottlenecks[:5]:
             slow.add_row(b.name, b.kind, f"{b.total_ms:.1f}", str(b.count), f"{b.share:.0%}")
         parts.append(slow)
@@ -489,9 +485,7 @@ def test_summary(report: TestReport, show_coverage: bool) -> Group:
                 )
             )
     if show_coverage and report.coverage is not None:
-        table = Table(title="workflow coverage", box=None, pad_edge=False, title_justify="left")
-        for column in ("workflow", "covered", "missed"):
-            table.add_column(column)
+        table = titled_table("workflow coverage", "workflow", "covered", "missed")
         for workflow in report.coverage:
             missed = [
                 f"{i.step_id} {i.what} (line {i.line})" for i in workflow.items if not i.covered
@@ -532,18 +526,12 @@ def bench_view(report: BenchReport) -> Group:
             f"peak RSS {report.peak_rss_mb:.0f} MiB"
         ),
     ]
-    table = Table(title="median per step (ms)", box=None, pad_edge=False, title_justify="left")
-    table.add_column("step")
-    table.add_column("ms", justify="right")
+    table = titled_table("median per step (ms)", "step", "ms", right=("ms",))
     for step, ms in sorted(report.step_median_ms.items(), key=lambda kv: -kv[1])[:15]:
         table.add_row(step, f"{ms:.3f}")
     parts.append(table)
     if report.transform_median_ms:
-        transforms = Table(
-            title="median per transform (ms)", box=None, pad_edge=False, title_justify="left"
-        )
-        transforms.add_column("field")
-        transforms.add_column("ms", justify="right")
+        transforms = titled_table("median per transform (ms)", "field", "ms", right=("ms",))
         for field, ms in report.transform_median_ms.items():
             transforms.add_row(field, f"{ms:.4f}")
         parts.append(transforms)
