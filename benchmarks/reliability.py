@@ -9,11 +9,9 @@ Prints a table; asserts nothing (tests hold the properties, this shows the figur
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import random
-import resource
 import signal
 import subprocess
 import sys
@@ -22,101 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wfkit.commands import run_workflow_async
 from wfkit.core.store import RunStore
-from wfkit.core.tools import FunctionTools
-
-TRANSIENT = """
-name: transient
-steps:
-  - id: trials
-    type: parallel_foreach
-    items: "{{ range(TRIALS) | list }}"
-    sub_agent_task: trial
-    max_parallel: 32
-    on_item_error: continue
-sub_agent_tasks:
-  trial:
-    inputs: {item: {type: integer}}
-    steps:
-      - {type: mcp_call, tool: flaky, on_error: retry, retry_count: 5, retry_delay: 100}
-"""
-
-STORM = """
-name: storm
-config:
-  circuit_breakers: {api: {failure_threshold: 20, reset_timeout: 600}}
-steps:
-  - id: storm
-    type: parallel_foreach
-    items: "{{ range(ITEMS) | list }}"
-    sub_agent_task: call
-    max_parallel: 64
-    on_item_error: continue
-sub_agent_tasks:
-  call:
-    inputs: {item: {type: integer}}
-    steps:
-      - {type: mcp_call, tool: down, BREAKER}
-"""
-
-
-async def _no_sleep(_: float) -> None:
-    return None
-
-
-def transient(trials: int, p: float, store: Path) -> dict[str, Any]:
-    rng = random.Random(1234)
-
-    def flaky() -> str:
-        if rng.random() < p:
-            raise RuntimeError("transient")
-        return "ok"
-
-    path = store / "transient.yaml"
-    path.write_text(TRANSIENT.replace("TRIALS", str(trials)))
-    report = asyncio.run(
-        run_workflow_async(
-            path, store=store, sleep=_no_sleep, tools=FunctionTools({"flaky": flaky})
-        )
-    )
-    recovered = sum(1 for e in report.errors if e.recovered)
-    # an item that finally failed has one unrecovered record per attempt (the last is 5)
-    failed_items = sum(1 for e in report.errors if not e.recovered and e.retry_count == 5)
-    return {
-        "trials": trials,
-        "recovered share": (trials - failed_items) / trials,
-        "theory 1-p^6": 1 - p**6,
-        "retries that recovered": recovered,
-    }
-
-
-def storm(items: int, breaker: bool, store: Path) -> dict[str, Any]:
-    calls = 0
-
-    def down() -> None:
-        nonlocal calls
-        calls += 1
-        raise RuntimeError("dependency down")
-
-    path = store / f"storm-{breaker}.yaml"
-    path.write_text(
-        STORM.replace("ITEMS", str(items)).replace(
-            ", BREAKER", ", circuit_breaker: api" if breaker else ""
-        )
-    )
-    started = time.perf_counter()
-    report = asyncio.run(
-        run_workflow_async(path, store=store, sleep=_no_sleep, tools=FunctionTools({"down": down}))
-    )
-    return {
-        "items": items,
-        "breaker": breaker,
-        "seconds": round(time.perf_counter() - started, 2),
-        "real calls": calls,
-        "errors recorded": len(report.errors),
-        "peak RSS MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-    }
 
 
 def kill_and_resume(trials: int, store: Path) -> dict[str, Any]:
@@ -195,20 +99,22 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    trials, storm_items, kills = (200, 300, 4) if args.quick else (1000, 2000, 20)
+    scale, storm_items, kills = (0.2, 300, 4) if args.quick else (1.0, 2000, 20)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from stress import error_storm, transient
+
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp)
         rows = [
-            ("transient recovery, p=0.3, 5 retries", transient(trials, 0.3, store)),
-            ("error storm, no breaker", storm(storm_items, False, store)),
-            ("error storm, breaker (threshold 20)", storm(storm_items, True, store)),
+            ("transient recovery, p=0.3, 5 retries", transient(scale, store, rates=(0.3,))),
+            (
+                f"error storm, {storm_items} failing items",
+                error_storm(1.0, store, storm_items, 1000),
+            ),
             ("kill -9 at a random step of 50, resume", kill_and_resume(kills, store)),
         ]
     for title, figures in rows:
-        shown = ", ".join(
-            f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in figures.items()
-        )
-        print(f"{title:42} {shown}")
+        print(f"{title:42} " + ", ".join(f"{k}: {v}" for k, v in figures.items()))
 
 
 if __name__ == "__main__":

@@ -175,12 +175,12 @@ def fan_out(scale: float, tmp: Path) -> dict[str, Any]:
     }
 
 
-def error_storm(scale: float, tmp: Path) -> dict[str, Any]:
+def error_storm(scale: float, tmp: Path, items: int = 5000, cap: int = 500) -> dict[str, Any]:
     """5,000 failing items, with a circuit breaker and without."""
     from wfkit.commands import run_workflow_async
     from wfkit.core.tools import FunctionTools
 
-    items = int(5000 * scale)
+    items = int(items * scale)
     rows = {}
     for breaker in (False, True):
         calls = 0
@@ -192,7 +192,7 @@ def error_storm(scale: float, tmp: Path) -> dict[str, Any]:
 
         path = tmp / f"storm{breaker}.yaml"
         path.write_text(
-            "name: storm\nconfig:\n  max_error_records: 500\n"
+            f"name: storm\nconfig:\n  max_error_records: {cap}\n"
             "  circuit_breakers: {api: {failure_threshold: 20, reset_timeout: 600}}\n"
             f"steps:\n  - type: parallel_foreach\n    items: '{{{{ range({items}) | list }}}}'\n"
             "    sub_agent_task: c\n    max_parallel: 64\n    on_item_error: continue\n"
@@ -218,14 +218,16 @@ def error_storm(scale: float, tmp: Path) -> dict[str, Any]:
     return {"items": items, **rows, "peak RSS MiB": round(_peak_mb())}
 
 
-def transient(scale: float, tmp: Path) -> dict[str, Any]:
+def transient(
+    scale: float, tmp: Path, rates: tuple[float, ...] = (0.1, 0.3, 0.5)
+) -> dict[str, Any]:
     """Fault injection at 0.1/0.3/0.5 with 5 retries, against 1 - p^6."""
     from wfkit.commands import run_workflow_async
     from wfkit.core.tools import FunctionTools
 
     trials = int(1000 * scale)
     out = {}
-    for p in (0.1, 0.3, 0.5):
+    for p in rates:
         rng = random.Random(7)
 
         def flaky(p: float = p, rng: random.Random = rng) -> str:
