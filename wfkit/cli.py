@@ -354,7 +354,8 @@ def suite_command(
     json_out: JsonOpt = False,
 ) -> None:
     """Run workflow test suites with mocked tools, shell and answers, in virtual time."""
-    from wfkit.commands.suite import run_tests, write_junit, write_lcov
+    from wfkit.commands.suite import run_tests
+    from wfkit.commands.suite_reports import write_junit, write_lcov
     from wfkit.errors import LoadError
     from wfkit.render import case_line, test_summary
 

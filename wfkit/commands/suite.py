@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wfkit.commands.results import RunReport
 from wfkit.commands.run import run_workflow_async
+from wfkit.commands.suite_reports import WorkflowCoverage, measure_coverage
 from wfkit.core.events import Event, StepFinished
 from wfkit.core.loader import translate_validation_error
 from wfkit.core.state import json_type
@@ -492,25 +493,7 @@ def _error_matches(wanted: ErrorExpectation, actual: Any) -> bool:
     return wanted.message is None or matches(wanted.message, actual.message)[0]
 
 
-# --- whole suites: reports, JUnit, coverage ---------------------------------------------
-
-
-class CoverageItem(_Model):
-    kind: str  # step | branch | error_handler
-    step_id: str
-    line: int | None
-    what: str
-    covered: bool
-
-
-class WorkflowCoverage(_Model):
-    workflow: str
-    items: list[CoverageItem]
-
-    @property
-    def percent(self) -> float:
-        """Covered share of the items, in percent."""
-        return 100.0 * sum(i.covered for i in self.items) / len(self.items) if self.items else 100.0
+# --- whole suites ----------------------------------------------------------------------
 
 
 class TestReport(_Model):
@@ -561,135 +544,3 @@ def run_tests(
         if total
         else (100.0 if coverage else None),
     )
-
-
-def measure_coverage(results: list[CaseResult]) -> list[WorkflowCoverage]:
-    """Steps executed, branches taken and error handlers used, per workflow file."""
-    from wfkit.core import models as m
-    from wfkit.core.loader import load_file, walk
-
-    by_workflow: dict[str, list[CaseResult]] = {}
-    for result in results:
-        by_workflow.setdefault(result.workflow, []).append(result)
-    report = []
-    for workflow, cases in by_workflow.items():
-        loaded = load_file(workflow)
-        events = [e for c in cases for e in c.events]
-        ran = {e["step_id"].rsplit("/", 1)[-1] for e in events if e["status"] != "skipped"}
-        outcomes = {(e["step_id"].rsplit("/", 1)[-1], e["outcome"]) for e in events}
-        retried = {e["step_id"].rsplit("/", 1)[-1] for e in events if e["attempts"] > 1}
-        failed_on = {e["step_id"].rsplit("/", 1)[-1] for e in events if e["status"] == "failed"}
-        errors = {(sid.rsplit("/", 1)[-1], kind) for c in cases for sid, kind, _ in c.errors_seen}
-        items: list[CoverageItem] = []
-
-        def add(
-            kind: str,
-            step: m.StepBase,
-            what: str,
-            covered: bool,
-            items: list[CoverageItem] = items,
-        ) -> None:
-            items.append(
-                CoverageItem(
-                    kind=kind, step_id=step.step_id, line=step.line, what=what, covered=covered
-                )
-            )
-
-        for body in (loaded.main, *loaded.tasks.values()):
-            for steps in (body.steps, body.finally_steps):
-                for step, _ in walk(steps):
-                    sid = step.step_id
-                    add("step", step, "executed", sid in ran)
-                    if isinstance(step, m.ConditionalStep):
-                        add("branch", step, "then", (sid, "then") in outcomes)
-                        add("branch", step, "else", (sid, "else") in outcomes)
-                    if isinstance(step, (m.WhileLoopStep, m.ForeachStep)):
-                        add("branch", step, "loop entered", (sid, "entered") in outcomes)
-                        add("branch", step, "loop not entered", (sid, "not entered") in outcomes)
-                    policy = loaded.plans[id(step)].policy
-                    if policy.attempts > 1:
-                        add("error_handler", step, "retry", sid in retried)
-                    if policy.recovers:
-                        add(
-                            "error_handler",
-                            step,
-                            policy.strategy
-                            if policy.strategy in ("continue", "fallback")
-                            else "fallback",
-                            sid in failed_on,
-                        )
-                    if step.cleanup:
-                        add(
-                            "error_handler",
-                            step,
-                            "cleanup",
-                            any(c.step_id in ran for c in step.cleanup),
-                        )
-                    if step.circuit_breaker:
-                        add(
-                            "error_handler",
-                            step,
-                            "circuit breaker open",
-                            (sid, "CircuitOpenError") in errors,
-                        )
-        report.append(WorkflowCoverage(workflow=workflow, items=items))
-    return report
-
-
-def write_lcov(coverage: list[WorkflowCoverage], path: str | Path) -> None:
-    """LCOV mapping steps to lines (DA) and branches and error handlers to BRDA records."""
-    lines: list[str] = []
-    for workflow in coverage:
-        lines += ["TN:wfkit", f"SF:{workflow.workflow}"]
-        steps = [i for i in workflow.items if i.kind == "step"]
-        branches = [i for i in workflow.items if i.kind != "step"]
-        for number, item in enumerate(branches):
-            lines.append(f"BRDA:{item.line or 0},0,{number},{1 if item.covered else '-'}")
-        lines += [f"BRF:{len(branches)}", f"BRH:{sum(i.covered for i in branches)}"]
-        for item in steps:
-            lines.append(f"DA:{item.line or 0},{1 if item.covered else 0}")
-        lines += [f"LF:{len(steps)}", f"LH:{sum(i.covered for i in steps)}", "end_of_record"]
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def write_junit(report: TestReport, path: str | Path) -> None:
-    """JUnit XML: a testsuite per suite file, a testcase per case."""
-    import xml.etree.ElementTree as ET
-
-    root = ET.Element(
-        "testsuites",
-        tests=str(len(report.cases)),
-        failures=str(report.failed),
-        errors=str(report.errors),
-        time=f"{report.duration_ms / 1000:.3f}",
-    )
-    by_file: dict[str, list[CaseResult]] = {}
-    for case in report.cases:
-        by_file.setdefault(case.file, []).append(case)
-    for file, cases in by_file.items():
-        suite = ET.SubElement(
-            root,
-            "testsuite",
-            name=file,
-            tests=str(len(cases)),
-            failures=str(sum(c.status == "failed" for c in cases)),
-            errors=str(sum(c.status == "error" for c in cases)),
-            time=f"{sum(c.duration_ms for c in cases) / 1000:.3f}",
-        )
-        for case in cases:
-            element = ET.SubElement(
-                suite,
-                "testcase",
-                classname=Path(case.workflow).name,
-                name=case.name,
-                time=f"{case.duration_ms / 1000:.3f}",
-            )
-            if case.status == "failed":
-                failure = ET.SubElement(
-                    element, "failure", message=case.failures[0].message, type="ExpectationFailed"
-                )
-                failure.text = "\n".join(f.message for f in case.failures)
-            elif case.status == "error":
-                error = ET.SubElement(element, "error", message=case.error or "", type="CaseError")
-                error.text = case.error
-    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

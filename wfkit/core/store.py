@@ -21,28 +21,22 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wfkit.core.events import (
-    BreakerChanged,
-    Checkpoint,
     ErrorRecord,
-    ErrorRecorded,
-    ErrorsRecovered,
     Event,
-    FrameDropped,
     Message,
     RunFinished,
     RunStarted,
-    StepFinished,
     StepStarted,
-    TracesCollected,
 )
 from wfkit.core.frame import FrameCheckpoint
+from wfkit.core.pending import Pending
 from wfkit.core.state import MISSING
 from wfkit.errors import RunNotFoundError, StoreError
 
@@ -175,217 +169,6 @@ class RunRow:
     errors_dropped: int = 0
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
-_dumps = _ENCODER.encode  # one encoder: json.dumps with options builds one per call
-
-
-class _Pending:
-    """Rows waiting for the next commit, coalesced where a later row replaces an earlier one.
-
-    Checkpoint values are serialized when the checkpoint is taken, so state written after it
-    can never leak into it; of several checkpoints of a frame only the last cursor and the
-    last value of each name are written.
-    """
-
-    def __init__(self) -> None:
-        self.ops: list[tuple[str, tuple[Any, ...]]] = []  # in order: runs rows, deletions
-        self.steps: list[tuple[Any, ...]] = []
-        self.messages: list[tuple[Any, ...]] = []
-        self.errors: dict[tuple[str, int], tuple[Any, ...]] = {}
-        self.recovered: list[tuple[str, int]] = []
-        self.breakers: dict[tuple[str, str], tuple[Any, ...]] = {}
-        self.cursors: dict[tuple[str, str], tuple[Any, ...]] = {}
-        self.values: dict[tuple[str, str], dict[tuple[str, str], str | None]] = {}
-        self.finished: list[RunFinished] = []
-        self.traces: list[TracesCollected] = []
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.ops
-            or self.steps
-            or self.messages
-            or self.errors
-            or self.recovered
-            or self.breakers
-            or self.traces
-            or self.cursors
-            or self.values
-            or self.finished
-        )
-
-    def add(
-        self, event: Event, next_seq: Callable[[str], int], stored: set[tuple[str, str]]
-    ) -> None:
-        if isinstance(event, Checkpoint):
-            key = (event.run_id, event.frame)
-            self.cursors[key] = (event.run_id, event.frame, _dumps(event.cursor), time.time())
-            values = self.values.setdefault(key, {})
-            for change, value in event.changes.items():
-                values[change] = None if value is MISSING else _dumps(value)
-        elif isinstance(event, StepFinished):
-            self.steps.append(
-                (
-                    event.run_id,
-                    next_seq(event.run_id),
-                    event.step_id,
-                    event.step_type,
-                    event.status,
-                    event.attempts,
-                    event.duration_ms,
-                    event.timestamp,
-                    event.error_type,
-                )
-            )
-        elif isinstance(event, ErrorRecorded):
-            e = event.error
-            self.errors[(event.run_id, event.index)] = (
-                event.run_id,
-                event.index,
-                e.step_id,
-                e.error_type,
-                e.message,
-                e.stack_trace,
-                e.timestamp,
-                e.retry_count,
-                int(e.recovered),
-                _dumps(e.details),
-            )
-        elif isinstance(event, ErrorsRecovered):
-            self.recovered.extend((event.run_id, i) for i in event.indexes)
-        elif isinstance(event, BreakerChanged):
-            self.breakers[(event.workflow, event.name)] = (
-                event.workflow,
-                event.name,
-                event.state,
-                event.failures,
-                event.opened_at,
-                time.time(),
-            )
-        elif isinstance(event, Message):
-            self.messages.append(
-                (
-                    event.run_id,
-                    next_seq(event.run_id),
-                    event.step_id,
-                    event.level,
-                    event.text,
-                    event.timestamp,
-                )
-            )
-        elif isinstance(event, FrameDropped):
-            key = (event.run_id, event.frame)
-            self.cursors.pop(key, None)
-            self.values.pop(key, None)
-            if key in stored:  # rows of it reached the database: delete them there too
-                stored.discard(key)
-                for table in ("checkpoints", "checkpoint_values"):
-                    self.ops.append((f"DELETE FROM {table} WHERE run_id = ? AND frame = ?", key))
-        elif isinstance(event, RunStarted) and event.resumed:
-            self.ops.append(
-                (
-                    "UPDATE runs SET status = 'running', digest = ?, pid = ?, finished_at = NULL"
-                    " WHERE run_id = ?",
-                    (event.digest, os.getpid(), event.run_id),
-                )
-            )
-        elif isinstance(event, RunStarted):
-            self.ops.append(
-                (
-                    "INSERT INTO runs (run_id, workflow, file, digest, status, inputs, started_at,"
-                    " pid) VALUES (?,?,?,?,?,?,?,?)",
-                    (
-                        event.run_id,
-                        event.workflow,
-                        event.file,
-                        event.digest,
-                        "running",
-                        _dumps(event.inputs),
-                        event.started_at,
-                        os.getpid(),
-                    ),
-                )
-            )
-        elif isinstance(event, RunFinished):
-            self.finished.append(event)
-        elif isinstance(event, TracesCollected):
-            self.traces.append(event)
-        elif isinstance(event, StepStarted):
-            self.ops.append(
-                ("UPDATE runs SET current = ? WHERE run_id = ?", (event.step_id, event.run_id))
-            )
-
-    def write(self, db: sqlite3.Connection) -> None:
-        for sql, args in self.ops:
-            db.execute(sql, args)
-        db.executemany("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?)", self.steps)
-        db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?)", self.messages)
-        db.executemany(
-            "INSERT OR REPLACE INTO errors VALUES (?,?,?,?,?,?,?,?,?,?)", list(self.errors.values())
-        )
-        db.executemany(
-            "UPDATE errors SET recovered = 1 WHERE run_id = ? AND idx = ?", self.recovered
-        )
-        db.executemany(
-            "INSERT OR REPLACE INTO breakers VALUES (?,?,?,?,?,?)", list(self.breakers.values())
-        )
-        db.executemany(
-            "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)", list(self.cursors.values())
-        )
-        db.executemany(
-            "INSERT OR REPLACE INTO checkpoint_values VALUES (?,?,?,?,?)",
-            [
-                (*frame, tier, name, value)
-                for frame, values in self.values.items()
-                for (tier, name), value in values.items()
-            ],
-        )
-        for collected in self.traces:
-            start = db.execute(
-                "SELECT COALESCE(MAX(idx) + 1, 0) FROM traces WHERE run_id = ?",
-                (collected.run_id,),
-            ).fetchone()[0]
-            rows = [
-                (
-                    collected.run_id,
-                    start + i,
-                    r["kind"],
-                    r.get("step_id"),
-                    r.get("field"),
-                    _dumps(r),
-                )
-                for i, r in enumerate(collected.records)
-            ]
-            if collected.dropped:
-                rows.append(
-                    (
-                        collected.run_id,
-                        start + len(rows),
-                        "dropped",
-                        None,
-                        None,
-                        _dumps({"kind": "dropped", "count": collected.dropped}),
-                    )
-                )
-            db.executemany("INSERT INTO traces VALUES (?,?,?,?,?,?)", rows)
-        for event in self.finished:
-            db.execute(
-                "UPDATE runs SET status=?, finished_at=?, duration_ms=?, state=?, error=?,"
-                " errors_dropped=? WHERE run_id=?",
-                (
-                    event.status,
-                    event.finished_at,
-                    event.duration_ms,
-                    _dumps(event.state),
-                    _dumps(event.error) if event.error else None,
-                    event.errors_dropped,
-                    event.run_id,
-                ),
-            )
-            if event.status == "succeeded":  # nothing left to resume
-                for table in ("checkpoints", "checkpoint_values"):
-                    db.execute(f"DELETE FROM {table} WHERE run_id = ?", (event.run_id,))
-
-
 class RunStore:
     """Access to one store file; cheap to open, one per run or command."""
 
@@ -413,7 +196,7 @@ class RunStore:
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open run store {self.path}: {exc}") from exc
         self._seq: dict[str, int] = {}
-        self._pending = _Pending()
+        self._pending = Pending()
         self._last_commit = time.monotonic()
         #: (run id, frame) with checkpoint rows in the database (written or loaded here)
         self._stored_frames: set[tuple[str, str]] = set()
@@ -484,7 +267,7 @@ class RunStore:
         self._last_commit = time.monotonic()
         if not self._pending:
             return
-        pending, self._pending = self._pending, _Pending()
+        pending, self._pending = self._pending, Pending()
         try:
             with self.transaction() as db:
                 pending.write(db)
