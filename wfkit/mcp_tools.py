@@ -44,9 +44,6 @@ class McpTools:
         self._connections: dict[str, _Connection] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    def available(self) -> list[str]:
-        return sorted(f"{c.name}.{t}" for c in self._connections.values() for t in c.tools)
-
     def _parameters(self, spec: McpServerSpec) -> Any:
         from mcp.client.stdio import StdioServerParameters
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from wfkit.commands.resume import effective_status
 from wfkit.commands.run import iso
 from wfkit.core.state import MISSING
 from wfkit.core.store import RunRow, RunStore
+from wfkit.core.values import json_len
 
 CONTAINERS = frozenset({"conditional", "while_loop", "foreach", "parallel_foreach"})
 
@@ -83,10 +83,6 @@ class DebugInfo(_Model):
     warnings: list[str]
     metrics: RunMetrics
     next: list[str]
-
-
-def _size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), default=str))
 
 
 def trace_run(
@@ -269,7 +265,9 @@ def debug_run(run_id: str, *, store: str | Path | None = None) -> DebugInfo:
         if h["attempts"] > 1:
             retries[h["step_id"]] = retries.get(h["step_id"], 0) + h["attempts"] - 1
     failed_step = (row.error or {}).get("step_id") if status != "succeeded" else None
-    tiers = {name: TierView(bytes=_size(values), values=values) for name, values in state.items()}
+    tiers = {
+        name: TierView(bytes=json_len(values), values=values) for name, values in state.items()
+    }
     return DebugInfo(
         run_id=row.run_id,
         workflow=row.workflow,
@@ -283,7 +281,7 @@ def debug_run(run_id: str, *, store: str | Path | None = None) -> DebugInfo:
         error=row.error,
         state_source=state_source,
         state=tiers,
-        state_bytes=_size(state),
+        state_bytes=json_len(state),
         errors=report_errors(errors),
         errors_dropped=row.errors_dropped,
         steps=steps,

@@ -7,13 +7,13 @@ prometheus-client is optional (``pip install 'wfkit[metrics]'``) and imported on
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from wfkit.core.store import RunStore
+from wfkit.core.values import json_len
 from wfkit.errors import WfkitError
 
 DURATION_BUCKETS_MS = (1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 60000)
@@ -75,7 +75,7 @@ def figures(
     for r in traces:
         if r["kind"] == "transform":
             transforms.setdefault(r["field"], []).append(r["duration_ms"])
-    size = len(json.dumps(state, separators=(",", ":"), default=str)) if state else 0
+    size = json_len(state) if state else 0
     return RunMetrics(
         steps=steps,
         step_durations_ms=durations,

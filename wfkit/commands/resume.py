@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from wfkit.commands.results import RunReport
-from wfkit.commands.run import _cancel_on_signals, merged_answers, report, run_options
+from wfkit.commands.run import merged_answers, report, run_options, until_signalled
 from wfkit.core.events import Event
 from wfkit.core.frame import StepRecord
 from wfkit.core.loader import load_file
@@ -107,9 +106,4 @@ async def resume_workflow_async(
 
 def resume_workflow(run_id: str, **kw: Any) -> RunReport:
     """Synchronous :func:`resume_workflow_async`; Ctrl-C and SIGTERM cancel the run."""
-
-    async def main() -> RunReport:
-        with _cancel_on_signals():
-            return await resume_workflow_async(run_id, **kw)
-
-    return asyncio.run(main())
+    return until_signalled(lambda: resume_workflow_async(run_id, **kw))

@@ -8,7 +8,7 @@ import signal
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from wfkit.commands._io import read_mapping
 from wfkit.commands.results import (
@@ -24,6 +24,8 @@ from wfkit.core.loader import LoadedWorkflow, load_file
 from wfkit.core.runtime import Ask, Run, RunOptions, RunOutcome
 from wfkit.core.store import RunStore, new_run_id
 from wfkit.core.tools import NoTools, ToolProvider
+
+T = TypeVar("T")
 
 
 def iso(timestamp: float) -> str:
@@ -132,10 +134,16 @@ def run_options(
 
 def run_workflow(file: str | Path, inputs: dict[str, Any] | None = None, **kw: Any) -> RunReport:
     """Synchronous :func:`run_workflow_async`; Ctrl-C and SIGTERM end the run as cancelled."""
+    return until_signalled(lambda: run_workflow_async(file, inputs, **kw))
 
-    async def main() -> RunReport:
+
+def until_signalled(work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` in a new event loop, where SIGINT and SIGTERM cancel it (a run then ends
+    as ``cancelled`` after its ``finally`` steps, instead of dying mid-step)."""
+
+    async def main() -> T:
         with _cancel_on_signals():
-            return await run_workflow_async(file, inputs, **kw)
+            return await work()
 
     return asyncio.run(main())
 

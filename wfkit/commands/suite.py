@@ -22,10 +22,12 @@ from wfkit.commands.suite_reports import WorkflowCoverage, measure_coverage
 from wfkit.core.events import Event, StepFinished
 from wfkit.core.loader import translate_validation_error
 from wfkit.core.state import json_type
+from wfkit.core.values import child, parse_path
 from wfkit.core.yamlsrc import parse
 from wfkit.errors import (
     ERROR_TYPES,
     LoadError,
+    StateError,
     StepError,
     ToolError,
     ToolNotFoundError,
@@ -187,9 +189,6 @@ class MockTools:
     def __init__(self, mocks: dict[str, ToolMock]) -> None:
         self.mocks = mocks
         self.calls: dict[str, list[dict[str, Any]]] = {}
-
-    def available(self) -> list[str]:
-        return sorted(self.mocks)
 
     async def call(self, server: str | None, tool: str, arguments: dict[str, Any]) -> Any:
         mock = self.mocks.get(tool)
@@ -391,25 +390,17 @@ def matches(expected: Any, actual: Any) -> tuple[bool, str]:
 
 
 def _read_state(report: RunReport, path: str) -> Any:
+    """A state path as runs read it: ``raw.x``/``computed.y``/``inputs.z`` or a flat name,
+    with ``.key`` and ``[n]``; None where nothing is (or the path is not a state path)."""
     state = report.state.model_dump()
-    head, _, rest = path.partition(".")
-    if head in state:
-        current: Any = state[head]
-        parts = rest.split(".") if rest else []
-    else:
-        current = {**state["inputs"], **state["raw"], **state["computed"]}
-        parts = path.split(".")
-    for part in parts:
-        for key in re.findall(r"[^\[\]]+|\[-?\d+\]", part):
-            if key.startswith("["):
-                index = int(key[1:-1])
-                current = (
-                    current[index]
-                    if isinstance(current, list) and -len(current) <= index < len(current)
-                    else None
-                )
-            else:
-                current = current.get(key) if isinstance(current, dict) else None
+    names = {**state["inputs"], **state["raw"], **state["computed"], **state}
+    try:
+        head, *rest = parse_path(path)
+    except StateError:
+        return None
+    current = names.get(str(head))
+    for part in rest:
+        current = child(current, part)
     return current
 
 

@@ -16,10 +16,6 @@ from wfkit.errors import ToolError, ToolNotFoundError, WfkitError
 class ToolProvider(Protocol):
     """Calls tools by name."""
 
-    def available(self) -> list[str]:
-        """Names of the tools this provider offers (``server.tool`` or ``tool``)."""
-        ...
-
     async def call(self, server: str | None, tool: str, arguments: dict[str, Any]) -> Any:
         """Call ``tool`` with ``arguments``; raise a ToolError subclass on failure."""
         ...
@@ -31,9 +27,6 @@ class ToolProvider(Protocol):
 
 class NoTools:
     """A provider with no tools: every call is :class:`ToolNotFoundError`."""
-
-    def available(self) -> list[str]:
-        return []
 
     async def call(self, server: str | None, tool: str, arguments: dict[str, Any]) -> Any:
         where = f" on server {server!r}" if server else ""
@@ -51,9 +44,6 @@ class FunctionTools:
     def __init__(self, tools: Mapping[str, Callable[..., Any]]) -> None:
         self.tools = dict(tools)
         self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def available(self) -> list[str]:
-        return sorted(self.tools)
 
     async def call(self, server: str | None, tool: str, arguments: dict[str, Any]) -> Any:
         func = self.tools.get(tool) or (self.tools.get(f"{server}.{tool}") if server else None)

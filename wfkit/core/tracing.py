@@ -15,6 +15,7 @@ from typing import Any
 from wfkit.core.expressions import Expr
 from wfkit.core.models import TraceConfig
 from wfkit.core.state import TransformRecord, to_state_value
+from wfkit.core.values import child
 from wfkit.errors import WfkitError
 
 
@@ -114,5 +115,5 @@ def _lookup(scope: Mapping[str, Any], path: str) -> Any:
     head, *rest = path.split(".")
     value = scope.get(head)
     for part in rest:
-        value = value.get(part) if isinstance(value, Mapping) else None
+        value = child(value, part)
     return value
