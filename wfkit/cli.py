@@ -6,6 +6,7 @@ Imports of the engine, rich and jinja2 happen inside commands so ``wfkit --help`
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -46,8 +47,13 @@ def _options(
         str | None, typer.Option("--log-file", help="Write the logs to this file instead.")
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning.")] = "info",
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Pass MCP servers' stderr through to stderr.")
+    ] = False,
 ) -> None:
     """Run YAML-defined workflows and debug their failures."""
+    if verbose:  # read where servers start (wfkit.mcp_tools), in this process and children
+        os.environ["WFKIT_VERBOSE"] = "1"
     if log_format not in (None, "text", "json"):
         raise _fail_usage(ValueError(f"--log-format must be text or json, not {log_format!r}"))
     _LOGGING["on"] = log_format is not None or log_file is not None

@@ -5,6 +5,7 @@
     WfkitError
     ├── LoadError                  a workflow or test file is invalid (file, line, column, field)
     ├── InputError                 workflow inputs are missing or of the wrong type   [permanent]
+    │   └── MissingExtraError      the workflow needs an optional part that is not installed
     ├── RunNotFoundError           no run with that id in the store
     ├── ResumeError                a run cannot be resumed (finished, running, file changed)
     ├── StoreError                 the run store cannot be opened or is inconsistent
@@ -14,6 +15,7 @@
         ├── WorkflowTimeoutError   the run exceeded ``config.timeout``
         ├── ToolNotFoundError      no provider offers the tool                       [permanent]
         ├── ToolError              the tool ran and reported an error
+        │   └── ToolInputError     the tool refused its arguments (invalid params)   [permanent]
         ├── ToolConnectionError    the tool's server could not be reached
         ├── ExpressionError        a Jinja2 expression failed or broke a sandbox bound [permanent]
         │   └── UndefinedVariableError  an expression named something undefined     [permanent]
@@ -26,7 +28,8 @@
         ├── InputRequiredError     a ``user_input`` waits for an answer (status waiting) [fatal]
         └── CancelledRunError      the run was cancelled (Ctrl-C, SIGTERM)         [fatal]
 
-Permanent errors are never retried unless ``retry_on`` names them; fatal errors end the run
+Permanent errors are never retried unless ``retry_on`` names them (or a permanent ancestor:
+``retry_on: [ToolError]`` does not retry a ``ToolInputError``); fatal errors end the run
 whatever the step's policy says. Errors carry data (file, line, column, step id, attempt,
 cause); rendering belongs to the CLI.
 """
@@ -107,6 +110,10 @@ class InputError(WfkitError):
     permanent = True
 
 
+class MissingExtraError(InputError):
+    """An optional part of wfkit that the workflow or command needs is not installed."""
+
+
 class RunNotFoundError(WfkitError):
     """No run with the given id exists in the store."""
 
@@ -177,6 +184,12 @@ class ToolNotFoundError(StepError):
 
 class ToolError(StepError):
     """A tool ran and reported an error."""
+
+
+class ToolInputError(ToolError):
+    """A tool refused its arguments: they do not match its input schema (JSON-RPC -32602)."""
+
+    permanent = True
 
 
 class ToolConnectionError(StepError):
@@ -283,6 +296,7 @@ ERROR_TYPES: dict[str, type[WfkitError]] = {
         WorkflowTimeoutError,
         ToolNotFoundError,
         ToolError,
+        ToolInputError,
         ToolConnectionError,
         ExpressionError,
         UndefinedVariableError,

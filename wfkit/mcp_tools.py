@@ -2,47 +2,205 @@
 
 Each server in ``mcp_servers`` starts on first use within a run and is shared by every step
 and parallel item; all are closed when the run ends, whatever happened. A server that cannot
-start, or dies, is a ``ToolConnectionError``; the next call starts it again.
+start, or dies, is a ``ToolConnectionError`` that says what happened (the command, its exit
+code, the end of its stderr); the next call naming it starts it again.
 
 Each connection lives in a task of its own: the SDK's client is an anyio context manager that
-must be entered and left by one task, while calls come from any task of the run.
+must be entered and left by one task, while calls come from any task of the run. A start-up
+cut off by a step timeout or a cancellation cancels that task, which stops the process; the
+run's close waits for it, so no server outlives its run.
+
+A server runs under ``/bin/sh`` so that its exit status can be reported: the SDK keeps the
+process to itself. Its stderr goes to a pipe of ours, kept as a bounded tail (shown in errors
+and recorded with the run) and passed through to wfkit's stderr only when verbose.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
+import shlex
+import shutil
 import sys
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from wfkit.core.models import McpServerSpec
-from wfkit.errors import ToolConnectionError, ToolError, ToolNotFoundError
+from wfkit.errors import (
+    MissingExtraError,
+    ToolConnectionError,
+    ToolError,
+    ToolInputError,
+    ToolNotFoundError,
+)
 
 STARTUP_TIMEOUT_SECONDS = 30.0
+#: how much of each server's stderr is kept (its end)
+STDERR_TAIL_BYTES = 16 * 1024
+#: starts of one server whose stderr a run keeps (a server that keeps crashing restarts)
+KEPT_STARTS = 3
+#: how long a server whose connection closed gets to report its exit status
+EXIT_WAIT_SECONDS = 1.0
+#: lines of stderr quoted in an error
+ERROR_LINES = 10
+_EXIT_MARK = "wfkit-mcp-server-exited:"
+# runs the server and reports its exit status on stderr, which the SDK does not tell
+_WRAPPER = f'"$@"; code=$?; printf "\\n{_EXIT_MARK}%d\\n" "$code" >&2; exit "$code"'
+INVALID_PARAMS = -32602
+CONNECTION_CLOSED = -32000
+
+
+def require_mcp() -> None:
+    """Raise :class:`MissingExtraError` when the MCP SDK is not installed."""
+    try:
+        found = importlib.util.find_spec("mcp") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise MissingExtraError(
+            "this workflow declares mcp_servers, which need the MCP SDK: pip install 'wfkit[mcp]'"
+        )
+
+
+class StderrTail:
+    """The end of a server's stderr, read from a pipe by the event loop as it arrives."""
+
+    def __init__(self, echo: bool) -> None:
+        self._read_fd, write_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        #: given to the SDK as the server's stderr; closed here once the server is spawned
+        self.writer = os.fdopen(write_fd, "w")
+        self._echo = echo
+        self._buffer = bytearray()
+        self._pending_line = b""
+        self.total = 0
+        self.exit_code: int | None = None
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._read_fd, self._read)
+
+    def close_writer(self) -> None:
+        """Drop our copy of the pipe's write end, so it ends when the server exits."""
+        if not self.writer.closed:
+            self.writer.close()
+
+    def _read(self) -> None:
+        try:
+            chunk = os.read(self._read_fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._close_reader()
+            return
+        self._take(chunk)
+
+    def _take(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        self._buffer += chunk
+        if len(self._buffer) > STDERR_TAIL_BYTES:
+            del self._buffer[: len(self._buffer) - STDERR_TAIL_BYTES]
+        lines = (self._pending_line + chunk).split(b"\n")
+        self._pending_line = lines.pop()[-STDERR_TAIL_BYTES:]
+        for line in lines:
+            text = line.decode(errors="replace")
+            if text.startswith(_EXIT_MARK):
+                with suppress(ValueError):
+                    self.exit_code = int(text[len(_EXIT_MARK) :])
+            elif self._echo:
+                sys.stderr.write(text + "\n")
+
+    def drain(self) -> None:
+        """Read what is already in the pipe (the server has stopped)."""
+        if self._read_fd < 0:
+            return
+        while self._read_fd >= 0:
+            try:
+                chunk = os.read(self._read_fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self._close_reader()
+                return
+            self._take(chunk)
+
+    async def wait_exit(self, seconds: float) -> None:
+        """Give a server that lost its connection a moment to report its exit status."""
+        deadline = self._loop.time() + seconds
+        while self.exit_code is None and self._read_fd >= 0 and self._loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        self.drain()
+
+    def _close_reader(self) -> None:
+        if self._read_fd >= 0:
+            self._loop.remove_reader(self._read_fd)
+            os.close(self._read_fd)
+            self._read_fd = -1
+
+    def close(self) -> None:
+        """Release both ends of the pipe."""
+        self.close_writer()
+        self.drain()
+        self._close_reader()
+
+    def text(self, since: int = 0) -> str:
+        """The kept tail (only what arrived after ``since`` bytes), without wfkit's marker."""
+        data = bytes(self._buffer)
+        fresh = self.total - since
+        if fresh < len(data):
+            data = data[len(data) - max(fresh, 0) :]
+        lines = data.decode(errors="replace").splitlines()
+        return "\n".join(line for line in lines if not line.startswith(_EXIT_MARK)).strip()
+
+    def last_lines(self, since: int = 0, count: int = ERROR_LINES) -> str:
+        """The last ``count`` lines of :meth:`text`, indented for an error message."""
+        lines = self.text(since).splitlines()[-count:]
+        return "\n".join(f"  {line}" for line in lines)
 
 
 class _Connection:
     """One running server: its client, its tools, and the task that holds it open."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, stderr: StderrTail) -> None:
         self.name = name
         self.client: Any = None
         self.tools: dict[str, Any] = {}
+        self.validators: dict[str, Any] = {}
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.dead = False
+        self.stderr = stderr
 
 
 class McpTools:
     """A ``ToolProvider`` over the MCP servers a workflow declares."""
 
-    def __init__(self, servers: dict[str, McpServerSpec], workflow_dir: Path) -> None:
+    def __init__(
+        self,
+        servers: dict[str, McpServerSpec],
+        workflow_dir: Path,
+        *,
+        echo_stderr: bool | None = None,
+    ) -> None:
+        require_mcp()
         self.servers = servers
         self.workflow_dir = workflow_dir
+        self.echo_stderr = (
+            bool(os.environ.get("WFKIT_VERBOSE")) if echo_stderr is None else echo_stderr
+        )
         self._connections: dict[str, _Connection] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        #: servers that could not start in this run: skipped when resolving a tool by name
+        self._failed: dict[str, ToolConnectionError] = {}
+        #: connection tasks cut off during start-up, still stopping their process
+        self._stopping: set[asyncio.Task[None]] = set()
+        #: the stderr of each start of each server in this run (the last few starts)
+        self._stderr: dict[str, list[StderrTail]] = {}
 
     def _parameters(self, spec: McpServerSpec) -> Any:
         from mcp.client.stdio import StdioServerParameters
@@ -57,9 +215,28 @@ class McpTools:
             if key in os.environ
         }
         env.update(spec.env)
+        command = self._command(spec, cwd, env)
+        return StdioServerParameters(
+            command="/bin/sh",
+            args=["-c", _WRAPPER, "wfkit-mcp-server", command, *spec.args],
+            env=env,
+            cwd=str(cwd),
+        )
+
+    @staticmethod
+    def _command(spec: McpServerSpec, cwd: Path, env: dict[str, str]) -> str:
         # "python" is the interpreter running wfkit, which has the MCP SDK installed
-        command = sys.executable if spec.command in ("python", "python3") else spec.command
-        return StdioServerParameters(command=command, args=list(spec.args), env=env, cwd=str(cwd))
+        if spec.command in ("python", "python3"):
+            return sys.executable
+        if os.sep in spec.command:
+            path = Path(spec.command) if Path(spec.command).is_absolute() else cwd / spec.command
+            found = str(path) if os.access(path, os.X_OK) and path.is_file() else None
+        else:
+            search = env.get("PATH", os.environ.get("PATH", os.defpath))
+            found = shutil.which(spec.command, path=search)
+        if found is None:
+            raise FileNotFoundError(f"command not found: {spec.command}")
+        return found
 
     async def connect(self, name: str) -> _Connection:
         """The running connection to server ``name``, started if need be."""
@@ -68,26 +245,65 @@ class McpTools:
             current = self._connections.get(name)
             if current is not None and not current.dead:
                 return current
-            connection = _Connection(name)
+            starts = self._stderr.setdefault(name, [])
+            for earlier in starts:
+                earlier.close()
+            del starts[: -(KEPT_STARTS - 1)]
+            stderr = StderrTail(self.echo_stderr)
+            starts.append(stderr)
+            connection = _Connection(name, stderr)
             ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             connection.task = asyncio.create_task(self._hold(connection, ready))
             try:
                 await asyncio.wait_for(asyncio.shield(ready), STARTUP_TIMEOUT_SECONDS)
-            except (TimeoutError, OSError, Exception) as exc:
-                connection.stop.set()
-                await _finish(connection)
-                raise ToolConnectionError(
-                    f"MCP server {name!r} could not start: {type(exc).__name__}: {exc}"
-                ) from exc
+            except BaseException as exc:
+                # a timeout or cancellation cut the start-up off: the process must go too
+                self._abandon(connection)
+                if not isinstance(exc, Exception):
+                    raise
+                if not connection.task.done():
+                    with suppress(BaseException):
+                        await asyncio.wait_for(asyncio.shield(connection.task), 10)
+                stderr.drain()
+                error = ToolConnectionError(self._startup_failure(name, exc, stderr))
+                self._failed[name] = error
+                raise error from exc
+            self._failed.pop(name, None)
             self._connections[name] = connection
             return connection
 
+    def _abandon(self, connection: _Connection) -> None:
+        connection.stop.set()
+        if connection.task is not None and not connection.task.done():
+            connection.task.cancel()
+            self._stopping.add(connection.task)
+            connection.task.add_done_callback(self._stopping.discard)
+
+    def _startup_failure(self, name: str, exc: BaseException, stderr: StderrTail) -> str:
+        spec = self.servers[name]
+        command = shlex.join([spec.command, *spec.args])
+        cause = _leaf(exc)
+        if isinstance(cause, FileNotFoundError):
+            what = str(cause)
+        elif stderr.exit_code is not None:
+            what = f"it exited with code {stderr.exit_code} during start-up"
+        elif isinstance(cause, TimeoutError):
+            what = f"it did not answer within {STARTUP_TIMEOUT_SECONDS:g} s"
+        else:
+            what = f"{type(cause).__name__}: {cause}"
+        message = f"MCP server {name!r} ({command}) could not start: {what}"
+        tail = stderr.last_lines()
+        return f"{message}; its stderr ended with:\n{tail}" if tail else message
+
     async def _hold(self, connection: _Connection, ready: asyncio.Future[None]) -> None:
         from mcp.client import Client
+        from mcp.client.stdio import stdio_client
 
         spec = self.servers[connection.name]
         try:
-            async with Client(self._parameters(spec)) as client:
+            params = self._parameters(spec)
+            async with Client(stdio_client(params, errlog=connection.stderr.writer)) as client:
+                connection.stderr.close_writer()
                 listed = await client.list_tools()
                 connection.client = client
                 connection.tools = {tool.name: tool for tool in listed.tools}
@@ -97,6 +313,7 @@ class McpTools:
             if not ready.done():
                 ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
         finally:
+            connection.stderr.close_writer()
             connection.dead = True
 
     async def _server_for(self, server: str | None, tool: str) -> _Connection:
@@ -111,11 +328,25 @@ class McpTools:
                 )
             return connection
         offering = []
+        failed: list[ToolConnectionError] = []
         for name in self.servers:
-            connection = await self.connect(name)
+            if name in self._failed:  # tried in this run already; `server:` tries again
+                failed.append(self._failed[name])
+                continue
+            try:
+                connection = await self.connect(name)
+            except ToolConnectionError as exc:
+                failed.append(exc)
+                continue
             if tool in connection.tools:
                 offering.append(connection)
         if not offering:
+            if failed:  # the tool may be on a server that did not start
+                reasons = "\n".join(exc.message for exc in failed)
+                raise ToolConnectionError(
+                    f"no started MCP server offers tool {tool!r}, and some could not start:\n"
+                    f"{reasons}"
+                )
             raise ToolNotFoundError(
                 f"no declared MCP server offers tool {tool!r} "
                 f"(servers: {', '.join(self.servers) or 'none'})"
@@ -125,39 +356,128 @@ class McpTools:
             raise ToolNotFoundError(f"tool {tool!r} is offered by {names}: set `server:`")
         return offering[0]
 
+    def _limit(self, name: str) -> asyncio.Semaphore | None:
+        bound = self.servers[name].max_concurrency
+        if bound is None:
+            return None
+        return self._limits.setdefault(name, asyncio.Semaphore(bound))
+
     async def call(self, server: str | None, tool: str, arguments: dict[str, Any]) -> Any:
         connection = await self._server_for(server, tool)
+        _check_arguments(connection, tool, arguments)
+        limit = self._limit(connection.name)
+        if limit is None:
+            return await self._call(connection, tool, arguments)
+        async with limit:
+            return await self._call(connection, tool, arguments)
+
+    async def _call(self, connection: _Connection, tool: str, arguments: dict[str, Any]) -> Any:
+        from mcp.shared.exceptions import MCPError
+
+        seen = connection.stderr.total
+
+        def note() -> str:  # what the server wrote to stderr during this call
+            return self._stderr_note(connection, seen)
+
         try:
             result = await connection.client.call_tool(tool, arguments)
         except asyncio.CancelledError:
             raise
+        except MCPError as exc:
+            if exc.code == INVALID_PARAMS:
+                raise ToolInputError(f"tool {tool!r} refused its arguments: {exc}{note()}") from exc
+            if exc.code != CONNECTION_CLOSED:
+                raise ToolError(f"tool {tool!r} failed: {exc}{note()}") from exc
+            await self._lost(connection, tool, exc, seen)
         except Exception as exc:
-            connection.dead = True  # the next call starts the server again
-            connection.stop.set()
-            raise ToolConnectionError(
-                f"MCP server {connection.name!r} failed during {tool!r}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+            await self._lost(connection, tool, exc, seen)
         text = "\n".join(getattr(block, "text", "") for block in result.content).strip()
         if result.is_error:
-            raise ToolError(f"tool {tool!r} reported an error: {text or 'no message'}")
+            raise ToolError(f"tool {tool!r} reported an error: {text or 'no message'}{note()}")
         if result.structured_content is not None:
             return _unwrap(result.structured_content, connection.tools[tool])
         return _parse(text)
 
+    async def _lost(
+        self, connection: _Connection, tool: str, exc: Exception, seen: int
+    ) -> NoReturn:
+        connection.dead = True  # the next call starts the server again
+        connection.stop.set()
+        await connection.stderr.wait_exit(EXIT_WAIT_SECONDS)
+        code = connection.stderr.exit_code
+        exited = f" (it exited with code {code})" if code is not None else ""
+        raise ToolConnectionError(
+            f"MCP server {connection.name!r} failed during {tool!r}{exited}: "
+            f"{type(_leaf(exc)).__name__}: {_leaf(exc)}{self._stderr_note(connection, seen)}"
+        ) from exc
+
+    @staticmethod
+    def _stderr_note(connection: _Connection, since: int) -> str:
+        tail = connection.stderr.last_lines(since)
+        return f"; server stderr:\n{tail}" if tail else ""
+
+    def logs(self) -> dict[str, str]:
+        """The end of each server's stderr in this run (servers that wrote nothing left out)."""
+        logs = {}
+        for name, starts in self._stderr.items():
+            for stderr in starts:
+                stderr.drain()
+            text = "\n".join(t for stderr in starts if (t := stderr.text()))
+            if text:
+                logs[name] = text
+        return logs
+
     async def aclose(self) -> None:
-        """Stop every server this run started."""
+        """Stop every server this run started, and wait for those cut off while starting."""
         for connection in self._connections.values():
             connection.stop.set()
         for connection in self._connections.values():
-            await _finish(connection)
+            await _finish(connection.task)
+        for task in list(self._stopping):
+            await _finish(task)
         self._connections.clear()
+        for starts in self._stderr.values():
+            for stderr in starts:
+                stderr.close()
 
 
-async def _finish(connection: _Connection) -> None:
-    if connection.task is not None:
+def _check_arguments(connection: _Connection, tool: str, arguments: dict[str, Any]) -> None:
+    """Validate ``arguments`` against the tool's advertised input schema, before the call."""
+    validator = connection.validators.get(tool)
+    if validator is None:
+        import jsonschema
+
+        schema = getattr(connection.tools[tool], "input_schema", None) or {}
+        try:
+            cls = jsonschema.validators.validator_for(schema)
+            cls.check_schema(schema)
+        except jsonschema.SchemaError:
+            return  # the server's schema is itself invalid: let the server judge
+        validator = connection.validators[tool] = cls(schema)
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
+    if error is not None:
+        where = ".".join(str(part) for part in error.absolute_path)
+        field = f"parameters.{where}" if where else "parameters"
+        raise ToolInputError(
+            f"{field} do not match the input schema of tool {tool!r}: {error.message}"
+            if not where
+            else f"{field} does not match the input schema of tool {tool!r}: {error.message}"
+        )
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def _finish(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
         with suppress(BaseException):
-            await asyncio.wait_for(connection.task, 10)
+            await asyncio.wait_for(asyncio.shield(task), 10)
 
 
 def _unwrap(value: Any, tool: Any) -> Any:

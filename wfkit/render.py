@@ -433,6 +433,9 @@ def debug_view(info: DebugInfo) -> Group:
         )
     for warning in info.warnings:
         parts.append(Text(f"! {warning}", style="yellow"))
+    for server, text in info.server_logs.items():
+        parts.append(Text(f"stderr of MCP server {server}:", style="bold"))
+        parts.append(Text("\n".join(f"  {line}" for line in text.splitlines()[-20:]), style="dim"))
     if info.next:
         parts.append(Text("next: " + "  |  ".join(info.next), style="cyan"))
     return Group(*parts)

@@ -5,12 +5,16 @@ Run it with the interpreter that has the MCP SDK: ``python examples/servers/note
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
 import time
 from pathlib import Path
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 
 server = MCPServer("notes", instructions="Keeps notes; some tools fail on purpose.")
 NOTES: dict[str, str] = {}
@@ -57,6 +61,32 @@ def slow(seconds: float) -> str:
     """Sleeps, then answers."""
     time.sleep(seconds)
     return "done"
+
+
+@server.tool()
+def invalid(count: int) -> int:
+    """Refuses its arguments with a JSON-RPC invalid-params error, as strict servers do."""
+    raise MCPError(code=INVALID_PARAMS, message=f"count {count} is out of range")
+
+
+IN_FLIGHT = {"now": 0, "max": 0}
+
+
+@server.tool()
+async def concurrent(seconds: float) -> int:
+    """Holds the call for `seconds`; returns the most calls in flight at once so far."""
+    IN_FLIGHT["now"] += 1
+    IN_FLIGHT["max"] = max(IN_FLIGHT["max"], IN_FLIGHT["now"])
+    await asyncio.sleep(seconds)
+    IN_FLIGHT["now"] -= 1
+    return IN_FLIGHT["max"]
+
+
+@server.tool()
+def log(text: str) -> str:
+    """Writes `text` to the server's stderr."""
+    print(text, file=sys.stderr, flush=True)
+    return "logged"
 
 
 @server.tool()

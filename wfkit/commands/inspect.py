@@ -81,6 +81,8 @@ class DebugInfo(_Model):
     breakers: dict[str, dict[str, Any]]
     bottlenecks: list[Bottleneck]
     warnings: list[str]
+    #: the end of what each MCP server wrote to stderr during the run
+    server_logs: dict[str, str]
     metrics: RunMetrics
     next: list[str]
 
@@ -210,6 +212,7 @@ def debug_run(run_id: str, *, store: str | Path | None = None) -> DebugInfo:
         history = run_store.step_history(row.run_id)
         errors = run_store.errors(row.run_id)
         messages = run_store.messages(row.run_id)
+        server_logs = run_store.server_logs(row.run_id)
         traces = run_store.traces(row.run_id)
         breakers = run_store.breakers(row.workflow)
         state_source, state = _state_of(row, run_store)
@@ -289,6 +292,7 @@ def debug_run(run_id: str, *, store: str | Path | None = None) -> DebugInfo:
         breakers=breakers,
         bottlenecks=bottlenecks[:10],
         warnings=[m.text for m in messages if m.level == "warning"],
+        server_logs=server_logs,
         metrics=figures(history, errors, traces, row.state, breakers, row.duration_ms),
         next=_next_steps(row.run_id, status),
     )

@@ -105,6 +105,16 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolServerLog:
+    """What a tool server wrote to stderr during the run (the end of it), kept for debugging."""
+
+    run_id: str
+    server: str
+    text: str
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
 class Checkpoint:
     """A frame's position and the values it changed since its last checkpoint.
 
@@ -155,6 +165,7 @@ Event = (
     | RetryScheduled
     | BreakerChanged
     | Message
+    | ToolServerLog
     | Checkpoint
     | FrameDropped
     | TracesCollected

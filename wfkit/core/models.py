@@ -94,6 +94,8 @@ class McpServerSpec(_Model):
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
+    #: calls in flight to this server at once (many servers are not safe under concurrency)
+    max_concurrency: int | None = Field(default=None, ge=1)
 
 
 class StateUpdateSpec(_Model):

@@ -21,10 +21,13 @@ from wfkit.core.events import (
     RunStarted,
     StepFinished,
     StepStarted,
+    ToolServerLog,
     TracesCollected,
 )
 from wfkit.core.values import MISSING
 
+#: the ``messages`` level under which a tool server's stderr is kept
+SERVER_LOG = "server_log"
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 dumps = _ENCODER.encode  # one encoder: json.dumps with options builds one per call
 
@@ -118,6 +121,17 @@ class Pending:
                     next_seq(event.run_id),
                     event.step_id,
                     event.level,
+                    event.text,
+                    event.timestamp,
+                )
+            )
+        elif isinstance(event, ToolServerLog):  # kept with the messages, under its own level
+            self.messages.append(
+                (
+                    event.run_id,
+                    next_seq(event.run_id),
+                    event.server,
+                    SERVER_LOG,
                     event.text,
                     event.timestamp,
                 )

@@ -160,8 +160,13 @@ def retry_verdict(
         return False, f"{error.type_name} is fatal"
     if policy.retry_on_types is not None:
         names = ", ".join(t.__name__ for t in policy.retry_on_types)
-        if isinstance(error, policy.retry_on_types):
+        named = [t for t in policy.retry_on_types if isinstance(error, t)]
+        # a permanent error is retried only when retry_on names it or a permanent ancestor:
+        # `retry_on: [ToolError]` asks for transient tool failures, not refused arguments
+        if any(not error.permanent or t.permanent for t in named):
             return True, f"{error.type_name} is in retry_on ({names})"
+        if named:
+            return False, f"{error.type_name} is permanent; retry_on names only its ancestor"
         return False, f"{error.type_name} is not in retry_on ({names})"
     if policy.retry_on_expr is not None:
         if truthy(policy.retry_on_expr.render(scope)):

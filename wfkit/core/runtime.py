@@ -27,6 +27,7 @@ from wfkit.core.events import (
     Message,
     RunFinished,
     RunStarted,
+    ToolServerLog,
     TracesCollected,
 )
 from wfkit.core.execution import StepExecutor
@@ -232,6 +233,14 @@ class Run:
         self.messages.append(event)
         self.emit(event)
 
+    def _record_tool_logs(self) -> None:
+        """Keep what the tools' servers wrote to stderr (a provider may offer ``logs()``)."""
+        logs = getattr(self.options.tools, "logs", None)
+        if logs is None:
+            return
+        for server, text in logs().items():
+            self.emit(ToolServerLog(self.run_id, server, text, time.time()))
+
     def record_error(
         self,
         exc: WfkitError,
@@ -334,6 +343,7 @@ class Run:
             self.record_error(exc, "workflow", [], 0, recovered=False)
         finally:
             await self.options.tools.aclose()
+            self._record_tool_logs()
         snapshot = (
             state.snapshot()
             if state is not None

@@ -36,7 +36,7 @@ from wfkit.core.events import (
     StepStarted,
 )
 from wfkit.core.frame import FrameCheckpoint
-from wfkit.core.pending import Pending
+from wfkit.core.pending import SERVER_LOG, Pending
 from wfkit.core.state import MISSING
 from wfkit.errors import RunNotFoundError, StoreError
 
@@ -355,13 +355,26 @@ class RunStore:
         return FrameCheckpoint(json.loads(row[0]), tiers["raw"], tiers["computed"], steps, memory)
 
     def messages(self, run_id: str) -> list[Message]:
-        """The messages of a run, in order."""
+        """The messages of a run, in order (tool servers' stderr apart)."""
         self.commit()  # what this process wrote is visible to its reads
         rows = self._db.execute(
-            "SELECT step_id, level, text, timestamp FROM messages WHERE run_id = ? ORDER BY seq",
-            (run_id,),
+            "SELECT step_id, level, text, timestamp FROM messages "
+            "WHERE run_id = ? AND level != ? ORDER BY seq",
+            (run_id, SERVER_LOG),
         ).fetchall()
         return [Message(run_id, r[0], r[1], r[2], r[3]) for r in rows]
+
+    def server_logs(self, run_id: str) -> dict[str, str]:
+        """What each tool server wrote to stderr during the run (its end), by server."""
+        self.commit()
+        rows = self._db.execute(
+            "SELECT step_id, text FROM messages WHERE run_id = ? AND level = ? ORDER BY seq",
+            (run_id, SERVER_LOG),
+        ).fetchall()
+        logs: dict[str, str] = {}
+        for server, text in rows:  # a resumed run adds the stderr of its own starts
+            logs[server] = f"{logs[server]}\n{text}" if server in logs else text
+        return logs
 
     def traces(self, run_id: str) -> list[dict[str, Any]]:
         """A traced run's records, in order."""
