@@ -17,4 +17,6 @@ def test_mcp_page_is_current() -> None:
     spec.loader.exec_module(module)
     page = (ROOT / "docs" / "mcp.md").read_text(encoding="utf-8")
     assert module.generate() == page, "docs/mcp.md is stale: run python docs/generate_mcp.py"
-    assert "### `workflow_run` (runs workflows)" in page
+    assert "### `workflow_run` (destructive, open world)" in page
+    assert "### `workflow_debug_info` (read-only, idempotent)" in page
+    assert "| `limit` | integer |  | `20` | Most runs to list. |" in page

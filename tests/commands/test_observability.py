@@ -108,7 +108,7 @@ def test_health_checks(write: Callable[..., Path]) -> None:
     assert "could not start" in broken.checks[-1].detail
     working = check_health(workflow=EXAMPLES / "notes.yaml")
     assert working.ok
-    assert "offers add_note, crash, flaky" in working.checks[-1].detail
+    assert "offers add_note, concurrent, crash, flaky" in working.checks[-1].detail
     assert not check_health(workflow=write("name: x\nstepz: 1\n", "bad.yaml")).ok
 
 

@@ -105,3 +105,23 @@ def test_concurrent_processes_share_one_store(tmp_path: Path) -> None:
         assert len(runs) == 6
         assert {r.status for r in runs} == {"succeeded"}
         assert all(len(shared.step_history(r.run_id)) == 31 for r in runs)
+
+
+def test_a_read_only_store_creates_and_writes_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "runs.db"
+    with RunStore(missing, read_only=True) as store:
+        assert store.exists is False
+        assert store.list_runs() == []
+        with pytest.raises(RunNotFoundError):
+            store.get_run("x")
+    assert not (tmp_path / "nowhere").exists()
+    with RunStore(tmp_path / "s") as store:
+        store(started("20260101-000000-aaaaaa", 1.0))
+    with RunStore(tmp_path / "s", read_only=True) as store:
+        assert [r.run_id for r in store.list_runs()] == ["20260101-000000-aaaaaa"]
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            store._db.execute("DELETE FROM runs")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="is not a folder"):
+        RunStore(blocker / "sub" / "runs.db", read_only=True)

@@ -43,8 +43,10 @@ class HealthReport(BaseModel):
 
 def _store_check(store: str | Path | None) -> tuple[Check, Path | None]:
     try:
-        with RunStore(store) as run_store:
+        with RunStore(store, read_only=True) as run_store:
             path = run_store.path
+            if not run_store.exists:  # health creates none: the first run will
+                return Check(name="store", ok=True, detail=f"{path}: no runs yet"), path
             result = run_store._db.execute("PRAGMA quick_check").fetchone()[0]
             runs = len(run_store.list_runs(limit=1_000_000))
     except (StoreError, sqlite3.Error) as exc:
@@ -71,10 +73,15 @@ def _version(package: str) -> str | None:
         return None
 
 
-async def _server_checks(loaded: LoadedWorkflow) -> list[Check]:
-    """Start each MCP server of the workflow, list its tools, stop it."""
+async def _server_checks(loaded: LoadedWorkflow, start: bool) -> list[Check]:
+    """Start each MCP server of the workflow, list its tools, stop it (unless not ``start``)."""
     if not loaded.workflow.mcp_servers:
         return []
+    if not start:
+        return [
+            Check(name=f"mcp server {name}", ok=True, detail="not checked in read-only mode")
+            for name in loaded.workflow.mcp_servers
+        ]
     from wfkit.mcp_tools import McpTools
 
     tools = McpTools(loaded.workflow.mcp_servers, Path(loaded.source_path).parent)
@@ -96,20 +103,33 @@ async def _server_checks(loaded: LoadedWorkflow) -> list[Check]:
 
 
 def check_health(
-    store: str | Path | None = None, workflow: str | Path | None = None
+    store: str | Path | None = None,
+    workflow: str | Path | None = None,
+    *,
+    start_servers: bool = True,
 ) -> HealthReport:
     """Synchronous :func:`check_health_async`."""
-    return asyncio.run(check_health_async(store, workflow))
+    return asyncio.run(check_health_async(store, workflow, start_servers=start_servers))
 
 
 async def check_health_async(
-    store: str | Path | None = None, workflow: str | Path | None = None
+    store: str | Path | None = None,
+    workflow: str | Path | None = None,
+    *,
+    start_servers: bool = True,
 ) -> HealthReport:
     """Store reachable and consistent, disk and memory headroom, dependency versions, and for
-    ``workflow``: that it loads and that its MCP servers start (and which tools they offer)."""
+    ``workflow``: that it loads and that its MCP servers start (and which tools they offer).
+
+    Nothing is written (a missing store is reported, not created); with ``start_servers``
+    false nothing is started either: the servers are "not checked".
+    """
     store_check, path = _store_check(store)
     checks = [store_check]
-    usage = shutil.disk_usage(path.parent if path else Path.cwd())
+    where = path.parent if path else Path.cwd()
+    while not where.exists() and where != where.parent:  # a store not created yet
+        where = where.parent
+    usage = shutil.disk_usage(where)
     free_mb = usage.free // (1024 * 1024)
     checks.append(
         Check(
@@ -147,5 +167,5 @@ async def check_health_async(
             checks.append(
                 Check(name="workflow", ok=True, detail=f"{loaded.name}: {len(loaded.plans)} steps")
             )
-            checks.extend(await _server_checks(loaded))
+            checks.extend(await _server_checks(loaded, start_servers))
     return HealthReport(ok=all(c.ok for c in checks), checks=checks, versions=versions)

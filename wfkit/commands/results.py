@@ -81,3 +81,9 @@ class RunSummary(_Result):
     status: str
     started_at: str
     duration_ms: float | None
+
+
+class RunList(_Result):
+    """Recorded runs, newest first (``workflow_list_runs``)."""
+
+    runs: list[RunSummary]

@@ -64,11 +64,13 @@ async def resume_workflow_async(
     on_event: Callable[[Event], None] | None = None,
     sleep: Callable[[float], Awaitable[None]] | None = None,
     pause_for_input: bool = False,
+    workflow_path: Callable[[str], Path] | None = None,
 ) -> RunReport:
     """Continue a stored run from its last checkpoint: completed steps do not run again.
 
     Refuses (``ResumeError``) a run that succeeded or is still running, and one whose
-    workflow file changed since it started unless ``force``.
+    workflow file changed since it started unless ``force``. ``workflow_path`` turns the
+    recorded file into the path to load, or refuses it (the MCP shim confines it to its root).
     """
     all_answers = merged_answers(answers, answers_file)
     with RunStore(store) as run_store:
@@ -77,7 +79,7 @@ async def resume_workflow_async(
         if status not in RESUMABLE:
             why = "it succeeded" if status == "succeeded" else f"it is {status} (pid {row.pid})"
             raise ResumeError(f"run {row.run_id} cannot be resumed: {why}")
-        loaded = load_file(row.file)
+        loaded = load_file(workflow_path(row.file) if workflow_path else row.file)
         if loaded.digest != row.digest and not force:
             raise ResumeError(
                 f"{row.file} changed since run {row.run_id} started; resuming could skip or "

@@ -219,7 +219,7 @@ def list_runs(store: str | Path | None = None, limit: int = 100) -> list[RunSumm
     """Recorded runs, newest first (``interrupted``: running, but its process is gone)."""
     from wfkit.commands.resume import effective_status
 
-    with RunStore(store) as run_store:
+    with RunStore(store, read_only=True) as run_store:
         return [
             RunSummary(
                 run_id=r.run_id,

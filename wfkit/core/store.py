@@ -172,27 +172,21 @@ class RunRow:
 class RunStore:
     """Access to one store file; cheap to open, one per run or command."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, read_only: bool = False) -> None:
         self.path = resolve_store_path(path)
+        #: opened for reading only: nothing is created, migrated or written
+        self.read_only = read_only
+        #: whether the store file exists (a read-only open of a missing one reads nothing)
+        self.exists = True
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA busy_timeout = 30000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"store {self.path} was written by a newer wfkit (schema {version})"
+            if read_only:
+                self._db = self._open_read_only()
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(
+                    self.path, timeout=30.0, isolation_level=None, check_same_thread=False
                 )
-            if version < SCHEMA_VERSION:
-                with self.transaction():  # executescript would commit: run statements one by one
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            self._db.execute(statement)
-                    self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                self._prepare()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open run store {self.path}: {exc}") from exc
         self._seq: dict[str, int] = {}
@@ -200,6 +194,57 @@ class RunStore:
         self._last_commit = time.monotonic()
         #: (run id, frame) with checkpoint rows in the database (written or loaded here)
         self._stored_frames: set[tuple[str, str]] = set()
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        if self.path.is_file():
+            db = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                timeout=30.0,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            db.execute("PRAGMA busy_timeout = 30000")
+            try:
+                version = self._version(db)
+            except StoreError:
+                db.close()
+                raise
+            if version == SCHEMA_VERSION:
+                return db
+            db.close()  # created but never written (or older): nothing this wfkit can read
+        elif not self.path.exists():
+            above = self.path.parent
+            while not above.exists():
+                above = above.parent
+            if not above.is_dir():  # the store could never be created there
+                raise StoreError(f"cannot open run store {self.path}: {above} is not a folder")
+        # no store there: read an empty one in memory rather than create a file
+        self.exists = False
+        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        return db
+
+    def _version(self, db: sqlite3.Connection) -> int:
+        """The store's schema version; a newer one than this wfkit knows is refused."""
+        version: int = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"store {self.path} was written by a newer wfkit (schema {version})")
+        return version
+
+    def _prepare(self) -> None:
+        """WAL, and the schema created or migrated to this version."""
+        self._db.execute("PRAGMA busy_timeout = 30000")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        if self._version(self._db) < SCHEMA_VERSION:
+            with self.transaction():  # executescript would commit: run statements one by one
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         """Commit what is pending and close the connection."""
@@ -383,6 +428,12 @@ class RunStore:
             "SELECT data FROM traces WHERE run_id = ? ORDER BY idx", (run_id,)
         ).fetchall()
         return [json.loads(r[0]) for r in rows]
+
+    def has_traces(self, run_id: str) -> bool:
+        """Whether the run recorded trace records (it ran with tracing on)."""
+        self.commit()
+        row = self._db.execute("SELECT 1 FROM traces WHERE run_id = ? LIMIT 1", (run_id,))
+        return row.fetchone() is not None
 
     def breakers(self, workflow: str) -> dict[str, dict[str, object]]:
         """The stored state of a workflow's circuit breakers, by name."""
