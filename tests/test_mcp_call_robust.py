@@ -67,6 +67,21 @@ def test_a_timeout_during_start_up_stops_the_server(write: Callable[..., Path]) 
     assert none_left(SLEEPER) == [], "a server cut off while starting outlived the run"
 
 
+def test_under_wfkit_run_no_server_outlives_the_run(tmp_path: Path) -> None:
+    (tmp_path / "sleepy.yaml").write_text(SLEEPY_FLOW)
+    done = subprocess.run(
+        [sys.executable, "-m", "wfkit", "run", "sleepy.yaml", "--json"],
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "WFKIT_STORE": str(tmp_path / "store")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert none_left(SLEEPER) == []
+
+
 def test_under_wfkit_mcp_no_server_outlives_the_session(tmp_path: Path) -> None:
     (tmp_path / "sleepy.yaml").write_text(SLEEPY_FLOW)
     env = {"WFKIT_STORE": str(tmp_path / "store")}
@@ -148,19 +163,23 @@ def test_a_tool_resolves_among_the_servers_that_started(
     assert "command not found: wfkit-no-such-server-xyz" in error.message
 
 
-def test_start_up_failures_say_what_happened(write: Callable[..., Path]) -> None:
+def test_start_up_failures_say_what_happened(write: Callable[..., Path], tmp_path: Path) -> None:
     code = "import sys; print('bad config: no token', file=sys.stderr); sys.exit(3)"
     report = run_workflow(
         write(
             "name: x\nmcp_servers:\n"
             f'  dies: {{command: python, args: ["-c", "{code}"]}}\n'
             "  missing: {command: wfkit-no-such-server-xyz}\n"
+            "  sneaky: {command: 'true; touch PWNED'}\n"
             "steps:\n"
             "  - {type: mcp_call, server: dies, tool: t, on_error: continue}\n"
             "  - {type: mcp_call, server: missing, tool: t, on_error: continue}\n"
+            "  - {type: mcp_call, server: sneaky, tool: t, on_error: continue}\n"
         )
     )
-    dies, missing = (e.message for e in report.errors)
+    dies, missing, sneaky = (e.message for e in report.errors)
+    assert sneaky.endswith("command not found: true; touch PWNED")
+    assert not (tmp_path / "PWNED").exists()
     assert "MCP server 'dies' (python -c " in dies
     assert "exited with code 3 during start-up" in dies
     assert "bad config: no token" in dies
