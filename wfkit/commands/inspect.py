@@ -93,7 +93,7 @@ def trace_run(
     store: str | Path | None = None,
 ) -> TraceView:
     """A run's trace records and step events, optionally for one field or one step."""
-    with RunStore(store) as run_store:
+    with RunStore(store, create=False) as run_store:
         row = run_store.get_run(run_id)
         records = run_store.traces(row.run_id)
         history = run_store.step_history(row.run_id)
@@ -204,7 +204,7 @@ def debug_run(run_id: str, *, store: str | Path | None = None) -> DebugInfo:
     retries, breakers, bottlenecks and warnings."""
     from wfkit.commands.run import report_errors
 
-    with RunStore(store) as run_store:
+    with RunStore(store, create=False) as run_store:
         row = run_store.get_run(run_id)
         status = effective_status(row)
         history = run_store.step_history(row.run_id)

@@ -41,7 +41,7 @@ class RunMetrics(BaseModel):
 
 def run_metrics(run_id: str, store: str | Path | None = None) -> RunMetrics:
     """Figures of a recorded run."""
-    with RunStore(store) as run_store:
+    with RunStore(store, create=False) as run_store:
         row = run_store.get_run(run_id)
         history = run_store.step_history(row.run_id)
         errors = run_store.errors(row.run_id)

@@ -193,6 +193,7 @@ class StepExecutor:
         counted by the breaker, and followed by the step's ``error_state_update``.
         """
         tries.count += 1
+        frame.attempt = tries.count
         self.run.emit(
             StepStarted(
                 self.run.run_id,

@@ -69,10 +69,12 @@ class Frame:
         "_changed_steps",
         "_scope",
         "active",
+        "attempt",
         "body",
         "cursor",
         "during",
         "ends_with_parent",
+        "item",
         "key",
         "locals",
         "memory",
@@ -102,6 +104,8 @@ class Frame:
         self.locals: dict[str, Any] = {"steps": self.steps_view}
         self.active: list[str] = list(active)
         self.during: str | None = None  # "cleanup" or "finally" while those run
+        self.item: int | None = None  # the parallel_foreach item this frame runs
+        self.attempt = 1  # of the step attempt starting now (its output is filed under it)
         self.cursor: list[Level] = []
         self.resume: list[dict[str, Any]] | None = None
         self.reentry: dict[str, Any] | None = None  # the note of a container being re-entered

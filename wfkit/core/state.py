@@ -218,6 +218,12 @@ class State:
         self.changed.clear()
         self._measure_all()
 
+    def refresh_inputs(self, names: list[str]) -> None:
+        """Recompute the fields that read these inputs (a resume changed them)."""
+        seeds = {c for name in names for c in self.plan.dependents.get(f"inputs.{name}", ())}
+        if seeds:
+            self._recompute(seeds, "inputs changed on resume")
+
     def take_changes(self) -> dict[tuple[str, str], Any]:
         """Values written since the last call (``MISSING`` for deleted names)."""
         changes = {}
