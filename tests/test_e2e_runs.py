@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-
 ARGV = [sys.executable, "-m", "wfkit"]
 HANG = 60  # seconds: a bound that turns a hang into a failure, never a speed assert
 
@@ -231,7 +230,8 @@ def test_prune_leaves_a_consistent_smaller_store(tmp_path: Path) -> None:
         )
         assert orphans == [(0,)], table
     kept = json.loads(wfkit("logs", ids[3], "--json").stdout)["attempts"][0]
-    assert kept["stdout"].startswith("1\n2\n") and kept["stdout"].endswith("39999\n40000")
+    assert kept["stdout"].startswith("1\n2\n")
+    assert kept["stdout"].endswith("39999\n40000")
     assert kept["stdout_dropped"] > 0
 
 
