@@ -84,9 +84,13 @@ class StreamCapture:
         if len(chunk) > self.limit:  # only its end can be part of the tail
             self.dropped += len(chunk) - self.limit
             chunk = chunk[-self.limit :]
-        seq = self._send(chunk, head=False)
-        self.tail.append((seq, chunk))
-        self.tail_bytes += len(chunk)
+        # tail pieces of a quarter of the bound: trimming whole pieces keeps at least three
+        # quarters of it
+        piece = max(1, self.limit // 4)
+        for start in range(0, len(chunk), piece):
+            part = chunk[start : start + piece]
+            self.tail.append((self._send(part, head=False), part))
+            self.tail_bytes += len(part)
         trimmed = None
         while self.tail_bytes > self.limit:
             trimmed, old = self.tail.popleft()
