@@ -251,3 +251,58 @@ def test_resume_with_new_inputs_records_what_changed(
         m.text for m in resumed.messages
     ]
     assert run_logs(failed.run_id, "say").attempts[0].stdout == "PROD"
+
+
+def test_every_finally_and_cleanup_step_runs_when_one_fails(
+    run_yaml: Callable[..., RunReport], tmp_path: Path
+) -> None:
+    log = tmp_path / "log"
+    report = run_yaml(
+        f"""
+        name: tidy
+        steps:
+          - id: main
+            type: shell_command
+            command: "exit 3"
+            cleanup:
+              - {{id: c1, type: shell_command, command: "exit 4"}}
+              - {{id: c2, type: shell_command, command: "echo c2 >> {log}"}}
+        finally:
+          - {{id: f1, type: shell_command, command: "exit 5"}}
+          - {{id: f2, type: shell_command, command: "echo f2 >> {log}"}}
+        """
+    )
+    assert log.read_text().split() == ["c2", "f2"]
+    assert report.status == "failed"
+    assert report.error is not None
+    assert (report.error["step_id"], report.error["exit_code"]) == ("main", 3)  # kept
+    assert [(e.step_id, e.details["exit_code"]) for e in report.errors] == [
+        ("main", 3),
+        ("c1", 4),
+        ("f1", 5),
+    ]
+
+
+def test_a_steps_state_updates_are_all_or_nothing(run_yaml: Callable[..., RunReport]) -> None:
+    report = run_yaml(
+        """
+        name: atomic
+        state_schema:
+          raw: {a: integer, b: integer, total: integer}
+          computed:
+            double: {from: raw.a, transform: "input * 2"}
+        steps:
+          - id: both
+            type: shell_command
+            command: "echo 5"
+            on_error: continue
+            state_updates:
+              - {path: raw.a, value: "{{ result.stdout | int }}"}
+              - {path: raw.total, operation: increment, by: 1}
+              - {path: raw.b, value: "not a number"}
+        """
+    )
+    assert report.status == "succeeded"
+    assert [e.error_type for e in report.errors] == ["StateError"]
+    assert report.state.raw == {"a": 0, "b": 0, "total": 0}
+    assert report.state.computed == {"double": 0}

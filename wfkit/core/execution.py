@@ -287,9 +287,7 @@ class StepExecutor:
         frame.locals["error"] = error.details()
         frame.during = "cleanup"
         try:
-            await frame.run_steps(step.cleanup)
-        except StepError:
-            pass  # recorded where it arose; the original error wins
+            await frame.run_each(step.cleanup)  # failures recorded; the original error wins
         finally:
             frame.during = saved_during
             if saved is None:

@@ -12,6 +12,7 @@ from wfkit.core.loader import Body
 from wfkit.core.models import StepBase
 from wfkit.core.plan import CompiledUpdate
 from wfkit.core.state import MISSING, State
+from wfkit.errors import StepError
 
 if TYPE_CHECKING:
     from wfkit.core.runtime import Run
@@ -203,13 +204,31 @@ class Frame:
         if not updates:
             return
         scope = self.view(extra)
-        for update in updates:
-            self.state.write(
-                str(update.path.render(scope)),
-                update.operation,
-                update.value.render(scope),
-                update.by.render(scope),
-            )
+        if len(updates) == 1:
+            self._write(updates[0], scope)
+            return
+        with self.state.atomic():  # a step's list of writes is all or nothing
+            for update in updates:
+                self._write(update, scope)
+
+    def _write(self, update: CompiledUpdate, scope: Scope) -> None:
+        self.state.write(
+            str(update.path.render(scope)),
+            update.operation,
+            update.value.render(scope),
+            update.by.render(scope),
+        )
+
+    async def run_each(self, steps: list[Any]) -> StepError | None:
+        """Run every step (``finally``, ``cleanup``) even when an earlier one fails; each
+        failure is recorded where it arose. Returns the first failure."""
+        first: StepError | None = None
+        for step in steps:
+            try:
+                await self.run_steps([step])
+            except StepError as error:
+                first = first or error
+        return first
 
     async def run_steps(self, steps: list[Any]) -> None:
         """Execute a list of steps in order (continuing a saved cursor when resuming)."""

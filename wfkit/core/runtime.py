@@ -382,10 +382,9 @@ class Run:
         }
         frame.during = "finally"
         try:
-            await frame.run_steps(steps)
-        except StepError as exc:
-            if error is None:  # a failing finally fails a run that had not failed
-                return "failed", exc
+            failure = await frame.run_each(steps)  # every finally step runs
         finally:
             frame.during = None
+        if failure is not None and error is None:  # a failing finally fails a run that had not
+            return "failed", failure
         return status, error
