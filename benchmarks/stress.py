@@ -335,7 +335,41 @@ def chaos(scale: float, tmp: Path) -> dict[str, Any]:
     }
 
 
+def huge_output(scale: float, tmp: Path) -> dict[str, Any]:
+    """A step writing 1 GB: the engine's memory and the stored output stay bounded."""
+    import sqlite3
+
+    from wfkit.commands import run_workflow
+
+    size = int(1_000_000_000 * scale)
+    flow = tmp / "huge.yaml"
+    flow.write_text(
+        "name: huge\nsteps:\n  - id: flood\n    type: shell_command\n"
+        f"    command: \"yes 'a line of build output, over and over' | head -c {size}\"\n"
+    )
+    before = _peak_mb()
+    started = time.perf_counter()
+    report = run_workflow(flow, store=tmp / "huge-store")
+    seconds = time.perf_counter() - started
+    with sqlite3.connect(tmp / "huge-store" / "runs.db") as db:
+        stored = db.execute(
+            "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM output_chunks WHERE run_id = ?",
+            (report.run_id,),
+        ).fetchone()[0]
+    limit = 65_536  # config.max_output_bytes (default)
+    return {
+        "written MB": size // 1_000_000,
+        "status": report.status,
+        "seconds": round(seconds, 1),
+        "engine peak RSS MiB": round(_peak_mb(), 1),
+        "RSS before MiB": round(before, 1),
+        "stored output bytes": stored,
+        "2 x max_output_bytes": 2 * limit,
+    }
+
+
 SCENARIOS = {
+    "huge output": huge_output,
     "large state": large_state,
     "many concurrent workflows": concurrent,
     "fan-out": fan_out,

@@ -143,10 +143,21 @@ def test_runs_lists_newest_first(cli, write) -> None:  # type: ignore[no-untyped
 
 
 def test_runs_on_a_broken_store_is_a_usage_error(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    blocker = tmp_path / "blocker"
-    blocker.write_text("x")
-    result = cli("runs", "--store", str(blocker / "deeper" / "runs.db"))
+    broken = tmp_path / "runs.db"
+    broken.write_text("not a database" * 100)
+    result = cli("runs", "--store", str(broken))
     assert result.exit_code == EXIT_USAGE
+
+
+def test_read_only_commands_never_create_a_store(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store = tmp_path / "nowhere" / "runs.db"
+    listed = cli("runs", "--store", str(store), "--json")
+    assert (listed.exit_code, json.loads(listed.stdout)) == (0, [])
+    for command in ("debug", "trace", "logs"):
+        result = cli(command, "some-run", "--store", str(store))
+        assert result.exit_code == EXIT_USAGE
+        assert "there are no runs" in " ".join(result.stderr.split())
+    assert not store.parent.exists()
 
 
 def test_schema_and_version(cli) -> None:  # type: ignore[no-untyped-def]
@@ -189,11 +200,15 @@ def test_resume_through_the_cli(cli, write, tmp_path: Path) -> None:  # type: ig
 
 
 def test_resume_refuses_a_changed_file_without_force(cli, write) -> None:  # type: ignore[no-untyped-def]
-    flow = write("name: r\nsteps:\n  - {type: shell_command, command: 'exit 1'}\n")
+    flow = write(
+        "name: r\nsteps:\n  - {id: a, type: state_update, path: raw.n, value: 1}\n"
+        "  - {type: shell_command, command: 'exit 1'}\n"
+    )
     failed = json.loads(cli("run", str(flow), "--json").stdout)
     flow.write_text("name: r\nsteps:\n  - {type: shell_command, command: 'exit 0'}\n")
     refused = cli("resume", failed["run_id"])
     assert refused.exit_code == EXIT_USAGE
     assert "--force" in refused.stderr
+    assert "steps[0]" in refused.stderr
     forced = cli("resume", failed["run_id"], "--force")
     assert forced.exit_code == EXIT_OK

@@ -136,6 +136,8 @@ def run(
     metrics: Annotated[
         str | None, typer.Option("--metrics", help="Write Prometheus text exposition here.")
     ] = None,
+    quiet: QuietOpt = False,
+    stream: StreamOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Run a workflow and record it in the run store."""
@@ -147,7 +149,7 @@ def run(
     err = _console(stderr=True)
     try:
         given = parse_assignments(inputs)
-        with LiveReporter(err) as live:
+        with LiveReporter(err, stream=_streams(quiet, stream, json_out)) as live:
             interactive = sys.stdin.isatty() and not json_out
             result = run_workflow(
                 file,
@@ -171,36 +173,61 @@ def run(
     _show_report(result, json_out)
 
 
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Do not show step output live.")]
+StreamOpt = Annotated[
+    bool, typer.Option("--stream", help="With --json: show step output live on stderr.")
+]
+
+
+def _streams(quiet: bool, stream: bool, json_out: bool) -> bool:
+    """Live step output: on, unless --quiet; with --json only when --stream asks for it."""
+    return not quiet and (stream or not json_out)
+
+
 @app.command()
 def resume(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
     force: Annotated[
-        bool, typer.Option("--force", help="Resume even if the workflow file changed.")
+        bool,
+        typer.Option("--force", help="Resume even if steps moved before the saved position."),
     ] = False,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option("-i", "--input", help="Change an input as name=value (JSON or text)."),
+    ] = None,
+    inputs_file: Annotated[
+        str | None, typer.Option("--inputs", help="YAML/JSON file of inputs to change.")
+    ] = None,
     answers: Annotated[
         str | None, typer.Option("--answers", help="YAML/JSON file: user_input step id -> answer.")
     ] = None,
     store: StoreOpt = None,
+    quiet: QuietOpt = False,
+    stream: StreamOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Continue a failed, interrupted or timed-out run where it stopped."""
+    """Continue a failed, interrupted, cancelled or timed-out run where it stopped."""
     from wfkit.commands import resume_workflow
-    from wfkit.errors import LoadError, ResumeError, RunNotFoundError, StoreError
+    from wfkit.commands._io import parse_assignments
+    from wfkit.errors import InputError, LoadError, ResumeError, RunNotFoundError, StoreError
     from wfkit.render import LiveReporter
 
     err = _console(stderr=True)
     try:
-        with LiveReporter(err) as live:
+        given = parse_assignments(inputs)
+        with LiveReporter(err, stream=_streams(quiet, stream, json_out)) as live:
             interactive = sys.stdin.isatty() and not json_out
             result = resume_workflow(
                 run_id,
                 force=force,
+                inputs=given,
+                inputs_file=inputs_file,
                 answers_file=answers,
                 store=store,
                 ask=live.ask if interactive else None,
                 on_event=_sink(live),
             )
-    except (LoadError, ResumeError, RunNotFoundError, StoreError) as exc:
+    except (LoadError, InputError, ResumeError, RunNotFoundError, StoreError) as exc:
         raise _fail_usage(exc) from None
     _show_report(result, json_out)
 
@@ -468,6 +495,15 @@ def health(
 @app.command()
 def runs(
     store: StoreOpt = None,
+    status: Annotated[
+        list[str] | None, typer.Option("--status", help="Only runs with this status (repeat).")
+    ] = None,
+    workflow: Annotated[
+        str | None, typer.Option("--workflow", help="Only runs of this workflow name.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only runs started within: 2h, 7d, 30m.")
+    ] = None,
     limit: Annotated[int, typer.Option(help="How many runs to list.")] = 50,
     json_out: JsonOpt = False,
 ) -> None:
@@ -477,13 +513,126 @@ def runs(
     from wfkit.render import runs_table
 
     try:
-        result = list_runs(store, limit)
-    except StoreError as exc:
+        result = list_runs(store, limit, statuses=status, workflow=workflow, since=since)
+    except (StoreError, ValueError) as exc:
         raise _fail_usage(exc) from None
     if json_out:
         _emit_json(result)
     else:
         _console().print(runs_table(result))
+
+
+@app.command()
+def logs(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    step: Annotated[str | None, typer.Argument(help="Only this step.")] = None,
+    attempt: Annotated[int | None, typer.Option("--attempt", help="Only this attempt.")] = None,
+    item: Annotated[
+        int | None, typer.Option("--item", help="Only this parallel_foreach item.")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")
+    ] = False,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The captured output of a run's steps, per execution and attempt, with timestamps."""
+    from wfkit.commands.logs import follow_logs, run_logs
+    from wfkit.errors import RunNotFoundError, StoreError
+    from wfkit.render_output import attempt_title, print_chunk, print_logs
+
+    out = _console()
+    try:
+        if follow and not json_out:
+            follow_logs(
+                run_id,
+                step,
+                attempt=attempt,
+                item=item,
+                store=store,
+                on_attempt=lambda a: out.print(attempt_title(a), soft_wrap=True),
+                on_chunk=lambda a, c: print_chunk(out, c),
+            )
+            return
+        if follow:  # --json: one document, once the run has ended
+            follow_logs(
+                run_id, step, store=store, on_attempt=lambda a: None, on_chunk=lambda a, c: None
+            )
+        result = run_logs(run_id, step, attempt=attempt, item=item, store=store)
+    except (RunNotFoundError, StoreError) as exc:
+        raise _fail_usage(exc) from None
+    if json_out:
+        _emit_json(result)
+    else:
+        print_logs(out, result)
+
+
+@app.command()
+def cancel(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    wait: Annotated[
+        float, typer.Option("--wait", help="Seconds to wait for it to stop before SIGTERM.")
+    ] = 15.0,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Cancel a running run from another process: finally runs, it stays resumable."""
+    from wfkit.commands.manage import cancel_run
+    from wfkit.errors import CancelError, RunNotFoundError, StoreError
+
+    try:
+        result = cancel_run(run_id, store, wait=wait)
+    except (CancelError, RunNotFoundError, StoreError) as exc:
+        raise _fail_usage(exc) from None
+    if json_out:
+        _emit_json(result)
+    else:
+        how = " (after SIGTERM)" if result.signalled else ""
+        _console().print(f"run {result.run_id}: {result.status}{how}", markup=False)
+    raise typer.Exit(EXIT_OK if result.status != "running" else EXIT_FAILED)
+
+
+@app.command()
+def prune(
+    older_than: Annotated[
+        str | None, typer.Option("--older-than", help="Runs started before: 30d, 12h.")
+    ] = None,
+    keep: Annotated[
+        int | None, typer.Option("--keep", help="Keep the newest N finished runs.")
+    ] = None,
+    status: Annotated[
+        list[str] | None, typer.Option("--status", help="Only runs with this status (repeat).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would go; delete nothing.")
+    ] = False,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Delete old finished runs and all they own, then reclaim the space."""
+    from wfkit.commands.manage import prune_runs
+    from wfkit.errors import RunNotFoundError, StoreError
+
+    if older_than is None and keep is None and not status:
+        raise _fail_usage(ValueError("prune needs --older-than, --keep or --status"))
+    try:
+        result = prune_runs(
+            store, older_than=older_than, keep=keep, statuses=status, dry_run=dry_run
+        )
+    except (RunNotFoundError, StoreError, ValueError) as exc:
+        raise _fail_usage(exc) from None
+    if json_out:
+        _emit_json(result)
+        return
+    console = _console()
+    verb = "would delete" if dry_run else "deleted"
+    for run in result.runs:
+        console.print(f"{verb} {run.run_id}  {run.workflow}  {run.status}", markup=False)
+    console.print(
+        f"{verb} {len(result.runs)} run(s); store {result.bytes_before} -> "
+        f"{result.bytes_after} bytes",
+        markup=False,
+    )
 
 
 @app.command("mcp")

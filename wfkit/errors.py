@@ -8,9 +8,10 @@
     │   └── MissingExtraError      the workflow needs an optional part that is not installed
     ├── RunNotFoundError           no run with that id in the store
     ├── ResumeError                a run cannot be resumed (finished, running, file changed)
+    ├── CancelError                a run cannot be cancelled (it is not running)
     ├── StoreError                 the run store cannot be opened or is inconsistent
     └── StepError                  a step failed while running (step_id, attempt)
-        ├── ShellCommandError      non-accepted exit code (exit_code, stderr)
+        ├── ShellCommandError      non-accepted exit code (exit_code, stderr, *_tail)
         ├── StepTimeoutError       one attempt exceeded the step's ``timeout``
         ├── WorkflowTimeoutError   the run exceeded ``config.timeout``
         ├── ToolNotFoundError      no provider offers the tool                       [permanent]
@@ -124,6 +125,10 @@ class ResumeError(WfkitError):
     permanent = True
 
 
+class CancelError(WfkitError):
+    """A run cannot be cancelled: it is not running."""
+
+
 class StoreError(WfkitError):
     """The run store cannot be opened, or holds inconsistent data."""
 
@@ -159,13 +164,31 @@ class StepError(WfkitError):
 class ShellCommandError(StepError):
     """A shell command exited with a code outside ``ok_exit_codes``."""
 
-    def __init__(self, message: str, *, exit_code: int, stderr: str, **kw: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        exit_code: int,
+        stderr: str,
+        stdout_tail: str = "",
+        stderr_tail: str = "",
+        **kw: Any,
+    ) -> None:
         super().__init__(message, **kw)
         self.exit_code = exit_code
         self.stderr = stderr
+        #: the last lines of each stream (bounded), also at the end of ``message``
+        self.stdout_tail = stdout_tail
+        self.stderr_tail = stderr_tail
 
     def details(self) -> dict[str, Any]:
-        return {**super().details(), "exit_code": self.exit_code, "stderr": self.stderr}
+        return {
+            **super().details(),
+            "exit_code": self.exit_code,
+            "stderr": self.stderr,
+            "stdout_tail": self.stdout_tail,
+            "stderr_tail": self.stderr_tail,
+        }
 
 
 class StepTimeoutError(StepError):

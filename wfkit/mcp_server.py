@@ -307,7 +307,7 @@ def build_server(  # noqa: PLR0915 - one closure per tool, over the root and the
     def traced(run_id: str) -> bool:
         from wfkit.core.store import RunStore
 
-        with RunStore(store, read_only=True) as run_store:
+        with RunStore(store, create=False, read_only=read_only) as run_store:
             return run_store.has_traces(run_id)
 
     def with_next(result: Any, called: str) -> dict[str, Any]:
@@ -426,7 +426,7 @@ def build_server(  # noqa: PLR0915 - one closure per tool, over the root and the
         from wfkit.commands.inspect import trace_run
 
         check_path_text(run_id, "run_id")
-        return trace_run(run_id, field=field, step=step, store=store)
+        return trace_run(run_id, field=field, step=step, store=store, read_only=read_only)
 
     async def workflow_debug_info(run_id: RunId) -> Any:
         """A run's status, failing step, state, errors with stack traces, history, retries,
@@ -434,7 +434,7 @@ def build_server(  # noqa: PLR0915 - one closure per tool, over the root and the
         from wfkit.commands.inspect import debug_run
 
         check_path_text(run_id, "run_id")
-        return debug_run(run_id, store=store)
+        return debug_run(run_id, store=store, read_only=read_only)
 
     async def workflow_test_transformation(
         transform: Annotated[
@@ -480,7 +480,7 @@ def build_server(  # noqa: PLR0915 - one closure per tool, over the root and the
         from wfkit.commands import list_runs
         from wfkit.commands.results import RunList
 
-        return RunList(runs=list_runs(store, limit))
+        return RunList(runs=list_runs(store, limit, read_only=read_only))
 
     async def workflow_health(workflow: OptionalWorkflow = None) -> Any:
         """Store, disk, memory and dependencies, and a workflow's MCP servers (started and
@@ -488,7 +488,7 @@ def build_server(  # noqa: PLR0915 - one closure per tool, over the root and the
         from wfkit.commands.health import check_health_async
 
         return await check_health_async(
-            store, confine(base, workflow) if workflow else None, start_servers=not read_only
+            store, confine(base, workflow) if workflow else None, read_only=read_only
         )
 
     for func in (
@@ -502,7 +502,7 @@ def build_server(  # noqa: PLR0915 - one closure per tool, over the root and the
         workflow_health,
     ):
         tool(func)
-    _add_resources(server, base, store)
+    _add_resources(server, base, store, read_only)
     return server
 
 
@@ -522,19 +522,20 @@ def workflow_files(root: Path) -> list[Path]:
     return found
 
 
-def _add_resources(server: Any, base: Path, store: str | Path | None) -> None:
+def _add_resources(server: Any, base: Path, store: str | Path | None, read_only: bool) -> None:
     def runs() -> str:
         """Recorded runs, newest first (JSON)."""
         from wfkit.commands import list_runs
 
-        return json.dumps([r.model_dump(mode="json") for r in list_runs(store, 100)], indent=2)
+        runs = list_runs(store, 100, read_only=read_only)
+        return json.dumps([r.model_dump(mode="json") for r in runs], indent=2)
 
     def run(run_id: str) -> str:
         """Everything recorded about one run, as workflow_debug_info returns it (JSON)."""
         from wfkit.commands.inspect import debug_run
 
         check_path_text(run_id, "run_id")
-        return debug_run(run_id, store=store).model_dump_json(indent=2)
+        return debug_run(run_id, store=store, read_only=read_only).model_dump_json(indent=2)
 
     def workflow(path: str) -> str:
         """A workflow file under the root."""

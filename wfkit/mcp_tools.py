@@ -22,6 +22,7 @@ import importlib.util
 import os
 import shlex
 import shutil
+import signal
 import sys
 from contextlib import suppress
 from pathlib import Path
@@ -46,8 +47,13 @@ EXIT_WAIT_SECONDS = 1.0
 #: lines of stderr quoted in an error
 ERROR_LINES = 10
 _EXIT_MARK = "wfkit-mcp-server-exited:"
-# runs the server and reports its exit status on stderr, which the SDK does not tell
-_WRAPPER = f'"$@"; code=$?; printf "\\n{_EXIT_MARK}%d\\n" "$code" >&2; exit "$code"'
+_PID_MARK = "wfkit-mcp-server-group:"
+# reports the process group (the shell leads it) and the server's exit status on stderr,
+# which the SDK keeps to itself
+_WRAPPER = (
+    f'printf "{_PID_MARK}%d\\n" "$$" >&2; '
+    f'"$@"; code=$?; printf "\\n{_EXIT_MARK}%d\\n" "$code" >&2; exit "$code"'
+)
 INVALID_PARAMS = -32602
 CONNECTION_CLOSED = -32000
 
@@ -77,6 +83,8 @@ class StderrTail:
         self._pending_line = b""
         self.total = 0
         self.exit_code: int | None = None
+        #: the server's process group (its shell's pid), once the shell has said it
+        self.group: int | None = None
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self._read_fd, self._read)
 
@@ -109,6 +117,9 @@ class StderrTail:
             if text.startswith(_EXIT_MARK):
                 with suppress(ValueError):
                     self.exit_code = int(text[len(_EXIT_MARK) :])
+            elif text.startswith(_PID_MARK):
+                with suppress(ValueError):
+                    self.group = int(text[len(_PID_MARK) :])
             elif self._echo:
                 sys.stderr.write(text + "\n")
 
@@ -147,6 +158,14 @@ class StderrTail:
         self.drain()
         self._close_reader()
 
+    def kill_group(self) -> None:
+        """End whatever is left of the server's process group (the SDK's stop is the rule;
+        this is the backstop for a start-up cut off before the SDK could stop it)."""
+        self.drain()
+        if self.group is not None and _group_is_ours(self.group):
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.group, signal.SIGKILL)
+
     def text(self, since: int = 0) -> str:
         """The kept tail (only what arrived after ``since`` bytes), without wfkit's marker."""
         data = bytes(self._buffer)
@@ -154,12 +173,23 @@ class StderrTail:
         if fresh < len(data):
             data = data[len(data) - max(fresh, 0) :]
         lines = data.decode(errors="replace").splitlines()
-        return "\n".join(line for line in lines if not line.startswith(_EXIT_MARK)).strip()
+        marks = (_EXIT_MARK, _PID_MARK)
+        return "\n".join(line for line in lines if not line.startswith(marks)).strip()
 
     def last_lines(self, since: int = 0, count: int = ERROR_LINES) -> str:
         """The last ``count`` lines of :meth:`text`, indented for an error message."""
         lines = self.text(since).splitlines()[-count:]
         return "\n".join(f"  {line}" for line in lines)
+
+
+def _group_is_ours(group: int) -> bool:
+    """Whether process group ``group`` is still a server's: its leader, if alive, is our
+    wrapper shell (a group id is not reused while any member lives)."""
+    try:
+        cmdline = Path(f"/proc/{group}/cmdline").read_bytes()
+    except OSError:
+        return True  # the shell is gone; live members keep the id from being reused
+    return _PID_MARK.encode() in cmdline
 
 
 class _Connection:
@@ -174,6 +204,8 @@ class _Connection:
         self.task: asyncio.Task[None] | None = None
         self.dead = False
         self.stderr = stderr
+        #: the anyio scope of the connection task: cancelling it lets the SDK stop the server
+        self.scope: Any = None
 
 
 class McpTools:
@@ -253,6 +285,8 @@ class McpTools:
             starts.append(stderr)
             connection = _Connection(name, stderr)
             ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            # once connect has given up, nobody else reads what the start-up ended with
+            ready.add_done_callback(lambda f: f.cancelled() or f.exception())
             connection.task = asyncio.create_task(self._hold(connection, ready))
             try:
                 await asyncio.wait_for(asyncio.shield(ready), STARTUP_TIMEOUT_SECONDS)
@@ -274,10 +308,18 @@ class McpTools:
 
     def _abandon(self, connection: _Connection) -> None:
         connection.stop.set()
-        if connection.task is not None and not connection.task.done():
-            connection.task.cancel()
-            self._stopping.add(connection.task)
-            connection.task.add_done_callback(self._stopping.discard)
+        task = connection.task
+        if task is None or task.done():
+            return
+        # an anyio cancellation, which the SDK's shielded shutdown honours (a bare
+        # task.cancel() can cut that shutdown short and leave the process running)
+        if connection.scope is not None:
+            connection.scope.cancel()
+        else:  # not started yet: nothing spawned
+            task.cancel()
+        self._stopping.add(task)
+        task.add_done_callback(lambda _: self._stopping.discard(task))
+        task.add_done_callback(lambda _: connection.stderr.kill_group())
 
     def _startup_failure(self, name: str, exc: BaseException, stderr: StderrTail) -> str:
         spec = self.servers[name]
@@ -296,25 +338,30 @@ class McpTools:
         return f"{message}; its stderr ended with:\n{tail}" if tail else message
 
     async def _hold(self, connection: _Connection, ready: asyncio.Future[None]) -> None:
+        import anyio
         from mcp.client import Client
         from mcp.client.stdio import stdio_client
 
         spec = self.servers[connection.name]
         try:
             params = self._parameters(spec)
-            async with Client(stdio_client(params, errlog=connection.stderr.writer)) as client:
-                connection.stderr.close_writer()
-                listed = await client.list_tools()
-                connection.client = client
-                connection.tools = {tool.name: tool for tool in listed.tools}
-                ready.set_result(None)
-                await connection.stop.wait()
-        except BaseException as exc:
+            with anyio.CancelScope() as connection.scope:
+                transport = stdio_client(params, errlog=connection.stderr.writer)
+                async with Client(transport) as client:
+                    connection.stderr.close_writer()
+                    listed = await client.list_tools()
+                    connection.client = client
+                    connection.tools = {tool.name: tool for tool in listed.tools}
+                    ready.set_result(None)
+                    await connection.stop.wait()
+        except Exception as exc:
             if not ready.done():
-                ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
+                ready.set_exception(exc)
         finally:
             connection.stderr.close_writer()
             connection.dead = True
+            if not ready.done():
+                ready.cancel()
 
     async def _server_for(self, server: str | None, tool: str) -> _Connection:
         if server is not None:

@@ -138,7 +138,9 @@ def runs_table(runs: list[RunSummary]) -> Table:
     """``wfkit runs``."""
     table = Table(title="runs (newest first)")
     for column in ("run id", "workflow", "status", "started", "ms"):
-        table.add_column(column, justify="right" if column == "ms" else "left")
+        table.add_column(  # a run id is never cut: it is what users copy
+            column, justify="right" if column == "ms" else "left", no_wrap=column == "run id"
+        )
     for run in runs:
         started = run.started_at[:19].replace("T", " ")
         table.add_row(
@@ -161,8 +163,11 @@ def _short(value: Any, limit: int = 80) -> str:
 class LiveReporter:
     """Shows a run as it goes: a spinner with the current step, messages as lines."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, *, stream: bool = True) -> None:
+        from wfkit.render_output import LiveOutput
+
         self.console = console
+        self.output = LiveOutput(console) if stream else None
         self.done = 0
         self.progress = Progress(
             SpinnerColumn(),
@@ -182,9 +187,29 @@ class LiveReporter:
 
     def __call__(self, event: Event) -> None:
         """An engine event sink."""
-        from wfkit.core.events import Message, StepFinished, StepStarted
+        from wfkit.core.events import (
+            Message,
+            OutputChunk,
+            OutputFinished,
+            OutputStarted,
+            RunStarted,
+            StepFinished,
+            StepStarted,
+        )
 
-        if isinstance(event, StepStarted):
+        if isinstance(event, OutputChunk):
+            if self.output is not None:
+                self.output.chunk(event)
+        elif isinstance(event, OutputStarted):
+            if self.output is not None:
+                self.output.started(event.key, event.step_id, event.item)
+        elif isinstance(event, OutputFinished):
+            if self.output is not None:
+                self.output.finished(event.key)
+        elif isinstance(event, RunStarted):  # the id, to follow or cancel it from elsewhere
+            verb = "resumed" if event.resumed else "started"
+            self.console.print(Text(f"run {event.run_id} {verb}", style="dim"))
+        elif isinstance(event, StepStarted):
             self.progress.update(
                 self.task, description=f"{event.step_id} [dim]({self.done} steps done)[/]"
             )

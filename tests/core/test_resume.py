@@ -91,8 +91,9 @@ def test_failed_run_resumes_inside_a_loop(write: Callable[..., Path], paths, tmp
 def test_resume_refusals(write: Callable[..., Path], paths) -> None:  # type: ignore[no-untyped-def]
     flow = write(LOOP)
     failed = run_workflow(flow, paths)
-    flow.write_text(flow.read_text() + "\n# edited\n")
-    with pytest.raises(ResumeError, match="changed since run"):
+    # a step removed before the saved position (inside the loop it stopped in) moves the cursor
+    flow.write_text(flow.read_text().replace("  - {id: drop_key,", "  # - {id: drop_key,"))
+    with pytest.raises(ResumeError, match=r"changed since run .*steps\[1\].*--force"):
         resume_workflow(failed.run_id)
     Path(paths["gate"]).touch()
     forced = resume_workflow(failed.run_id, force=True)
@@ -101,6 +102,19 @@ def test_resume_refusals(write: Callable[..., Path], paths) -> None:  # type: ig
         resume_workflow(failed.run_id)
     with pytest.raises(RunNotFoundError):
         resume_workflow("no-such-run")
+
+
+def test_resume_accepts_an_edit_after_the_saved_position(write: Callable[..., Path], paths) -> None:  # type: ignore[no-untyped-def]
+    flow = write(LOOP)
+    failed = run_workflow(flow, paths)
+    assert failed.status == "failed"
+    text = flow.read_text().replace("echo last", "echo changed-last") + "\n# edited\n"
+    flow.write_text(text + "  - {id: added, type: state_update, path: raw.total, value: 0}\n")
+    Path(paths["gate"]).touch()
+    resumed = resume_workflow(failed.run_id)
+    assert resumed.status == "succeeded"
+    assert lines(Path(paths["log"]))[-1] == "changed-last"
+    assert resumed.state.raw["total"] == 0
 
 
 def test_conditional_branch_is_kept_on_resume(write: Callable[..., Path], tmp_path) -> None:  # type: ignore[no-untyped-def]

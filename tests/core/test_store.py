@@ -110,7 +110,7 @@ def test_concurrent_processes_share_one_store(tmp_path: Path) -> None:
 def test_a_read_only_store_creates_and_writes_nothing(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "runs.db"
     with RunStore(missing, read_only=True) as store:
-        assert store.exists is False
+        assert store.missing is True
         assert store.list_runs() == []
         with pytest.raises(RunNotFoundError):
             store.get_run("x")

@@ -41,11 +41,11 @@ class HealthReport(BaseModel):
     versions: dict[str, str | None]
 
 
-def _store_check(store: str | Path | None) -> tuple[Check, Path | None]:
+def _store_check(store: str | Path | None, read_only: bool) -> tuple[Check, Path | None]:
     try:
-        with RunStore(store, read_only=True) as run_store:
+        with RunStore(store, create=False, read_only=read_only) as run_store:
             path = run_store.path
-            if not run_store.exists:  # health creates none: the first run will
+            if run_store.missing:  # health creates none: the first run will
                 return Check(name="store", ok=True, detail=f"{path}: no runs yet"), path
             result = run_store._db.execute("PRAGMA quick_check").fetchone()[0]
             runs = len(run_store.list_runs(limit=1_000_000))
@@ -106,25 +106,25 @@ def check_health(
     store: str | Path | None = None,
     workflow: str | Path | None = None,
     *,
-    start_servers: bool = True,
+    read_only: bool = False,
 ) -> HealthReport:
     """Synchronous :func:`check_health_async`."""
-    return asyncio.run(check_health_async(store, workflow, start_servers=start_servers))
+    return asyncio.run(check_health_async(store, workflow, read_only=read_only))
 
 
 async def check_health_async(
     store: str | Path | None = None,
     workflow: str | Path | None = None,
     *,
-    start_servers: bool = True,
+    read_only: bool = False,
 ) -> HealthReport:
     """Store reachable and consistent, disk and memory headroom, dependency versions, and for
     ``workflow``: that it loads and that its MCP servers start (and which tools they offer).
 
-    Nothing is written (a missing store is reported, not created); with ``start_servers``
-    false nothing is started either: the servers are "not checked".
+    No store is created (a missing one is reported); with ``read_only`` the store is opened
+    read-only and nothing is started: the servers are "not checked in read-only mode".
     """
-    store_check, path = _store_check(store)
+    store_check, path = _store_check(store, read_only)
     checks = [store_check]
     where = path.parent if path else Path.cwd()
     while not where.exists() and where != where.parent:  # a store not created yet
@@ -167,5 +167,5 @@ async def check_health_async(
             checks.append(
                 Check(name="workflow", ok=True, detail=f"{loaded.name}: {len(loaded.plans)} steps")
             )
-            checks.extend(await _server_checks(loaded, start_servers))
+            checks.extend(await _server_checks(loaded, start=not read_only))
     return HealthReport(ok=all(c.ok for c in checks), checks=checks, versions=versions)

@@ -93,9 +93,10 @@ def trace_run(
     field: str | None = None,
     step: str | None = None,
     store: str | Path | None = None,
+    read_only: bool = False,
 ) -> TraceView:
     """A run's trace records and step events, optionally for one field or one step."""
-    with RunStore(store, read_only=True) as run_store:
+    with RunStore(store, create=False, read_only=read_only) as run_store:
         row = run_store.get_run(run_id)
         records = run_store.traces(row.run_id)
         history = run_store.step_history(row.run_id)
@@ -201,12 +202,14 @@ def _state_of(row: RunRow, run_store: RunStore) -> tuple[str, dict[str, Any]]:
     }
 
 
-def debug_run(run_id: str, *, store: str | Path | None = None) -> DebugInfo:
+def debug_run(
+    run_id: str, *, store: str | Path | None = None, read_only: bool = False
+) -> DebugInfo:
     """Everything recorded about a run: status, failing step, state, errors, history,
     retries, breakers, bottlenecks and warnings."""
     from wfkit.commands.run import report_errors
 
-    with RunStore(store, read_only=True) as run_store:
+    with RunStore(store, create=False, read_only=read_only) as run_store:
         row = run_store.get_run(run_id)
         status = effective_status(row)
         history = run_store.step_history(row.run_id)

@@ -39,9 +39,11 @@ class RunMetrics(BaseModel):
     duration_ms: float | None
 
 
-def run_metrics(run_id: str, store: str | Path | None = None) -> RunMetrics:
+def run_metrics(
+    run_id: str, store: str | Path | None = None, *, read_only: bool = False
+) -> RunMetrics:
     """Figures of a recorded run."""
-    with RunStore(store, read_only=True) as run_store:
+    with RunStore(store, create=False, read_only=read_only) as run_store:
         row = run_store.get_run(run_id)
         history = run_store.step_history(row.run_id)
         errors = run_store.errors(row.run_id)

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from wfkit.commands._io import read_mapping
 from wfkit.commands.results import RunReport
-from wfkit.commands.run import merged_answers, report, run_options, until_signalled
+from wfkit.commands.run import (
+    execute_recorded,
+    merged_answers,
+    report,
+    run_options,
+    until_signalled,
+)
 from wfkit.core.events import Event
+from wfkit.core.fingerprint import step_structure, structure_change
 from wfkit.core.frame import StepRecord
-from wfkit.core.loader import load_file
+from wfkit.core.loader import LoadedWorkflow, load_file
 from wfkit.core.runtime import Ask, Run
 from wfkit.core.store import RunRow, RunStore
 from wfkit.core.tools import ToolProvider
@@ -56,6 +65,8 @@ async def resume_workflow_async(
     run_id: str,
     *,
     force: bool = False,
+    inputs: dict[str, Any] | None = None,
+    inputs_file: str | Path | None = None,
     answers: dict[str, Any] | None = None,
     answers_file: str | Path | None = None,
     store: str | Path | None = None,
@@ -68,23 +79,33 @@ async def resume_workflow_async(
 ) -> RunReport:
     """Continue a stored run from its last checkpoint: completed steps do not run again.
 
+    Inputs are resolved again against the current file (its defaults included), with
+    ``inputs``/``inputs_file`` over the stored ones; what changed is recorded as a message.
     Refuses (``ResumeError``) a run that succeeded or is still running, and one whose
-    workflow file changed since it started unless ``force``. ``workflow_path`` turns the
-    recorded file into the path to load, or refuses it (the MCP shim confines it to its root).
+    workflow's step structure changed before the saved position, unless ``force``.
+    ``workflow_path`` turns the recorded file into the path to load, or refuses it (the MCP
+    shim confines it to its root).
     """
     all_answers = merged_answers(answers, answers_file)
-    with RunStore(store) as run_store:
+    given = read_mapping(inputs_file, "inputs") if inputs_file else {}
+    given.update(inputs or {})
+    with RunStore(store, create=False) as run_store:
         row = run_store.get_run(run_id)
         status = effective_status(row)
         if status not in RESUMABLE:
             why = "it succeeded" if status == "succeeded" else f"it is {status} (pid {row.pid})"
             raise ResumeError(f"run {row.run_id} cannot be resumed: {why}")
         loaded = load_file(workflow_path(row.file) if workflow_path else row.file)
-        if loaded.digest != row.digest and not force:
-            raise ResumeError(
-                f"{row.file} changed since run {row.run_id} started; resuming could skip or "
-                "repeat the wrong steps (use --force to resume anyway)"
-            )
+        main = run_store.load_frame(row.run_id, "main")
+        _check_structure(row, loaded, main.cursor if main else None, force)
+        declared = loaded.main.state.inputs
+        kept = {k: v for k, v in row.inputs.items() if k in declared}
+        resolved = loaded.main.state.resolve_inputs({**kept, **given})
+        changed = sorted(
+            k
+            for k in set(resolved) | set(row.inputs)
+            if resolved.get(k, _GONE) != row.inputs.get(k, _GONE)
+        )
         options = run_options(
             run_store,
             loaded,
@@ -95,15 +116,49 @@ async def resume_workflow_async(
             sleep=sleep,
             resume=lambda key: run_store.load_frame(row.run_id, key),
             pause_for_input=pause_for_input,
+            changed_inputs=changed,
         )
-        run = Run(loaded, row.run_id, row.inputs, options)
+        run = Run(loaded, row.run_id, resolved, options)
         run.continue_from(
             history_records(run_store.step_history(row.run_id)),
             run_store.errors(row.run_id),
             run_store.messages(row.run_id),
         )
-        outcome = await run.execute()
+        if changed:
+            run.message(
+                "info",
+                "resume changed inputs: "
+                + ", ".join(
+                    f"{k}: {_show(row.inputs.get(k, _GONE))} -> {_show(resolved.get(k, _GONE))}"
+                    for k in changed
+                ),
+            )
+        outcome = await execute_recorded(run, run_store)
         return report(outcome, loaded.file, str(run_store.path))
+
+
+_GONE = object()
+
+
+def _show(value: Any) -> str:
+    return "(none)" if value is _GONE else json.dumps(value, default=str)[:200]
+
+
+def _check_structure(
+    row: RunRow, loaded: LoadedWorkflow, cursor: list[dict[str, Any]] | None, force: bool
+) -> None:
+    """Refuse a file whose steps moved under the saved position (unless ``force``)."""
+    if loaded.digest == row.digest or force:
+        return
+    if row.structure is None:  # recorded by an older wfkit: only the digest is known
+        change: str | None = "the file changed"
+    else:
+        change = structure_change(row.structure, step_structure(loaded), cursor)
+    if change is not None:
+        raise ResumeError(
+            f"{row.file} changed since run {row.run_id} started ({change}); resuming could "
+            "skip or repeat the wrong steps (use --force to resume anyway)"
+        )
 
 
 def resume_workflow(run_id: str, **kw: Any) -> RunReport:

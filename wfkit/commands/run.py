@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,8 +79,17 @@ async def run_workflow_async(
             initial_raw=dict((initial_state or {}).get("raw", initial_state or {})),
             pause_for_input=pause_for_input,
         )
-        outcome = await Run(loaded, new_run_id(), resolved, options).execute()
+        outcome = await execute_recorded(Run(loaded, new_run_id(), resolved, options), run_store)
         return report(outcome, loaded.file, str(run_store.path))
+
+
+async def execute_recorded(run: Run, run_store: RunStore) -> RunOutcome:
+    """Execute a run, cancellable through the store, then apply the store's retention."""
+    from wfkit.commands.manage import apply_retention, execute_watched
+
+    outcome = await execute_watched(run, run_store)
+    apply_retention(run_store, run.loaded.workflow.config.retention)
+    return outcome
 
 
 def merged_answers(
@@ -215,12 +225,32 @@ def report_errors(errors: list[ErrorRecord]) -> list[ErrorEntry]:
     ]
 
 
-def list_runs(store: str | Path | None = None, limit: int = 100) -> list[RunSummary]:
-    """Recorded runs, newest first (``interrupted``: running, but its process is gone)."""
-    from wfkit.commands.resume import effective_status
+def list_runs(
+    store: str | Path | None = None,
+    limit: int = 100,
+    *,
+    statuses: list[str] | None = None,
+    workflow: str | None = None,
+    since: str | None = None,
+    read_only: bool = False,
+) -> list[RunSummary]:
+    """Recorded runs, newest first (``interrupted``: running, but its process is gone).
 
-    with RunStore(store, read_only=True) as run_store:
-        return [
+    Filters: statuses (``interrupted`` included), workflow name, started within ``since``
+    (a duration: 2h, 7d). No store means no runs: none is created.
+    """
+    from wfkit.commands.resume import effective_status
+    from wfkit.core.durations import parse_duration
+
+    after = time.time() - parse_duration(since) if since else None
+    stored = list(statuses or [])
+    if "interrupted" in stored:  # stored as running; told apart by its process
+        stored.append("running")
+    with RunStore(store, create=False, read_only=read_only) as run_store:
+        rows = run_store.list_runs(
+            -1 if statuses else limit, statuses=stored or None, workflow=workflow, since=after
+        )
+        summaries = [
             RunSummary(
                 run_id=r.run_id,
                 workflow=r.workflow,
@@ -228,5 +258,8 @@ def list_runs(store: str | Path | None = None, limit: int = 100) -> list[RunSumm
                 started_at=iso(r.started_at),
                 duration_ms=r.duration_ms,
             )
-            for r in run_store.list_runs(limit)
+            for r in rows
         ]
+    if statuses:
+        summaries = [s for s in summaries if s.status in statuses]
+    return summaries[:limit]

@@ -18,6 +18,7 @@ class RunStarted:
     inputs: dict[str, Any]
     started_at: float
     resumed: bool = False
+    structure: list[str] | None = None  # the workflow's step structure (see loader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,57 @@ class TracesCollected:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputStarted:
+    """An attempt of a step that produces output (shell command, tool call) began."""
+
+    run_id: str
+    key: str  # unique per attempt: its output rows are filed under it
+    step_id: str
+    item: int | None  # the parallel_foreach item index, when inside one
+    execution: int
+    attempt: int
+    kind: str  # shell | tool
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutputChunk:
+    """Bytes of a stream as they arrived: whole lines, except for very long ones."""
+
+    run_id: str
+    key: str
+    step_id: str
+    stream: str  # stdout | stderr
+    seq: int
+    data: bytes
+    head: bool  # part of the kept head (never trimmed)
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTrimmed:
+    """Tail chunks up to ``upto`` (inclusive) of a stream are no longer kept."""
+
+    run_id: str
+    key: str
+    stream: str
+    upto: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFinished:
+    run_id: str
+    key: str
+    status: str  # succeeded | failed | cancelled
+    exit_code: int | None
+    timestamp: float
+    stdout_bytes: int
+    stdout_dropped: int
+    stderr_bytes: int
+    stderr_dropped: int
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished:
     run_id: str
     status: str
@@ -169,6 +221,10 @@ Event = (
     | Checkpoint
     | FrameDropped
     | TracesCollected
+    | OutputStarted
+    | OutputChunk
+    | OutputTrimmed
+    | OutputFinished
     | RunFinished
 )
 

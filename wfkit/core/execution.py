@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from wfkit.core.runtime import Run
 
 
+_ATTEMPTS = "attempts:"
+"""Frame memory key prefix: attempts of a retrying step, checkpointed before each wait."""
+
+
 @dataclass(slots=True)
 class Attempts:
     """Attempts of one execution of a step."""
@@ -74,14 +78,21 @@ class StepExecutor:
             if not reentered or record.executions == 0:
                 record.executions += 1
             record.status = "running"
+            if reentered:  # attempts made before a kill count against the retry budget
+                tries.count = frame.memory.get(_ATTEMPTS + sid, 0)
             status, result = await self._run_policy(plan, step, frame, tries, sid)
             if frame.reentry is not None:  # the step kept no notes: nothing to continue
                 frame.reentry = frame.resume = None
+            frame.forget(_ATTEMPTS + sid)
             self._finish(record, plan, frame, status, started, result, tries, completed=True)
         except LoopSignal:
             self._finish(record, plan, frame, "succeeded", started, None, tries)
             raise
         except StepError as error:
+            if _ATTEMPTS + sid in frame.memory:  # a resume of a failed step gets a new budget
+                frame.forget(_ATTEMPTS + sid)
+                if frame.needs_checkpoint():
+                    self.run.checkpoint(frame)
             self._finish(record, plan, frame, "failed", started, None, tries, error.type_name)
             if step.cleanup:
                 await self._cleanup(step, frame, error)
@@ -156,13 +167,16 @@ class StepExecutor:
             wait_ms = retry.delay_ms_for(tries.count, self.run.seed, sid)
             if tracer is not None:
                 tracer.retry(sid, tries.count, exc.type_name, True, reason, wait_ms)
+            if frame.needs_checkpoint():  # the attempts made survive a kill during the wait
+                frame.remember(_ATTEMPTS + sid, tries.count)
+                self.run.checkpoint(frame)
             self.run.emit(RetryScheduled(self.run.run_id, sid, tries.count, wait_ms, exc.type_name))
             return 0.0  # retry now: the wait happens through the run's clock, below
 
         try:
             async for attempt in stamina.retry_context(
                 on=decide,
-                attempts=retry.attempts,
+                attempts=max(1, retry.attempts - tries.count),
                 timeout=None,
                 wait_initial=0.0,
                 wait_max=0.0,
@@ -193,6 +207,7 @@ class StepExecutor:
         counted by the breaker, and followed by the step's ``error_state_update``.
         """
         tries.count += 1
+        frame.attempt = tries.count
         self.run.emit(
             StepStarted(
                 self.run.run_id,
@@ -272,9 +287,7 @@ class StepExecutor:
         frame.locals["error"] = error.details()
         frame.during = "cleanup"
         try:
-            await frame.run_steps(step.cleanup)
-        except StepError:
-            pass  # recorded where it arose; the original error wins
+            await frame.run_each(step.cleanup)  # failures recorded; the original error wins
         finally:
             frame.during = saved_during
             if saved is None:

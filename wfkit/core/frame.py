@@ -12,6 +12,7 @@ from wfkit.core.loader import Body
 from wfkit.core.models import StepBase
 from wfkit.core.plan import CompiledUpdate
 from wfkit.core.state import MISSING, State
+from wfkit.errors import StepError
 
 if TYPE_CHECKING:
     from wfkit.core.runtime import Run
@@ -69,10 +70,12 @@ class Frame:
         "_changed_steps",
         "_scope",
         "active",
+        "attempt",
         "body",
         "cursor",
         "during",
         "ends_with_parent",
+        "item",
         "key",
         "locals",
         "memory",
@@ -102,6 +105,8 @@ class Frame:
         self.locals: dict[str, Any] = {"steps": self.steps_view}
         self.active: list[str] = list(active)
         self.during: str | None = None  # "cleanup" or "finally" while those run
+        self.item: int | None = None  # the parallel_foreach item this frame runs
+        self.attempt = 1  # of the step attempt starting now (its output is filed under it)
         self.cursor: list[Level] = []
         self.resume: list[dict[str, Any]] | None = None
         self.reentry: dict[str, Any] | None = None  # the note of a container being re-entered
@@ -199,13 +204,31 @@ class Frame:
         if not updates:
             return
         scope = self.view(extra)
-        for update in updates:
-            self.state.write(
-                str(update.path.render(scope)),
-                update.operation,
-                update.value.render(scope),
-                update.by.render(scope),
-            )
+        if len(updates) == 1:
+            self._write(updates[0], scope)
+            return
+        with self.state.atomic():  # a step's list of writes is all or nothing
+            for update in updates:
+                self._write(update, scope)
+
+    def _write(self, update: CompiledUpdate, scope: Scope) -> None:
+        self.state.write(
+            str(update.path.render(scope)),
+            update.operation,
+            update.value.render(scope),
+            update.by.render(scope),
+        )
+
+    async def run_each(self, steps: list[Any]) -> StepError | None:
+        """Run every step (``finally``, ``cleanup``) even when an earlier one fails; each
+        failure is recorded where it arose. Returns the first failure."""
+        first: StepError | None = None
+        for step in steps:
+            try:
+                await self.run_steps([step])
+            except StepError as error:
+                first = first or error
+        return first
 
     async def run_steps(self, steps: list[Any]) -> None:
         """Execute a list of steps in order (continuing a saved cursor when resuming)."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from wfkit.core.durations import parse_duration
 
 FieldType = Literal["string", "number", "integer", "boolean", "object", "array", "any"]
 Operation = Literal[
@@ -79,6 +81,20 @@ class TraceConfig(_Model):
     sample_rate: float = Field(1.0, gt=0, le=1)
 
 
+class Retention(_Model):
+    """Which finished runs ``wfkit run`` prunes from the store after each run."""
+
+    older_than: str | None = None  # a duration: 30d, 12h, 90m
+    keep: int | None = Field(None, ge=0)
+
+    @field_validator("older_than")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
 class Config(_Model):
     timeout: float | None = Field(None, gt=0)
     trace: bool | TraceConfig = False
@@ -86,6 +102,16 @@ class Config(_Model):
     state_warn_bytes: int = Field(1_000_000, gt=0)
     max_memory_mb: int | None = Field(None, gt=0)
     max_error_records: int = Field(1000, ge=1)
+    max_output_bytes: int = Field(65_536, ge=1)
+    retention: str | Retention | None = None  # a duration (older_than), or the mapping
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str | Retention | None) -> str | Retention | None:
+        if isinstance(value, str):
+            parse_duration(value)
+        return value
+
     circuit_breakers: dict[str, CircuitBreakerSpec] = Field(default_factory=dict)
 
 

@@ -17,6 +17,10 @@ from wfkit.core.events import (
     Event,
     FrameDropped,
     Message,
+    OutputChunk,
+    OutputFinished,
+    OutputStarted,
+    OutputTrimmed,
     RunFinished,
     RunStarted,
     StepFinished,
@@ -51,6 +55,10 @@ class Pending:
         self.values: dict[tuple[str, str], dict[tuple[str, str], str | None]] = {}
         self.finished: list[RunFinished] = []
         self.traces: list[TracesCollected] = []
+        #: output chunks by (run, attempt key, stream, seq); trimmed ones leave unwritten
+        self.chunks: dict[tuple[str, str, str, int], tuple[Any, ...]] = {}
+        #: (run, attempt key, stream) -> last trimmed seq, for rows already in the database
+        self.trims: dict[tuple[str, str, str], int] = {}
 
     def __bool__(self) -> bool:
         return bool(
@@ -64,6 +72,8 @@ class Pending:
             or self.cursors
             or self.values
             or self.finished
+            or self.chunks
+            or self.trims
         )
 
     def add(
@@ -144,19 +154,75 @@ class Pending:
                 stored.discard(key)
                 for table in ("checkpoints", "checkpoint_values"):
                     self.ops.append((f"DELETE FROM {table} WHERE run_id = ? AND frame = ?", key))
+        elif isinstance(event, OutputChunk):
+            self.chunks[(event.run_id, event.key, event.stream, event.seq)] = (
+                event.run_id,
+                event.key,
+                event.stream,
+                event.seq,
+                int(event.head),
+                event.timestamp,
+                event.data,
+            )
+        elif isinstance(event, OutputTrimmed):
+            self._trim(event)
+        elif isinstance(event, OutputStarted):
+            self.ops.append(
+                (
+                    "INSERT INTO outputs (run_id, okey, step_id, item, execution, attempt, kind,"
+                    " started_at, status) VALUES (?,?,?,?,?,?,?,?,'running')",
+                    (
+                        event.run_id,
+                        event.key,
+                        event.step_id,
+                        event.item,
+                        event.execution,
+                        event.attempt,
+                        event.kind,
+                        event.timestamp,
+                    ),
+                )
+            )
+        elif isinstance(event, OutputFinished):
+            self.ops.append(
+                (
+                    "UPDATE outputs SET status=?, exit_code=?, finished_at=?, stdout_bytes=?,"
+                    " stdout_dropped=?, stderr_bytes=?, stderr_dropped=?"
+                    " WHERE run_id=? AND okey=?",
+                    (
+                        event.status,
+                        event.exit_code,
+                        event.timestamp,
+                        event.stdout_bytes,
+                        event.stdout_dropped,
+                        event.stderr_bytes,
+                        event.stderr_dropped,
+                        event.run_id,
+                        event.key,
+                    ),
+                )
+            )
         elif isinstance(event, RunStarted) and event.resumed:
             self.ops.append(
                 (
-                    "UPDATE runs SET status = 'running', digest = ?, pid = ?, finished_at = NULL"
-                    " WHERE run_id = ?",
-                    (event.digest, os.getpid(), event.run_id),
+                    "UPDATE runs SET status = 'running', digest = ?, pid = ?, finished_at = NULL,"
+                    " inputs = ?, structure = COALESCE(?, structure) WHERE run_id = ?",
+                    (
+                        event.digest,
+                        os.getpid(),
+                        dumps(event.inputs),
+                        dumps(event.structure) if event.structure is not None else None,
+                        event.run_id,
+                    ),
                 )
             )
+            # a cancel request was for the run as it was: the resumed run starts afresh
+            self.ops.append(("DELETE FROM cancel_requests WHERE run_id = ?", (event.run_id,)))
         elif isinstance(event, RunStarted):
             self.ops.append(
                 (
                     "INSERT INTO runs (run_id, workflow, file, digest, status, inputs, started_at,"
-                    " pid) VALUES (?,?,?,?,?,?,?,?)",
+                    " pid, structure) VALUES (?,?,?,?,?,?,?,?,?)",
                     (
                         event.run_id,
                         event.workflow,
@@ -166,6 +232,7 @@ class Pending:
                         dumps(event.inputs),
                         event.started_at,
                         os.getpid(),
+                        dumps(event.structure) if event.structure is not None else None,
                     ),
                 )
             )
@@ -178,9 +245,29 @@ class Pending:
                 ("UPDATE runs SET current = ? WHERE run_id = ?", (event.step_id, event.run_id))
             )
 
+    def _trim(self, event: OutputTrimmed) -> None:
+        """Drop trimmed tail chunks: unwritten ones here, written ones at the next commit."""
+        for key in [
+            k
+            for k in self.chunks
+            if k[:3] == (event.run_id, event.key, event.stream)
+            and k[3] <= event.upto
+            and not self.chunks[k][4]
+        ]:
+            del self.chunks[key]
+        self.trims[(event.run_id, event.key, event.stream)] = event.upto
+
     def write(self, db: sqlite3.Connection) -> None:
         for sql, args in self.ops:
             db.execute(sql, args)
+        db.executemany(
+            "DELETE FROM output_chunks WHERE run_id = ? AND okey = ? AND stream = ?"
+            " AND seq <= ? AND head = 0",
+            [(*key, upto) for key, upto in self.trims.items()],
+        )
+        db.executemany(
+            "INSERT INTO output_chunks VALUES (?,?,?,?,?,?,?)", list(self.chunks.values())
+        )
         db.executemany("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?)", self.steps)
         db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?)", self.messages)
         db.executemany(

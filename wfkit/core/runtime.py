@@ -31,6 +31,7 @@ from wfkit.core.events import (
     TracesCollected,
 )
 from wfkit.core.execution import StepExecutor
+from wfkit.core.fingerprint import step_structure
 from wfkit.core.frame import Frame, FrameCheckpoint, StepRecord
 from wfkit.core.loader import LoadedWorkflow
 from wfkit.core.models import StepBase, TraceConfig
@@ -82,7 +83,8 @@ class RunOptions:
     tools: ToolProvider = field(default_factory=NoTools)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     sinks: list[Callable[[Event], None]] = field(default_factory=list)
-    max_output_bytes: int = 1_000_000
+    max_output_bytes: int | None = None
+    """Bytes kept of each end of each output stream; ``config.max_output_bytes`` when None."""
     kill_grace_seconds: float = 2.0
     seed: str | None = None
     """Seed of retry jitter; the run id when not given."""
@@ -99,6 +101,8 @@ class RunOptions:
     pause_for_input: bool = False
     """A ``user_input`` without an answer pauses the run as ``waiting`` (no terminal)."""
     initial_raw: dict[str, Any] = field(default_factory=dict)
+    changed_inputs: list[str] = field(default_factory=list)
+    """Inputs a resume changed: the computed fields reading them are recomputed."""
     """Raw values written over the defaults before the first step (test cases' ``state``)."""
 
 
@@ -306,6 +310,7 @@ class Run:
                 self.inputs,
                 started_wall,
                 resumed,
+                step_structure(loaded),
             )
         )
         status = "succeeded"
@@ -317,6 +322,7 @@ class Run:
             saved = self.load_frame(frame.key)
             if saved is not None:
                 frame.restore(saved)
+                state.refresh_inputs(self.options.changed_inputs)
             else:
                 for name, value in self.options.initial_raw.items():
                     state.write(f"raw.{name}", "set", value)
@@ -386,10 +392,9 @@ class Run:
         }
         frame.during = "finally"
         try:
-            await frame.run_steps(steps)
-        except StepError as exc:
-            if error is None:  # a failing finally fails a run that had not failed
-                return "failed", exc
+            failure = await frame.run_each(steps)  # every finally step runs
         finally:
             frame.during = None
+        if failure is not None and error is None:  # a failing finally fails a run that had not
+            return "failed", failure
         return status, error

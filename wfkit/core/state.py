@@ -8,8 +8,9 @@ and recomputes only the computed fields downstream of what changed, in dependenc
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,6 +154,8 @@ class State:
         self.on_transform = on_transform
         #: (tier, top-level name) written since the last checkpoint took them
         self.changed: set[tuple[str, str]] = set()
+        #: undo steps of the writes of an open :meth:`atomic` block
+        self._journal: list[tuple[Undo, str]] | None = None
         self.flat: dict[str, Any] = {}
         self._rebuild_flat()
         self._scope = make_scope(self.flat)
@@ -218,6 +221,12 @@ class State:
         self.changed.clear()
         self._measure_all()
 
+    def refresh_inputs(self, names: list[str]) -> None:
+        """Recompute the fields that read these inputs (a resume changed them)."""
+        seeds = {c for name in names for c in self.plan.dependents.get(f"inputs.{name}", ())}
+        if seeds:
+            self._recompute(seeds, "inputs changed on resume")
+
     def take_changes(self) -> dict[tuple[str, str], Any]:
         """Values written since the last call (``MISSING`` for deleted names)."""
         changes = {}
@@ -262,11 +271,34 @@ class State:
                 self._recompute(set(affected), f"raw.{top} update", undo, touched)
             self._resize(touched, delta, path)
             self.changed.update(touched)
+            if self._journal is not None:
+                self._journal.append((undo, top))
         except BaseException:
             for step in reversed(undo):
                 step()
             self._sync_flat(top)
             raise
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Several writes as one: when one fails, none of them stays applied."""
+        if self._journal is not None:  # nested: the outer block decides
+            yield
+            return
+        journal: list[tuple[Undo, str]] = []
+        self._journal = journal
+        sizes, size = dict(self._sizes), self.size
+        try:
+            yield
+        except BaseException:
+            for undo, top in reversed(journal):
+                for step in reversed(undo):
+                    step()
+                self._sync_flat(top)
+            self._sizes, self.size = sizes, size
+            raise
+        finally:
+            self._journal = None
 
     def _sync_flat(self, top: str) -> None:
         if top in self.raw:

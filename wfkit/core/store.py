@@ -31,6 +31,7 @@ from wfkit.core.events import (
     ErrorRecord,
     Event,
     Message,
+    RetryScheduled,
     RunFinished,
     RunStarted,
     StepStarted,
@@ -40,7 +41,7 @@ from wfkit.core.pending import SERVER_LOG, Pending
 from wfkit.core.state import MISSING
 from wfkit.errors import RunNotFoundError, StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DIR = ".wfkit"
 COMMIT_INTERVAL = 0.2
 
@@ -59,7 +60,8 @@ CREATE TABLE IF NOT EXISTS runs (
     error       TEXT,
     pid         INTEGER,
     current     TEXT,
-    errors_dropped INTEGER NOT NULL DEFAULT 0
+    errors_dropped INTEGER NOT NULL DEFAULT 0,
+    structure   TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at DESC);
 CREATE TABLE IF NOT EXISTS steps (
@@ -120,6 +122,39 @@ CREATE TABLE IF NOT EXISTS breakers (
     updated_at  REAL NOT NULL,
     PRIMARY KEY (workflow, name)
 );
+CREATE TABLE IF NOT EXISTS outputs (
+    run_id      TEXT NOT NULL,
+    okey        TEXT NOT NULL,
+    step_id     TEXT NOT NULL,
+    item        INTEGER,
+    execution   INTEGER NOT NULL,
+    attempt     INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    started_at  REAL NOT NULL,
+    finished_at REAL,
+    status      TEXT NOT NULL,
+    exit_code   INTEGER,
+    stdout_bytes   INTEGER NOT NULL DEFAULT 0,
+    stdout_dropped INTEGER NOT NULL DEFAULT 0,
+    stderr_bytes   INTEGER NOT NULL DEFAULT 0,
+    stderr_dropped INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, okey)
+);
+CREATE TABLE IF NOT EXISTS output_chunks (
+    run_id    TEXT NOT NULL,
+    okey      TEXT NOT NULL,
+    stream    TEXT NOT NULL,
+    seq       INTEGER NOT NULL,
+    head      INTEGER NOT NULL,
+    timestamp REAL NOT NULL,
+    data      BLOB NOT NULL,
+    PRIMARY KEY (run_id, okey, stream, seq)
+);
+CREATE TABLE IF NOT EXISTS cancel_requests (
+    run_id       TEXT PRIMARY KEY,
+    requested_at REAL NOT NULL,
+    requested_by TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS messages (
     run_id    TEXT NOT NULL,
     seq       INTEGER NOT NULL,
@@ -130,6 +165,25 @@ CREATE TABLE IF NOT EXISTS messages (
     PRIMARY KEY (run_id, seq)
 );
 """
+
+#: statements that bring a store of an older schema version to the current one
+_MIGRATIONS: dict[int, list[str]] = {
+    1: ["ALTER TABLE runs ADD COLUMN structure TEXT"],  # + the new tables of _SCHEMA
+}
+
+#: every table holding rows of a run (prune deletes from all of them)
+RUN_TABLES = (
+    "runs",
+    "steps",
+    "errors",
+    "checkpoints",
+    "checkpoint_values",
+    "traces",
+    "messages",
+    "outputs",
+    "output_chunks",
+    "cancel_requests",
+)
 
 
 def default_store_path() -> Path:
@@ -167,26 +221,40 @@ class RunRow:
     pid: int | None = None
     current: str | None = None  # the last effectful step that started
     errors_dropped: int = 0
+    structure: list[str] | None = None  # the step structure it ran (resume checks it)
 
 
 class RunStore:
     """Access to one store file; cheap to open, one per run or command."""
 
-    def __init__(self, path: str | Path | None = None, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | Path | None = None, *, create: bool = True, read_only: bool = False
+    ) -> None:
         self.path = resolve_store_path(path)
-        #: opened for reading only: nothing is created, migrated or written
+        #: opened with SQLite's read-only mode: nothing is created, migrated or written
         self.read_only = read_only
-        #: whether the store file exists (a read-only open of a missing one reads nothing)
-        self.exists = True
+        #: read-only commands never create a store: a missing one reads as an empty one
+        self.missing = (read_only or not create) and not self.path.exists()
         try:
-            if read_only:
+            if self.missing:
+                self._check_could_exist()
+                self._db = sqlite3.connect(
+                    ":memory:", isolation_level=None, check_same_thread=False
+                )
+                self._migrate(0)
+            elif read_only:
                 self._db = self._open_read_only()
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(
                     self.path, timeout=30.0, isolation_level=None, check_same_thread=False
                 )
-                self._prepare()
+                self._db.execute("PRAGMA busy_timeout = 30000")
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA synchronous = NORMAL")
+                version = self._version(self._db)
+                if version < SCHEMA_VERSION:
+                    self._migrate(version)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open run store {self.path}: {exc}") from exc
         self._seq: dict[str, int] = {}
@@ -195,36 +263,33 @@ class RunStore:
         #: (run id, frame) with checkpoint rows in the database (written or loaded here)
         self._stored_frames: set[tuple[str, str]] = set()
 
+    def _check_could_exist(self) -> None:
+        """A store path under a file can never hold a store: say so now."""
+        above = self.path.parent
+        while not above.exists():
+            above = above.parent
+        if not above.is_dir():
+            raise StoreError(f"cannot open run store {self.path}: {above} is not a folder")
+
     def _open_read_only(self) -> sqlite3.Connection:
-        if self.path.is_file():
-            db = sqlite3.connect(
-                f"{self.path.resolve().as_uri()}?mode=ro",
-                uri=True,
-                timeout=30.0,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            db.execute("PRAGMA busy_timeout = 30000")
-            try:
-                version = self._version(db)
-            except StoreError:
-                db.close()
-                raise
-            if version == SCHEMA_VERSION:
-                return db
-            db.close()  # created but never written (or older): nothing this wfkit can read
-        elif not self.path.exists():
-            above = self.path.parent
-            while not above.exists():
-                above = above.parent
-            if not above.is_dir():  # the store could never be created there
-                raise StoreError(f"cannot open run store {self.path}: {above} is not a folder")
-        # no store there: read an empty one in memory rather than create a file
-        self.exists = False
-        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                db.execute(statement)
+        db = sqlite3.connect(
+            f"{self.path.resolve().as_uri()}?mode=ro",
+            uri=True,
+            timeout=30.0,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        db.execute("PRAGMA busy_timeout = 30000")
+        try:
+            version = self._version(db)
+            if version < SCHEMA_VERSION:
+                raise StoreError(
+                    f"store {self.path} was written by an older wfkit (schema {version}); "
+                    "read-only access cannot upgrade it: any command that writes (wfkit run) will"
+                )
+        except StoreError:
+            db.close()
+            raise
         return db
 
     def _version(self, db: sqlite3.Connection) -> int:
@@ -234,17 +299,16 @@ class RunStore:
             raise StoreError(f"store {self.path} was written by a newer wfkit (schema {version})")
         return version
 
-    def _prepare(self) -> None:
-        """WAL, and the schema created or migrated to this version."""
-        self._db.execute("PRAGMA busy_timeout = 30000")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        if self._version(self._db) < SCHEMA_VERSION:
-            with self.transaction():  # executescript would commit: run statements one by one
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    def _migrate(self, version: int) -> None:
+        """Create the schema, or bring an older one up to date, in one transaction."""
+        with self.transaction():  # executescript would commit: run statements one by one
+            for old in range(version, SCHEMA_VERSION) if version else ():
+                for statement in _MIGRATIONS.get(old, []):
+                    self._db.execute(statement)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         """Commit what is pending and close the connection."""
@@ -299,7 +363,7 @@ class RunStore:
                 return
             self._pending.add(event, self._next, self._stored_frames)
             if (
-                isinstance(event, (RunStarted, RunFinished))
+                isinstance(event, (RunStarted, RunFinished, RetryScheduled))
                 or getattr(event, "effectful", False)
                 or time.monotonic() - self._last_commit >= COMMIT_INTERVAL
             ):
@@ -320,13 +384,71 @@ class RunStore:
         except sqlite3.Error as exc:
             raise StoreError(f"run store {self.path}: {exc}") from exc
 
+    def flush_if_due(self) -> None:
+        """Commit pending rows once ``COMMIT_INTERVAL`` has passed since the last commit.
+
+        Called between events (a run's watcher task), so output of a step that writes a line
+        and then goes quiet still reaches ``logs --follow`` within the interval.
+        """
+        if self._pending and time.monotonic() - self._last_commit >= COMMIT_INTERVAL:
+            self.commit()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection, for the modules that read and maintain the store (outputs, prune)."""
+        return self._db
+
+    def request_cancel(self, run_id: str, by: str) -> None:
+        """Ask the process running ``run_id`` (on any machine) to cancel it."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO cancel_requests VALUES (?, ?, ?)", (run_id, time.time(), by)
+            )
+
+    def cancel_requested(self, run_id: str) -> bool:
+        """Whether someone asked to cancel the run (polled by the running process)."""
+        row = self._db.execute(
+            "SELECT 1 FROM cancel_requests WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return row is not None
+
+    def set_status(self, run_id: str, status: str) -> None:
+        """Record a status for a run no process runs any more (an interrupted run cancelled)."""
+        self.commit()
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, finished_at = COALESCE(finished_at, ?)"
+                " WHERE run_id = ?",
+                (status, time.time(), run_id),
+            )
+
     # reading ---------------------------------------------------------------------------
 
-    def list_runs(self, limit: int = 100) -> list[RunRow]:
-        """Newest first."""
+    def list_runs(
+        self,
+        limit: int = 100,
+        *,
+        statuses: list[str] | None = None,
+        workflow: str | None = None,
+        since: float | None = None,
+    ) -> list[RunRow]:
+        """Newest first; only the given stored statuses, workflow and start time when given."""
         self.commit()  # what this process wrote is visible to its reads
+        where: list[str] = ["1"]
+        args: list[object] = []
+        if statuses:
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args.extend(statuses)
+        if workflow is not None:
+            where.append("workflow = ?")
+            args.append(workflow)
+        if since is not None:
+            where.append("started_at >= ?")
+            args.append(since)
         rows = self._db.execute(
-            "SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?", (limit,)
+            f"SELECT * FROM runs WHERE {' AND '.join(where)}"
+            " ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            (*args, limit),
         ).fetchall()
         return [self._row(r) for r in rows]
 
@@ -341,8 +463,11 @@ class RunStore:
         if exact:
             return self._row(exact[0])
         if len(rows) != 1:
+            where = (
+                f"{self.path} (there are no runs: no store there)" if self.missing else self.path
+            )
             raise RunNotFoundError(
-                f"no run {run_id!r} in {self.path}"
+                f"no run {run_id!r} in {where}"
                 if not rows
                 else f"run id prefix {run_id!r} is ambiguous"
             )
@@ -461,6 +586,7 @@ class RunStore:
             pid=r[11],
             current=r[12],
             errors_dropped=r[13],
+            structure=json.loads(r[14]) if r[14] else None,
         )
 
 

@@ -104,6 +104,7 @@ async def _run_item(
                 key=key,
             )
             child.ends_with_parent = not task.finally_steps
+            child.item = index
             if saved is not None and attempt == 0:
                 child.restore(saved)
             elif attempt > 0:

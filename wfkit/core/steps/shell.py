@@ -9,12 +9,14 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wfkit.core.capture import TAIL_CHARS, TAIL_LINES, OutputCapture, StreamCapture
 from wfkit.core.models import ShellCommandStep
 from wfkit.core.steps import handles
 from wfkit.errors import ShellCommandError
 
 if TYPE_CHECKING:
     from wfkit.core.frame import Frame
+    from wfkit.core.runtime import Run
 
 _CHUNK = 65_536
 
@@ -66,55 +68,81 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
     except OSError as exc:
         code = 127 if isinstance(exc, FileNotFoundError) else 126
         raise ShellCommandError(
-            f"cannot start {shown!r}: {exc.strerror}", exit_code=code, stderr=str(exc)
+            f"cannot start {shown!r}: {exc.strerror}",
+            exit_code=code,
+            stderr=str(exc),
+            stderr_tail=str(exc),
         ) from exc
-    limit = run.options.max_output_bytes
+    capture = OutputCapture(frame, step.step_id, "shell", output_limit(run))
     try:
         assert proc.stdout is not None
         assert proc.stderr is not None
-        stdout, stderr = await asyncio.gather(_read(proc.stdout, limit), _read(proc.stderr, limit))
+        out, err = capture.streams["stdout"], capture.streams["stderr"]
+        await asyncio.gather(_read(proc.stdout, out), _read(proc.stderr, err))
         exit_code = await proc.wait()
-    except BaseException:
+    except BaseException as exc:
+        capture.finish("cancelled" if isinstance(exc, asyncio.CancelledError) else "failed")
         await terminate_group(proc, run.options.kill_grace_seconds)
         raise
     _kill_leftovers(proc.pid)
-    return _result(step, shown, {"stdout": stdout, "stderr": stderr, "exit_code": exit_code})
+    capture.finish("succeeded" if exit_code in step.ok_exit_codes else "failed", exit_code)
+    result = {"stdout": out.text(), "stderr": err.text(), "exit_code": exit_code}
+    return _result(step, shown, result, (out.last_lines(), err.last_lines()))
 
 
-def _result(step: ShellCommandStep, shown: str, result: dict[str, Any]) -> dict[str, Any]:
-    """The step's result, or ShellCommandError for an exit code outside ``ok_exit_codes``."""
-    exit_code, stderr = result["exit_code"], result["stderr"]
-    if exit_code not in step.ok_exit_codes:
-        tail = stderr.strip().splitlines()[-1:] or [""]
-        hint = (
-            f" (memory_limit_mb={step.memory_limit_mb} may have been exceeded)"
-            if step.memory_limit_mb is not None
-            else ""
-        )
-        raise ShellCommandError(
-            f"command {shown!r} exited with {exit_code}"
-            + (f": {tail[0]}" if tail[0] else "")
-            + hint,
-            exit_code=exit_code,
-            stderr=stderr,
-        )
-    return result
+def output_limit(run: Run) -> int:
+    """Bytes kept of each end of each stream: ``config.max_output_bytes`` unless overridden."""
+    override = run.options.max_output_bytes
+    return override if override is not None else run.loaded.workflow.config.max_output_bytes
 
 
-async def _read(stream: asyncio.StreamReader, limit: int) -> str:
-    kept = bytearray()
-    dropped = 0
+def _result(
+    step: ShellCommandStep,
+    shown: str,
+    result: dict[str, Any],
+    tails: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """The step's result, or ShellCommandError for an exit code outside ``ok_exit_codes``.
+
+    The error's message ends with the last lines of stderr, then of stdout: a test runner
+    that reports on stdout still says why it failed wherever the error is shown.
+    """
+    exit_code = result["exit_code"]
+    if exit_code in step.ok_exit_codes:
+        return result
+    stdout_tail, stderr_tail = tails or (
+        _last_lines(result["stdout"]),
+        _last_lines(result["stderr"]),
+    )
+    hint = (
+        f" (memory_limit_mb={step.memory_limit_mb} may have been exceeded)"
+        if step.memory_limit_mb is not None
+        else ""
+    )
+    last = stderr_tail.splitlines()[-1:] or [""]
+    message = f"command {shown!r} exited with {exit_code}" + (f": {last[0]}" if last[0] else "")
+    message += hint
+    for name, tail in (("stderr", stderr_tail), ("stdout", stdout_tail)):
+        if tail:
+            message += f"\n{name}:\n" + "\n".join("  " + line for line in tail.splitlines())
+    raise ShellCommandError(
+        message,
+        exit_code=exit_code,
+        stderr=result["stderr"],
+        stdout_tail=stdout_tail,
+        stderr_tail=stderr_tail,
+    )
+
+
+def _last_lines(text: str) -> str:
+    return "\n".join(text.rstrip().splitlines()[-TAIL_LINES:])[-TAIL_CHARS:]
+
+
+async def _read(stream: asyncio.StreamReader, capture: StreamCapture) -> None:
+    """Feed the stream to its capture as it arrives: memory stays bounded whatever the size."""
     while chunk := await stream.read(_CHUNK):
-        room = limit - len(kept)
-        if room > 0:
-            kept += chunk[:room]
-        dropped += max(0, len(chunk) - max(room, 0))
-    text = kept.decode("utf-8", errors="replace")
-    if text.endswith("\n"):
-        text = text[:-1]
-    if dropped:
-        text += f"\n[wfkit: {dropped} more bytes not kept]"
-    return text
+        capture.feed(chunk)
+    capture.close()
 
 
 async def terminate_group(proc: asyncio.subprocess.Process, grace: float) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
+from wfkit.core.capture import OutputCapture
 from wfkit.core.models import McpCallStep
+from wfkit.core.pending import dumps
 from wfkit.core.steps import handles
-from wfkit.errors import ToolError
+from wfkit.core.steps.shell import output_limit
+from wfkit.errors import ToolError, WfkitError
 
 if TYPE_CHECKING:
     from wfkit.core.frame import Frame
@@ -14,8 +18,22 @@ if TYPE_CHECKING:
 
 @handles(McpCallStep)
 async def run_mcp_call(step: McpCallStep, frame: Frame) -> Any:
-    """Call the tool with the rendered parameters; the result is what the tool returned."""
+    """Call the tool with the rendered parameters; the result is what the tool returned.
+
+    The result's text (or the tool's error) is kept with the attempt like shell output.
+    """
     arguments = frame.eval(step, "parameters")
     if not isinstance(arguments, dict):
         raise ToolError(f"parameters of {step.step_id!r} must be a mapping")
-    return await frame.run.options.tools.call(step.server, step.tool_name, arguments)
+    capture = OutputCapture(frame, step.step_id, "tool", output_limit(frame.run))
+    try:
+        result = await frame.run.options.tools.call(step.server, step.tool_name, arguments)
+    except BaseException as exc:
+        if isinstance(exc, WfkitError):  # the tool's own report of the failure
+            capture.streams["stderr"].feed(exc.message.encode())
+        capture.finish("cancelled" if isinstance(exc, asyncio.CancelledError) else "failed")
+        raise
+    text = result if isinstance(result, str) else dumps(result)
+    capture.streams["stdout"].feed(text.encode())
+    capture.finish("succeeded")
+    return result

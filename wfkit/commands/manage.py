@@ -1,0 +1,191 @@
+"""Run management: ``cancel`` a run from another process, ``prune`` old runs, retention.
+
+Cancellation goes through the store, so it works from any process (and, with a shared store,
+any machine): ``cancel`` writes a row to ``cancel_requests``; the process running the run polls
+for it (:func:`execute_watched`) and cancels the run as Ctrl-C would: the step's process group
+is ended, ``finally`` runs, the run ends ``cancelled`` and stays resumable. When the run does
+not stop in time and its process is on this machine, ``cancel`` sends it SIGTERM, which the
+engine treats the same way. See docs/errors.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from wfkit.commands.results import RunSummary
+from wfkit.commands.run import iso
+from wfkit.core.durations import parse_duration
+from wfkit.core.models import Retention
+from wfkit.core.retention import PrunePolicy, delete_runs, select_runs
+from wfkit.core.runtime import Run, RunOutcome
+from wfkit.core.store import RunRow, RunStore
+from wfkit.errors import CancelError
+
+WATCH_SECONDS = 0.25
+"""How often a running process looks for a cancel request (and flushes quiet output)."""
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CancelResult(_Result):
+    """``wfkit cancel --json``."""
+
+    run_id: str
+    status: str
+    signalled: bool  # the run did not react to the request in time: SIGTERM was sent
+
+
+class PruneResult(_Result):
+    """``wfkit prune --json``."""
+
+    dry_run: bool
+    runs: list[RunSummary]
+    bytes_before: int
+    bytes_after: int
+
+
+async def execute_watched(run: Run, run_store: RunStore, poll: float = WATCH_SECONDS) -> RunOutcome:
+    """Execute the run while watching the store for a cancel request."""
+    engine = asyncio.ensure_future(run.execute())
+
+    async def watch() -> None:
+        while not engine.done():
+            await asyncio.sleep(poll)
+            run_store.flush_if_due()
+            if run_store.cancel_requested(run.run_id):
+                engine.cancel()
+                return
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await engine
+    finally:
+        watcher.cancel()
+
+
+def cancel_run(
+    run_id: str,
+    store: str | Path | None = None,
+    *,
+    wait: float = 15.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> CancelResult:
+    """Ask a running run to stop and wait (up to ``wait`` s) until it has; SIGTERM its
+    process as a fallback. An interrupted run (its process is gone) is marked cancelled."""
+    from wfkit.commands.resume import effective_status, pid_alive
+
+    with RunStore(store, create=False) as run_store:
+        row = run_store.get_run(run_id)
+        status = effective_status(row)
+        if status == "interrupted":
+            run_store.set_status(row.run_id, "cancelled")
+            return CancelResult(run_id=row.run_id, status="cancelled", signalled=False)
+        if status != "running":
+            raise CancelError(f"run {row.run_id} is not running (it is {status})")
+        run_store.request_cancel(row.run_id, f"{socket.gethostname()}:{os.getpid()}")
+        status = _wait_for_end(run_store, row.run_id, wait, sleep, clock)
+        signalled = False
+        if status == "running" and row.pid and pid_alive(row.pid):
+            os.kill(row.pid, signal.SIGTERM)
+            signalled = True
+            status = _wait_for_end(run_store, row.run_id, wait, sleep, clock)
+        return CancelResult(run_id=row.run_id, status=status, signalled=signalled)
+
+
+def _wait_for_end(
+    run_store: RunStore,
+    run_id: str,
+    wait: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> str:
+    from wfkit.commands.resume import effective_status
+
+    deadline = clock() + wait
+    while True:
+        status = effective_status(run_store.get_run(run_id))
+        if status != "running" or clock() >= deadline:
+            return status
+        sleep(WATCH_SECONDS)
+
+
+def prune_runs(
+    store: str | Path | None = None,
+    *,
+    older_than: str | None = None,
+    keep: int | None = None,
+    statuses: list[str] | None = None,
+    dry_run: bool = False,
+) -> PruneResult:
+    """Delete finished runs (all their rows) that match, then reclaim the file's space."""
+    from wfkit.commands.resume import effective_status
+
+    policy = PrunePolicy(
+        parse_duration(older_than) if older_than else None, keep, tuple(statuses or ())
+    )
+    with RunStore(store, create=False) as run_store:
+        before = _size(run_store)
+        chosen = select_runs(run_store, policy, effective_status)
+        if not dry_run:
+            delete_runs(run_store, [r.run_id for r in chosen])
+        after = _size(run_store)
+        return PruneResult(
+            dry_run=dry_run,
+            runs=[_summary(r, effective_status(r)) for r in chosen],
+            bytes_before=before,
+            bytes_after=after,
+        )
+
+
+def retention_policy(config: str | Retention | None) -> PrunePolicy | None:
+    """``WFKIT_RETENTION`` (it wins), else the workflow's ``config.retention``."""
+    env = os.environ.get("WFKIT_RETENTION")
+    if env:
+        return PrunePolicy.parse(env)
+    if isinstance(config, str):
+        return PrunePolicy(parse_duration(config))
+    if isinstance(config, Retention):
+        older = parse_duration(config.older_than) if config.older_than else None
+        return PrunePolicy(older, config.keep)
+    return None
+
+
+def apply_retention(run_store: RunStore, config: str | Retention | None) -> int:
+    """Prune what the retention policy says after a run; the number of runs deleted."""
+    from wfkit.commands.resume import effective_status
+
+    policy = retention_policy(config)
+    if policy is None:
+        return 0
+    chosen = [r.run_id for r in select_runs(run_store, policy, effective_status)]
+    if chosen:
+        delete_runs(run_store, chosen)
+    return len(chosen)
+
+
+def _size(run_store: RunStore) -> int:
+    if run_store.missing:
+        return 0
+    wal = Path(str(run_store.path) + "-wal")
+    return run_store.path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def _summary(row: RunRow, status: str) -> RunSummary:
+    return RunSummary(
+        run_id=row.run_id,
+        workflow=row.workflow,
+        status=status,
+        started_at=iso(row.started_at),
+        duration_ms=row.duration_ms,
+    )

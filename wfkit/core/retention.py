@@ -1,0 +1,82 @@
+"""Pruning old runs from the store: which runs go, deleting all they own, reclaiming space."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wfkit.core.durations import parse_duration
+from wfkit.core.store import RUN_TABLES, RunRow, RunStore
+
+
+@dataclass(frozen=True)
+class PrunePolicy:
+    """Runs to delete: finished before ``older_than`` seconds ago, beyond the newest
+    ``keep``, with one of ``statuses``; a run still running is never deleted."""
+
+    older_than: float | None = None
+    keep: int | None = None
+    statuses: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> PrunePolicy:
+        """``WFKIT_RETENTION``: ``30d``, ``keep=100`` or ``older_than=30d,keep=100``."""
+        older: float | None = None
+        keep: int | None = None
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, _, value = part.rpartition("=")
+            if name in ("", "older_than"):
+                older = parse_duration(value)
+            elif name == "keep" and value.isdigit():
+                keep = int(value)
+            else:
+                raise ValueError(
+                    f"retention {text!r}: expected 30d, keep=N or older_than=30d,keep=N"
+                )
+        return cls(older, keep)
+
+
+def select_runs(
+    store: RunStore,
+    policy: PrunePolicy,
+    status_of: Callable[[RunRow], str],
+    now: float | None = None,
+) -> list[RunRow]:
+    """The runs the policy deletes, newest first (``status_of`` tells live runs apart)."""
+    now = time.time() if now is None else now
+    rows = store.list_runs(limit=-1)
+    finished = [r for r in rows if status_of(r) != "running"]
+    chosen = []
+    for position, row in enumerate(finished):
+        if policy.statuses and status_of(row) not in policy.statuses:
+            continue
+        if policy.keep is not None and position < policy.keep:
+            continue
+        if policy.older_than is not None and row.started_at > now - policy.older_than:
+            continue
+        if policy.keep is None and policy.older_than is None and not policy.statuses:
+            continue  # an empty policy deletes nothing
+        chosen.append(row)
+    return chosen
+
+
+def delete_runs(store: RunStore, run_ids: list[str], *, vacuum: bool = True) -> None:
+    """Delete the runs and every row they own in one transaction, then reclaim the space."""
+    store.commit()
+    with store.transaction() as db:
+        for start in range(0, len(run_ids), 500):  # SQLite's bound on host parameters
+            batch = run_ids[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            for table in RUN_TABLES:
+                db.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", batch)
+    if vacuum and run_ids:
+        _reclaim(store.db)
+
+
+def _reclaim(db: sqlite3.Connection) -> None:
+    """VACUUM rewrites the file without the freed pages; the WAL is folded in and emptied."""
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.execute("VACUUM")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
