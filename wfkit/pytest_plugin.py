@@ -24,15 +24,28 @@ class CaseFailed(Exception):
     """A case whose expectations did not hold."""
 
 
+class SuiteLoadError(Exception):
+    """A suite file that does not load: shown as its clear message, with no traceback."""
+
+
 class WorkflowSuiteFile(pytest.File):
     """A test suite file."""
 
     def collect(self) -> Iterator[pytest.Item]:
         from wfkit.commands.suite import load_suite
+        from wfkit.errors import LoadError
 
-        suite = load_suite(self.path)
+        try:
+            suite = load_suite(self.path)
+        except LoadError as exc:  # the parser's own traceback says nothing more
+            raise SuiteLoadError(f"{exc.type_name}: {exc}") from None
         for case in suite.cases:
             yield WorkflowCase.from_parent(self, name=case.name, suite=suite, case=case)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, SuiteLoadError):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
 
 
 class WorkflowCase(pytest.Item):

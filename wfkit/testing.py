@@ -70,6 +70,7 @@ def run_with_mocks(
 def assert_state(report: RunReport, path: str, expected: Any) -> None:
     """Assert that the state at ``path`` (``raw.x``, ``computed.y`` or a flat name) is
     ``expected`` or satisfies a matcher (``{"ge": 1}``, ``{"matches": "re"}``...)."""
+    __tracebackhide__ = True  # a failure points at the caller's assert_state line
     from wfkit.commands.suite import _read_state
 
     actual = _read_state(report, path)

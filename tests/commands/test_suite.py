@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import subprocess
 import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -198,6 +202,25 @@ def test_error_expectations_in_order(write: Callable[..., Path]) -> None:
     assert "no recorded error matches" in case.failures[0].message
 
 
+def test_expected_errors_as_matchers(write: Callable[..., Path]) -> None:
+    flow = write(
+        "name: e\nsteps:\n  - {id: check, type: mcp_call, tool: status, on_error: continue}\n",
+        "e.yaml",
+    )
+    raising = "mocks: {tools: {status: {raises: {type: ToolError, message: 'HTTP 503'}}}}"
+    cases = (
+        f"  - name: found\n    {raising}\n    expect:\n      errors:\n"
+        "        - {step_id: check, error_type: ToolError, message: {contains: '503'}}\n"
+        f"  - name: wrong type\n    {raising}\n    expect:\n      errors:\n"
+        "        - {step_id: check, error_type: ToolInputError}\n"
+    )
+    path = write(f"workflow: {flow.name}\ncases:\n{cases}", "e.wftest.yaml")
+    found, wrong = run_tests([path]).cases
+    assert found.status == "passed", found.failures
+    assert wrong.status == "failed"
+    assert wrong.failures[0].message.startswith("errors[0]: no recorded error matches")
+
+
 def test_matchers() -> None:
     assert matches({"matches": r"^\d+$"}, "123")[0]
     assert matches({"contains": 2}, [1, 2])[0]
@@ -256,6 +279,46 @@ def test_junit_and_coverage_with_a_known_missed_branch(
     assert f"SF:{(path.parent / 'flow.yaml').resolve()}" in text
     assert "DA:29,0" in text  # line 29: the else branch's step, never executed
     assert "LF:6\nLH:5" in text
+    branch_line = next(i.line for i in flow.items if i.step_id == "branch")
+    taken = [r.rsplit(",", 1)[1] for r in text.splitlines() if r.startswith(f"BRDA:{branch_line},")]
+    assert sorted(taken) == ["0", "1"], "a branch whose condition ran but not taken is 0, not -"
+
+
+def test_genhtml_reads_the_lcov_branches(write: Callable[..., Path], tmp_path: Path) -> None:
+    """The real consumer: genhtml counts a reached, untaken branch as executed."""
+    genhtml = shutil.which("genhtml")
+    if genhtml is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("genhtml (Debian package lcov) must be installed in CI")
+        pytest.skip("genhtml is not installed (apt-get install lcov)")
+    path = suite(
+        write,
+        """
+        - name: takes then
+          mocks:
+            answers: {ask: y}
+            tools: {lookup: {returns: {items: [1, 2]}}}
+            shell: [{match: make, stdout: hi}]
+          expect: {status: succeeded}
+    """,
+    )
+    lcov = tmp_path / "cov.lcov"
+    write_lcov(run_tests([path], coverage=True).coverage or [], lcov)
+    done = subprocess.run(
+        [genhtml, "--branch-coverage", "-o", str(tmp_path / "html"), str(lcov)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    branches = re.search(r"branches\.*: [\d.]+% \((\d+) of (\d+) branches\)", done.stdout)
+    assert branches is not None, done.stdout
+    records = [r.rsplit(",", 1)[1] for r in lcov.read_text().splitlines() if r.startswith("BRDA")]
+    assert (int(branches[1]), int(branches[2])) == (records.count("1"), len(records))
+    page = next((tmp_path / "html").rglob("flow.yaml.gcov.html")).read_text()
+    assert page.count("was not taken") == records.count("0") > 0  # reached, not taken
+    assert page.count("was not executed") == records.count("-")
 
 
 def test_cli_exit_codes_and_fail_under(write: Callable[..., Path], tmp_path: Path) -> None:
@@ -303,6 +366,38 @@ def test_pytest_collects_wftest_files(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "no:cacheprovider")  # the plugin loads as an entry point
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*suite.wftest.yaml :: bad*", "*status: expected*"])
+
+
+def test_pytest_shows_a_clear_load_error(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".wftest.yaml", broken="workflow: flow.yaml\ncases: [{name: 'x}]\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    output = result.stdout.str()
+    assert "LoadError: " in output
+    assert "broken.wftest.yaml:2:" in output
+    assert "yaml/" not in output and "Traceback" not in output
+    assert "_yaml" not in output and "ScannerError" not in output
+
+
+def test_assert_state_hides_wfkit_frames(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".yaml", flow="name: f\nsteps:\n  - {type: state_update, path: raw.n, value: 1}\n"
+    )
+    pytester.makepyfile(
+        test_flow="""
+from wfkit.testing import assert_state, run_with_mocks
+
+def test_n():
+    report = run_with_mocks("flow.yaml")
+    assert_state(report, "raw.n", 2)
+"""
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "state.raw.n: expected == 2, got 1" in output
+    assert "wfkit/testing.py" not in output
+    assert "test_flow.py:5: AssertionError" in output
 
 
 def test_python_helpers(write: Callable[..., Path]) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from wfkit.commands.results import RunReport
 from wfkit.commands.run import run_workflow_async
@@ -85,7 +85,9 @@ class StepExpectation(_Model):
 
 
 class ErrorExpectation(_Model):
-    type: str | None = None
+    """A recorded error to find: ``error_type`` (or ``type``), ``step_id``, ``message``."""
+
+    type: str | None = Field(default=None, validation_alias=AliasChoices("error_type", "type"))
     step_id: str | None = None
     message: Any = None
     recovered: bool | None = None
@@ -274,6 +276,7 @@ _SUITE_FIELDS = sorted(
         )
         for name in model.model_fields
     }
+    | {"error_type"}
 )
 
 

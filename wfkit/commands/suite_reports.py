@@ -21,6 +21,8 @@ class CoverageItem(_Model):
     line: int | None
     what: str
     covered: bool
+    #: whether the step it belongs to ran at all (a branch not taken vs never reached)
+    reached: bool = False
 
 
 class WorkflowCoverage(_Model):
@@ -61,7 +63,12 @@ def measure_coverage(results: list[CaseResult]) -> list[WorkflowCoverage]:
         ) -> None:
             items.append(
                 CoverageItem(
-                    kind=kind, step_id=step.step_id, line=step.line, what=what, covered=covered
+                    kind=kind,
+                    step_id=step.step_id,
+                    line=step.line,
+                    what=what,
+                    covered=covered,
+                    reached=step.step_id in ran,
                 )
             )
 
@@ -114,7 +121,9 @@ def write_lcov(coverage: list[WorkflowCoverage], path: str | Path) -> None:
         steps = [i for i in workflow.items if i.kind == "step"]
         branches = [i for i in workflow.items if i.kind != "step"]
         for number, item in enumerate(branches):
-            lines.append(f"BRDA:{item.line or 0},0,{number},{1 if item.covered else '-'}")
+            # LCOV: a count when the branch's step ran (0: reached, not taken), "-" when not
+            taken = 1 if item.covered else 0 if item.reached else "-"
+            lines.append(f"BRDA:{item.line or 0},0,{number},{taken}")
         lines += [f"BRF:{len(branches)}", f"BRH:{sum(i.covered for i in branches)}"]
         for item in steps:
             lines.append(f"DA:{item.line or 0},{1 if item.covered else 0}")
