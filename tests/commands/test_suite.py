@@ -375,8 +375,8 @@ def test_pytest_shows_a_clear_load_error(pytester: pytest.Pytester) -> None:
     output = result.stdout.str()
     assert "LoadError: " in output
     assert "broken.wftest.yaml:2:" in output
-    assert "yaml/" not in output and "Traceback" not in output
-    assert "_yaml" not in output and "ScannerError" not in output
+    for noise in ("yaml/", "Traceback", "_yaml", "ScannerError"):
+        assert noise not in output
 
 
 def test_assert_state_hides_wfkit_frames(pytester: pytest.Pytester) -> None:

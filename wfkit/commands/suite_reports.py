@@ -60,6 +60,7 @@ def measure_coverage(results: list[CaseResult]) -> list[WorkflowCoverage]:
             what: str,
             covered: bool,
             items: list[CoverageItem] = items,
+            ran: set[str] = ran,
         ) -> None:
             items.append(
                 CoverageItem(
