@@ -511,9 +511,9 @@ def schema() -> None:
 @app.command()
 def version() -> None:
     """Print wfkit's version."""
-    from wfkit import __version__
+    from wfkit.entry import version_text
 
-    sys.stdout.write(f"wfkit {__version__}\n")
+    sys.stdout.write(version_text())
 
 
 def main() -> None:
