@@ -34,6 +34,14 @@ app = typer.Typer(
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+StepsOpt = Annotated[
+    str,
+    typer.Option(
+        "--steps",
+        help="summary: the failed, retried and slowest steps and a count of the rest; "
+        "all: every step, failed attempt and value.",
+    ),
+]
 _LOGGING = {"on": False}
 
 
@@ -130,14 +138,16 @@ def run(
     metrics: Annotated[
         str | None, typer.Option("--metrics", help="Write Prometheus text exposition here.")
     ] = None,
+    steps: StepsOpt = "summary",
     json_out: JsonOpt = False,
 ) -> None:
     """Run a workflow and record it in the run store."""
     from wfkit.commands import run_workflow
     from wfkit.commands._io import parse_assignments
     from wfkit.errors import InputError, LoadError, StoreError
-    from wfkit.render import LiveReporter
+    from wfkit.render_run import LiveReporter
 
+    full = _steps_choice(steps)
     err = _console(stderr=True)
     try:
         given = parse_assignments(inputs)
@@ -162,7 +172,7 @@ def run(
             write_prometheus(run_metrics(result.run_id, store), result.workflow, metrics)
         except MetricsError as exc:
             _console(stderr=True).print(error_view_text(exc))
-    _show_report(result, json_out)
+    _show_report(result, json_out, full)
 
 
 @app.command()
@@ -175,13 +185,15 @@ def resume(
         str | None, typer.Option("--answers", help="YAML/JSON file: user_input step id -> answer.")
     ] = None,
     store: StoreOpt = None,
+    steps: StepsOpt = "summary",
     json_out: JsonOpt = False,
 ) -> None:
     """Continue a failed, interrupted or timed-out run where it stopped."""
     from wfkit.commands import resume_workflow
     from wfkit.errors import LoadError, ResumeError, RunNotFoundError, StoreError
-    from wfkit.render import LiveReporter
+    from wfkit.render_run import LiveReporter
 
+    full = _steps_choice(steps)
     err = _console(stderr=True)
     try:
         with LiveReporter(err) as live:
@@ -196,16 +208,23 @@ def resume(
             )
     except (LoadError, ResumeError, RunNotFoundError, StoreError) as exc:
         raise _fail_usage(exc) from None
-    _show_report(result, json_out)
+    _show_report(result, json_out, full)
 
 
-def _show_report(result: RunReport, json_out: bool) -> None:
-    from wfkit.render import run_report
+def _steps_choice(steps: str) -> bool:
+    """``--steps``: True for ``all``."""
+    if steps not in ("summary", "all"):
+        raise _fail_usage(ValueError(f"--steps must be summary or all, not {steps!r}"))
+    return steps == "all"
+
+
+def _show_report(result: RunReport, json_out: bool, full: bool = False) -> None:
+    from wfkit.render_run import run_report
 
     if json_out:
         _emit_json(result)
     else:
-        _console().print(run_report(result))
+        _console().print(run_report(result, full))
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
