@@ -6,6 +6,9 @@ ratio is what the engine adds: records, events, store rows, state checks, scopes
 
     python benchmarks/engine.py            # full sizes
     python benchmarks/engine.py --quick    # small sizes (CI)
+
+Then the wall-clock section (:mod:`wallclock`): fresh ``wfkit`` processes, as a user runs
+them, against plain-Python floors timed in the same run.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from wallclock import wall_section
 
 from wfkit.core.expressions import compile_expr
 from wfkit.core.loader import LoadedWorkflow, load_text
@@ -127,6 +132,7 @@ def main() -> None:
             f"tracing, foreach of {n} with 2 computed fields and a condition: "
             f"off {off * 1000:.1f} ms, on {on * 1000:.1f} ms, ratio {on / off:.2f}x"
         )
+    wall_section(args.quick)
 
 
 if __name__ == "__main__":

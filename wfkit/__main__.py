@@ -1,5 +1,5 @@
 """``python -m wfkit``."""
 
-from wfkit.cli import main
+from wfkit.entry import main
 
 main()

@@ -35,6 +35,14 @@ app = typer.Typer(
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+StepsOpt = Annotated[
+    str,
+    typer.Option(
+        "--steps",
+        help="summary: the failed, retried and slowest steps and a count of the rest; "
+        "all: every step, failed attempt and value.",
+    ),
+]
 _LOGGING = {"on": False}
 
 
@@ -138,14 +146,16 @@ def run(
     ] = None,
     quiet: QuietOpt = False,
     stream: StreamOpt = False,
+    steps: StepsOpt = "summary",
     json_out: JsonOpt = False,
 ) -> None:
     """Run a workflow and record it in the run store."""
     from wfkit.commands import run_workflow
     from wfkit.commands._io import parse_assignments
     from wfkit.errors import InputError, LoadError, StoreError
-    from wfkit.render import LiveReporter
+    from wfkit.render_run import LiveReporter
 
+    full = _steps_choice(steps)
     err = _console(stderr=True)
     try:
         given = parse_assignments(inputs)
@@ -170,7 +180,7 @@ def run(
             write_prometheus(run_metrics(result.run_id, store), result.workflow, metrics)
         except MetricsError as exc:
             _console(stderr=True).print(error_view_text(exc))
-    _show_report(result, json_out)
+    _show_report(result, json_out, full)
 
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Do not show step output live.")]
@@ -204,14 +214,16 @@ def resume(
     store: StoreOpt = None,
     quiet: QuietOpt = False,
     stream: StreamOpt = False,
+    steps: StepsOpt = "summary",
     json_out: JsonOpt = False,
 ) -> None:
     """Continue a failed, interrupted, cancelled or timed-out run where it stopped."""
     from wfkit.commands import resume_workflow
     from wfkit.commands._io import parse_assignments
     from wfkit.errors import InputError, LoadError, ResumeError, RunNotFoundError, StoreError
-    from wfkit.render import LiveReporter
+    from wfkit.render_run import LiveReporter
 
+    full = _steps_choice(steps)
     err = _console(stderr=True)
     try:
         given = parse_assignments(inputs)
@@ -229,16 +241,23 @@ def resume(
             )
     except (LoadError, InputError, ResumeError, RunNotFoundError, StoreError) as exc:
         raise _fail_usage(exc) from None
-    _show_report(result, json_out)
+    _show_report(result, json_out, full)
 
 
-def _show_report(result: RunReport, json_out: bool) -> None:
-    from wfkit.render import run_report
+def _steps_choice(steps: str) -> bool:
+    """``--steps``: True for ``all``."""
+    if steps not in ("summary", "all"):
+        raise _fail_usage(ValueError(f"--steps must be summary or all, not {steps!r}"))
+    return steps == "all"
+
+
+def _show_report(result: RunReport, json_out: bool, full: bool = False) -> None:
+    from wfkit.render_run import run_report
 
     if json_out:
         _emit_json(result)
     else:
-        _console().print(run_report(result))
+        _console().print(run_report(result, full))
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
@@ -666,9 +685,9 @@ def schema() -> None:
 @app.command()
 def version() -> None:
     """Print wfkit's version."""
-    from wfkit import __version__
+    from wfkit.entry import version_text
 
-    sys.stdout.write(f"wfkit {__version__}\n")
+    sys.stdout.write(version_text())
 
 
 def main() -> None:

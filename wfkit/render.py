@@ -8,11 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.prompt import Prompt
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
@@ -21,10 +18,9 @@ if TYPE_CHECKING:
     from wfkit.commands.explain import Explanation, StepPlanView
     from wfkit.commands.health import HealthReport
     from wfkit.commands.inspect import DebugInfo, TraceView
-    from wfkit.commands.results import RunReport, RunSummary
+    from wfkit.commands.results import RunSummary
     from wfkit.commands.suite import CaseResult, TestReport
     from wfkit.commands.transform import TransformResult
-    from wfkit.core.events import Event
     from wfkit.errors import WfkitError
 
 STATUS_STYLE = {
@@ -54,6 +50,8 @@ def status_text(status: str) -> Text:
 
 def error_view(error: WfkitError) -> Group:
     """A load or input error, with the offending lines of the file when known."""
+    from rich.syntax import Syntax  # pygments: only when there is a file to show
+
     from wfkit.errors import LoadError
 
     body: list[Any] = [Text.assemble((f"{error.type_name}: ", "bold red"), str(error))]
@@ -75,63 +73,6 @@ def error_view(error: WfkitError) -> Group:
                 )
             )
     return Group(*body)
-
-
-def run_report(report: RunReport) -> Group:
-    """The summary of a finished run: steps, errors, final state."""
-    parts: list[Any] = []
-    head = Text.assemble(
-        ("run ", "bold"),
-        (report.run_id, "bold cyan"),
-        "  ",
-        (report.workflow, "bold"),
-        "  ",
-        status_text(report.status),
-        f"  {report.duration_ms:.0f} ms",
-    )
-    parts.append(head)
-    if report.steps:
-        table = Table(show_edge=False, pad_edge=False, box=None)
-        for column in ("step", "type", "status", "attempts", "runs", "ms"):
-            table.add_column(
-                column, justify="right" if column in ("attempts", "runs", "ms") else "left"
-            )
-        for step in report.steps:
-            table.add_row(
-                step.id,
-                step.type,
-                status_text(step.status),
-                str(step.attempts),
-                str(step.executions),
-                f"{step.duration_ms:.1f}",
-            )
-        parts.append(table)
-    for error in report.errors:
-        flag = " (recovered)" if error.recovered else ""
-        parts.append(
-            Text(
-                f"✗ {error.step_id}: {error.error_type}: {error.message}{flag}",
-                style="yellow" if error.recovered else "red",
-            )
-        )
-    if report.errors_dropped:
-        parts.append(
-            Text(
-                f"… {report.errors_dropped} more failed attempts not kept "
-                "(config.max_error_records)",
-                style="yellow",
-            )
-        )
-    for warning in report.warnings:
-        parts.append(Text(f"! {warning}", style="yellow"))
-    state = report.state
-    if state.raw or state.computed:
-        tree = Table(show_header=False, box=None, pad_edge=False)
-        for tier, values in (("raw", state.raw), ("computed", state.computed)):
-            for key, value in values.items():
-                tree.add_row(Text(f"{tier}.{key}", style="dim"), escape(_short(value)))
-        parts.append(tree)
-    return Group(*parts)
 
 
 def runs_table(runs: list[RunSummary]) -> Table:
@@ -158,84 +99,6 @@ def _short(value: Any, limit: int = 80) -> str:
 
     text = json.dumps(value, default=str)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-class LiveReporter:
-    """Shows a run as it goes: a spinner with the current step, messages as lines."""
-
-    def __init__(self, console: Console, *, stream: bool = True) -> None:
-        from wfkit.render_output import LiveOutput
-
-        self.console = console
-        self.output = LiveOutput(console) if stream else None
-        self.done = 0
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        )
-        self.task = self.progress.add_task("starting", total=None)
-
-    def __enter__(self) -> LiveReporter:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def __call__(self, event: Event) -> None:
-        """An engine event sink."""
-        from wfkit.core.events import (
-            Message,
-            OutputChunk,
-            OutputFinished,
-            OutputStarted,
-            RunStarted,
-            StepFinished,
-            StepStarted,
-        )
-
-        if isinstance(event, OutputChunk):
-            if self.output is not None:
-                self.output.chunk(event)
-        elif isinstance(event, OutputStarted):
-            if self.output is not None:
-                self.output.started(event.key, event.step_id, event.item)
-        elif isinstance(event, OutputFinished):
-            if self.output is not None:
-                self.output.finished(event.key)
-        elif isinstance(event, RunStarted):  # the id, to follow or cancel it from elsewhere
-            verb = "resumed" if event.resumed else "started"
-            self.console.print(Text(f"run {event.run_id} {verb}", style="dim"))
-        elif isinstance(event, StepStarted):
-            self.progress.update(
-                self.task, description=f"{event.step_id} [dim]({self.done} steps done)[/]"
-            )
-        elif isinstance(event, StepFinished):
-            self.done += event.status != "skipped"
-        elif isinstance(event, Message):
-            style = LEVEL_STYLE.get(event.level, "")
-            self.console.print(Text(event.text, style=style))
-
-    def ask(self, prompt: str, choices: list[Any] | None, default: Any) -> Any:
-        """Answer a ``user_input`` at the terminal, pausing the spinner."""
-        self.progress.stop()
-        try:
-            answer = Prompt.ask(
-                prompt,
-                console=self.console,
-                choices=[str(c) for c in choices] if choices else None,
-                default=None if default is None else str(default),
-            )
-        finally:
-            self.progress.start()
-        if answer is None:
-            return default
-        if choices:
-            return {str(c): c for c in choices}.get(answer, answer)
-        return answer
 
 
 def explanation_tree(plan: Explanation) -> Group:

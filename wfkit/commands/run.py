@@ -20,10 +20,11 @@ from wfkit.commands.results import (
     RunSummary,
     StepSummary,
 )
+from wfkit.core import compile_cache
 from wfkit.core.events import ErrorRecord, Event
 from wfkit.core.loader import LoadedWorkflow, load_file
 from wfkit.core.runtime import Ask, Run, RunOptions, RunOutcome
-from wfkit.core.store import RunStore, new_run_id
+from wfkit.core.store import RunStore, new_run_id, resolve_store_path
 from wfkit.core.tools import NoTools, ToolProvider
 
 T = TypeVar("T")
@@ -52,13 +53,15 @@ async def run_workflow_async(
     shell: Callable[[str | list[str]], dict[str, Any] | None] | None = None,
     initial_state: dict[str, Any] | None = None,
     pause_for_input: bool = False,
+    loaded: LoadedWorkflow | None = None,
 ) -> RunReport:
     """Load, check inputs, run and record a workflow; raise LoadError/InputError up front.
 
     ``sleep`` and ``clock`` replace the real ones (tests skip waits with them); ``seed`` fixes
-    retry jitter.
+    retry jitter; ``loaded`` is ``file`` loaded already (a test suite loads it once).
     """
-    loaded = load_file(file)
+    if loaded is None:
+        loaded = load_file(file, compile_cache_dir(store))
     given = read_mapping(inputs_file, "inputs") if inputs_file else {}
     given.update(inputs or {})
     resolved = loaded.main.state.resolve_inputs(given)
@@ -90,6 +93,13 @@ async def execute_recorded(run: Run, run_store: RunStore) -> RunOutcome:
     outcome = await execute_watched(run, run_store)
     apply_retention(run_store, run.loaded.workflow.config.retention)
     return outcome
+
+
+def compile_cache_dir(store: str | Path | None) -> Path | None:
+    """``cache/`` beside the run store's database, unless ``WFKIT_COMPILE_CACHE=0``."""
+    if not compile_cache.enabled():
+        return None
+    return resolve_store_path(store).parent / "cache"
 
 
 def merged_answers(

@@ -20,7 +20,7 @@ from wfkit.commands.results import RunReport
 from wfkit.commands.run import run_workflow_async
 from wfkit.commands.suite_reports import WorkflowCoverage, measure_coverage
 from wfkit.core.events import Event, StepFinished
-from wfkit.core.loader import translate_validation_error
+from wfkit.core.loader import LoadedWorkflow, load_file, translate_validation_error
 from wfkit.core.state import json_type
 from wfkit.core.values import child, parse_path
 from wfkit.core.yamlsrc import parse
@@ -297,6 +297,26 @@ def discover(paths: Sequence[str | Path]) -> list[Path]:
 # --- running ---------------------------------------------------------------------------
 
 
+_LOADED: dict[tuple[str, int, int], LoadedWorkflow] = {}
+
+
+def suite_workflow(path: Path) -> LoadedWorkflow:
+    """``path`` loaded once for all the cases that run it (again if the file changes).
+
+    Runs never change a loaded workflow, so cases share it; each still gets its own store.
+    """
+    try:
+        info = path.stat()
+    except OSError:
+        return load_file(path)  # the loader says what is wrong with it
+    key = (str(path), info.st_mtime_ns, info.st_size)
+    if key not in _LOADED:
+        if len(_LOADED) >= 32:
+            _LOADED.clear()
+        _LOADED[key] = load_file(path)
+    return _LOADED[key]
+
+
 def run_case(
     suite_file: Path, suite: Suite, case: Case, on_event: Callable[[Event], None] | None = None
 ) -> CaseResult:
@@ -325,6 +345,7 @@ def run_case(
     base = {"file": str(suite_file), "workflow": str(workflow), "name": case.name}
     with tempfile.TemporaryDirectory(prefix="wfkit-test-") as store:
         try:
+            loaded = suite_workflow(workflow)
             report = asyncio.run(
                 run_workflow_async(
                     workflow,
@@ -337,6 +358,7 @@ def run_case(
                     clock=clock.time,
                     shell=shell,
                     initial_state=case.state,
+                    loaded=loaded,
                 )
             )
         except WfkitError as exc:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from wfkit.core import compile_cache
 from wfkit.core import models as m
 from wfkit.core.expressions import Expr, Value, compile_expr
 from wfkit.core.plan import CompiledUpdate, StepPlan
@@ -66,8 +67,8 @@ class LoadedWorkflow:
         return str(Path(self.file).resolve())
 
 
-def load_file(path: str | Path) -> LoadedWorkflow:
-    """Read and load a workflow file."""
+def load_file(path: str | Path, cache: Path | None = None) -> LoadedWorkflow:
+    """Read and load a workflow file; ``cache`` is a compile-cache directory to use."""
     file = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -81,11 +82,26 @@ def load_file(path: str | Path) -> LoadedWorkflow:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise LoadError(f"not UTF-8 text (byte {exc.start})", file=file) from None
-    return load_text(text, file)
+    return load_text(text, file, cache)
 
 
-def load_text(text: str, file: str = "<string>") -> LoadedWorkflow:
-    """Load a workflow from YAML text; ``file`` names it in errors."""
+def load_text(text: str, file: str = "<string>", cache: Path | None = None) -> LoadedWorkflow:
+    """Load a workflow from YAML text; ``file`` names it in errors.
+
+    With ``cache`` (a directory, see :mod:`wfkit.core.compile_cache`), a text loaded before
+    skips parsing and validation; everything after them runs as always.
+    """
+    cached = compile_cache.lookup(cache, text, file) if cache is not None else None
+    if cached is not None:
+        source, workflow = cached
+    else:
+        source, workflow = _parse_and_validate(text, file)
+        if cache is not None:
+            compile_cache.store(cache, text, source, workflow)
+    return _compile_workflow(text, file, source, workflow)
+
+
+def _parse_and_validate(text: str, file: str) -> tuple[Source, m.Workflow]:
     source = parse(text, file)
     if not isinstance(source.data, dict):
         raise LoadError(
@@ -98,6 +114,10 @@ def load_text(text: str, file: str = "<string>") -> LoadedWorkflow:
         workflow = m.Workflow.model_validate(source.data)
     except ValidationError as exc:
         raise translate_validation_error(exc, source) from None
+    return source, workflow
+
+
+def _compile_workflow(text: str, file: str, source: Source, workflow: m.Workflow) -> LoadedWorkflow:
     digest = hashlib.sha256(text.encode()).hexdigest()
     main_plan = build_state_plan(
         source, ("state_schema",), workflow.inputs, workflow.state_schema, workflow.default_state

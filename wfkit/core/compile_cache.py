@@ -1,0 +1,105 @@
+"""A cache of parsed and validated workflow files, under the run store (``.wfkit/cache/``).
+
+Parsing YAML with positions and validating the models is most of a load (and building the
+validator alone costs ~30 ms per process); a file that has not changed since the last run
+needs neither. An entry is keyed by the file's bytes and by the versions that shape the
+result (wfkit, Python, pydantic, this format), so an edited file or an upgrade never reads a
+stale entry: it is simply another key. The entry holds the parsed :class:`Source` and the
+validated :class:`Workflow` *before* the loader compiles expressions; compiling still
+happens on every load.
+
+Safety: entries are pickles, so only files owned by this user in a directory nobody else can
+write are read (the same user can run any workflow anyway); anything unreadable, truncated
+or foreign is a miss. Writers write a temporary file and rename it, so concurrent runs see a
+whole entry or none. ``WFKIT_COMPILE_CACHE=0`` turns the cache off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import stat
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pydantic
+
+import wfkit
+
+if TYPE_CHECKING:
+    from wfkit.core.models import Workflow
+    from wfkit.core.yamlsrc import Source
+
+FORMAT = 1
+MAX_ENTRIES = 64
+"""Entries kept per cache directory; the least recently written go first."""
+_SALT = f"wfkit {wfkit.__version__}|{sys.version}|pydantic {pydantic.VERSION}|{FORMAT}|"
+
+
+def enabled() -> bool:
+    """False when ``WFKIT_COMPILE_CACHE=0``."""
+    return os.environ.get("WFKIT_COMPILE_CACHE", "1") not in ("0", "false", "no", "off")
+
+
+def entry_path(directory: Path, text: str) -> Path:
+    """Where the entry for ``text`` lives."""
+    digest = hashlib.sha256((_SALT + text).encode()).hexdigest()
+    return directory / f"{digest}.pickle"
+
+
+def _trusted(path: Path) -> bool:
+    """Owned by this user and writable by nobody else (the file and its directory)."""
+    for item in (path.parent, path):
+        info = item.stat()
+        if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return False
+    return True
+
+
+def lookup(directory: Path, text: str, file: str) -> tuple[Source, Workflow] | None:
+    """The cached parse of ``text`` (named ``file`` in errors), or None."""
+    from wfkit.core.models import Workflow
+    from wfkit.core.yamlsrc import Source
+
+    path = entry_path(directory, text)
+    try:
+        if not _trusted(path):
+            return None
+        source, workflow = pickle.loads(path.read_bytes())
+    except Exception:  # a miss: absent, partial, foreign or from an incompatible build
+        return None
+    if not isinstance(source, Source) or not isinstance(workflow, Workflow):
+        return None
+    return replace(source, file=file), workflow
+
+
+def store(directory: Path, text: str, source: Source, workflow: Workflow) -> None:
+    """Keep the parse of ``text``; a cache that cannot be written is no error."""
+    tmp: str | None = None
+    try:
+        blob = pickle.dumps((source, workflow), protocol=pickle.HIGHEST_PROTOCOL)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(blob)
+        os.replace(tmp, entry_path(directory, text))
+    except (OSError, pickle.PicklingError, TypeError, AttributeError):
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        return
+    _trim(directory)
+
+
+def _trim(directory: Path) -> None:
+    try:
+        entries = sorted(directory.glob("*.pickle"), key=lambda p: p.stat().st_mtime)
+        for old in entries[:-MAX_ENTRIES]:
+            old.unlink()
+    except OSError:  # another process trimmed it first
+        return
