@@ -185,6 +185,10 @@ def resume(
         bool,
         typer.Option("--force", help="Resume even if steps moved before the saved position."),
     ] = False,
+    from_step: Annotated[
+        str | None,
+        typer.Option("--from", help="Re-run from this top-level step, with the state before it."),
+    ] = None,
     inputs: Annotated[
         list[str] | None,
         typer.Option("-i", "--input", help="Change an input as name=value (JSON or text)."),
@@ -214,6 +218,7 @@ def resume(
             result = resume_workflow(
                 run_id,
                 force=force,
+                from_step=from_step,
                 inputs=given,
                 inputs_file=inputs_file,
                 answers_file=answers,

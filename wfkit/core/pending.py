@@ -50,6 +50,8 @@ class Pending:
         self.breakers: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.cursors: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.values: dict[tuple[str, str], dict[tuple[str, str], str | None]] = {}
+        #: the main frame's values by the top-level step that wrote them (``resume --from``)
+        self.log: dict[tuple[str, int, str, str], str | None] = {}
         self.finished: list[RunFinished] = []
         self.traces: list[TracesCollected] = []
         #: output chunks by (run, attempt key, stream, seq); trimmed ones leave unwritten
@@ -71,6 +73,7 @@ class Pending:
             or self.finished
             or self.chunks
             or self.trims
+            or self.log
         )
 
     def add(
@@ -80,8 +83,11 @@ class Pending:
             key = (event.run_id, event.frame)
             self.cursors[key] = (event.run_id, event.frame, dumps(event.cursor), time.time())
             values = self.values.setdefault(key, {})
+            top = event.cursor[0]["i"] if event.frame == "main" and event.cursor else None
             for change, value in event.changes.items():
-                values[change] = None if value is MISSING else dumps(value)
+                text = values[change] = None if value is MISSING else dumps(value)
+                if top is not None:
+                    self.log[(event.run_id, top, *change)] = text
         elif isinstance(event, StepFinished):
             self.steps.append(
                 (
@@ -253,6 +259,10 @@ class Pending:
         )
         db.executemany(
             "INSERT INTO output_chunks VALUES (?,?,?,?,?,?,?)", list(self.chunks.values())
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO checkpoint_log VALUES (?,?,?,?,?)",
+            [(*key, value) for key, value in self.log.items()],
         )
         db.executemany("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?)", self.steps)
         db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?)", self.messages)

@@ -104,6 +104,14 @@ CREATE TABLE IF NOT EXISTS checkpoint_values (
     value       TEXT,
     PRIMARY KEY (run_id, frame, tier, name)
 );
+CREATE TABLE IF NOT EXISTS checkpoint_log (
+    run_id      TEXT NOT NULL,
+    top         INTEGER NOT NULL,
+    tier        TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    value       TEXT,
+    PRIMARY KEY (run_id, top, tier, name)
+);
 CREATE TABLE IF NOT EXISTS traces (
     run_id      TEXT NOT NULL,
     idx         INTEGER NOT NULL,
@@ -178,6 +186,7 @@ RUN_TABLES = (
     "errors",
     "checkpoints",
     "checkpoint_values",
+    "checkpoint_log",
     "traces",
     "messages",
     "outputs",
@@ -482,6 +491,44 @@ class RunStore:
         steps = {k: v for k, v in tiers["steps"].items() if v is not MISSING}
         memory = {k: v for k, v in tiers["memory"].items() if v is not MISSING}
         return FrameCheckpoint(json.loads(row[0]), tiers["raw"], tiers["computed"], steps, memory)
+
+    def reset_to(self, run_id: str, top: int) -> FrameCheckpoint:
+        """Make the run's stored position "before top-level step ``top``" (``resume --from``).
+
+        The main frame's values come from ``checkpoint_log`` (the last value of each name
+        written by the top-level steps before ``top``); every stored frame is replaced.
+        """
+        self.commit()
+        tiers: dict[str, dict[str, Any]] = {"raw": {}, "computed": {}, "steps": {}, "memory": {}}
+        rows = self._db.execute(
+            "SELECT tier, name, value FROM checkpoint_log WHERE run_id = ? AND top < ?"
+            " ORDER BY top",
+            (run_id, top),
+        ).fetchall()
+        for tier, name, value in rows:
+            tiers[tier][name] = MISSING if value is None else json.loads(value)
+        cursor = [{"i": top - 1, "done": True, "note": {}}] if top > 0 else []
+        with self.transaction() as db:
+            for table in ("checkpoints", "checkpoint_values"):
+                db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM checkpoint_log WHERE run_id = ? AND top >= ?", (run_id, top))
+            db.execute(
+                "INSERT INTO checkpoints VALUES (?, 'main', ?, ?)",
+                (run_id, json.dumps(cursor), time.time()),
+            )
+            db.executemany(
+                "INSERT INTO checkpoint_values VALUES (?, 'main', ?, ?, ?)",
+                [
+                    (run_id, tier, name, None if v is MISSING else json.dumps(v))
+                    for tier, values in tiers.items()
+                    for name, v in values.items()
+                ],
+            )
+        self._stored_frames = {k for k in self._stored_frames if k[0] != run_id}
+        self._stored_frames.add((run_id, "main"))
+        steps = {k: v for k, v in tiers["steps"].items() if v is not MISSING}
+        memory = {k: v for k, v in tiers["memory"].items() if v is not MISSING}
+        return FrameCheckpoint(cursor, tiers["raw"], tiers["computed"], steps, memory)
 
     def messages(self, run_id: str) -> list[Message]:
         """The messages of a run, in order."""
