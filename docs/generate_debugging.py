@@ -38,6 +38,7 @@ def _output_blocks(tmp: Path) -> dict[str, str]:
     blocks["logs"] = _cli("logs", run_id, "tests")[1]
     blocks["runs"] = _cli("runs", "--status", "failed", "--workflow", "examples:ci-tests")[1]
     blocks["resume_inputs"] = _cli("resume", run_id, "-i", "suite=api")[1]
+    blocks["resume_from"] = _cli("resume", run_id, "--from", "tests")[1]
     sleepy = tmp / "deploy.yaml"
     sleepy.write_text(
         "name: deploy\nsteps:\n"
@@ -243,6 +244,14 @@ the change is recorded in the run:
 ```console
 $ wfkit resume RUN_ID -i suite=api
 {resume_inputs}
+```
+
+`--from STEP` goes back to a top-level step that ran (even in a run that succeeded, like
+Temporal's reset): the state is as it was before that step, and everything from it runs again:
+
+```console
+$ wfkit resume RUN_ID --from tests
+{resume_from}
 ```
 
 A resume refuses a file whose steps moved before the saved position (a step removed,
