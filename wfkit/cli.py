@@ -503,7 +503,7 @@ def runs(
     since: Annotated[
         str | None, typer.Option("--since", help="Only runs started within: 2h, 7d, 30m.")
     ] = None,
-    limit: Annotated[int, typer.Option(help="How many runs to list.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="How many runs to list.")] = 50,
     json_out: JsonOpt = False,
 ) -> None:
     """List recorded runs, newest first."""
@@ -597,7 +597,7 @@ def prune(
         str | None, typer.Option("--older-than", help="Runs started before: 30d, 12h.")
     ] = None,
     keep: Annotated[
-        int | None, typer.Option("--keep", help="Keep the newest N finished runs.")
+        int | None, typer.Option("--keep", min=0, help="Keep the newest N finished runs.")
     ] = None,
     status: Annotated[
         list[str] | None, typer.Option("--status", help="Only runs with this status (repeat).")

@@ -129,3 +129,19 @@ def test_structure_changes_are_named() -> None:
     assert structure_change(old, renamed, cursor) == (
         "step steps[0] was 'a shell_command', is now 'x shell_command'"
     )
+
+
+def test_a_bad_retention_variable_is_a_usage_error(
+    write: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WFKIT_RETENTION", "whenever")
+    result = cli("run", str(write(QUICK)))
+    assert result.exit_code == EXIT_USAGE
+    assert "WFKIT_RETENTION" in result.stderr
+    assert "say | hello" not in result.stderr  # refused before anything ran
+
+
+def test_runs_never_cut_the_run_id(run_yaml: Callable[..., RunReport]) -> None:
+    run = run_yaml(QUICK)
+    narrow = CliRunner().invoke(app, ["runs"], env={"NO_COLOR": "1", "COLUMNS": "30"})
+    assert run.run_id in narrow.stdout
