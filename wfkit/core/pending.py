@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -54,8 +55,10 @@ class Pending:
         self.log: dict[tuple[str, int, str, str], str | None] = {}
         self.finished: list[RunFinished] = []
         self.traces: list[TracesCollected] = []
-        #: output chunks by (run, attempt key, stream, seq); trimmed ones leave unwritten
-        self.chunks: dict[tuple[str, str, str, int], tuple[Any, ...]] = {}
+        #: output rows: head chunks (kept for good), and tail chunks per (run, attempt key,
+        #: stream) in seq order, so a trim pops only what it drops
+        self.heads: list[tuple[Any, ...]] = []
+        self.tails: dict[tuple[str, str, str], deque[tuple[Any, ...]]] = {}
         #: (run, attempt key, stream) -> last trimmed seq, for rows already in the database
         self.trims: dict[tuple[str, str, str], int] = {}
 
@@ -71,7 +74,8 @@ class Pending:
             or self.cursors
             or self.values
             or self.finished
-            or self.chunks
+            or self.heads
+            or self.tails
             or self.trims
             or self.log
         )
@@ -147,7 +151,7 @@ class Pending:
                 for table in ("checkpoints", "checkpoint_values"):
                     self.ops.append((f"DELETE FROM {table} WHERE run_id = ? AND frame = ?", key))
         elif isinstance(event, OutputChunk):
-            self.chunks[(event.run_id, event.key, event.stream, event.seq)] = (
+            row = (
                 event.run_id,
                 event.key,
                 event.stream,
@@ -156,6 +160,10 @@ class Pending:
                 event.timestamp,
                 event.data,
             )
+            if event.head:
+                self.heads.append(row)
+            else:
+                self.tails.setdefault((event.run_id, event.key, event.stream), deque()).append(row)
         elif isinstance(event, OutputTrimmed):
             self._trim(event)
         elif isinstance(event, OutputStarted):
@@ -239,15 +247,11 @@ class Pending:
 
     def _trim(self, event: OutputTrimmed) -> None:
         """Drop trimmed tail chunks: unwritten ones here, written ones at the next commit."""
-        for key in [
-            k
-            for k in self.chunks
-            if k[:3] == (event.run_id, event.key, event.stream)
-            and k[3] <= event.upto
-            and not self.chunks[k][4]
-        ]:
-            del self.chunks[key]
-        self.trims[(event.run_id, event.key, event.stream)] = event.upto
+        stream = (event.run_id, event.key, event.stream)
+        tail = self.tails.get(stream)
+        while tail and tail[0][3] <= event.upto:  # in seq order: the oldest go first
+            tail.popleft()
+        self.trims[stream] = event.upto
 
     def write(self, db: sqlite3.Connection) -> None:
         for sql, args in self.ops:
@@ -258,7 +262,8 @@ class Pending:
             [(*key, upto) for key, upto in self.trims.items()],
         )
         db.executemany(
-            "INSERT INTO output_chunks VALUES (?,?,?,?,?,?,?)", list(self.chunks.values())
+            "INSERT INTO output_chunks VALUES (?,?,?,?,?,?,?)",
+            [*self.heads, *(row for tail in self.tails.values() for row in tail)],
         )
         db.executemany(
             "INSERT OR REPLACE INTO checkpoint_log VALUES (?,?,?,?,?)",
