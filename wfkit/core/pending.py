@@ -51,8 +51,9 @@ class Pending:
         self.breakers: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.cursors: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.values: dict[tuple[str, str], dict[tuple[str, str], str | None]] = {}
-        #: the main frame's values by the top-level step that wrote them (``resume --from``)
-        self.log: dict[tuple[str, int, str, str], str | None] = {}
+        #: the main frame's values by the top-level step that wrote them (``resume --from``):
+        #: run -> top-level index -> "tier/name" -> serialized value; one row per commit
+        self.log: dict[str, dict[int, dict[str, str | None]]] = {}
         self.finished: list[RunFinished] = []
         self.traces: list[TracesCollected] = []
         #: output rows: head chunks (kept for good), and tail chunks per (run, attempt key,
@@ -84,14 +85,7 @@ class Pending:
         self, event: Event, next_seq: Callable[[str], int], stored: set[tuple[str, str]]
     ) -> None:
         if isinstance(event, Checkpoint):
-            key = (event.run_id, event.frame)
-            self.cursors[key] = (event.run_id, event.frame, dumps(event.cursor), time.time())
-            values = self.values.setdefault(key, {})
-            top = event.cursor[0]["i"] if event.frame == "main" and event.cursor else None
-            for change, value in event.changes.items():
-                text = values[change] = None if value is MISSING else dumps(value)
-                if top is not None:
-                    self.log[(event.run_id, top, *change)] = text
+            self._checkpoint(event)
         elif isinstance(event, StepFinished):
             self.steps.append(
                 (
@@ -245,6 +239,18 @@ class Pending:
                 ("UPDATE runs SET current = ? WHERE run_id = ?", (event.step_id, event.run_id))
             )
 
+    def _checkpoint(self, event: Checkpoint) -> None:
+        key = (event.run_id, event.frame)
+        self.cursors[key] = (event.run_id, event.frame, dumps(event.cursor), time.time())
+        values = self.values.setdefault(key, {})
+        log = None
+        if event.frame == "main" and event.cursor:
+            log = self.log.setdefault(event.run_id, {}).setdefault(event.cursor[0]["i"], {})
+        for change, value in event.changes.items():
+            text = values[change] = None if value is MISSING else dumps(value)
+            if log is not None:
+                log[f"{change[0]}/{change[1]}"] = text
+
     def _trim(self, event: OutputTrimmed) -> None:
         """Drop trimmed tail chunks: unwritten ones here, written ones at the next commit."""
         stream = (event.run_id, event.key, event.stream)
@@ -266,8 +272,8 @@ class Pending:
             [*self.heads, *(row for tail in self.tails.values() for row in tail)],
         )
         db.executemany(
-            "INSERT OR REPLACE INTO checkpoint_log VALUES (?,?,?,?,?)",
-            [(*key, value) for key, value in self.log.items()],
+            "INSERT INTO checkpoint_log VALUES (?, ?)",
+            [(run_id, dumps(tops)) for run_id, tops in self.log.items()],
         )
         db.executemany("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?)", self.steps)
         db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?)", self.messages)

@@ -106,12 +106,9 @@ CREATE TABLE IF NOT EXISTS checkpoint_values (
 );
 CREATE TABLE IF NOT EXISTS checkpoint_log (
     run_id      TEXT NOT NULL,
-    top         INTEGER NOT NULL,
-    tier        TEXT NOT NULL,
-    name        TEXT NOT NULL,
-    value       TEXT,
-    PRIMARY KEY (run_id, top, tier, name)
+    data        TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS checkpoint_log_run ON checkpoint_log(run_id);
 CREATE TABLE IF NOT EXISTS traces (
     run_id      TEXT NOT NULL,
     idx         INTEGER NOT NULL,
@@ -500,18 +497,30 @@ class RunStore:
         """
         self.commit()
         tiers: dict[str, dict[str, Any]] = {"raw": {}, "computed": {}, "steps": {}, "memory": {}}
-        rows = self._db.execute(
-            "SELECT tier, name, value FROM checkpoint_log WHERE run_id = ? AND top < ?"
-            " ORDER BY top",
-            (run_id, top),
-        ).fetchall()
-        for tier, name, value in rows:
+        #: top-level index -> "tier/name" -> serialized value, for the steps before ``top``
+        by_top: dict[int, dict[str, str | None]] = {}
+        for (data,) in self._db.execute(
+            "SELECT data FROM checkpoint_log WHERE run_id = ? ORDER BY rowid", (run_id,)
+        ):
+            for written_by, values in json.loads(data).items():
+                if int(written_by) < top:
+                    by_top.setdefault(int(written_by), {}).update(values)
+        kept: dict[str, str | None] = {}
+        for index in sorted(by_top):
+            kept.update(by_top[index])
+        for key, value in kept.items():
+            tier, name = key.split("/", 1)
             tiers[tier][name] = MISSING if value is None else json.loads(value)
         cursor = [{"i": top - 1, "done": True, "note": {}}] if top > 0 else []
         with self.transaction() as db:
             for table in ("checkpoints", "checkpoint_values"):
                 db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-            db.execute("DELETE FROM checkpoint_log WHERE run_id = ? AND top >= ?", (run_id, top))
+            db.execute("DELETE FROM checkpoint_log WHERE run_id = ?", (run_id,))
+            if by_top:  # the log starts again from what was kept
+                db.execute(
+                    "INSERT INTO checkpoint_log VALUES (?, ?)",
+                    (run_id, json.dumps({str(k): v for k, v in sorted(by_top.items())})),
+                )
             db.execute(
                 "INSERT INTO checkpoints VALUES (?, 'main', ?, ?)",
                 (run_id, json.dumps(cursor), time.time()),
