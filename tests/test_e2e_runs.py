@@ -146,6 +146,12 @@ def test_logs_follow_from_a_second_process(tmp_path: Path) -> None:
                 assert line, "logs --follow ended before the output came"
                 seen.append(line)
             assert not gate.exists()
+            with start("logs", run_id, "--follow") as impatient:
+                assert impatient.stdout is not None
+                assert "compiling" in "".join(impatient.stdout.readline() for _ in range(2))
+                impatient.send_signal(signal.SIGINT)  # Ctrl-C ends the follow, not the run
+                _, err = impatient.communicate(timeout=HANG)
+                assert (impatient.returncode, "Traceback" in err) == (130, False)
             gate.touch()
             rest, _ = follow.communicate(timeout=HANG)
             assert follow.returncode == 0

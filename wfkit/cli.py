@@ -560,6 +560,8 @@ def logs(
         result = run_logs(run_id, step, attempt=attempt, item=item, store=store)
     except (RunNotFoundError, StoreError) as exc:
         raise _fail_usage(exc) from None
+    except KeyboardInterrupt:  # Ctrl-C ends a --follow; the run goes on
+        raise typer.Exit(130) from None
     if json_out:
         _emit_json(result)
     else:
