@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = "examples/debug-demo.yaml"
+CI = "examples/ci-tests.yaml"
 MARKER = Path("/tmp/wfkit-docs-ready")  # fixed: state sizes in the output depend on it
 
 
@@ -26,6 +28,40 @@ def _cli(*args: str) -> tuple[int, str]:
 
     result = CliRunner().invoke(app, list(args), env=env)
     return result.exit_code, result.stdout + result.stderr
+
+
+def _output_blocks(tmp: Path) -> dict[str, str]:
+    """``logs``, ``runs`` filters, ``resume -i``, ``cancel`` and ``prune`` on real runs."""
+    blocks = {"ci_run": _cli("run", CI)[1]}
+    _, out = _cli("run", CI, "--json")
+    run_id = json.loads(out[: out.rindex("}") + 1])["run_id"]
+    blocks["logs"] = _cli("logs", run_id, "tests")[1]
+    blocks["runs"] = _cli("runs", "--status", "failed", "--workflow", "examples:ci-tests")[1]
+    blocks["resume_inputs"] = _cli("resume", run_id, "-i", "suite=api")[1]
+    blocks["resume_from"] = _cli("resume", run_id, "--from", "tests")[1]
+    sleepy = tmp / "deploy.yaml"
+    sleepy.write_text(
+        "name: deploy\nsteps:\n"
+        "  - {id: wait_for_approval, type: shell_command, command: 'echo waiting; sleep 300'}\n"
+        "finally:\n"
+        "  - {id: notify, type: user_message, message: 'deploy ended: {{ workflow.status }}'}\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-m", "wfkit", "run", str(sleepy), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stderr is not None
+        line = ""
+        while not line.startswith("run "):
+            line = proc.stderr.readline()
+            if not line:
+                raise RuntimeError("the deploy run did not start")
+        blocks["cancel"] = _cli("cancel", line.split()[1])[1]
+        proc.communicate(timeout=60)
+    blocks["prune"] = _cli("prune", "--keep", "2", "--dry-run")[1]
+    return blocks
 
 
 def generate() -> str:
@@ -57,6 +93,7 @@ def generate() -> str:
             blocks["debug"] = _cli("debug", run_id)[1]
             marker.touch()
             blocks["resume"] = _cli("resume", run_id)[1]
+            blocks.update(_output_blocks(Path(tmp)))
         finally:
             marker.unlink(missing_ok=True)
             os.chdir(cwd)
@@ -71,6 +108,9 @@ def normalize(text: str) -> list[str]:
     """The page's lines without what differs between two generations (ids, times, durations,
     spacing), sorted: steps of equal duration may swap places in a ranking."""
     text = re.sub(r"\d{8}-\d{6}-[0-9a-f]{6}", "RUN_ID", text)
+    text = re.sub(r"\d\d:\d\d:\d\d\.\d{3}", "CLOCK", text)
+    text = re.sub(r"\d+ -> \d+ bytes", "SIZE -> SIZE bytes", text)
+    text = re.sub(r"│ *\d+ *│$", "│ N │", text, flags=re.MULTILINE)  # a run's ms in `runs`
     text = re.sub(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?(\+00:00)?", "TIME", text)
     text = re.sub(r"\d+\.\d+", "N", text)
     text = re.sub(r"\d+(?= ?(ms|%))", "N", text)
@@ -159,7 +199,83 @@ $ wfkit resume RUN_ID
 ```
 
 The completed steps did not run again; the failed step was attempted again and the run
-finished.
+finished. A step that was waiting to retry when the run was killed keeps the attempts it made:
+`retry_count: 2` means three attempts in all, across any number of resumes.
+
+## What a step printed: `wfkit logs`
+
+Every execution and attempt of a `shell_command` (and the text of an `mcp_call` result)
+keeps its stdout and stderr in the run store, whatever its outcome: the first and the last
+`config.max_output_bytes` of each stream (64 KiB by default), with a count of the bytes
+dropped in between. A step that writes gigabytes does not grow the engine's memory. The error
+of a failing command ends with the last lines of stderr, then of stdout, so a test runner that
+reports on stdout says why it failed in `run`, `debug` and the MCP tools:
+
+```console
+$ wfkit run examples/ci-tests.yaml
+{ci_run}
+```
+
+While a run goes, `wfkit run` shows each shell step's output as it arrives, prefixed with the
+step id (and `[item]` inside a `parallel_foreach`); `--quiet` turns that off, and with `--json`
+it goes to stderr only with `--stream`. The run id is printed when the run starts. Afterwards,
+or from another terminal while it runs (`--follow` ends when the run ends):
+
+```console
+$ wfkit logs RUN_ID tests
+{logs}
+```
+
+`--attempt N` and `--item I` pick one attempt or one parallel item; `--json` gives
+`{run_id, status, attempts: [{step_id, item, execution, attempt, status, exit_code, stdout,
+stderr, stdout_dropped, stderr_dropped, chunks: [{stream, timestamp, text}]}]}`.
+
+## Finding, changing, stopping and pruning runs
+
+```console
+$ wfkit runs --status failed --workflow examples:ci-tests
+{runs}
+```
+
+`--since 2h` and `--limit N` narrow it further. `resume` takes new inputs (`-i name=value`,
+`--inputs FILE`); they are resolved again against the current file, defaults included, and
+the change is recorded in the run:
+
+```console
+$ wfkit resume RUN_ID -i suite=api
+{resume_inputs}
+```
+
+`--from STEP` goes back to a top-level step that ran (even in a run that succeeded, like
+Temporal's reset): the state is as it was before that step, and everything from it runs again:
+
+```console
+$ wfkit resume RUN_ID --from tests
+{resume_from}
+```
+
+A resume refuses a file whose steps moved before the saved position (a step removed,
+reordered or changed in type up to the step the run stopped in) unless `--force`; edits after
+that position, or to commands and values, are fine.
+
+`wfkit cancel RUN_ID` stops a run from another process (through the store, so from any machine
+that reaches it): its step's process group is ended, even one that ignores SIGTERM, `finally`
+runs, and the run ends `cancelled`, resumable:
+
+```console
+$ wfkit run deploy.yaml &
+$ wfkit cancel RUN_ID
+{cancel}
+```
+
+`wfkit prune` deletes old finished runs and everything they own, then reclaims the space
+(`--older-than 30d`, `--keep N`, `--status S`, `--dry-run`); `config.retention` or
+`WFKIT_RETENTION` (`30d`, `keep=100`, `older_than=30d,keep=100`) prunes after every run:
+
+```console
+$ wfkit prune --keep 2 --dry-run
+{prune}
+```
 """
 
 

@@ -146,6 +146,12 @@ def test_logs_follow_from_a_second_process(tmp_path: Path) -> None:
                 assert line, "logs --follow ended before the output came"
                 seen.append(line)
             assert not gate.exists()
+            with start("logs", run_id, "--follow") as impatient:
+                assert impatient.stdout is not None
+                assert "compiling" in "".join(impatient.stdout.readline() for _ in range(2))
+                impatient.send_signal(signal.SIGINT)  # Ctrl-C ends the follow, not the run
+                _, err = impatient.communicate(timeout=HANG)
+                assert (impatient.returncode, "Traceback" in err) == (130, False)
             gate.touch()
             rest, _ = follow.communicate(timeout=HANG)
             assert follow.returncode == 0
@@ -280,3 +286,30 @@ def test_kill_during_a_retry_wait_then_resume_makes_the_budgeted_attempts(
     assert [e["details"]["attempt"] for e in report["errors"]] == [1, 2, 3]
     attempts = json.loads(wfkit("logs", run_id, "--json").stdout)["attempts"]
     assert [a["attempt"] for a in attempts] == [1, 2, 3]
+
+
+def test_output_of_a_step_killed_mid_way_is_kept(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    path = flow(
+        tmp_path,
+        f"""
+        name: crash
+        steps:
+          - id: work
+            type: shell_command
+            command: "echo $$ > {pids}; echo partial result; sleep 300"
+        """,
+    )
+
+    def stored() -> list[tuple[str, str]]:
+        logs = json.loads(wfkit("logs", run_id, "--json").stdout)
+        return [(a["status"], a["stdout"]) for a in logs["attempts"]]
+
+    with start("run", path, "--json") as run:
+        run_id = started_run_id(run)
+        # the step prints once and goes quiet: its line still reaches the store
+        wait_until(lambda: stored() == [("running", "partial result")], "the line in the store")
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=HANG)
+    os.killpg(int(pids.read_text()), signal.SIGKILL)  # the engine died: nobody ended its step
+    assert stored() == [("interrupted", "partial result")]

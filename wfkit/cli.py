@@ -201,6 +201,10 @@ def resume(
         bool,
         typer.Option("--force", help="Resume even if steps moved before the saved position."),
     ] = False,
+    from_step: Annotated[
+        str | None,
+        typer.Option("--from", help="Re-run from this top-level step, with the state before it."),
+    ] = None,
     inputs: Annotated[
         list[str] | None,
         typer.Option("-i", "--input", help="Change an input as name=value (JSON or text)."),
@@ -232,6 +236,7 @@ def resume(
             result = resume_workflow(
                 run_id,
                 force=force,
+                from_step=from_step,
                 inputs=given,
                 inputs_file=inputs_file,
                 answers_file=answers,
@@ -523,7 +528,7 @@ def runs(
     since: Annotated[
         str | None, typer.Option("--since", help="Only runs started within: 2h, 7d, 30m.")
     ] = None,
-    limit: Annotated[int, typer.Option(help="How many runs to list.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="How many runs to list.")] = 50,
     json_out: JsonOpt = False,
 ) -> None:
     """List recorded runs, newest first."""
@@ -580,6 +585,8 @@ def logs(
         result = run_logs(run_id, step, attempt=attempt, item=item, store=store)
     except (RunNotFoundError, StoreError) as exc:
         raise _fail_usage(exc) from None
+    except KeyboardInterrupt:  # Ctrl-C ends a --follow; the run goes on
+        raise typer.Exit(130) from None
     if json_out:
         _emit_json(result)
     else:
@@ -617,7 +624,7 @@ def prune(
         str | None, typer.Option("--older-than", help="Runs started before: 30d, 12h.")
     ] = None,
     keep: Annotated[
-        int | None, typer.Option("--keep", help="Keep the newest N finished runs.")
+        int | None, typer.Option("--keep", min=0, help="Keep the newest N finished runs.")
     ] = None,
     status: Annotated[
         list[str] | None, typer.Option("--status", help="Only runs with this status (repeat).")

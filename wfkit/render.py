@@ -80,7 +80,10 @@ def runs_table(runs: list[RunSummary]) -> Table:
     table = Table(title="runs (newest first)")
     for column in ("run id", "workflow", "status", "started", "ms"):
         table.add_column(  # a run id is never cut: it is what users copy
-            column, justify="right" if column == "ms" else "left", no_wrap=column == "run id"
+            column,
+            justify="right" if column == "ms" else "left",
+            no_wrap=column == "run id",
+            min_width=22 if column == "run id" else None,
         )
     for run in runs:
         started = run.started_at[:19].replace("T", " ")

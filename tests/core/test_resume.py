@@ -278,3 +278,40 @@ def test_kill_9_inside_a_loop_then_resume(tmp_path: Path) -> None:
     # every item ran once; at most the one in flight at the kill ran twice (at-least-once)
     assert sorted(set(written)) == list(range(1, 41))
     assert len(written) - len(set(written)) <= 1
+
+
+def test_resume_from_a_completed_step_restores_the_state_before_it(
+    write: Callable[..., Path], tmp_path: Path
+) -> None:
+    log = tmp_path / "log"
+    flow = write(
+        f"""
+        name: reset
+        state_schema:
+          raw: {{n: integer, seen: array}}
+        steps:
+          - {{id: one, type: state_update, path: raw.n, operation: increment}}
+          - id: loop
+            type: foreach
+            items: [1, 2]
+            body:
+              - {{id: note, type: state_update, path: raw.seen, operation: append,
+                 value: "{{{{ loop.item }}}}"}}
+          - id: say
+            type: shell_command
+            command: "echo n={{{{ n }}}} seen={{{{ seen | length }}}} >> {log}"
+          - {{id: two, type: state_update, path: raw.n, operation: increment}}
+        """
+    )
+    first = run_workflow(flow)
+    assert first.status == "succeeded"
+    assert first.state.raw == {"n": 2, "seen": [1, 2]}
+    again = resume_workflow(first.run_id, from_step="say")
+    assert again.status == "succeeded"
+    assert again.state.raw == {"n": 2, "seen": [1, 2]}  # not 3: the state before `say`
+    assert lines(log) == ["n=1", "seen=2", "n=1", "seen=2"]
+    assert "resumed from step 'say', with the state before it" in [m.text for m in again.messages]
+    from_loop = resume_workflow(first.run_id, from_step="loop")
+    assert from_loop.state.raw == {"n": 2, "seen": [1, 2]}  # the loop appended afresh
+    with pytest.raises(ResumeError, match="top-level step"):
+        resume_workflow(first.run_id, from_step="note")

@@ -71,14 +71,19 @@ def run_logs(
     with RunStore(store, create=False) as run_store:
         row = run_store.get_run(run_id)
         outputs = read_outputs(run_store.db, row.run_id, step=step, attempt=attempt, item=item)
+        status = effective_status(row)
         attempts = [
-            log_attempt(out, read_chunks(run_store.db, row.run_id, out.key)) for out in outputs
+            log_attempt(out, read_chunks(run_store.db, row.run_id, out.key), status)
+            for out in outputs
         ]
-        return LogsResult(run_id=row.run_id, status=effective_status(row), attempts=attempts)
+        return LogsResult(run_id=row.run_id, status=status, attempts=attempts)
 
 
-def log_attempt(out: OutputRow, chunks: list[ChunkRow]) -> LogAttempt:
-    """An attempt's record with its chunks; a marker counts what the middle lost."""
+def log_attempt(out: OutputRow, chunks: list[ChunkRow], run_status: str) -> LogAttempt:
+    """An attempt's record with its chunks; a marker counts what the middle lost.
+
+    An attempt still ``running`` in a run that is not is ``interrupted`` (its process died).
+    """
     dropped = {"stdout": out.stdout_dropped, "stderr": out.stderr_dropped}
     entries = log_chunks(chunks, {}, dropped)
     texts = {}
@@ -97,7 +102,7 @@ def log_attempt(out: OutputRow, chunks: list[ChunkRow]) -> LogAttempt:
         execution=out.execution,
         attempt=out.attempt,
         kind=out.kind,
-        status=out.status,
+        status="interrupted" if out.status == "running" and run_status != "running" else out.status,
         exit_code=out.exit_code,
         started_at=iso(out.started_at),
         finished_at=iso(out.finished_at) if out.finished_at is not None else None,
@@ -171,7 +176,7 @@ def follow_logs(
             db = run_store.db
             for out in read_outputs(db, row.run_id, step=step, attempt=attempt, item=item):
                 if out.key not in seen:
-                    seen[out.key] = log_attempt(out, [])
+                    seen[out.key] = log_attempt(out, [], status)
                     after[out.key] = {}
                     on_attempt(seen[out.key])
                 chunks = read_chunks(db, row.run_id, out.key, dict(after[out.key]))

@@ -161,16 +161,17 @@ def retention_policy(config: str | Retention | None) -> PrunePolicy | None:
     return None
 
 
-def apply_retention(run_store: RunStore, config: str | Retention | None) -> int:
-    """Prune what the retention policy says after a run; the number of runs deleted."""
+def apply_retention(run_store: RunStore, policy: PrunePolicy) -> int:
+    """Prune what the retention policy says after a run; the number of runs deleted.
+
+    No VACUUM here (it rewrites the whole file): SQLite reuses the freed pages, and
+    ``wfkit prune`` shrinks the file when asked.
+    """
     from wfkit.commands.resume import effective_status
 
-    policy = retention_policy(config)
-    if policy is None:
-        return 0
     chosen = [r.run_id for r in select_runs(run_store, policy, effective_status)]
     if chosen:
-        delete_runs(run_store, chosen)
+        delete_runs(run_store, chosen, vacuum=False)
     return len(chosen)
 
 

@@ -65,6 +65,7 @@ async def resume_workflow_async(
     run_id: str,
     *,
     force: bool = False,
+    from_step: str | None = None,
     inputs: dict[str, Any] | None = None,
     inputs_file: str | Path | None = None,
     answers: dict[str, Any] | None = None,
@@ -81,8 +82,10 @@ async def resume_workflow_async(
 
     Inputs are resolved again against the current file (its defaults included), with
     ``inputs``/``inputs_file`` over the stored ones; what changed is recorded as a message.
-    Refuses (``ResumeError``) a run that succeeded or is still running, and one whose
-    workflow's step structure changed before the saved position, unless ``force``.
+    ``from_step`` (a top-level step of the main workflow that ran) re-runs from that step,
+    with the state as it was before it, like Temporal's reset; a succeeded run may be reset.
+    Refuses (``ResumeError``) a run that succeeded (without ``from_step``) or is still
+    running, and one whose step structure changed before the saved position, unless ``force``.
     ``workflow_path`` turns the recorded file into the path to load, or refuses it (the MCP
     shim confines it to its root).
     """
@@ -92,12 +95,19 @@ async def resume_workflow_async(
     with RunStore(store, create=False) as run_store:
         row = run_store.get_run(run_id)
         status = effective_status(row)
-        if status not in RESUMABLE:
+        if status not in RESUMABLE and not (from_step is not None and status == "succeeded"):
             why = "it succeeded" if status == "succeeded" else f"it is {status} (pid {row.pid})"
             raise ResumeError(f"run {row.run_id} cannot be resumed: {why}")
         loaded = load_file(workflow_path(row.file) if workflow_path else row.file)
-        main = run_store.load_frame(row.run_id, "main")
-        _check_structure(row, loaded, main.cursor if main else None, force)
+        if from_step is not None:
+            top = _top_index(loaded, from_step, run_store.step_history(row.run_id))
+            cursor: list[dict[str, Any]] | None = [{"i": top, "done": False, "note": {}}]
+        else:
+            main = run_store.load_frame(row.run_id, "main")
+            cursor = main.cursor if main else None
+        _check_structure(row, loaded, cursor, force)
+        if from_step is not None:
+            run_store.reset_to(row.run_id, top)
         declared = loaded.main.state.inputs
         kept = {k: v for k, v in row.inputs.items() if k in declared}
         resolved = loaded.main.state.resolve_inputs({**kept, **given})
@@ -124,6 +134,8 @@ async def resume_workflow_async(
             run_store.errors(row.run_id),
             run_store.messages(row.run_id),
         )
+        if from_step is not None:
+            run.message("info", f"resumed from step {from_step!r}, with the state before it")
         if changed:
             run.message(
                 "info",
@@ -142,6 +154,19 @@ _GONE = object()
 
 def _show(value: Any) -> str:
     return "(none)" if value is _GONE else json.dumps(value, default=str)[:200]
+
+
+def _top_index(loaded: LoadedWorkflow, step_id: str, history: list[dict[str, Any]]) -> int:
+    """The index of a top-level main step that ran in the stored run."""
+    for index, step in enumerate(loaded.main.steps):
+        if loaded.plans[id(step)].step_id == step_id:
+            if not any(h["step_id"] == step_id for h in history):
+                raise ResumeError(f"step {step_id!r} never ran in this run: nothing to go back to")
+            return index
+    raise ResumeError(
+        f"--from takes a top-level step of the main workflow; {step_id!r} is not one of "
+        + ", ".join(loaded.plans[id(s)].step_id for s in loaded.main.steps)
+    )
 
 
 def _check_structure(

@@ -88,10 +88,16 @@ async def run_workflow_async(
 
 async def execute_recorded(run: Run, run_store: RunStore) -> RunOutcome:
     """Execute a run, cancellable through the store, then apply the store's retention."""
-    from wfkit.commands.manage import apply_retention, execute_watched
+    from wfkit.commands.manage import apply_retention, execute_watched, retention_policy
+    from wfkit.errors import StoreError
 
+    try:  # a bad WFKIT_RETENTION is a usage error before anything runs
+        policy = retention_policy(run.loaded.workflow.config.retention)
+    except ValueError as exc:
+        raise StoreError(f"WFKIT_RETENTION: {exc}") from None
     outcome = await execute_watched(run, run_store)
-    apply_retention(run_store, run.loaded.workflow.config.retention)
+    if policy is not None:
+        apply_retention(run_store, policy)
     return outcome
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -53,10 +54,15 @@ class Pending:
         self.breakers: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.cursors: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.values: dict[tuple[str, str], dict[tuple[str, str], str | None]] = {}
+        #: the main frame's values by the top-level step that wrote them (``resume --from``):
+        #: run -> top-level index -> "tier/name" -> serialized value; one row per commit
+        self.log: dict[str, dict[int, dict[str, str | None]]] = {}
         self.finished: list[RunFinished] = []
         self.traces: list[TracesCollected] = []
-        #: output chunks by (run, attempt key, stream, seq); trimmed ones leave unwritten
-        self.chunks: dict[tuple[str, str, str, int], tuple[Any, ...]] = {}
+        #: output rows: head chunks (kept for good), and tail chunks per (run, attempt key,
+        #: stream) in seq order, so a trim pops only what it drops
+        self.heads: list[tuple[Any, ...]] = []
+        self.tails: dict[tuple[str, str, str], deque[tuple[Any, ...]]] = {}
         #: (run, attempt key, stream) -> last trimmed seq, for rows already in the database
         self.trims: dict[tuple[str, str, str], int] = {}
 
@@ -72,19 +78,17 @@ class Pending:
             or self.cursors
             or self.values
             or self.finished
-            or self.chunks
+            or self.heads
+            or self.tails
             or self.trims
+            or self.log
         )
 
     def add(
         self, event: Event, next_seq: Callable[[str], int], stored: set[tuple[str, str]]
     ) -> None:
         if isinstance(event, Checkpoint):
-            key = (event.run_id, event.frame)
-            self.cursors[key] = (event.run_id, event.frame, dumps(event.cursor), time.time())
-            values = self.values.setdefault(key, {})
-            for change, value in event.changes.items():
-                values[change] = None if value is MISSING else dumps(value)
+            self._checkpoint(event)
         elif isinstance(event, StepFinished):
             self.steps.append(
                 (
@@ -155,7 +159,7 @@ class Pending:
                 for table in ("checkpoints", "checkpoint_values"):
                     self.ops.append((f"DELETE FROM {table} WHERE run_id = ? AND frame = ?", key))
         elif isinstance(event, OutputChunk):
-            self.chunks[(event.run_id, event.key, event.stream, event.seq)] = (
+            row = (
                 event.run_id,
                 event.key,
                 event.stream,
@@ -164,6 +168,10 @@ class Pending:
                 event.timestamp,
                 event.data,
             )
+            if event.head:
+                self.heads.append(row)
+            else:
+                self.tails.setdefault((event.run_id, event.key, event.stream), deque()).append(row)
         elif isinstance(event, OutputTrimmed):
             self._trim(event)
         elif isinstance(event, OutputStarted):
@@ -245,17 +253,25 @@ class Pending:
                 ("UPDATE runs SET current = ? WHERE run_id = ?", (event.step_id, event.run_id))
             )
 
+    def _checkpoint(self, event: Checkpoint) -> None:
+        key = (event.run_id, event.frame)
+        self.cursors[key] = (event.run_id, event.frame, dumps(event.cursor), time.time())
+        values = self.values.setdefault(key, {})
+        log = None
+        if event.frame == "main" and event.cursor:
+            log = self.log.setdefault(event.run_id, {}).setdefault(event.cursor[0]["i"], {})
+        for change, value in event.changes.items():
+            text = values[change] = None if value is MISSING else dumps(value)
+            if log is not None:
+                log[f"{change[0]}/{change[1]}"] = text
+
     def _trim(self, event: OutputTrimmed) -> None:
         """Drop trimmed tail chunks: unwritten ones here, written ones at the next commit."""
-        for key in [
-            k
-            for k in self.chunks
-            if k[:3] == (event.run_id, event.key, event.stream)
-            and k[3] <= event.upto
-            and not self.chunks[k][4]
-        ]:
-            del self.chunks[key]
-        self.trims[(event.run_id, event.key, event.stream)] = event.upto
+        stream = (event.run_id, event.key, event.stream)
+        tail = self.tails.get(stream)
+        while tail and tail[0][3] <= event.upto:  # in seq order: the oldest go first
+            tail.popleft()
+        self.trims[stream] = event.upto
 
     def write(self, db: sqlite3.Connection) -> None:
         for sql, args in self.ops:
@@ -266,7 +282,12 @@ class Pending:
             [(*key, upto) for key, upto in self.trims.items()],
         )
         db.executemany(
-            "INSERT INTO output_chunks VALUES (?,?,?,?,?,?,?)", list(self.chunks.values())
+            "INSERT INTO output_chunks VALUES (?,?,?,?,?,?,?)",
+            [*self.heads, *(row for tail in self.tails.values() for row in tail)],
+        )
+        db.executemany(
+            "INSERT INTO checkpoint_log VALUES (?, ?)",
+            [(run_id, dumps(tops)) for run_id, tops in self.log.items()],
         )
         db.executemany("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?)", self.steps)
         db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?)", self.messages)

@@ -104,6 +104,11 @@ CREATE TABLE IF NOT EXISTS checkpoint_values (
     value       TEXT,
     PRIMARY KEY (run_id, frame, tier, name)
 );
+CREATE TABLE IF NOT EXISTS checkpoint_log (
+    run_id      TEXT NOT NULL,
+    data        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS checkpoint_log_run ON checkpoint_log(run_id);
 CREATE TABLE IF NOT EXISTS traces (
     run_id      TEXT NOT NULL,
     idx         INTEGER NOT NULL,
@@ -178,6 +183,7 @@ RUN_TABLES = (
     "errors",
     "checkpoints",
     "checkpoint_values",
+    "checkpoint_log",
     "traces",
     "messages",
     "outputs",
@@ -523,6 +529,56 @@ class RunStore:
         steps = {k: v for k, v in tiers["steps"].items() if v is not MISSING}
         memory = {k: v for k, v in tiers["memory"].items() if v is not MISSING}
         return FrameCheckpoint(json.loads(row[0]), tiers["raw"], tiers["computed"], steps, memory)
+
+    def reset_to(self, run_id: str, top: int) -> FrameCheckpoint:
+        """Make the run's stored position "before top-level step ``top``" (``resume --from``).
+
+        The main frame's values come from ``checkpoint_log`` (the last value of each name
+        written by the top-level steps before ``top``); every stored frame is replaced.
+        """
+        self.commit()
+        tiers: dict[str, dict[str, Any]] = {"raw": {}, "computed": {}, "steps": {}, "memory": {}}
+        #: top-level index -> "tier/name" -> serialized value, for the steps before ``top``
+        by_top: dict[int, dict[str, str | None]] = {}
+        for (data,) in self._db.execute(
+            "SELECT data FROM checkpoint_log WHERE run_id = ? ORDER BY rowid", (run_id,)
+        ):
+            for written_by, values in json.loads(data).items():
+                if int(written_by) < top:
+                    by_top.setdefault(int(written_by), {}).update(values)
+        kept: dict[str, str | None] = {}
+        for index in sorted(by_top):
+            kept.update(by_top[index])
+        for key, value in kept.items():
+            tier, name = key.split("/", 1)
+            tiers[tier][name] = MISSING if value is None else json.loads(value)
+        cursor = [{"i": top - 1, "done": True, "note": {}}] if top > 0 else []
+        with self.transaction() as db:
+            for table in ("checkpoints", "checkpoint_values"):
+                db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM checkpoint_log WHERE run_id = ?", (run_id,))
+            if by_top:  # the log starts again from what was kept
+                db.execute(
+                    "INSERT INTO checkpoint_log VALUES (?, ?)",
+                    (run_id, json.dumps({str(k): v for k, v in sorted(by_top.items())})),
+                )
+            db.execute(
+                "INSERT INTO checkpoints VALUES (?, 'main', ?, ?)",
+                (run_id, json.dumps(cursor), time.time()),
+            )
+            db.executemany(
+                "INSERT INTO checkpoint_values VALUES (?, 'main', ?, ?, ?)",
+                [
+                    (run_id, tier, name, None if v is MISSING else json.dumps(v))
+                    for tier, values in tiers.items()
+                    for name, v in values.items()
+                ],
+            )
+        self._stored_frames = {k for k in self._stored_frames if k[0] != run_id}
+        self._stored_frames.add((run_id, "main"))
+        steps = {k: v for k, v in tiers["steps"].items() if v is not MISSING}
+        memory = {k: v for k, v in tiers["memory"].items() if v is not MISSING}
+        return FrameCheckpoint(cursor, tiers["raw"], tiers["computed"], steps, memory)
 
     def messages(self, run_id: str) -> list[Message]:
         """The messages of a run, in order (tool servers' stderr apart)."""
