@@ -149,3 +149,15 @@ def test_concurrent_runs_share_one_whole_entry(tmp_path: Path, isolated_store: P
     assert [json.loads(o)["state"]["raw"] for o in outs] == [{"n": 42}] * 4
     assert len(entries(isolated_store / "cache")) == 1
     assert not list((isolated_store / "cache").glob(".*.tmp"))
+
+
+def test_a_store_file_by_another_name_gets_its_own_cache_folder(tmp_path: Path) -> None:
+    from wfkit.commands.run import compile_cache_dir
+
+    assert compile_cache_dir(tmp_path / "s") == tmp_path / "s" / "cache"
+    assert compile_cache_dir(tmp_path / "x.db") == tmp_path / "x.db.cache"
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(FLOW)
+    assert run_workflow(flow, store=tmp_path / "x.db").ok
+    assert len(entries(tmp_path / "x.db.cache")) == 1
+    assert not (tmp_path / "cache").exists()

@@ -102,10 +102,18 @@ async def execute_recorded(run: Run, run_store: RunStore) -> RunOutcome:
 
 
 def compile_cache_dir(store: str | Path | None) -> Path | None:
-    """``cache/`` beside the run store's database, unless ``WFKIT_COMPILE_CACHE=0``."""
+    """The compile cache of a store, unless ``WFKIT_COMPILE_CACHE=0``.
+
+    ``cache/`` in the store's folder (``.wfkit/cache/``); for a database file given by
+    another name, ``NAME.cache/`` beside it, so no folder is claimed that the user did not
+    give wfkit.
+    """
     if not compile_cache.enabled():
         return None
-    return resolve_store_path(store).parent / "cache"
+    database = resolve_store_path(store)
+    if database.name == "runs.db":
+        return database.parent / "cache"
+    return database.with_name(database.name + ".cache")
 
 
 def merged_answers(
