@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-"""Exit codes: 0 success, 1 the workflow or a test failed, 2 invalid usage, file or inputs."""
+EXIT_NO_TESTS = 5
+"""Exit codes: 0 success, 1 the workflow or a test failed, 2 invalid usage, file or inputs,
+5 ``wfkit test`` found no test suite (as pytest)."""
 
 app = typer.Typer(
     name="wfkit",
@@ -411,9 +413,11 @@ def suite_command(
     json_out: JsonOpt = False,
 ) -> None:
     """Run workflow test suites with mocked tools, shell and answers, in virtual time."""
+    from rich.text import Text
+
     from wfkit.commands.suite import run_tests
     from wfkit.commands.suite_reports import write_junit, write_lcov
-    from wfkit.errors import LoadError
+    from wfkit.errors import LoadError, NoTestsFoundError
     from wfkit.render import case_line, test_summary
 
     err = _console(stderr=True)
@@ -422,6 +426,13 @@ def suite_command(
         result = run_tests(
             paths, coverage=measure, on_case=None if json_out else lambda c: err.print(case_line(c))
         )
+    except NoTestsFoundError as exc:  # as pytest: exit 5 when nothing was collected
+        if json_out:
+            sys.stdout.write(json.dumps({"error": {"type": exc.type_name, "message": str(exc)}}))
+            sys.stdout.write("\n")
+        else:
+            err.print(Text(str(exc), style="yellow"))
+        raise typer.Exit(EXIT_NO_TESTS) from None
     except LoadError as exc:
         raise _fail_usage(exc) from None
     if junit_xml:
@@ -441,6 +452,8 @@ def suite_command(
         err.print(
             f"[red]workflow coverage {result.coverage_percent:.1f}% is under {fail_under:g}%[/]"
         )
+    if result.invalid:  # a suite or workflow file that does not load is a usage error
+        raise typer.Exit(EXIT_USAGE)
     raise typer.Exit(EXIT_OK if result.ok and not under else EXIT_FAILED)
 
 

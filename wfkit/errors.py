@@ -6,6 +6,7 @@
     ├── LoadError                  a workflow or test file is invalid (file, line, column, field)
     ├── InputError                 workflow inputs are missing or of the wrong type   [permanent]
     │   └── MissingExtraError      the workflow needs an optional part that is not installed
+    ├── NoTestsFoundError          no test suite where ``wfkit test`` looked (exit 5)
     ├── RunNotFoundError           no run with that id in the store
     ├── ResumeError                a run cannot be resumed (finished, running, file changed)
     ├── CancelError                a run cannot be cancelled (it is not running)
@@ -113,6 +114,10 @@ class InputError(WfkitError):
 
 class MissingExtraError(InputError):
     """An optional part of wfkit that the workflow or command needs is not installed."""
+
+
+class NoTestsFoundError(WfkitError):
+    """``wfkit test`` found no ``*.wftest.yaml`` file where it looked (exit 5, as pytest)."""
 
 
 class RunNotFoundError(WfkitError):

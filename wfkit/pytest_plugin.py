@@ -63,7 +63,7 @@ class WorkflowCase(pytest.Item):
         if result.status == "error":
             raise CaseFailed(f"error: {result.error}")
         if result.status == "failed":
-            raise CaseFailed("\n".join(f.message for f in result.failures))
+            raise CaseFailed("\n".join([*(f.message for f in result.failures), *result.why()]))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, CaseFailed):

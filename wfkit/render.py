@@ -378,6 +378,8 @@ def test_summary(report: TestReport, show_coverage: bool) -> Group:
                     f"  actual {_short(failure.actual)}",
                 )
             )
+        for line in case.why():
+            parts.append(Text(f"  {line}", style="yellow" if line[0] == "f" else "dim"))
     if show_coverage and report.coverage is not None:
         table = titled_table("workflow coverage", "workflow", "covered", "missed")
         for workflow in report.coverage:

@@ -374,7 +374,8 @@ def test_pytest_shows_a_clear_load_error(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(errors=1)
     output = result.stdout.str()
     assert "LoadError: " in output
-    assert "broken.wftest.yaml:2:" in output
+    assert "broken.wftest.yaml:" in output
+    assert "malformed YAML" in output
     for noise in ("yaml/", "Traceback", "_yaml", "ScannerError"):
         assert noise not in output
 
@@ -416,3 +417,73 @@ def test_python_helpers(write: Callable[..., Path]) -> None:
         assert_state(report, "tries", {"gt": 5})
     with pytest.raises(AssertionError):
         run_with_mocks(write("name: x\nstepz: 1\n", "bad.yaml"))
+
+
+CI_FLOW = """
+name: ci
+steps:
+  - {id: unit, type: shell_command, command: "pytest -q"}
+"""
+
+
+def test_a_failing_case_says_why_and_keeps_its_run(tmp_path: Path) -> None:
+    (tmp_path / "ci.yaml").write_text(CI_FLOW)
+    (tmp_path / "ci.wftest.yaml").write_text(
+        "workflow: ci.yaml\ncases:\n  - name: green\n    mocks:\n      shell:\n"
+        "        - {match: pytest, stdout: 'FAILED test_x.py::test_add - assert 3 == 2',"
+        " exit_code: 1}\n    expect: {status: succeeded}\n"
+    )
+    runner = CliRunner()
+    junit = tmp_path / "junit.xml"
+    result = runner.invoke(app, ["test", str(tmp_path), "--junit-xml", str(junit), "--json"])
+    assert result.exit_code == 1, result.output
+    (case,) = json.loads(result.stdout)["cases"]
+    first = case["first_error"]
+    assert (first["step_id"], first["error_type"]) == ("unit", "ShellCommandError")
+    assert "assert 3 == 2" in first["message"]  # the runner's report, from stdout
+    text = runner.invoke(app, ["test", str(tmp_path)], env={"NO_COLOR": "1", "COLUMNS": "200"})
+    assert "first error: unit: ShellCommandError" in text.stdout
+    kept = re.search(r"run kept: wfkit debug (\S+) --store (\S+)", text.stdout)
+    assert kept is not None, text.stdout
+    assert kept[2] == case["store"]
+    again = runner.invoke(app, ["debug", kept[1], "--store", kept[2]], env={"NO_COLOR": "1"})
+    assert again.exit_code == 0, again.output
+    failure = ET.parse(junit).getroot().find("testsuite/testcase/failure")
+    assert failure is not None
+    assert "first error: unit: ShellCommandError" in (failure.text or "")
+    debug = runner.invoke(app, ["debug", case["run_id"], "--store", case["store"], "--json"])
+    assert debug.exit_code == 0, debug.output
+    assert json.loads(debug.stdout)["status"] == "failed"
+
+
+def test_one_bad_suite_does_not_stop_the_others(tmp_path: Path) -> None:
+    (tmp_path / "ci.yaml").write_text(CI_FLOW)
+    ok_case = "cases:\n  - name: ok\n    mocks: {shell: [{match: pytest}]}\n"
+    (tmp_path / "a.wftest.yaml").write_text(f"workflow: ci.yaml\n{ok_case}")
+    (tmp_path / "b.wftest.yaml").write_text("workflow: ci.yaml\ncases: [{name: 'x}]\n")
+    (tmp_path / "c.wftest.yaml").write_text(f"workflow: gone.yaml\n{ok_case}")
+    junit = tmp_path / "junit.xml"
+    result = CliRunner().invoke(app, ["test", str(tmp_path), "--junit-xml", str(junit), "--json"])
+    assert result.exit_code == 2, result.output
+    report = json.loads(result.stdout)
+    assert [(c["name"], c["status"]) for c in report["cases"]] == [
+        ("ok", "passed"),
+        ("(suite)", "error"),
+        ("ok", "error"),
+    ]
+    assert report["invalid"] == 2
+    root = ET.parse(junit).getroot()
+    assert (root.get("tests"), root.get("errors")) == ("3", "2")
+    error = root.findall("testsuite")[1].find("testcase/error")
+    assert error is not None
+    assert "b.wftest.yaml:" in (error.text or "")
+    assert "malformed YAML" in (error.text or "")
+
+
+def test_no_suites_is_exit_5(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(app, ["test", str(tmp_path / "empty")])
+    assert result.exit_code == 5
+    assert "no test suites found" in result.output
+    as_json = CliRunner().invoke(app, ["test", str(tmp_path / "empty"), "--json"])
+    assert json.loads(as_json.stdout)["error"]["type"] == "NoTestsFoundError"

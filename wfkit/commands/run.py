@@ -54,11 +54,13 @@ async def run_workflow_async(
     initial_state: dict[str, Any] | None = None,
     pause_for_input: bool = False,
     loaded: LoadedWorkflow | None = None,
+    stored_breakers: bool = True,
 ) -> RunReport:
     """Load, check inputs, run and record a workflow; raise LoadError/InputError up front.
 
     ``sleep`` and ``clock`` replace the real ones (tests skip waits with them); ``seed`` fixes
-    retry jitter; ``loaded`` is ``file`` loaded already (a test suite loads it once).
+    retry jitter; ``loaded`` is ``file`` loaded already (a test suite loads it once);
+    without ``stored_breakers`` the circuit breakers start closed (test cases are isolated).
     """
     if loaded is None:
         loaded = load_file(file, compile_cache_dir(store))
@@ -81,6 +83,7 @@ async def run_workflow_async(
             shell=shell,
             initial_raw=dict((initial_state or {}).get("raw", initial_state or {})),
             pause_for_input=pause_for_input,
+            stored_breakers=stored_breakers,
         )
         outcome = await execute_recorded(Run(loaded, new_run_id(), resolved, options), run_store)
         return report(outcome, loaded.file, str(run_store.path))
@@ -144,6 +147,7 @@ def run_options(
     on_event: Callable[[Event], None] | None,
     sleep: Callable[[float], Awaitable[None]] | None = None,
     clock: Callable[[], float] | None = None,
+    stored_breakers: bool = True,
     **more: Any,
 ) -> RunOptions:
     """The engine options of a run recorded in ``run_store`` (its breakers' stored state
@@ -156,7 +160,7 @@ def run_options(
         ask=ask,
         tools=tools or default_tools(loaded),
         sinks=sinks,
-        breaker_state=run_store.breakers(loaded.name),
+        breaker_state=run_store.breakers(loaded.name) if stored_breakers else {},
         **more,
     )
     if sleep is not None:

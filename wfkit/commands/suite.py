@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,17 +15,19 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
-from wfkit.commands.results import RunReport
+from wfkit.commands.results import ErrorEntry, RunReport
 from wfkit.commands.run import run_workflow_async
 from wfkit.commands.suite_reports import WorkflowCoverage, measure_coverage
 from wfkit.core.events import Event, StepFinished
 from wfkit.core.loader import LoadedWorkflow, load_file, translate_validation_error
 from wfkit.core.state import json_type
+from wfkit.core.store import RunStore, resolve_store_path
 from wfkit.core.values import child, parse_path
 from wfkit.core.yamlsrc import parse
 from wfkit.errors import (
     ERROR_TYPES,
     LoadError,
+    NoTestsFoundError,
     StateError,
     StepError,
     ToolError,
@@ -141,10 +142,26 @@ class CaseResult(_Model):
     virtual_seconds: float
     failures: list[Failure] = []
     error: str | None = None
+    #: the suite or its workflow file did not load (``wfkit test`` exits 2)
+    invalid: bool = False
     run_id: str | None = None
+    #: where the case's run is kept: ``wfkit debug RUN_ID --store STORE`` opens it
+    store: str | None = None
+    #: the run's first error (the one that failed it when there is one): why the case failed
+    first_error: ErrorEntry | None = None
     events: list[dict[str, Any]] = Field(default=[], exclude=True)
     errors_seen: list[tuple[str, str, bool]] = Field(default=[], exclude=True)
     report: RunReport | None = Field(default=None, exclude=True)
+
+    def why(self) -> list[str]:
+        """Why a case that did not pass failed: the run's first error, and where to look."""
+        lines = []
+        if self.first_error is not None:
+            e = self.first_error
+            lines.append(f"first error: {e.step_id}: {e.error_type}: {e.message}")
+        if self.run_id is not None and self.store is not None:
+            lines.append(f"run kept: wfkit debug {self.run_id} --store {self.store}")
+        return lines
 
 
 class MockError(StepError):
@@ -317,10 +334,32 @@ def suite_workflow(path: Path) -> LoadedWorkflow:
     return _LOADED[key]
 
 
+#: runs of test cases kept in the test store (the oldest beyond are pruned after a suite run)
+TEST_RUNS_KEPT = 500
+
+
+def case_store_path(store: str | Path | None = None) -> Path:
+    """The store test cases record their runs in: ``tests/`` beside the run store."""
+    return resolve_store_path(store).parent / "tests" / "runs.db"
+
+
+def first_error(report: RunReport) -> ErrorEntry | None:
+    """The error that failed the run (its first unrecovered one), else its first error."""
+    unrecovered = [e for e in report.errors if not e.recovered]
+    chosen = unrecovered or report.errors
+    return chosen[0] if chosen else None
+
+
 def run_case(
-    suite_file: Path, suite: Suite, case: Case, on_event: Callable[[Event], None] | None = None
+    suite_file: Path,
+    suite: Suite,
+    case: Case,
+    on_event: Callable[[Event], None] | None = None,
+    store: str | Path | None = None,
 ) -> CaseResult:
-    """Run one case in its own store and check its expectations."""
+    """Run one case isolated (its own mocks and clock; breakers start closed) and check its
+    expectations; the run is kept in the test store (``store``, default
+    :func:`case_store_path`) for ``wfkit debug``."""
     workflow = (suite_file.parent / suite.workflow).resolve()
     clock = VirtualClock()
     tools = MockTools(case.mocks.tools)
@@ -343,33 +382,35 @@ def run_case(
 
     started = time.perf_counter()
     base = {"file": str(suite_file), "workflow": str(workflow), "name": case.name}
-    with tempfile.TemporaryDirectory(prefix="wfkit-test-") as store:
-        try:
-            loaded = suite_workflow(workflow)
-            report = asyncio.run(
-                run_workflow_async(
-                    workflow,
-                    case.inputs,
-                    answers=case.mocks.answers,
-                    store=store,
-                    tools=tools,
-                    on_event=collect,
-                    sleep=clock.sleep,
-                    clock=clock.time,
-                    shell=shell,
-                    initial_state=case.state,
-                    loaded=loaded,
-                )
+    kept = Path(store) if store is not None else case_store_path()
+    try:
+        loaded = suite_workflow(workflow)
+        report = asyncio.run(
+            run_workflow_async(
+                workflow,
+                case.inputs,
+                answers=case.mocks.answers,
+                store=kept,
+                tools=tools,
+                on_event=collect,
+                sleep=clock.sleep,
+                clock=clock.time,
+                shell=shell,
+                initial_state=case.state,
+                loaded=loaded,
+                stored_breakers=False,
             )
-        except WfkitError as exc:
-            return CaseResult(
-                **base,
-                status="error",
-                error=str(exc),
-                duration_ms=(time.perf_counter() - started) * 1000,
-                virtual_seconds=clock.slept,
-                events=events,
-            )
+        )
+    except WfkitError as exc:
+        return CaseResult(
+            **base,
+            status="error",
+            error=str(exc),
+            invalid=isinstance(exc, LoadError),
+            duration_ms=(time.perf_counter() - started) * 1000,
+            virtual_seconds=clock.slept,
+            events=events,
+        )
     failures = check(case.expect, report, tools)
     return CaseResult(
         **base,
@@ -378,6 +419,8 @@ def run_case(
         virtual_seconds=clock.slept,
         failures=failures,
         run_id=report.run_id,
+        store=str(resolve_store_path(kept)),
+        first_error=first_error(report),
         events=events,
         errors_seen=[(e.step_id, e.error_type, e.recovered) for e in report.errors],
         report=report,
@@ -521,6 +564,8 @@ class TestReport(_Model):
     passed: int
     failed: int
     errors: int
+    #: cases that errored because their suite or workflow file did not load
+    invalid: int = 0
     duration_ms: float
     coverage: list[WorkflowCoverage] | None = None
     coverage_percent: float | None = None
@@ -531,22 +576,56 @@ class TestReport(_Model):
         return self.failed == 0 and self.errors == 0
 
 
+def _prune_test_store(path: Path) -> None:
+    """Keep the newest :data:`TEST_RUNS_KEPT` case runs (the test store stays bounded)."""
+    from wfkit.commands.manage import apply_retention
+    from wfkit.core.retention import PrunePolicy
+
+    with RunStore(path, create=False) as run_store:
+        if not run_store.missing:
+            apply_retention(run_store, PrunePolicy(keep=TEST_RUNS_KEPT))
+
+
 def run_tests(
     paths: Sequence[str | Path],
     *,
     coverage: bool = False,
     on_case: Callable[[CaseResult], None] | None = None,
+    store: str | Path | None = None,
 ) -> TestReport:
     """Discover and run every case of every suite under ``paths``."""
     started = time.perf_counter()
     results: list[CaseResult] = []
-    for path in discover(paths):
-        suite = load_suite(path)
+    found = discover(paths)
+    if not found:
+        raise NoTestsFoundError(
+            f"no test suites found in {', '.join(map(str, paths))} (files named *.wftest.yaml)"
+        )
+    kept = case_store_path(store)
+    for path in found:
+        try:
+            suite = load_suite(path)
+        except LoadError as exc:  # reported as one errored case; the other suites still run
+            invalid = CaseResult(
+                file=str(path),
+                workflow="",
+                name="(suite)",
+                status="error",
+                error=str(exc),
+                invalid=True,
+                duration_ms=0.0,
+                virtual_seconds=0.0,
+            )
+            results.append(invalid)
+            if on_case is not None:
+                on_case(invalid)
+            continue
         for case in suite.cases:
-            result = run_case(path, suite, case)
+            result = run_case(path, suite, case, store=kept)
             results.append(result)
             if on_case is not None:
                 on_case(result)
+    _prune_test_store(kept)
     covered = measure_coverage(results) if coverage else None
     total = [i for c in covered or [] for i in c.items]
     return TestReport(
@@ -554,6 +633,7 @@ def run_tests(
         passed=sum(r.status == "passed" for r in results),
         failed=sum(r.status == "failed" for r in results),
         errors=sum(r.status == "error" for r in results),
+        invalid=sum(r.invalid for r in results),
         duration_ms=(time.perf_counter() - started) * 1000,
         coverage=covered,
         coverage_percent=(100.0 * sum(i.covered for i in total) / len(total))

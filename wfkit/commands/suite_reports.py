@@ -168,7 +168,7 @@ def write_junit(report: TestReport, path: str | Path) -> None:
                 failure = ET.SubElement(
                     element, "failure", message=case.failures[0].message, type="ExpectationFailed"
                 )
-                failure.text = "\n".join(f.message for f in case.failures)
+                failure.text = "\n".join([*(f.message for f in case.failures), *case.why()])
             elif case.status == "error":
                 error = ET.SubElement(element, "error", message=case.error or "", type="CaseError")
                 error.text = case.error
