@@ -169,14 +169,38 @@ def test_schema_and_version(cli) -> None:  # type: ignore[no-untyped-def]
 def test_value_parsing() -> None:
     from wfkit.commands._io import parse_assignments
 
-    assert parse_assignments(["a=1", "b=x", "c=[1,2]", "d=", "e=a=b", "f=true"]) == {
-        "a": 1,
-        "b": "x",
-        "c": [1, 2],
-        "d": "",
-        "e": "a=b",
-        "f": True,
-    }
+    parsed = parse_assignments(["a=1", "b=x", "c=[1,2]", "d=", "e=a=b", "f=true"])
+    assert parsed == {"a": "1", "b": "x", "c": "[1,2]", "d": "", "e": "a=b", "f": "true"}
+    assert [parsed[k].as_type("any") for k in "abcdef"] == [1, "x", [1, 2], "", "a=b", True]
+    assert [parsed[k].as_type("string") for k in "abcdef"] == ["1", "x", "[1,2]", "", "a=b", "true"]
+
+
+TYPED = """
+name: typed
+inputs:
+  version: {type: string, default: "0"}
+  year: {type: string, default: "x"}
+  count: {type: integer, default: 0}
+  tags: {type: array, default: []}
+  note: {type: string, default: null}
+steps:
+  - {type: user_message, message: "{{ version }}"}
+"""
+
+
+def test_inputs_follow_their_declared_type(cli, write) -> None:  # type: ignore[no-untyped-def]
+    flow = write(TYPED)
+    args = ["run", str(flow), "--json", "-i", "version=1.0", "-i", "year=2024"]
+    result = cli(*args, "-i", "count=3", "-i", "tags=[1,2]", "-i", "note=null")
+    assert result.exit_code == 0, result.output
+    inputs = json.loads(result.stdout)["state"]["inputs"]
+    assert inputs == {"version": "1.0", "year": "2024", "count": 3, "tags": [1, 2], "note": None}
+    refused = cli("run", str(flow), "-i", "version=null")
+    assert refused.exit_code == 2
+    assert "input 'version' is a string and cannot be null" in refused.output
+    wrong = cli("run", str(flow), "-i", "count=many")
+    assert wrong.exit_code == 2
+    assert "input 'count' should be integer, got string 'many'" in wrong.output
 
 
 def test_resume_through_the_cli(cli, write, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

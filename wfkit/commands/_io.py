@@ -6,26 +6,20 @@ import json
 from pathlib import Path
 from typing import Any
 
+from wfkit.core.state import TextInput
 from wfkit.core.yamlsrc import parse
 from wfkit.errors import InputError, LoadError
 
 
-def parse_value(text: str) -> Any:
-    """A ``-i`` value: JSON when it parses, else the string itself."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:
-    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``."""
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}`` as :class:`TextInput` values, which the
+    declared input types turn into values (a ``string`` keeps ``"1"``, an ``integer`` is 1)."""
     out: dict[str, Any] = {}
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
             raise InputError(f"input {pair!r} should look like name=value")
-        out[name.strip()] = parse_value(value)
+        out[name.strip()] = TextInput(value)
     return out
 
 

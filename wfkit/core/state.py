@@ -9,6 +9,7 @@ and recomputes only the computed fields downstream of what changed, in dependenc
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -85,6 +86,14 @@ class StatePlan:
         for name, spec in self.inputs.items():
             if name in given:
                 value = given[name]
+                if isinstance(value, TextInput):
+                    value = value.as_type(spec.type)
+                if value is None and not _nullable(spec):
+                    problems.append(
+                        f"input {name!r} is a {spec.type} and cannot be null "
+                        "(declare `default: null` to allow it)"
+                    )
+                    continue
             elif spec.has_default:
                 value = spec.default
             elif spec.is_required:
@@ -104,6 +113,27 @@ class StatePlan:
         if problems:
             raise InputError("; ".join(problems))
         return out
+
+
+class TextInput(str):
+    """An input value typed as text (``-i name=value``): its declared type decides what it
+    is. A ``string`` input takes the text as given (``1.0`` stays ``"1.0"``; ``null`` is
+    null); any other type parses it as JSON when it can (``3``, ``true``, ``[1, 2]``)."""
+
+    def as_type(self, declared: str) -> Any:
+        """The value for an input of type ``declared``."""
+        text = str(self)
+        if declared == "string":
+            return None if text == "null" else text
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
+
+def _nullable(spec: Any) -> bool:
+    """An input may be given null when it is untyped or its declared default is null."""
+    return bool(spec.type == "any" or (spec.has_default and spec.default is None))
 
 
 @dataclass(frozen=True)
