@@ -348,3 +348,23 @@ def test_schema_command_output_validates_field_names() -> None:
     }
     assert "shell_command" in step_types
     assert len(step_types) == 13
+
+
+@pytest.mark.parametrize(
+    ("choices", "where"),
+    [
+        ("[yes, no]", "choices[0]"),
+        ("['yes', off]", "choices[1]"),
+        ("[a, b]\n    default: no", "default"),
+    ],
+)
+def test_yaml_11_booleans_in_choices_are_refused(choices: str, where: str) -> None:
+    text = f"name: x\nsteps:\n  - type: user_input\n    prompt: p\n    choices: {choices}\n"
+    with pytest.raises(LoadError, match="is read by YAML 1.1 as the boolean") as caught:
+        load_text(text, "f.yaml")
+    assert caught.value.field == f"steps[0].{where}"
+
+
+def test_quoted_or_true_false_choices_load() -> None:
+    text = "name: x\nsteps:\n  - type: user_input\n    prompt: p\n    choices: ['yes', true]\n"
+    assert load_text(text, "f.yaml").name == "x"

@@ -275,6 +275,8 @@ def _check_steps(
     for i, step in enumerate(steps):
         where = (*path, i)
         _compile_step(source, step, where)
+        if isinstance(step, m.UserInputStep):
+            _check_choices(source, step, where)
         if isinstance(step, (m.BreakStep, m.ContinueStep)) and loop_depth == 0:
             raise source.error(f"`{step.step_type}` outside a while_loop or foreach", where)
         if step.circuit_breaker and step.circuit_breaker not in workflow.config.circuit_breakers:
@@ -300,6 +302,20 @@ def _check_steps(
             _check_steps(
                 source, children, (*where, label), workflow, 0 if label == "cleanup" else depth
             )
+
+
+def _check_choices(source: Source, step: m.UserInputStep, where: NodePath) -> None:
+    """``choices: [yes, no]`` reads as booleans in YAML 1.1: the prompt would offer
+    True/False. Unquoted yes/no/on/off in a choice or default is refused."""
+    for field_name in ("choices", "default"):
+        for path, word in source.word_booleans.items():
+            if path[: len(where) + 1] == (*where, field_name):
+                raise source.error(
+                    f"{word!r} in {field_name} is read by YAML 1.1 as the boolean "
+                    f"{word.lower() in ('yes', 'y', 'on')}; quote it ('{word}') for the answer "
+                    f"{word!r}",
+                    path,
+                )
 
 
 def _compile_step(source: Source, step: m.StepBase, where: NodePath) -> None:

@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 Path = tuple[str | int, ...]
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
+_PLAIN_BOOLS = ("true", "false")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MAX_NODES = 1_000_000  # bounds alias expansion ("billion laughs")
 
@@ -33,6 +34,8 @@ class Source:
     file: str
     data: Any
     positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    #: values that YAML 1.1 read as booleans from words other than true/false (yes, no, on...)
+    word_booleans: dict[Path, str] = field(default_factory=dict)
 
     def position(self, path: Path) -> tuple[int | None, int | None]:
         """The ``(line, column)`` of ``path``, or of its nearest ancestor that is known."""
@@ -80,7 +83,7 @@ def parse(text: str, file: str) -> Source:
         return Source(file, None, {})
     builder = _Builder(file)
     data = builder.build(node, ())
-    return Source(file, data, builder.positions)
+    return Source(file, data, builder.positions, builder.word_booleans)
 
 
 class _Builder:
@@ -89,6 +92,7 @@ class _Builder:
         self.positions: dict[Path, tuple[int, int]] = {}
         self.constructor = yaml.constructor.SafeConstructor()
         self.count = 0
+        self.word_booleans: dict[Path, str] = {}
 
     def _error(self, message: str, node: yaml.Node, path: Path) -> LoadError:
         return LoadError(
@@ -108,6 +112,13 @@ class _Builder:
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        if (
+            isinstance(node, yaml.ScalarNode)
+            and node.tag == _BOOL_TAG
+            and not node.style
+            and node.value.lower() not in _PLAIN_BOOLS
+        ):
+            self.word_booleans[path] = node.value
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
