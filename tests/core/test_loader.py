@@ -360,7 +360,7 @@ def test_schema_command_output_validates_field_names() -> None:
 )
 def test_yaml_11_booleans_in_choices_are_refused(choices: str, where: str) -> None:
     text = f"name: x\nsteps:\n  - type: user_input\n    prompt: p\n    choices: {choices}\n"
-    with pytest.raises(LoadError, match="is read by YAML 1.1 as the boolean") as caught:
+    with pytest.raises(LoadError, match=r"is read by YAML 1\.1 as the boolean") as caught:
         load_text(text, "f.yaml")
     assert caught.value.field == f"steps[0].{where}"
 
