@@ -352,14 +352,14 @@ def trace_command(
 ) -> None:
     """Show a traced run's transforms (inputs, outputs, timing), conditions and retries."""
     from wfkit.commands.inspect import chrome_trace, trace_run
-    from wfkit.errors import RunNotFoundError, StoreError
+    from wfkit.errors import InputError, RunNotFoundError, StoreError
     from wfkit.render import trace_view
 
     if output_format not in ("table", "chrome"):
         raise _fail_usage(ValueError(f"--format must be table or chrome, not {output_format!r}"))
     try:
         result = trace_run(run_id, field=field, step=step, store=store)
-    except (RunNotFoundError, StoreError) as exc:
+    except (InputError, RunNotFoundError, StoreError) as exc:
         raise _fail_usage(exc) from None
     if output_format == "chrome":
         text = json.dumps(chrome_trace(result))

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from wfkit.cli import app
 from wfkit.commands import run_workflow
 from wfkit.commands.inspect import chrome_trace, debug_run, trace_run
+from wfkit.errors import InputError
 
 TRACED = """
 name: traced
@@ -65,6 +68,24 @@ def test_transforms_are_traced_with_inputs_outputs_and_dependencies(write) -> No
         "dependencies",
     }
     assert all(r["field"] == "computed.ready_batches" for r in view.traces)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", first["timestamp"])
+
+
+def test_a_field_the_run_did_not_trace_is_an_error(write) -> None:  # type: ignore[no-untyped-def]
+    run_id = traced_run(write)
+    with pytest.raises(
+        InputError,
+        match=re.escape("traced no field 'computed.ready_batchs'; did you mean 'computed.ready_"),
+    ):
+        trace_run(run_id, field="ready_batchs")
+    untraced = run_workflow(
+        write("name: u\nsteps:\n  - {type: user_message, message: x}\n", "u.yaml")
+    )
+    with pytest.raises(InputError, match="recorded no computed-field traces"):
+        trace_run(untraced.run_id, field="anything")
+    result = CliRunner().invoke(app, ["trace", run_id, "--field", "ready_batchs"])
+    assert result.exit_code == 2
+    assert "did you mean 'computed.ready_batches'" in result.output
 
 
 def test_conditions_and_retry_decisions_explain_skips_and_retries(write) -> None:  # type: ignore[no-untyped-def]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from wfkit.commands.run import iso
 from wfkit.core.state import MISSING
 from wfkit.core.store import RunRow, RunStore
 from wfkit.core.values import json_len
+from wfkit.errors import InputError
 
 CONTAINERS = frozenset({"conditional", "while_loop", "foreach", "parallel_foreach"})
 
@@ -101,10 +103,12 @@ def trace_run(
         records = run_store.traces(row.run_id)
         history = run_store.step_history(row.run_id)
     dropped = sum(r.get("count", 0) for r in records if r["kind"] == "dropped")
-    records = [r for r in records if r["kind"] != "dropped"]
+    records = [_iso_timestamp(r) for r in records if r["kind"] != "dropped"]
     wanted = (
         None if field is None else (field if field.startswith("computed.") else f"computed.{field}")
     )
+    if wanted is not None:
+        _check_traced_field(row.run_id, wanted, records)
     traces = [
         r
         for r in records
@@ -120,7 +124,11 @@ def trace_run(
         and wanted is None
     ]
     steps = [
-        {**h, "started_at": h["finished_at"] - h["duration_ms"] / 1000}
+        {
+            **h,
+            "started_at": iso(h["finished_at"] - h["duration_ms"] / 1000),
+            "finished_at": iso(h["finished_at"]),
+        }
         for h in history
         if (step is None or h["step_id"] == step) and wanted is None
     ]
@@ -133,6 +141,34 @@ def trace_run(
         steps=steps,
         dropped=dropped,
     )
+
+
+def _iso_timestamp(record: dict[str, Any]) -> dict[str, Any]:
+    """A stored trace record with its UNIX ``timestamp`` as ISO 8601 (the seed's shape)."""
+    if isinstance(record.get("timestamp"), int | float):
+        return {**record, "timestamp": iso(record["timestamp"])}
+    return record
+
+
+def _check_traced_field(run_id: str, wanted: str, records: list[dict[str, Any]]) -> None:
+    """``--field`` must name a field the run traced: a typo is an error, not silence."""
+    import difflib
+
+    fields = sorted({r["field"] for r in records if r["kind"] == "transform"})
+    if wanted in fields:
+        return
+    if not fields:
+        raise InputError(
+            f"run {run_id} recorded no computed-field traces (run it with --trace), "
+            f"so there is nothing for {wanted!r}"
+        )
+    close = difflib.get_close_matches(wanted, fields, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise InputError(f"run {run_id} traced no field {wanted!r}{hint} (traced: {', '.join(fields)})")
+
+
+def _seconds(stamp: str) -> float:
+    return datetime.fromisoformat(stamp).timestamp()
 
 
 def chrome_trace(view: TraceView) -> dict[str, Any]:
@@ -149,7 +185,7 @@ def chrome_trace(view: TraceView) -> dict[str, Any]:
                 "name": step["step_id"],
                 "cat": f"step,{step['step_type']}",
                 "ph": "X",
-                "ts": round(step["started_at"] * 1e6),
+                "ts": round(_seconds(step["started_at"]) * 1e6),
                 "dur": round(step["duration_ms"] * 1000),
                 "pid": 1,
                 "tid": tid,
@@ -168,7 +204,7 @@ def chrome_trace(view: TraceView) -> dict[str, Any]:
                 "ph": "X",
                 "pid": 1,
                 "tid": 0,
-                "ts": round((record["timestamp"] - record["duration_ms"] / 1000) * 1e6),
+                "ts": round((_seconds(record["timestamp"]) - record["duration_ms"] / 1000) * 1e6),
                 "dur": max(1, round(record["duration_ms"] * 1000)),
                 "args": {"trigger": record["trigger"], "output": record["output"]},
             }
@@ -182,7 +218,7 @@ def chrome_trace(view: TraceView) -> dict[str, Any]:
                 "s": "t",
                 "pid": 1,
                 "tid": 0,
-                "ts": round(record["timestamp"] * 1e6),
+                "ts": round(_seconds(record["timestamp"]) * 1e6),
                 "args": record,
             }
         )
