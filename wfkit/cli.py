@@ -161,6 +161,10 @@ def run(
     err = _console(stderr=True)
     try:
         given = parse_assignments(inputs)
+        if metrics is not None:  # refused before the run, not after it
+            from wfkit.commands.metrics import require_prometheus
+
+            require_prometheus()
         with LiveReporter(err, stream=_streams(quiet, stream, json_out)) as live:
             interactive = sys.stdin.isatty() and not json_out
             result = run_workflow(

@@ -14,10 +14,11 @@ from pydantic import BaseModel, ConfigDict
 
 from wfkit.core.store import RunStore
 from wfkit.core.values import json_len
-from wfkit.errors import WfkitError
+from wfkit.errors import MissingExtraError, WfkitError
 
 DURATION_BUCKETS_MS = (1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 60000)
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+RUN_STATUSES = ("succeeded", "failed", "timed_out", "cancelled", "waiting", "running")
 
 
 class MetricsError(WfkitError):
@@ -37,6 +38,9 @@ class RunMetrics(BaseModel):
     state_bytes: int
     breakers: dict[str, str]
     duration_ms: float | None
+    #: the run's status, and when the workflow last succeeded (UNIX time; from the store)
+    status: str | None = None
+    last_success_at: float | None = None
 
 
 def run_metrics(
@@ -49,7 +53,14 @@ def run_metrics(
         errors = run_store.errors(row.run_id)
         traces = run_store.traces(row.run_id)
         breakers = run_store.breakers(row.workflow)
-    return figures(history, errors, traces, row.state, breakers, row.duration_ms)
+        last = last_success(run_store, row.workflow)
+    return figures(history, errors, traces, row.state, breakers, row.duration_ms, row.status, last)
+
+
+def last_success(run_store: RunStore, workflow: str) -> float | None:
+    """When a run of ``workflow`` last succeeded (UNIX time), from the store."""
+    succeeded = run_store.list_runs(1, statuses=["succeeded"], workflow=workflow)
+    return succeeded[0].finished_at if succeeded else None
 
 
 def figures(
@@ -59,14 +70,21 @@ def figures(
     state: dict[str, Any] | None,
     breakers: dict[str, dict[str, Any]],
     duration_ms: float | None,
+    status: str | None = None,
+    last_success_at: float | None = None,
 ) -> RunMetrics:
     """The metrics of a run from its stored records."""
     steps: dict[str, dict[str, int]] = {}
     durations: dict[str, list[float]] = {}
     retries = 0
+    # a step that failed but whose failure a `continue`/`fallback` handled is counted apart
+    handled = {e.step_id for e in errors if e.recovered} - {
+        e.step_id for e in errors if not e.recovered
+    }
     for h in history:
         by_status = steps.setdefault(h["step_type"], {})
-        by_status[h["status"]] = by_status.get(h["status"], 0) + 1
+        label = "handled" if h["status"] == "failed" and h["step_id"] in handled else h["status"]
+        by_status[label] = by_status.get(label, 0) + 1
         if h["status"] != "skipped":
             durations.setdefault(h["step_type"], []).append(round(h["duration_ms"], 3))
         retries += max(h["attempts"] - 1, 0)
@@ -87,18 +105,28 @@ def figures(
         state_bytes=size,
         breakers={name: str(b["state"]) for name, b in breakers.items()},
         duration_ms=duration_ms,
+        status=status,
+        last_success_at=last_success_at,
     )
+
+
+def require_prometheus() -> None:
+    """Raise :class:`MissingExtraError` when prometheus-client is not installed."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("prometheus_client") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise MissingExtraError("--metrics needs prometheus-client: pip install 'wfkit[metrics]'")
 
 
 def write_prometheus(metrics: RunMetrics, workflow: str, path: str | Path) -> None:
     """Write the figures as Prometheus text exposition, atomically (node_exporter's textfile
     collector never reads half a file)."""
-    try:
-        import prometheus_client as prom
-    except ImportError:
-        raise MetricsError(
-            "--metrics needs prometheus-client: pip install 'wfkit[metrics]'"
-        ) from None
+    require_prometheus()
+    import prometheus_client as prom
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
     prom.disable_created_metrics()  # type: ignore[no-untyped-call]  # one file per run: no *_created
@@ -156,6 +184,22 @@ def write_prometheus(metrics: RunMetrics, workflow: str, path: str | Path) -> No
         Gauge(
             "wfkit_run_duration_seconds", "Wall time of the run", ["workflow"], registry=registry
         ).labels(**labels).set(metrics.duration_ms / 1000)
+    if metrics.status is not None:  # a state set: 1 for the run's status, 0 for the others
+        outcome = Gauge(
+            "wfkit_run_status",
+            "The run's status (1 for it, 0 for the others)",
+            ["workflow", "status"],
+            registry=registry,
+        )
+        for name in RUN_STATUSES:
+            outcome.labels(workflow, name).set(int(name == metrics.status))
+    if metrics.last_success_at is not None:
+        Gauge(
+            "wfkit_run_last_success_timestamp_seconds",
+            "When a run of the workflow last succeeded",
+            ["workflow"],
+            registry=registry,
+        ).labels(**labels).set(metrics.last_success_at)
     try:
         prom.write_to_textfile(str(path), registry)
     except OSError as exc:
