@@ -16,7 +16,6 @@ it builds. A native result must be JSON data.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections import ChainMap
 from collections.abc import Callable, Mapping
@@ -26,20 +25,13 @@ from typing import Any, cast
 from jinja2 import TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 
+from wfkit.core import shellquote
 from wfkit.core.budget import LIMITS, budgeted
 from wfkit.core.native import json_result
 from wfkit.core.sandbox import Sandbox, bounded_concat, make_env
 from wfkit.errors import ExpressionError, UndefinedVariableError, WfkitError
 
 __all__ = ["LIMITS", "Expr", "Scope", "Value", "compile_expr", "make_scope", "truthy"]
-
-
-def _shell_quote(value: Any) -> str:
-    import shlex
-
-    if isinstance(value, (dict, list)):
-        value = json.dumps(value)
-    return shlex.quote("" if value is None else str(value))
 
 
 ENV = make_env()
@@ -65,7 +57,8 @@ def make_scope(*layers: Mapping[str, Any]) -> Scope:
     return Scope(*cast("list[dict[str, Any]]", layers), ENV.globals)
 
 
-SHELL_ENV = make_env(finalize=_shell_quote)
+SHELL_ENV = make_env()
+SHELL_ENV.filters.update(shellquote.FILTERS)  # each value escaped for its quoting context
 
 _LONE = re.compile(r"^\s*\{\{(?P<body>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
 _TEMPLATE_MARK = re.compile(r"\{\{|\{%")
@@ -163,7 +156,8 @@ def _compile(env: Sandbox, source: str, bare: bool, shell: bool) -> Expr:
         if lone and not shell:
             return _compile_native(env, lone.group("body"), source)
         if _TEMPLATE_MARK.search(source):
-            template = env.from_string(source)
+            text = shellquote.place_values(source)[0] if shell else source
+            template = env.from_string(text)
             refs = _references(env.parse(source))
             return Expr(source=source, kind="text", references=refs, _code=template)
         if bare:
