@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -146,3 +147,20 @@ def test_explain_notes_unnecessary_quotes(write: Callable[..., Path]) -> None:
     notes = [w for w in explain_workflow(flow).warnings if w.kind == "shell_quotes"]
     assert [n.step_id for n in notes] == ["quoted"]
     assert "single-quoted quotes around {{ x }} are unnecessary" in notes[0].message
+
+
+def test_a_background_child_does_not_hold_the_step_open(run_yaml: Runner) -> None:
+    started = time.perf_counter()
+    report = run_yaml(
+        """
+        name: bg
+        steps:
+          - {id: bg, type: shell_command, command: "sleep 20 & echo started"}
+          - {id: forever, type: shell_command, command: "sleep 987611 &"}
+        """
+    )
+    assert time.perf_counter() - started < 10  # was 20 s, and forever for the second
+    assert report.status == "succeeded"
+    assert report.steps[0].status == "succeeded"
+    gone = subprocess.run(["pgrep", "-f", "sleep 987611"], capture_output=True, check=False)
+    assert gone.stdout == b""  # what the shell left in its group was ended

@@ -69,16 +69,23 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
             f"cannot start {shown!r}: {exc.strerror}", exit_code=code, stderr=str(exc)
         ) from exc
     limit = run.options.max_output_bytes
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    out, err = _Capture(limit), _Capture(limit)
+    readers = asyncio.gather(out.read(proc.stdout), err.read(proc.stderr))
     try:
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        stdout, stderr = await asyncio.gather(_read(proc.stdout, limit), _read(proc.stderr, limit))
-        exit_code = await proc.wait()
+        # the step ends when its shell exits: a background child (`cmd &`) still holding the
+        # pipes gets DRAIN_SECONDS to finish writing, then its group is killed
+        exit_code = await _shell_exit(proc)
+        await _drain(proc.pid, readers)
     except BaseException:
+        readers.cancel()
         await terminate_group(proc, run.options.kill_grace_seconds)
         raise
     _kill_leftovers(proc.pid)
-    return _result(step, shown, {"stdout": stdout, "stderr": stderr, "exit_code": exit_code})
+    return _result(
+        step, shown, {"stdout": out.text(), "stderr": err.text(), "exit_code": exit_code}
+    )
 
 
 def _result(step: ShellCommandStep, shown: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -101,20 +108,58 @@ def _result(step: ShellCommandStep, shown: str, result: dict[str, Any]) -> dict[
     return result
 
 
-async def _read(stream: asyncio.StreamReader, limit: int) -> str:
-    kept = bytearray()
-    dropped = 0
-    while chunk := await stream.read(_CHUNK):
-        room = limit - len(kept)
-        if room > 0:
-            kept += chunk[:room]
-        dropped += max(0, len(chunk) - max(room, 0))
-    text = kept.decode("utf-8", errors="replace")
-    if text.endswith("\n"):
-        text = text[:-1]
-    if dropped:
-        text += f"\n[wfkit: {dropped} more bytes not kept]"
-    return text
+DRAIN_SECONDS = 0.5
+"""How long output may still arrive after the shell exited (from children it left behind)."""
+
+
+async def _shell_exit(proc: asyncio.subprocess.Process) -> int:
+    """The shell's exit code, as soon as it exits: ``proc.wait()`` alone also waits for the
+    pipes to close, which a background child keeps open."""
+    waiter = asyncio.ensure_future(proc.wait())
+    try:
+        while True:
+            done, _ = await asyncio.wait({waiter}, timeout=0.05)
+            if done:
+                return waiter.result()
+            if proc.returncode is not None:
+                return proc.returncode
+    finally:
+        waiter.cancel()
+
+
+async def _drain(pgid: int, readers: asyncio.Future[Any]) -> None:
+    """Wait for the pipes to close; kill what holds them after a bound, then stop reading."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(readers), DRAIN_SECONDS)
+        return
+    _kill_leftovers(pgid)
+    # a process outside the group (it called setsid) may hold them still: stop reading
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(readers, DRAIN_SECONDS)
+
+
+class _Capture:
+    """One stream's output: the first ``limit`` bytes kept, the rest counted."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.kept = bytearray()
+        self.dropped = 0
+
+    async def read(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(_CHUNK):
+            room = self.limit - len(self.kept)
+            if room > 0:
+                self.kept += chunk[:room]
+            self.dropped += max(0, len(chunk) - max(room, 0))
+
+    def text(self) -> str:
+        text = self.kept.decode("utf-8", errors="replace")
+        if text.endswith("\n"):
+            text = text[:-1]
+        if self.dropped:
+            text += f"\n[wfkit: {self.dropped} more bytes not kept]"
+        return text
 
 
 async def terminate_group(proc: asyncio.subprocess.Process, grace: float) -> None:
