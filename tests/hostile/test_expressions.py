@@ -159,8 +159,8 @@ main()
 """
 
 
-def peak_kib(*args: str) -> tuple[str, int]:
-    """Run ``wfkit ARGS`` in a child; its stdout and its own peak RSS in KiB."""
+def peak_kib(*args: str) -> tuple[str, int, str]:
+    """Run ``wfkit ARGS`` in a child; its stdout, its own peak RSS in KiB, its stderr."""
     done = subprocess.run(
         [sys.executable, "-c", _PEAK_CHILD, *args],
         capture_output=True,
@@ -170,12 +170,12 @@ def peak_kib(*args: str) -> tuple[str, int]:
     )
     peaks = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("PEAK ")]
     assert peaks, done.stderr
-    return done.stdout, int(peaks[-1])
+    return done.stdout, int(peaks[-1]), done.stderr
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("expression", [e for e in BIG_VALUES if "10**" not in e][:12])
 def test_big_values_stay_under_100_mib_in_test_transform(expression: str) -> None:
-    out, peak = peak_kib("test-transform", expression, "--json")
+    out, peak, _ = peak_kib("test-transform", expression, "--json")
     assert json.loads(out)["error"]["type"] == "ExpressionError"
     assert peak < 100 * 1024
