@@ -55,6 +55,12 @@ CONTEXTS: list[tuple[str, Callable[[str], str]]] = [
     ('printf %s "$(printf %s {{ v }})"', lambda v: v.rstrip("\n")),
     ("printf %s {{ v }} # and {{ v }}", lambda v: v),
     ("{% if v %}printf %s '{{ v }}'{% else %}printf %s ''{% endif %}", lambda v: v),
+    ("cat <<'EOF'\nhi\nEOF\nprintf %s {{ v }}", lambda v: "hi\n" + v),
+    ('printf %s "a\\"b{{ v }}"', lambda v: 'a"b' + v),
+    ("printf %s \\'{{ v }}", lambda v: "'" + v),
+    ("printf %s \"$(printf %s '(' )\"{{ v }}", lambda v: "(" + v),
+    ("(printf %s {{ v }})", lambda v: v),
+    ("printf %s $( (printf %s x) ){{ v }}", lambda v: "x" + v),
 ]
 
 
