@@ -170,3 +170,13 @@ def test_a_background_child_does_not_hold_the_step_open(run_yaml: Runner) -> Non
     assert report.steps[0].status == "succeeded"
     gone = subprocess.run(["pgrep", "-f", "sleep 987611"], capture_output=True, check=False)
     assert gone.stdout == b""  # what the shell left in its group was ended
+
+
+def test_explain_says_how_the_memory_limit_is_enforced(write: Callable[..., Path]) -> None:
+    flow = write(
+        "name: m\nsteps:\n  - {id: s, type: shell_command, command: 'true', memory_limit_mb: 64}\n"
+    )
+    notes = [w for w in explain_workflow(flow).warnings if w.kind == "memory_limit"]
+    assert len(notes) == 1
+    assert notes[0].message.startswith("memory_limit_mb=64 is enforced by ")
+    assert "RLIMIT_AS" in notes[0].message or "cgroup v2" in notes[0].message

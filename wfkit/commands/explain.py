@@ -335,9 +335,21 @@ class _Walker:
         return [ToolNeed(tool=step.tool_name, server=step.server, available=available)]
 
     def check_shell(self, step: m.StepBase) -> None:
-        if isinstance(step, m.ShellCommandStep) and isinstance(step.command, str):
+        if not isinstance(step, m.ShellCommandStep):
+            return
+        if isinstance(step.command, str):
             for note in unneeded_quotes(place_values(step.command)[1]):
                 self.warn("shell_quotes", note, step)
+        if step.memory_limit_mb is not None:
+            from wfkit.core.memlimit import RLIMIT, mechanism
+
+            how = mechanism()
+            extra = " (address space: thread stacks count too)" if how == RLIMIT else ""
+            self.warn(
+                "memory_limit",
+                f"memory_limit_mb={step.memory_limit_mb} is enforced by {how}{extra}",
+                step,
+            )
 
     def check_budget(self, step: m.StepBase, policy: RetryPlan) -> None:
         if policy.attempts <= 1:

@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wfkit.core.memlimit import limited_argv
 from wfkit.core.models import ShellCommandStep
 from wfkit.core.steps import handles
 from wfkit.errors import ShellCommandError
@@ -41,18 +42,11 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
     if run.options.shell is not None:
         mocked = run.options.shell(command)
         if mocked is not None:
-            return _result(step, shown, mocked)
+            return _result(step, shown, mocked, None)
+    limited_by = None
     if step.memory_limit_mb is not None:
-        # RLIMIT_DATA (not RLIMIT_AS, which breaks threaded programs), set by a shell that then
-        # execs the command, so the limit is the command's own and inherited by its children
-        argv = [
-            "/bin/sh",
-            "-c",
-            'ulimit -d "$0" && exec "$@"',
-            str(step.memory_limit_mb * 1024),
-            *argv,
-        ]
-        env["MALLOC_ARENA_MAX"] = "2"
+        argv, limited_by = limited_argv(argv, step.memory_limit_mb, step.step_id)
+        env["MALLOC_ARENA_MAX"] = "2"  # fewer malloc arenas: less address space per thread
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -83,19 +77,21 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
         await terminate_group(proc, run.options.kill_grace_seconds)
         raise
     _kill_leftovers(proc.pid)
-    return _result(
-        step, shown, {"stdout": out.text(), "stderr": err.text(), "exit_code": exit_code}
-    )
+    result = {"stdout": out.text(), "stderr": err.text(), "exit_code": exit_code}
+    return _result(step, shown, result, limited_by)
 
 
-def _result(step: ShellCommandStep, shown: str, result: dict[str, Any]) -> dict[str, Any]:
+def _result(
+    step: ShellCommandStep, shown: str, result: dict[str, Any], limited_by: str | None
+) -> dict[str, Any]:
     """The step's result, or ShellCommandError for an exit code outside ``ok_exit_codes``."""
     exit_code, stderr = result["exit_code"], result["stderr"]
     if exit_code not in step.ok_exit_codes:
         tail = stderr.strip().splitlines()[-1:] or [""]
         hint = (
-            f" (memory_limit_mb={step.memory_limit_mb} may have been exceeded)"
-            if step.memory_limit_mb is not None
+            f" (memory_limit_mb={step.memory_limit_mb}, enforced by {limited_by}, may have been"
+            " exceeded)"
+            if limited_by is not None
             else ""
         )
         raise ShellCommandError(
