@@ -137,9 +137,11 @@ executes, starts and writes nothing. Audited tool by tool (tests in
 - `workflow_health` reads the store, the workflow file, disk and memory figures; the
   workflow's MCP servers are reported as "not checked in read-only mode": none is started.
 
-The store is opened with SQLite's `mode=ro`; `PRAGMA quick_check` is its only statement beyond
-reads. Outside read-only mode, `workflow_health` with a workflow starts each of its servers to
-list their tools, then stops them.
+The store is opened with SQLite's `mode=ro`: the database is never written (SQLite may create
+its shared-memory index files, `runs.db-wal` and `runs.db-shm`, beside it, as any reader of a
+WAL database does); `PRAGMA quick_check` is its only statement beyond reads. Outside
+read-only mode, `workflow_health` with a workflow starts each of its servers to list their
+tools, then stops them.
 
 ## Root confinement
 
@@ -167,9 +169,15 @@ it reaches the file system. Errors of wfkit itself carry their type (`LoadError:
 | `wfkit://runs/{run_id}` | one run (JSON, as `workflow_debug_info`) |
 | `wfkit://workflows/{+path}` | a workflow file under the root (YAML) |
 
-The YAML files under the root (hidden folders, `node_modules`, `venv` and `__pycache__` left
-out; at most 500) are listed as `wfkit://workflows/<path>` resources when the server starts;
-any file under the root stays readable through the template.
+The resources serve workflow files only: regular `.yaml`/`.yml` files inside the root (symlinks
+followed and confined), not hidden, at most 5 MB; anything else (`notes.txt`, `.env.yaml`, a
+FIFO, a link leading out) is refused with its reason. Those under the root (hidden folders,
+`node_modules`, `venv` and `__pycache__` left out; at most 500) are listed as
+`wfkit://workflows/<path>` when the server starts. Errors reach the client as their type and
+message (`InputError: 'notes.txt' is not a workflow file (.yaml or .yml)`).
+
+Outside `--read-only`, `workflow_health` with a workflow starts its servers, so its hints say
+`readOnlyHint: false, openWorldHint: true` there.
 
 ## `mcp_call`: the other direction
 

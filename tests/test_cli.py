@@ -236,3 +236,18 @@ def test_resume_refuses_a_changed_file_without_force(cli, write) -> None:  # typ
     assert "steps[0]" in refused.stderr
     forced = cli("resume", failed["run_id"], "--force")
     assert forced.exit_code == EXIT_OK
+
+
+def test_counts_and_statuses_are_checked(cli) -> None:  # type: ignore[no-untyped-def]
+    for args in (
+        ["runs", "--status", "sucess"],
+        ["prune", "--status", "bogus"],
+        ["runs", "--limit", "99999999999999999999"],
+        ["logs", "x", "--item", "99999999999999999999"],
+        ["prune", "--keep", "-1"],
+    ):
+        result = cli(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output
+    typo = cli("runs", "--status", "succeded")
+    assert "did you mean 'succeeded'" in typo.output

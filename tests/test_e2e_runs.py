@@ -256,11 +256,11 @@ def test_kill_during_a_retry_wait_then_resume_makes_the_budgeted_attempts(
             command: "echo try >> {log}; exit 1"
             on_error: retry
             retry_count: 2
-            retry_delay: 1500
+            retry_delay: 600000
             retry_backoff: 1
             retry_jitter: 0
         """,
-    )
+    )  # a wait long enough that the kill always lands in it, however loaded the machine
     with start("run", path, "--json") as run:
         run_id = started_run_id(run)
         wait_until(  # the first attempt failed and its count is checkpointed: the run waits
@@ -277,6 +277,9 @@ def test_kill_during_a_retry_wait_then_resume_makes_the_budgeted_attempts(
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=HANG)
     assert log.read_text().split() == ["try"]
+    # the resume waits too: shorten the delay (not the structure, so resume accepts the edit)
+    edited = Path(path).read_text().replace("retry_delay: 600000", "retry_delay: 1")
+    Path(path).write_text(edited)
     resumed = wfkit("resume", run_id, "--json")
     assert resumed.returncode == 1
     report = json.loads(resumed.stdout)

@@ -183,7 +183,9 @@ def test_tools_describe_themselves(root: Path, mode: str) -> None:
                     assert "type" in schema or "anyOf" in schema or argument == "input"
                 hints = tool.annotations
                 assert hints is not None, name
-                assert hints.read_only_hint is (name in READ_ONLY), name
+                # outside --read-only, health starts the servers a workflow declares
+                reads_only = name in READ_ONLY and name != "workflow_health"
+                assert hints.read_only_hint is reads_only, name
                 assert hints.destructive_hint is (name not in READ_ONLY), name
                 assert hints.idempotent_hint is (name in READ_ONLY), name
             limit = tools["workflow_list_runs"].input_schema["properties"]["limit"]
@@ -250,5 +252,59 @@ def test_runs_and_workflows_are_resources(root: Path, mode: str) -> None:
             assert text.contents[0].text.startswith("name: fine")  # type: ignore[union-attr]
             with pytest.raises(Exception, match=r"outside the server's root|Unknown resource"):
                 await client.read_resource("wfkit://workflows/../../etc/passwd")
+
+    drive(scenario)
+
+
+def test_resources_serve_only_workflow_files(root: Path, mode: str, tmp_path: Path) -> None:
+    (root / ".env.yaml").write_text("SECRET: hunter2\n")
+    (root / "notes.txt").write_text("private\n")
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_text("name: elsewhere\n")
+    (root / "link.yaml").symlink_to(outside)
+    os.mkfifo(root / "pipe.yaml")
+
+    async def scenario() -> None:
+        async with wfkit_mcp(root) as client:
+            listed = {str(r.uri) for r in (await client.list_resources()).resources}
+            assert "wfkit://workflows/pwn.yaml" in listed
+            for hidden in ("link.yaml", ".env.yaml", "notes.txt", "pipe.yaml"):
+                assert f"wfkit://workflows/{hidden}" not in listed, hidden
+            for name, why in (
+                ("notes.txt", "is not a workflow file"),
+                (".env.yaml", "is hidden"),
+                ("link.yaml", "outside the server's root"),
+                ("pipe.yaml", "is not a regular file"),
+            ):
+                with pytest.raises(Exception, match=why):
+                    await client.read_resource(f"wfkit://workflows/{name}")
+
+    drive(scenario)
+
+
+def test_health_hints_say_it_starts_servers_outside_read_only(root: Path, mode: str) -> None:
+    async def hints(*extra: str) -> Any:
+        async with wfkit_mcp(root, *extra) as client:
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            return tools["workflow_health"].annotations
+
+    full = asyncio.run(hints())
+    assert (full.read_only_hint, full.open_world_hint) == (False, True)
+    limited = asyncio.run(hints("--read-only"))
+    assert (limited.read_only_hint, limited.open_world_hint) == (True, False)
+
+
+def test_a_nul_inside_an_object_argument_is_an_input_error(root: Path, mode: str) -> None:
+    (root / "echo.yaml").write_text(
+        "name: echo\ninputs: {word: {type: string}}\n"
+        "steps:\n  - {type: shell_command, command: 'echo {{ word }}'}\n"
+    )
+
+    async def scenario() -> None:
+        async with wfkit_mcp(root) as client:
+            error = await refused(
+                client, "workflow_run", workflow="echo.yaml", inputs={"word": "a\0b"}
+            )
+            assert error.startswith("InputError: input 'word' contains a NUL byte")
 
     drive(scenario)

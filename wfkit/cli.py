@@ -24,6 +24,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_NO_TESTS = 5
+MAX_COUNT = 1_000_000_000  # counts and indexes beyond any run (SQLite integers stay in range)
 """Exit codes: 0 success, 1 the workflow or a test failed, 2 invalid usage, file or inputs,
 5 ``wfkit test`` found no test suite (as pytest)."""
 
@@ -545,17 +546,17 @@ def runs(
     since: Annotated[
         str | None, typer.Option("--since", help="Only runs started within: 2h, 7d, 30m.")
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, help="How many runs to list.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_COUNT, help="How many runs to list.")] = 50,
     json_out: JsonOpt = False,
 ) -> None:
     """List recorded runs, newest first."""
     from wfkit.commands import list_runs
-    from wfkit.errors import StoreError
+    from wfkit.errors import InputError, StoreError
     from wfkit.render import runs_table
 
     try:
         result = list_runs(store, limit, statuses=status, workflow=workflow, since=since)
-    except (StoreError, ValueError) as exc:
+    except (InputError, StoreError, ValueError) as exc:
         raise _fail_usage(exc) from None
     if json_out:
         _emit_json(result)
@@ -567,9 +568,12 @@ def runs(
 def logs(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
     step: Annotated[str | None, typer.Argument(help="Only this step.")] = None,
-    attempt: Annotated[int | None, typer.Option("--attempt", help="Only this attempt.")] = None,
+    attempt: Annotated[
+        int | None, typer.Option("--attempt", min=1, max=MAX_COUNT, help="Only this attempt.")
+    ] = None,
     item: Annotated[
-        int | None, typer.Option("--item", help="Only this parallel_foreach item.")
+        int | None,
+        typer.Option("--item", min=0, max=MAX_COUNT, help="Only this parallel_foreach item."),
     ] = None,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")
@@ -641,7 +645,8 @@ def prune(
         str | None, typer.Option("--older-than", help="Runs started before: 30d, 12h.")
     ] = None,
     keep: Annotated[
-        int | None, typer.Option("--keep", min=0, help="Keep the newest N finished runs.")
+        int | None,
+        typer.Option("--keep", min=0, max=MAX_COUNT, help="Keep the newest N finished runs."),
     ] = None,
     status: Annotated[
         list[str] | None, typer.Option("--status", help="Only runs with this status (repeat).")
@@ -654,7 +659,7 @@ def prune(
 ) -> None:
     """Delete old finished runs and all they own, then reclaim the space."""
     from wfkit.commands.manage import prune_runs
-    from wfkit.errors import RunNotFoundError, StoreError
+    from wfkit.errors import InputError, RunNotFoundError, StoreError
 
     if older_than is None and keep is None and not status:
         raise _fail_usage(ValueError("prune needs --older-than, --keep or --status"))
@@ -662,7 +667,7 @@ def prune(
         result = prune_runs(
             store, older_than=older_than, keep=keep, statuses=status, dry_run=dry_run
         )
-    except (RunNotFoundError, StoreError, ValueError) as exc:
+    except (InputError, RunNotFoundError, StoreError, ValueError) as exc:
         raise _fail_usage(exc) from None
     if json_out:
         _emit_json(result)

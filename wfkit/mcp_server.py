@@ -49,6 +49,7 @@ MAX_NAME_CHARS = 255
 #: workflow files listed as resources (the rest stay readable through the template)
 MAX_LISTED_FILES = 500
 _SKIPPED_DIRS = {"node_modules", "__pycache__", "venv"}
+MAX_FILE_BYTES = 5_000_000  # as the loader: a resource is never bigger than a loadable file
 
 
 class RootEscapeError(InputError):
@@ -321,6 +322,8 @@ def build_server(  # noqa: PLR0915 - one closure per tool, over the root and the
         if read_only and name not in READ_ONLY:
             return
         hints = _HINTS[name]
+        if name == "workflow_health" and not read_only:  # it starts the workflow's servers
+            hints = _Hints(hints.title, read_only=False, open_world=True)
 
         @wraps(func)
         async def wrapper(*args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -515,11 +518,30 @@ def workflow_files(root: Path) -> list[Path]:
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIPPED_DIRS)
         for name in sorted(files):
-            if name.endswith((".yaml", ".yml")):
-                found.append(Path(folder) / name)
-                if len(found) >= MAX_LISTED_FILES:
-                    return found
+            path = Path(folder) / name
+            try:
+                workflow_file(root, path.relative_to(root).as_posix())
+            except InputError:
+                continue  # not served: a link leading out, a FIFO, a hidden or huge file
+            found.append(path)
+            if len(found) >= MAX_LISTED_FILES:
+                return found
     return found
+
+
+def workflow_file(root: Path, path: str) -> Path:
+    """A workflow file the resources serve: a regular ``.yaml``/``.yml`` file inside the root,
+    not hidden, and small enough to load; anything else is refused."""
+    full = confine(root, path)
+    if full.suffix not in (".yaml", ".yml"):
+        raise InputError(f"{path!r} is not a workflow file (.yaml or .yml)")
+    if any(part.startswith(".") for part in full.relative_to(root).parts):
+        raise InputError(f"{path!r} is hidden: not served")
+    if not full.is_file():  # a folder, a FIFO, a device, or nothing
+        raise InputError(f"{path!r} is not a regular file")
+    if full.stat().st_size > MAX_FILE_BYTES:
+        raise InputError(f"{path!r} is larger than {MAX_FILE_BYTES} bytes")
+    return full
 
 
 def _add_resources(server: Any, base: Path, store: str | Path | None, read_only: bool) -> None:
@@ -539,13 +561,15 @@ def _add_resources(server: Any, base: Path, store: str | Path | None, read_only:
 
     def workflow(path: str) -> str:
         """A workflow file under the root."""
-        return confine(base, path).read_text(encoding="utf-8")
+        from wfkit.core.yamlsrc import read_source
+
+        return read_source(workflow_file(base, path), limit=MAX_FILE_BYTES)
 
     json_type = "application/json"
-    server.resource("wfkit://runs", name="runs", mime_type=json_type)(runs)
-    server.resource("wfkit://runs/{run_id}", name="run", mime_type=json_type)(run)
+    server.resource("wfkit://runs", name="runs", mime_type=json_type)(_clean(runs))
+    server.resource("wfkit://runs/{run_id}", name="run", mime_type=json_type)(_clean(run))
     server.resource("wfkit://workflows/{+path}", name="workflow", mime_type="application/yaml")(
-        workflow
+        _clean(workflow)
     )
     for file in workflow_files(base):
         relative = file.relative_to(base).as_posix()
@@ -558,7 +582,21 @@ def _add_resources(server: Any, base: Path, store: str | Path | None, read_only:
             name=relative,
             description=f"The workflow file {relative}",
             mime_type="application/yaml",
-        )(_static(read))
+        )(_clean(_static(read)))
+
+
+def _clean(read: Callable[..., str]) -> Callable[..., str]:
+    """A resource function whose errors reach the client as their type and message."""
+    from mcp.server.mcpserver.exceptions import ResourceError
+
+    @wraps(read)
+    def reader(*args: Any, **kwargs: Any) -> str:
+        try:
+            return read(*args, **kwargs)
+        except WfkitError as exc:
+            raise ResourceError(f"{exc.type_name}: {exc}") from None
+
+    return reader
 
 
 def _static(read: Callable[[], str]) -> Callable[[], str]:

@@ -16,6 +16,7 @@ from wfkit.commands import RunReport, list_runs
 from wfkit.commands.manage import cancel_run, prune_runs, retention_policy
 from wfkit.core.fingerprint import structure_change
 from wfkit.core.models import Retention
+from wfkit.core.pending import process_identity
 from wfkit.core.retention import PrunePolicy
 from wfkit.core.store import RunStore
 
@@ -28,8 +29,9 @@ def cli(*args: str) -> Result:
 
 def mark_running(store: Path, run_id: str, pid: int) -> None:
     with RunStore(store) as run_store:
-        run_store.db.execute(
-            "UPDATE runs SET status = 'running', pid = ? WHERE run_id = ?", (pid, run_id)
+        run_store.db.execute(  # the process stands in for the run's: its identity too
+            "UPDATE runs SET status = 'running', pid = ?, process = ? WHERE run_id = ?",
+            (pid, process_identity(pid), run_id),
         )
 
 

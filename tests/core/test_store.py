@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -125,3 +126,37 @@ def test_a_read_only_store_creates_and_writes_nothing(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(StoreError, match="is not a folder"):
         RunStore(blocker / "sub" / "runs.db", read_only=True)
+
+
+def test_a_reused_pid_is_not_the_runs_process(tmp_path: Path) -> None:
+    """A run whose process died, its pid taken by another process: the run is interrupted,
+    and cancel never signals the stranger."""
+    from wfkit.commands.manage import cancel_run
+    from wfkit.commands.resume import effective_status, run_process_alive
+
+    stranger = subprocess.Popen(["sleep", "60"])  # the process the pid now belongs to
+    try:
+        with RunStore(tmp_path / "s") as store:
+            store(started("20260101-000000-aaaaaa", 1.0))
+            store.commit()
+            row = store.get_run("20260101")
+            assert run_process_alive(row) is True  # this very process, identity and all
+            store.db.execute(
+                "UPDATE runs SET pid = ?, process = ? WHERE run_id = ?",
+                (stranger.pid, "host/boot/1", row.run_id),
+            )
+            reused = store.get_run("20260101")
+            assert run_process_alive(reused) is None  # another machine: cannot tell
+            store.db.execute(
+                "UPDATE runs SET process = ? WHERE run_id = ?",
+                (f"{socket.gethostname()}/boot/1", row.run_id),
+            )
+            reused = store.get_run("20260101")
+            assert run_process_alive(reused) is False
+            assert effective_status(reused) == "interrupted"
+        result = cancel_run("20260101", store=tmp_path / "s", wait=0.1)
+        assert (result.status, result.signalled) == ("cancelled", False)
+        assert stranger.poll() is None, "cancel signalled a process that is not the run's"
+    finally:
+        stranger.kill()
+        stranger.wait()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from wfkit.commands.results import RunSummary
+from wfkit.commands.results import RunSummary, check_statuses
 from wfkit.commands.run import iso
 from wfkit.core.durations import parse_duration
 from wfkit.core.models import Retention
@@ -83,7 +83,7 @@ def cancel_run(
 ) -> CancelResult:
     """Ask a running run to stop and wait (up to ``wait`` s) until it has; SIGTERM its
     process as a fallback. An interrupted run (its process is gone) is marked cancelled."""
-    from wfkit.commands.resume import effective_status, pid_alive
+    from wfkit.commands.resume import effective_status, run_process_alive
 
     with RunStore(store, create=False) as run_store:
         row = run_store.get_run(run_id)
@@ -96,7 +96,9 @@ def cancel_run(
         run_store.request_cancel(row.run_id, f"{socket.gethostname()}:{os.getpid()}")
         status = _wait_for_end(run_store, row.run_id, wait, sleep, clock)
         signalled = False
-        if status == "running" and row.pid and pid_alive(row.pid):
+        # the fallback signal only reaches the run's own process: never a pid reused since,
+        # nor one on another machine
+        if status == "running" and row.pid and run_process_alive(row) is True:
             os.kill(row.pid, signal.SIGTERM)
             signalled = True
             status = _wait_for_end(run_store, row.run_id, wait, sleep, clock)
@@ -131,6 +133,7 @@ def prune_runs(
     """Delete finished runs (all their rows) that match, then reclaim the file's space."""
     from wfkit.commands.resume import effective_status
 
+    check_statuses(statuses)
     policy = PrunePolicy(
         parse_duration(older_than) if older_than else None, keep, tuple(statuses or ())
     )

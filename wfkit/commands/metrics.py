@@ -12,13 +12,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from wfkit.commands.results import RUN_STATUSES
 from wfkit.core.store import RunStore
 from wfkit.core.values import json_len
 from wfkit.errors import MissingExtraError, WfkitError
 
 DURATION_BUCKETS_MS = (1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 60000)
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
-RUN_STATUSES = ("succeeded", "failed", "timed_out", "cancelled", "waiting", "running")
+# the states a finished run's file can say (interrupted is only ever seen afterwards)
+OUTCOMES = tuple(s for s in RUN_STATUSES if s != "interrupted")
 
 
 class MetricsError(WfkitError):
@@ -191,7 +193,7 @@ def write_prometheus(metrics: RunMetrics, workflow: str, path: str | Path) -> No
             ["workflow", "status"],
             registry=registry,
         )
-        for name in RUN_STATUSES:
+        for name in OUTCOMES:
             outcome.labels(workflow, name).set(int(name == metrics.status))
     if metrics.last_success_at is not None:
         Gauge(

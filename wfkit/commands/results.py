@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from wfkit.errors import InputError
+
 
 class _Result(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -47,6 +49,31 @@ class RunState(_Result):
     inputs: dict[str, Any]
     raw: dict[str, Any]
     computed: dict[str, Any]
+
+
+RUN_STATUSES = (
+    "succeeded",
+    "failed",
+    "timed_out",
+    "cancelled",
+    "waiting",
+    "running",
+    "interrupted",
+)
+"""Every status a run can have (``interrupted``: running, but its process is gone)."""
+
+
+def check_statuses(statuses: list[str] | None) -> None:
+    """Refuse a status filter no run can match (a typo would list nothing, silently)."""
+    import difflib
+
+    for status in statuses or []:
+        if status not in RUN_STATUSES:
+            close = difflib.get_close_matches(status, RUN_STATUSES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InputError(
+                f"unknown run status {status!r}{hint} (one of: {', '.join(RUN_STATUSES)})"
+            )
 
 
 class RunReport(_Result):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from wfkit.core.events import Event
 from wfkit.core.fingerprint import step_structure, structure_change
 from wfkit.core.frame import StepRecord
 from wfkit.core.loader import LoadedWorkflow, load_file
+from wfkit.core.pending import process_identity
 from wfkit.core.runtime import Ask, Run
 from wfkit.core.store import RunRow, RunStore
 from wfkit.core.tools import ToolProvider
@@ -42,9 +44,20 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
+def run_process_alive(row: RunRow) -> bool | None:
+    """Whether the process that runs ``row`` is alive: True, False, or None when it cannot be
+    told (it ran on another machine). A pid alone is not trusted: the identity recorded with it
+    (host, boot, start time) must match, so a reused pid is not mistaken for the run."""
+    if row.process is None:  # a run recorded before identities were
+        return pid_alive(row.pid)
+    if row.process.split("/", 1)[0] != socket.gethostname():
+        return None
+    return row.pid is not None and process_identity(row.pid) == row.process
+
+
 def effective_status(row: RunRow) -> str:
     """A run's status, with ``interrupted`` for a ``running`` run whose process is gone."""
-    if row.status == "running" and row.pid != os.getpid() and not pid_alive(row.pid):
+    if row.status == "running" and row.pid != os.getpid() and run_process_alive(row) is False:
         return "interrupted"
     return row.status
 

@@ -19,6 +19,7 @@ from wfkit.commands.results import (
     RunState,
     RunSummary,
     StepSummary,
+    check_statuses,
 )
 from wfkit.core import compile_cache
 from wfkit.core.events import ErrorRecord, Event
@@ -270,6 +271,7 @@ def list_runs(
     from wfkit.commands.resume import effective_status
     from wfkit.core.durations import parse_duration
 
+    check_statuses(statuses)
     after = time.time() - parse_duration(since) if since else None
     stored = list(statuses or [])
     if "interrupted" in stored:  # stored as running; told apart by its process

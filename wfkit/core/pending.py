@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from wfkit.core.events import (
@@ -33,6 +35,21 @@ from wfkit.core.values import MISSING
 
 #: the ``messages`` level under which a tool server's stderr is kept
 SERVER_LOG = "server_log"
+
+
+def process_identity(pid: int | None = None) -> str | None:
+    """``host/boot id/start time`` of a process (this one by default), or None when it is gone
+    or this is not Linux: two processes never share it, even when they share a pid."""
+    pid = pid or os.getpid()
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    start = stat.rsplit(")", 1)[1].split()[19]  # field 22: start time in ticks since boot
+    return f"{socket.gethostname()}/{boot}/{start}"
+
+
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 dumps = _ENCODER.encode  # one encoder: json.dumps with options builds one per call
 
@@ -213,11 +230,13 @@ class Pending:
         elif isinstance(event, RunStarted) and event.resumed:
             self.ops.append(
                 (
-                    "UPDATE runs SET status = 'running', digest = ?, pid = ?, finished_at = NULL,"
-                    " inputs = ?, structure = COALESCE(?, structure) WHERE run_id = ?",
+                    "UPDATE runs SET status = 'running', digest = ?, pid = ?, process = ?,"
+                    " finished_at = NULL, inputs = ?, structure = COALESCE(?, structure)"
+                    " WHERE run_id = ?",
                     (
                         event.digest,
                         os.getpid(),
+                        process_identity(),
                         dumps(event.inputs),
                         dumps(event.structure) if event.structure is not None else None,
                         event.run_id,
@@ -230,7 +249,7 @@ class Pending:
             self.ops.append(
                 (
                     "INSERT INTO runs (run_id, workflow, file, digest, status, inputs, started_at,"
-                    " pid, structure) VALUES (?,?,?,?,?,?,?,?,?)",
+                    " pid, structure, process) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (
                         event.run_id,
                         event.workflow,
@@ -241,6 +260,7 @@ class Pending:
                         event.started_at,
                         os.getpid(),
                         dumps(event.structure) if event.structure is not None else None,
+                        process_identity(),
                     ),
                 )
             )

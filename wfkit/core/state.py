@@ -109,6 +109,9 @@ class StatePlan:
                     f"input {name!r} should be {spec.type}, got {json_type(value)} {value!r}"
                 )
                 continue
+            if _has_nul(value):
+                problems.append(f"input {name!r} contains a NUL byte, which no command can take")
+                continue
             out[name] = to_state_value(value, f"input {name!r}")
         if problems:
             raise InputError("; ".join(problems))
@@ -131,6 +134,22 @@ class TextInput(str):
             raise InputError("an input value is nested too deeply to read") from None
         except ValueError:
             return text
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a NUL byte is in any string of ``value`` (keys included)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\0" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def _nullable(spec: Any) -> bool:

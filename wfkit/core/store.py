@@ -41,7 +41,7 @@ from wfkit.core.pending import SERVER_LOG, Pending
 from wfkit.core.state import MISSING
 from wfkit.errors import RunNotFoundError, StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_DIR = ".wfkit"
 COMMIT_INTERVAL = 0.2
 
@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS runs (
     pid         INTEGER,
     current     TEXT,
     errors_dropped INTEGER NOT NULL DEFAULT 0,
-    structure   TEXT
+    structure   TEXT,
+    process     TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at DESC);
 CREATE TABLE IF NOT EXISTS steps (
@@ -174,6 +175,7 @@ CREATE TABLE IF NOT EXISTS messages (
 #: statements that bring a store of an older schema version to the current one
 _MIGRATIONS: dict[int, list[str]] = {
     1: ["ALTER TABLE runs ADD COLUMN structure TEXT"],  # + the new tables of _SCHEMA
+    2: ["ALTER TABLE runs ADD COLUMN process TEXT"],  # who holds the pid (see process_identity)
 }
 
 #: every table holding rows of a run (prune deletes from all of them)
@@ -225,6 +227,9 @@ class RunRow:
     state: dict[str, Any] | None
     error: dict[str, Any] | None
     pid: int | None = None
+    #: the identity of the process with that pid (host, boot, start time): a pid alone may
+    #: have been reused by another process since, or belong to another machine
+    process: str | None = None
     current: str | None = None  # the last effectful step that started
     errors_dropped: int = 0
     structure: list[str] | None = None  # the step structure it ran (resume checks it)
@@ -643,6 +648,7 @@ class RunStore:
             current=r[12],
             errors_dropped=r[13],
             structure=json.loads(r[14]) if r[14] else None,
+            process=r[15] if len(r) > 15 else None,
         )
 
 
