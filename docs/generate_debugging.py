@@ -55,6 +55,8 @@ def generate() -> str:
             blocks["trace"] = _cli("trace", run_id)[1]
             blocks["trace_field"] = _cli("trace", run_id, "--field", "progress")[1]
             blocks["debug"] = _cli("debug", run_id)[1]
+            blocks["why_publish"] = _cli("why", run_id, "publish")[1]
+            blocks["why_report"] = _cli("why", run_id, "report")[1]
             marker.touch()
             blocks["resume"] = _cli("resume", run_id)[1]
         finally:
@@ -79,7 +81,7 @@ def normalize(text: str) -> list[str]:
 
 TEMPLATE = """# Debugging a workflow
 
-Four commands answer "what will this do", "what did it do" and "why". None of them runs a
+Five commands answer "what will this do", "what did it do" and "why". None of them runs a
 step or changes a run. Every output below is real: `docs/generate_debugging.py` writes this
 page by running the commands, and the test suite checks the page against fresh output.
 
@@ -149,6 +151,27 @@ $ wfkit debug RUN_ID
 For an interrupted run (killed), `debug` shows the step it stopped in and the state of its
 last checkpoint. `--json` adds the run's metrics, the same figures `wfkit run --metrics FILE`
 writes for Prometheus.
+
+## One step: `wfkit why`
+
+`wfkit why RUN_ID STEP_ID` answers "why did this step do that" from what the run recorded:
+the condition with its operand values (recorded by every run, traced or not; an operand over
+500 characters of JSON is kept shortened), each retry verdict with the error type and
+`retry_on`, whether the policy took its `fallback_value` or continued, the `fail_fast` item
+that cancelled a parallel step's items, and the step's circuit breaker. A step inside a
+`parallel_foreach` item is named `PARALLEL/STEP`. `--json` gives `{answer, status, executions,
+attempts, reasons: [{kind, text, details}], breaker}`; the MCP shim serves it as
+`workflow_why`.
+
+```console
+$ wfkit why RUN_ID publish
+{why_publish}
+```
+
+```console
+$ wfkit why RUN_ID report
+{why_report}
+```
 
 ## Then: `wfkit resume`
 

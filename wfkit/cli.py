@@ -369,6 +369,28 @@ def debug(
         _console().print(debug_view(result))
 
 
+@app.command()
+def why(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    step_id: Annotated[str, typer.Argument(help="Step id (an item's step: PARALLEL/STEP).")],
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Why a step ran, was skipped, was not retried, took its fallback or was cancelled."""
+    from wfkit.commands.why import why_step
+    from wfkit.errors import InputError, RunNotFoundError, StoreError
+    from wfkit.render_why import why_view
+
+    try:
+        result = why_step(run_id, step_id, store=store)
+    except (InputError, RunNotFoundError, StoreError) as exc:
+        raise _fail_usage(exc) from None
+    if json_out:
+        _emit_json(result)
+    else:
+        _console().print(why_view(result))
+
+
 @app.command("test")
 def suite_command(
     paths: Annotated[list[str], typer.Argument(help="*.wftest.yaml files or folders.")],

@@ -17,7 +17,7 @@ from wfkit.core.events import RetryScheduled, StepFinished, StepStarted
 from wfkit.core.frame import Frame, StepRecord
 from wfkit.core.models import StepBase
 from wfkit.core.plan import StepPlan
-from wfkit.core.policy import retry_verdict
+from wfkit.core.policy import RetryPolicy, retry_verdict
 from wfkit.core.state import to_state_value
 from wfkit.core.steps import LoopSignal
 from wfkit.errors import (
@@ -118,6 +118,9 @@ class StepExecutor:
             if not policy.recovers or error.fatal:
                 raise
             self.run.mark_recovered(error)
+            self.run.decisions.recovered(
+                sid, policy.strategy, error.type_name, policy.fallback is not None
+            )
             if policy.fallback is None:  # continue without fallback_value: no result
                 return "failed", None
             scope = frame.view({"error": error.details()})
@@ -143,7 +146,18 @@ class StepExecutor:
                 return False  # cancellation, loop signals and bugs are never retried
             failed.append(exc)
             tracer = self.run.tracer
+            decisions = self.run.decisions
+            retry_on = _retry_on_text(retry)
             if tries.count >= retry.attempts:
+                decisions.retry(
+                    sid,
+                    tries.count,
+                    exc.type_name,
+                    False,
+                    f"all {retry.attempts} attempts used",
+                    None,
+                    retry_on,
+                )
                 if tracer is not None:
                     tracer.retry(
                         sid,
@@ -161,10 +175,12 @@ class StepExecutor:
                 self.run.record_error(problem, sid, frame.active, tries.count, during="retry_on")
                 return False
             if not retried:
+                decisions.retry(sid, tries.count, exc.type_name, False, reason, None, retry_on)
                 if tracer is not None:
                     tracer.retry(sid, tries.count, exc.type_name, False, reason, None)
                 return False
             wait_ms = retry.delay_ms_for(tries.count, self.run.seed, sid)
+            decisions.retry(sid, tries.count, exc.type_name, True, reason, wait_ms, retry_on)
             if tracer is not None:
                 tracer.retry(sid, tries.count, exc.type_name, True, reason, wait_ms)
             if frame.needs_checkpoint():  # the attempts made survive a kill during the wait
@@ -239,6 +255,9 @@ class StepExecutor:
             error.attempt = tries.count
             if breaker is not None and not isinstance(error, CircuitOpenError):
                 self.run.breakers.record(breaker, ok=False)
+            if breaker is not None:  # why a step failed or was refused: its breaker then
+                state = self.run.breakers.items[breaker]
+                self.run.decisions.breaker(sid, breaker, state.state, state.failures)
             if not error.recorded:
                 self.run.record_error(
                     error, sid, frame.active, tries.count - 1, during=frame.during
@@ -340,6 +359,15 @@ class StepExecutor:
                 outcome,
             )
         )
+
+
+def _retry_on_text(retry: RetryPolicy) -> str | None:
+    """A step's ``retry_on`` as written (a list of types or an expression)."""
+    if retry.retry_on_types is not None:
+        return ", ".join(t.__name__ for t in retry.retry_on_types)
+    if retry.retry_on_expr is not None:
+        return retry.retry_on_expr.source
+    return None
 
 
 @functools.cache

@@ -38,7 +38,7 @@ from wfkit.core.models import StepBase, TraceConfig
 from wfkit.core.plan import StepPlan
 from wfkit.core.state import SizeLimits, State, StatePlan
 from wfkit.core.tools import NoTools, ToolProvider
-from wfkit.core.tracing import Tracer
+from wfkit.core.tracing import DecisionLog, Tracer
 from wfkit.errors import (
     CancelledRunError,
     InputRequiredError,
@@ -147,6 +147,7 @@ class Run:
         self._until_memory_check = 1
         self._memory_checked = 0.0
         self.tracer = _tracer(loaded.workflow.config.trace, self.options.trace)
+        self.decisions = DecisionLog()
         self.executor = StepExecutor(self)
         self.breakers = Breakers(
             loaded.workflow.config.circuit_breakers,
@@ -359,6 +360,8 @@ class Run:
         details = error.details() if error is not None else None
         if self.tracer is not None:
             self.emit(TracesCollected(self.run_id, list(self.tracer.records), self.tracer.dropped))
+        if self.decisions.records:
+            self.emit(TracesCollected(self.run_id, self.decisions.stored(), 0))
         self.emit(
             RunFinished(
                 self.run_id, status, snapshot, duration, time.time(), details, self.errors_dropped

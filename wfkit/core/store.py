@@ -550,14 +550,26 @@ class RunStore:
         """A traced run's records, in order."""
         self.commit()  # what this process wrote is visible to its reads
         rows = self._db.execute(
-            "SELECT data FROM traces WHERE run_id = ? ORDER BY idx", (run_id,)
+            "SELECT data FROM traces WHERE run_id = ? AND kind != 'decision' ORDER BY idx",
+            (run_id,),
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def decisions(self, run_id: str) -> list[dict[str, Any]]:
+        """What the run decided and why (conditions, retry verdicts...), in order."""
+        self.commit()
+        rows = self._db.execute(
+            "SELECT data FROM traces WHERE run_id = ? AND kind = 'decision' ORDER BY idx",
+            (run_id,),
         ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
     def has_traces(self, run_id: str) -> bool:
         """Whether the run recorded trace records (it ran with tracing on)."""
         self.commit()
-        row = self._db.execute("SELECT 1 FROM traces WHERE run_id = ? LIMIT 1", (run_id,))
+        row = self._db.execute(
+            "SELECT 1 FROM traces WHERE run_id = ? AND kind != 'decision' LIMIT 1", (run_id,)
+        )
         return row.fetchone() is not None
 
     def breakers(self, workflow: str) -> dict[str, dict[str, object]]:
