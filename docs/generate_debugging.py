@@ -59,6 +59,9 @@ def generate() -> str:
             blocks["why_report"] = _cli("why", run_id, "report")[1]
             marker.touch()
             blocks["resume"] = _cli("resume", run_id)[1]
+            _, out = _cli("run", DEMO, "-i", f"marker={marker}", "--json")
+            again = json.loads(out[: out.rindex("}") + 1])["run_id"]
+            blocks["diff"] = _cli("diff", run_id, again)[1]
         finally:
             marker.unlink(missing_ok=True)
             os.chdir(cwd)
@@ -76,6 +79,15 @@ def normalize(text: str) -> list[str]:
     text = re.sub(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?(\+00:00)?", "TIME", text)
     text = re.sub(r"\d+\.\d+", "N", text)
     text = re.sub(r"\d+(?= ?(ms|%))", "N", text)
+    # diff: rows that differ in timing only come and go with the machine's load
+    text = re.sub(r"\d+(?= step execution\(s\) the same)", "N", text)
+    text = re.sub(
+        r"^  \S+(?: \[item \d+\])? #\d+: (?:slower \(\+N ms\)|faster)\n(?:    [AB] .*\n)+",
+        "",
+        text,
+        flags=re.MULTILINE,
+    )
+    text = re.sub(r"(, )?(slower|faster)( \(\+N ms\))?", "", text)
     return sorted(" ".join(line.split()) for line in text.splitlines() if line.strip())
 
 
@@ -183,6 +195,24 @@ $ wfkit resume RUN_ID
 
 The completed steps did not run again; the failed step was attempted again and the run
 finished.
+
+## Compare two runs: `wfkit diff`
+
+`wfkit diff RUN_A RUN_B` aligns two runs step by step: the n-th execution of a step id in A
+faces the n-th in B, so loop iterations line up by iteration, and a step inside a
+`parallel_foreach` item by item index (`[item 2]`) whatever order the items finished in. Each
+row that differs shows status, attempts and duration on both sides (`slower` when B took 1.5
+times as long and 5 ms more), with the error of a failed execution; then inputs and final state
+path by path. The first divergence is named at the top: a different workflow file, then an
+input, then the first step that behaved differently, then the state, then timing. `--json`
+gives `{first_divergence, inputs, state, steps: [{step_id, item, execution, a, b, changes,
+slower_by_ms}], identical_steps}`; the MCP shim serves it as `workflow_diff`. Here the resumed
+run above against a fresh run once the marker exists:
+
+```console
+$ wfkit diff RUN_ID OTHER_RUN_ID
+{diff}
+```
 """
 
 

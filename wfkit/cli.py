@@ -391,6 +391,28 @@ def why(
         _console().print(why_view(result))
 
 
+@app.command()
+def diff(
+    run_a: Annotated[str, typer.Argument(help="The run to compare from (id or prefix).")],
+    run_b: Annotated[str, typer.Argument(help="The run to compare with (id or prefix).")],
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Two runs aligned step by step (iterations, items), with their first divergence."""
+    from wfkit.commands.diff import diff_runs
+    from wfkit.errors import RunNotFoundError, StoreError
+    from wfkit.render_diff import diff_view
+
+    try:
+        result = diff_runs(run_a, run_b, store=store)
+    except (RunNotFoundError, StoreError) as exc:
+        raise _fail_usage(exc) from None
+    if json_out:
+        _emit_json(result)
+    else:
+        _console().print(diff_view(result))
+
+
 @app.command("test")
 def suite_command(
     paths: Annotated[list[str], typer.Argument(help="*.wftest.yaml files or folders.")],

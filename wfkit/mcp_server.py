@@ -42,6 +42,7 @@ READ_ONLY = (
     "workflow_list_runs",
     "workflow_health",
     "workflow_why",
+    "workflow_diff",
 )
 #: longest path argument accepted (Linux PATH_MAX); longer ones are refused before any I/O
 MAX_PATH_CHARS = 4096
@@ -159,6 +160,7 @@ _HINTS = {
     "workflow_list_runs": _Hints("List runs", True),
     "workflow_health": _Hints("Health", True),
     "workflow_why": _Hints("Why a step did what it did", True),
+    "workflow_diff": _Hints("Compare two runs", True),
 }
 
 
@@ -507,6 +509,19 @@ def build_server(  # noqa: PLR0915 - one closure per tool, over the root and the
         check_path_text(run_id, "run_id")
         return why_step(run_id, step_id, store=store, read_only=read_only)
 
+    async def workflow_diff(
+        run_a: Annotated[str, Field(description="The run to compare from.")],
+        run_b: Annotated[str, Field(description="The run to compare with.")],
+    ) -> Any:
+        """Two runs aligned step by step (by step id, loop iteration and parallel item):
+        status, attempts, durations, errors, input and state differences, and the first
+        divergence."""
+        from wfkit.commands.diff import diff_runs
+
+        check_path_text(run_a, "run_a")
+        check_path_text(run_b, "run_b")
+        return diff_runs(run_a, run_b, store=store, read_only=read_only)
+
     for func in (
         workflow_run,
         workflow_resume,
@@ -517,6 +532,7 @@ def build_server(  # noqa: PLR0915 - one closure per tool, over the root and the
         workflow_list_runs,
         workflow_health,
         workflow_why,
+        workflow_diff,
     ):
         tool(func)
     _add_resources(server, base, store, read_only)

@@ -44,6 +44,7 @@ class StepFinished:
     error_type: str | None = None
     effectful: bool = False
     outcome: str | None = None  # "then"/"else" for a conditional, "entered"/"not entered" loops
+    item: int | None = None  # the parallel_foreach item it ran in
 
 
 @dataclass(frozen=True, slots=True)

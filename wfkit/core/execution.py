@@ -357,6 +357,7 @@ class StepExecutor:
                 error_type,
                 plan.effectful,
                 outcome,
+                frame.item,
             )
         )
 

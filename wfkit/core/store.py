@@ -41,7 +41,7 @@ from wfkit.core.pending import SERVER_LOG, Pending
 from wfkit.core.state import MISSING
 from wfkit.errors import RunNotFoundError, StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_DIR = ".wfkit"
 COMMIT_INTERVAL = 0.2
 
@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS steps (
     duration_ms REAL NOT NULL,
     finished_at REAL NOT NULL,
     error_type  TEXT,
+    item        INTEGER,
     PRIMARY KEY (run_id, seq)
 );
 CREATE TABLE IF NOT EXISTS errors (
@@ -169,6 +170,7 @@ CREATE TABLE IF NOT EXISTS messages (
 #: statements that bring a store of an older schema version to the current one
 _MIGRATIONS: dict[int, list[str]] = {
     1: ["ALTER TABLE runs ADD COLUMN structure TEXT"],  # + the new tables of _SCHEMA
+    2: ["ALTER TABLE steps ADD COLUMN item INTEGER"],  # the parallel item of an execution
 }
 
 #: every table holding rows of a run (prune deletes from all of them)
@@ -490,8 +492,8 @@ class RunStore:
         """Every step execution of a run, in order of completion."""
         self.commit()  # what this process wrote is visible to its reads
         rows = self._db.execute(
-            "SELECT step_id, step_type, status, attempts, duration_ms, finished_at, error_type"
-            " FROM steps WHERE run_id = ? ORDER BY seq",
+            "SELECT step_id, step_type, status, attempts, duration_ms, finished_at, error_type,"
+            " item FROM steps WHERE run_id = ? ORDER BY seq",
             (run_id,),
         ).fetchall()
         keys = (
@@ -502,6 +504,7 @@ class RunStore:
             "duration_ms",
             "finished_at",
             "error_type",
+            "item",
         )
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
