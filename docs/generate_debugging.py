@@ -50,6 +50,15 @@ def generate() -> str:
                     '{"raw": {"done": [0]}}',
                 )[1],
             }
+            blocks["step"] = _cli(
+                "test-step", DEMO, "publish", "--mock-error", "ShellCommandError"
+            )[1]
+            blocks["step_last"] = _cli(
+                "test-step", DEMO, "publish", "--mock-error", "ShellCommandError", "--attempt", "2"
+            )[1]
+            blocks["step_real"] = _cli(
+                "test-step", DEMO, "report", "--state", '{"raw": {"done": [0, 1, 2]}}'
+            )[1]
             _, out = _cli("run", DEMO, "--trace", "-i", f"marker={marker}", "--json")
             run_id = json.loads(out[: out.rindex("}") + 1])["run_id"]
             blocks["trace"] = _cli("trace", run_id)[1]
@@ -93,7 +102,7 @@ def normalize(text: str) -> list[str]:
 
 TEMPLATE = """# Debugging a workflow
 
-Five commands answer "what will this do", "what did it do" and "why". None of them runs a
+Seven commands answer "what will this do", "what did it do" and "why". None of them runs a
 step or changes a run. Every output below is real: `docs/generate_debugging.py` writes this
 page by running the commands, and the test suite checks the page against fresh output.
 
@@ -128,6 +137,26 @@ describe:
 $ wfkit test-transform --workflow examples/debug-demo.yaml --field progress \\
     --state '{"raw": {"done": [0]}}'
 {transform_field}
+```
+
+## One step in isolation: `wfkit test-step`
+
+`wfkit test-step FILE STEP_ID` runs only that step, with the state you give (`--state
+'{"inputs": {...}, "raw": {...}}'` over the defaults), and shows each stage the engine goes
+through: the condition with its operands, the rendered command or parameters, the result, the
+state writes, and which branch of the error policy fires at `--attempt N` (retry with its
+delay, fallback with its value, continue, or fail with the cleanup steps that would run).
+`--mock-result JSON` replaces the step's work by a result and `--mock-error TYPE` by a failure
+of that type; without them a shell command really runs (and an `mcp_call` really calls). Retry
+waits are reported, never slept; nothing is stored. Exit 1 when the branch is `fail`.
+
+```console
+$ wfkit test-step examples/debug-demo.yaml publish --mock-error ShellCommandError
+{step}
+$ wfkit test-step examples/debug-demo.yaml publish --mock-error ShellCommandError --attempt 2
+{step_last}
+$ wfkit test-step examples/debug-demo.yaml report --state '{"raw": {"done": [0, 1, 2]}}'
+{step_real}
 ```
 
 ## After a traced run: `wfkit trace`

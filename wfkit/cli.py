@@ -413,6 +413,51 @@ def diff(
         _console().print(diff_view(result))
 
 
+@app.command("test-step")
+def step_trial_command(
+    file: Annotated[str, typer.Argument(help="Workflow YAML file.")],
+    step_id: Annotated[str, typer.Argument(help="The step to run.")],
+    state: Annotated[
+        str | None, typer.Option("--state", help='JSON {"inputs": {...}, "raw": {...}}.')
+    ] = None,
+    attempt: Annotated[int, typer.Option("--attempt", help="Run as this attempt (1-based).")] = 1,
+    mock_result: Annotated[
+        str | None, typer.Option("--mock-result", help="JSON result instead of running it.")
+    ] = None,
+    mock_error: Annotated[
+        str | None, typer.Option("--mock-error", help="Fail with this error type instead.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run one step in isolation: condition, rendered fields, result, writes, policy branch."""
+    from wfkit.commands._io import json_argument
+    from wfkit.commands.test_step import run_one_step
+    from wfkit.errors import InputError, LoadError
+    from wfkit.render_step import step_trial_view
+
+    try:
+        extra = (
+            {}
+            if mock_result is None
+            else {"mock_result": json_argument(mock_result, "--mock-result")}
+        )
+        result = run_one_step(
+            file,
+            step_id,
+            state=json_argument(state, "--state", mapping=True),
+            attempt=attempt,
+            mock_error=mock_error,
+            **extra,
+        )
+    except (LoadError, InputError) as exc:
+        raise _fail_usage(exc) from None
+    if json_out:
+        _emit_json(result)
+    else:
+        _console().print(step_trial_view(result))
+    raise typer.Exit(EXIT_FAILED if result.branch == "fail" else EXIT_OK)
+
+
 @app.command("test")
 def suite_command(
     paths: Annotated[list[str], typer.Argument(help="*.wftest.yaml files or folders.")],
