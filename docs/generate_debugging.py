@@ -225,6 +225,29 @@ $ wfkit resume RUN_ID
 The completed steps did not run again; the failed step was attempted again and the run
 finished.
 
+## Does the fallback really work: `wfkit run --inject`
+
+`--inject` makes chosen steps or tools fail (or slow down) on purpose, so retries, fallbacks,
+cleanups and breakers can be watched doing their work:
+
+```console
+$ wfkit run flow.yaml --inject 'step=fetch error=ToolError rate=0.3' --inject-seed 42
+$ wfkit run flow.yaml --inject 'tool=notes.add latency=2s'
+$ wfkit run flow.yaml --inject 'step=deploy exit_code=75'
+```
+
+A fault names its target (`step=ID`, the id as written, also inside parallel items; or
+`tool=NAME`, as `NAME` or `SERVER.NAME`), what it does (`error=TYPE`: any step error type;
+`exit_code=N`: the step fails as a shell command exiting with N, so `retry_on: "error.exit_code
+== 75"` sees it; `latency=D`: a wait before the attempt or call, through the run's clock), and
+`rate=P` (0 to 1, default 1): each attempt of the target is hit with that probability, drawn
+from `--inject-seed` (default: the run's seed), so the same seed hits the same attempts.
+`--inject` can be given several times. A bad fault is refused before the run (exit 2, naming
+the word at fault). An injected error replaces the step's real work (or the tool call) for
+that attempt; its error record has `details.injected: true` and a message starting with
+`injected fault (...)`, the step's records (`steps[].injected` in the run report, the stored
+step history) are marked, and `wfkit why` lists each hit as a decision.
+
 ## Compare two runs: `wfkit diff`
 
 `wfkit diff RUN_A RUN_B` aligns two runs step by step: the n-th execution of a step id in A

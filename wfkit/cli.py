@@ -117,6 +117,12 @@ def _fail_usage(exc: Exception) -> typer.Exit:
     return typer.Exit(EXIT_USAGE)
 
 
+def _faults(texts: list[str] | None) -> list[Any]:
+    from wfkit.core.inject import parse_fault
+
+    return [parse_fault(text) for text in texts or []]
+
+
 @app.command()
 def run(
     file: Annotated[str, typer.Argument(help="Workflow YAML file.")],
@@ -139,6 +145,15 @@ def run(
     quiet: QuietOpt = False,
     stream: StreamOpt = False,
     json_out: JsonOpt = False,
+    inject: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--inject", help="Fault: 'step=ID|tool=NAME error=T|exit_code=N|latency=D rate=P'."
+        ),
+    ] = None,
+    inject_seed: Annotated[
+        str | None, typer.Option("--inject-seed", help="Seed of the faults' draws.")
+    ] = None,
 ) -> None:
     """Run a workflow and record it in the run store."""
     from wfkit.commands import run_workflow
@@ -149,6 +164,7 @@ def run(
     err = _console(stderr=True)
     try:
         given = parse_assignments(inputs)
+        faults = _faults(inject)
         with LiveReporter(err, stream=_streams(quiet, stream, json_out)) as live:
             interactive = sys.stdin.isatty() and not json_out
             result = run_workflow(
@@ -160,6 +176,8 @@ def run(
                 trace=trace,
                 ask=live.ask if interactive else None,
                 on_event=_sink(live),
+                faults=faults,
+                inject_seed=inject_seed,
             )
     except (LoadError, InputError, StoreError) as exc:
         raise _fail_usage(exc) from None

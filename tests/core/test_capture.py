@@ -197,6 +197,7 @@ def test_an_old_store_is_migrated(tmp_path: Path) -> None:
             store.db.execute(f"DROP TABLE {table}")
         store.db.execute("ALTER TABLE runs DROP COLUMN structure")
         store.db.execute("ALTER TABLE steps DROP COLUMN item")
+        store.db.execute("ALTER TABLE steps DROP COLUMN injected")
         store.db.execute(
             "INSERT INTO steps VALUES ('r1', 0, 's', 'shell_command', 'failed', 1, 1.0, 2.0, NULL)"
         )
@@ -207,7 +208,7 @@ def test_an_old_store_is_migrated(tmp_path: Path) -> None:
     with RunStore(path) as store:
         assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert store.get_run("r1").structure is None
-        assert [h["item"] for h in store.step_history("r1")] == [None]
+        assert [(h["item"], h["injected"]) for h in store.step_history("r1")] == [(None, False)]
         assert run_logs("r1", store=path).attempts == []
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from wfkit.core.events import RetryScheduled, StepFinished, StepStarted
 from wfkit.core.frame import Frame, StepRecord
+from wfkit.core.inject import InjectingTools, make_error
 from wfkit.core.models import StepBase
 from wfkit.core.plan import StepPlan
 from wfkit.core.policy import RetryPolicy, retry_verdict
@@ -41,6 +42,7 @@ class Attempts:
     """Attempts of one execution of a step."""
 
     count: int = 0
+    injected: bool = False  # an injected fault hit one of them
 
 
 class StepExecutor:
@@ -242,9 +244,9 @@ class StepExecutor:
             try:
                 if plan.timeout is not None:
                     async with asyncio.timeout(plan.timeout):
-                        result = await plan.handler(step, frame)
+                        result = await self._handle(plan, step, frame, tries, sid)
                 else:
-                    result = await plan.handler(step, frame)
+                    result = await self._handle(plan, step, frame, tries, sid)
             except TimeoutError:
                 raise StepTimeoutError(
                     f"step {sid!r} timed out after {plan.timeout} s", step_id=sid
@@ -278,6 +280,28 @@ class StepExecutor:
         if breaker is not None:
             self.run.breakers.record(breaker, ok=True)
         return result
+
+    async def _handle(
+        self, plan: StepPlan, step: StepBase, frame: Frame, tries: Attempts, sid: str
+    ) -> Any:
+        """The step's handler, after the injected fault that hits this attempt (if any)."""
+        injector = self.run.injector
+        fault = injector.for_step(sid) if injector is not None else None
+        if fault is not None:
+            tries.injected = True
+            self.run.decisions.injected(sid, tries.count, fault.text)
+            if fault.latency_s:
+                await self.run.options.sleep(fault.latency_s)
+            if fault.error is not None or fault.exit_code is not None:
+                raise make_error(fault, sid, sid)
+        tools = self.run.options.tools
+        hits = tools.hits if isinstance(tools, InjectingTools) else 0
+        try:
+            return await plan.handler(step, frame)
+        finally:  # a tool= fault hit a call of this attempt
+            if isinstance(tools, InjectingTools) and tools.hits != hits:
+                tries.injected = True
+                self.run.decisions.injected(sid, tries.count, "tool fault")
 
     async def _error_updates(
         self, plan: StepPlan, frame: Frame, error: StepError, sid: str, attempt: int
@@ -333,6 +357,7 @@ class StepExecutor:
         record.duration_ms = duration
         if tries is not None:  # a skipped step keeps its last execution's attempts
             record.attempts = tries.count
+            record.injected = record.injected or tries.injected
         frame.record_step(plan.step_id, status, output)
         if completed and frame.needs_checkpoint():
             frame.cursor[-1].done = True
@@ -358,6 +383,7 @@ class StepExecutor:
                 plan.effectful,
                 outcome,
                 frame.item,
+                tries.injected if tries is not None else False,
             )
         )
 

@@ -28,6 +28,7 @@ class StepRecord:
     attempts: int = 0
     executions: int = 0
     duration_ms: float = 0.0
+    injected: bool = False  # an injected fault hit an attempt of one of its executions
 
 
 @dataclass(slots=True)

@@ -98,6 +98,7 @@ class Pending:
                     event.timestamp,
                     event.error_type,
                     event.item,
+                    int(event.injected),
                 )
             )
         elif isinstance(event, ErrorRecorded):
@@ -269,7 +270,7 @@ class Pending:
         db.executemany(
             "INSERT INTO output_chunks VALUES (?,?,?,?,?,?,?)", list(self.chunks.values())
         )
-        db.executemany("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?,?)", self.steps)
+        db.executemany("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?)", self.steps)
         db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?)", self.messages)
         db.executemany(
             "INSERT OR REPLACE INTO errors VALUES (?,?,?,?,?,?,?,?,?,?)", list(self.errors.values())

@@ -75,6 +75,7 @@ CREATE TABLE IF NOT EXISTS steps (
     finished_at REAL NOT NULL,
     error_type  TEXT,
     item        INTEGER,
+    injected    INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, seq)
 );
 CREATE TABLE IF NOT EXISTS errors (
@@ -170,7 +171,10 @@ CREATE TABLE IF NOT EXISTS messages (
 #: statements that bring a store of an older schema version to the current one
 _MIGRATIONS: dict[int, list[str]] = {
     1: ["ALTER TABLE runs ADD COLUMN structure TEXT"],  # + the new tables of _SCHEMA
-    2: ["ALTER TABLE steps ADD COLUMN item INTEGER"],  # the parallel item of an execution
+    2: [  # the parallel item of an execution; whether an injected fault hit it
+        "ALTER TABLE steps ADD COLUMN item INTEGER",
+        "ALTER TABLE steps ADD COLUMN injected INTEGER NOT NULL DEFAULT 0",
+    ],
 }
 
 #: every table holding rows of a run (prune deletes from all of them)
@@ -493,7 +497,7 @@ class RunStore:
         self.commit()  # what this process wrote is visible to its reads
         rows = self._db.execute(
             "SELECT step_id, step_type, status, attempts, duration_ms, finished_at, error_type,"
-            " item FROM steps WHERE run_id = ? ORDER BY seq",
+            " item, injected FROM steps WHERE run_id = ? ORDER BY seq",
             (run_id,),
         ).fetchall()
         keys = (
@@ -505,8 +509,12 @@ class RunStore:
             "finished_at",
             "error_type",
             "item",
+            "injected",
         )
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        history = [dict(zip(keys, r, strict=True)) for r in rows]
+        for h in history:
+            h["injected"] = bool(h["injected"])
+        return history
 
     def load_frame(self, run_id: str, frame: str) -> FrameCheckpoint | None:
         """A frame's last checkpoint, or None when it has none."""

@@ -216,6 +216,10 @@ class DecisionLog:
         """A step's circuit breaker, as it stood when an attempt of the step was decided."""
         self._keep("breaker", step_id, name=name, state=state, failures=failures)
 
+    def injected(self, step_id: str, attempt: int, fault: str) -> None:
+        """An injected fault hit an attempt of the step (or a tool call inside it)."""
+        self._keep("injected", step_id, attempt=attempt, fault=fault)
+
     def stored(self) -> list[dict[str, Any]]:
         """The records to store (a note of the dropped ones first)."""
         head = [{"kind": "decision", "decision": "dropped", "step_id": None, "count": self.dropped}]
