@@ -248,6 +248,12 @@ that attempt; its error record has `details.injected: true` and a message starti
 `injected fault (...)`, the step's records (`steps[].injected` in the run report, the stored
 step history) are marked, and `wfkit why` lists each hit as a decision.
 
+Test suites take the same faults as `mocks.inject` (docs/testing.md). `wfkit bench --inject
+... [--inject-seed S]` injects them into every run (run n draws with seed `S/n`), measures
+wall p50 (median) and p95 under failure, and reports how many runs were hit, the share of those
+that still succeeded (`recovered_share`) and how many failed; a failed run is a figure here,
+not an error.
+
 ## Compare two runs: `wfkit diff`
 
 `wfkit diff RUN_A RUN_B` aligns two runs step by step: the n-th execution of a step id in A

@@ -546,6 +546,12 @@ def bench(
         float | None, typer.Option("--max-regression", help="Exit 1 above this % slowdown.")
     ] = None,
     json_out: JsonOpt = False,
+    inject: Annotated[
+        list[str] | None, typer.Option("--inject", help="A fault in every run (see wfkit run).")
+    ] = None,
+    inject_seed: Annotated[
+        str | None, typer.Option("--inject-seed", help="Seed of the faults' draws.")
+    ] = None,
 ) -> None:
     """Run a workflow N times: wall min/median/p95/max, steps per second, per-step medians."""
     from rich.progress import Progress
@@ -567,6 +573,8 @@ def bench(
                 compare=compare,
                 max_regression=max_regression,
                 on_progress=lambda done, total: progress.update(task, completed=done),
+                faults=_faults(inject),
+                inject_seed=inject_seed,
             )
     except (LoadError, InputError, BenchError) as exc:
         raise _fail_usage(exc) from None
