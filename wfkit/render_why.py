@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 _KIND_STYLE = {
     "condition": "cyan",
     "retry": "yellow",
+    "injected": "magenta",
     "recovered": "green",
     "fail_fast": "red",
     "breaker": "magenta",

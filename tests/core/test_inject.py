@@ -88,6 +88,10 @@ def test_exit_code_goes_through_retry_on_and_is_marked(write: Callable[..., Path
     assert errors == [("deploy", "ShellCommandError", True)] * 2  # retried once: 75 matches
     why = why_step(run_id, "deploy")
     assert why.answer == "not retried: all 2 attempts used"
+    hits = [r.text for r in why.reasons if r.kind == "injected"]
+    assert hits == [
+        f"attempt {n} was hit by an injected fault: step=deploy exit_code=75" for n in (1, 2)
+    ]
     with RunStore() as store:
         assert [d["fault"] for d in store.decisions(run_id) if d["decision"] == "injected"] == [
             "step=deploy exit_code=75"

@@ -24,7 +24,9 @@ class _Result(BaseModel):
 class WhyReason(_Result):
     """One recorded fact behind the answer."""
 
-    kind: str  # condition | retry | recovered | fail_fast | breaker | error | order | run
+    kind: (
+        str  # condition | retry | injected | recovered | fail_fast | breaker | error | order | run
+    )
     text: str
     details: dict[str, Any] = {}
 
@@ -101,6 +103,15 @@ def why_step(
                 },
             )
         )
+    for d in mine:
+        if d["decision"] == "injected":
+            reasons.append(
+                WhyReason(
+                    kind="injected",
+                    text=f"attempt {d['attempt']} was hit by an injected fault: {d['fault']}",
+                    details={"attempt": d["attempt"], "fault": d["fault"]},
+                )
+            )
     recovered = next((d for d in reversed(mine) if d["decision"] == "recovered"), None)
     if recovered is not None:
         took = "took its fallback_value" if recovered["fallback"] else "continued without a result"
