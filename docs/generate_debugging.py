@@ -86,14 +86,28 @@ def generate() -> str:
                     '{"raw": {"done": [0]}}',
                 )[1],
             }
+            blocks["step"] = _cli(
+                "test-step", DEMO, "publish", "--mock-error", "ShellCommandError"
+            )[1]
+            blocks["step_last"] = _cli(
+                "test-step", DEMO, "publish", "--mock-error", "ShellCommandError", "--attempt", "2"
+            )[1]
+            blocks["step_real"] = _cli(
+                "test-step", DEMO, "report", "--state", '{"raw": {"done": [0, 1, 2]}}'
+            )[1]
             _, out = _cli("run", DEMO, "--trace", "-i", f"marker={marker}", "--json")
             run_id = json.loads(out[: out.rindex("}") + 1])["run_id"]
             blocks["trace"] = _cli("trace", run_id)[1]
             blocks["trace_field"] = _cli("trace", run_id, "--field", "progress")[1]
             blocks["debug"] = _cli("debug", run_id)[1]
+            blocks["why_publish"] = _cli("why", run_id, "publish")[1]
+            blocks["why_report"] = _cli("why", run_id, "report")[1]
             marker.touch()
             blocks["resume"] = _cli("resume", run_id)[1]
             blocks.update(_output_blocks(Path(tmp)))
+            _, out = _cli("run", DEMO, "-i", f"marker={marker}", "--json")
+            again = json.loads(out[: out.rindex("}") + 1])["run_id"]
+            blocks["diff"] = _cli("diff", run_id, again)[1]
         finally:
             marker.unlink(missing_ok=True)
             os.chdir(cwd)
@@ -114,12 +128,21 @@ def normalize(text: str) -> list[str]:
     text = re.sub(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?(\+00:00)?", "TIME", text)
     text = re.sub(r"\d+\.\d+", "N", text)
     text = re.sub(r"\d+(?= ?(ms|%))", "N", text)
+    # diff: rows that differ in timing only come and go with the machine's load
+    text = re.sub(r"\d+(?= step execution\(s\) the same)", "N", text)
+    text = re.sub(
+        r"^  \S+(?: \[item \d+\])? #\d+: (?:slower \(\+N ms\)|faster)\n(?:    [AB] .*\n)+",
+        "",
+        text,
+        flags=re.MULTILINE,
+    )
+    text = re.sub(r"(, )?(slower|faster)( \(\+N ms\))?", "", text)
     return sorted(" ".join(line.split()) for line in text.splitlines() if line.strip())
 
 
 TEMPLATE = """# Debugging a workflow
 
-Four commands answer "what will this do", "what did it do" and "why". None of them runs a
+Seven commands answer "what will this do", "what did it do" and "why". None of them runs a
 step or changes a run. Every output below is real: `docs/generate_debugging.py` writes this
 page by running the commands, and the test suite checks the page against fresh output.
 
@@ -154,6 +177,26 @@ describe:
 $ wfkit test-transform --workflow examples/debug-demo.yaml --field progress \\
     --state '{"raw": {"done": [0]}}'
 {transform_field}
+```
+
+## One step in isolation: `wfkit test-step`
+
+`wfkit test-step FILE STEP_ID` runs only that step, with the state you give (`--state
+'{"inputs": {...}, "raw": {...}}'` over the defaults), and shows each stage the engine goes
+through: the condition with its operands, the rendered command or parameters, the result, the
+state writes, and which branch of the error policy fires at `--attempt N` (retry with its
+delay, fallback with its value, continue, or fail with the cleanup steps that would run).
+`--mock-result JSON` replaces the step's work by a result and `--mock-error TYPE` by a failure
+of that type; without them a shell command really runs (and an `mcp_call` really calls). Retry
+waits are reported, never slept; nothing is stored. Exit 1 when the branch is `fail`.
+
+```console
+$ wfkit test-step examples/debug-demo.yaml publish --mock-error ShellCommandError
+{step}
+$ wfkit test-step examples/debug-demo.yaml publish --mock-error ShellCommandError --attempt 2
+{step_last}
+$ wfkit test-step examples/debug-demo.yaml report --state '{"raw": {"done": [0, 1, 2]}}'
+{step_real}
 ```
 
 ## After a traced run: `wfkit trace`
@@ -194,6 +237,27 @@ and the run's outcome as `wfkit_run_status{status}` (1 for its status, 0 for the
 `wfkit_run_last_success_timestamp_seconds` (the workflow's last success, from the store), so
 an alert tells a failed run from a succeeded one. `--metrics` without the `metrics` extra is
 refused before the run (exit 2) with the install hint.
+
+## One step: `wfkit why`
+
+`wfkit why RUN_ID STEP_ID` answers "why did this step do that" from what the run recorded:
+the condition with its operand values (recorded by every run, traced or not; an operand over
+500 characters of JSON is kept shortened), each retry verdict with the error type and
+`retry_on`, whether the policy took its `fallback_value` or continued, the `fail_fast` item
+that cancelled a parallel step's items, and the step's circuit breaker. A step inside a
+`parallel_foreach` item is named `PARALLEL/STEP`. `--json` gives `{answer, status, executions,
+attempts, reasons: [{kind, text, details}], breaker}`; the MCP shim serves it as
+`workflow_why`.
+
+```console
+$ wfkit why RUN_ID publish
+{why_publish}
+```
+
+```console
+$ wfkit why RUN_ID report
+{why_report}
+```
 
 ## Then: `wfkit resume`
 
@@ -280,6 +344,52 @@ $ wfkit cancel RUN_ID
 ```console
 $ wfkit prune --keep 2 --dry-run
 {prune}
+
+## Does the fallback really work: `wfkit run --inject`
+
+`--inject` makes chosen steps or tools fail (or slow down) on purpose, so retries, fallbacks,
+cleanups and breakers can be watched doing their work:
+
+```console
+$ wfkit run flow.yaml --inject 'step=fetch error=ToolError rate=0.3' --inject-seed 42
+$ wfkit run flow.yaml --inject 'tool=notes.add latency=2s'
+$ wfkit run flow.yaml --inject 'step=deploy exit_code=75'
+```
+
+A fault names its target (`step=ID`, the id as written, also inside parallel items; or
+`tool=NAME`, as `NAME` or `SERVER.NAME`), what it does (`error=TYPE`: any step error type;
+`exit_code=N`: the step fails as a shell command exiting with N, so `retry_on: "error.exit_code
+== 75"` sees it; `latency=D`: a wait before the attempt or call, through the run's clock), and
+`rate=P` (0 to 1, default 1): each attempt of the target is hit with that probability, drawn
+from `--inject-seed` (default: the run's seed), so the same seed hits the same attempts.
+`--inject` can be given several times. A bad fault is refused before the run (exit 2, naming
+the word at fault). An injected error replaces the step's real work (or the tool call) for
+that attempt; its error record has `details.injected: true` and a message starting with
+`injected fault (...)`, the step's records (`steps[].injected` in the run report, the stored
+step history) are marked, and `wfkit why` lists each hit as a decision.
+
+Test suites take the same faults as `mocks.inject` (docs/testing.md). `wfkit bench --inject
+... [--inject-seed S]` injects them into every run (run n draws with seed `S/n`), measures
+wall p50 (median) and p95 under failure, and reports how many runs were hit, the share of those
+that still succeeded (`recovered_share`) and how many failed; a failed run is a figure here,
+not an error.
+
+## Compare two runs: `wfkit diff`
+
+`wfkit diff RUN_A RUN_B` aligns two runs step by step: the n-th execution of a step id in A
+faces the n-th in B, so loop iterations line up by iteration, and a step inside a
+`parallel_foreach` item by item index (`[item 2]`) whatever order the items finished in. Each
+row that differs shows status, attempts and duration on both sides (`slower` when B took 1.5
+times as long and 5 ms more), with the error of a failed execution; then inputs and final state
+path by path. The first divergence is named at the top: a different workflow file, then an
+input, then the first step that behaved differently, then the state, then timing. `--json`
+gives `{first_divergence, inputs, state, steps: [{step_id, item, execution, a, b, changes,
+slower_by_ms}], identical_steps}`; the MCP shim serves it as `workflow_diff`. Here the resumed
+run above against a fresh run once the marker exists:
+
+```console
+$ wfkit diff RUN_ID OTHER_RUN_ID
+{diff}
 ```
 """
 

@@ -74,6 +74,8 @@ def test_inspector_lists_and_calls_tools(inspector: Path, tmp_path: Path) -> Non
         "workflow_test_transformation",
         "workflow_list_runs",
         "workflow_health",
+        "workflow_why",
+        "workflow_diff",
     }
     plan = inspect(
         inspector,

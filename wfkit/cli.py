@@ -128,6 +128,12 @@ def _fail_usage(exc: Exception) -> typer.Exit:
     return typer.Exit(EXIT_USAGE)
 
 
+def _faults(texts: list[str] | None) -> list[Any]:
+    from wfkit.core.inject import parse_fault
+
+    return [parse_fault(text) for text in texts or []]
+
+
 @app.command()
 def run(
     file: Annotated[str, typer.Argument(help="Workflow YAML file.")],
@@ -151,6 +157,15 @@ def run(
     stream: StreamOpt = False,
     steps: StepsOpt = "summary",
     json_out: JsonOpt = False,
+    inject: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--inject", help="Fault: 'step=ID|tool=NAME error=T|exit_code=N|latency=D rate=P'."
+        ),
+    ] = None,
+    inject_seed: Annotated[
+        str | None, typer.Option("--inject-seed", help="Seed of the faults' draws.")
+    ] = None,
 ) -> None:
     """Run a workflow and record it in the run store."""
     from wfkit.commands import run_workflow
@@ -166,6 +181,7 @@ def run(
             from wfkit.commands.metrics import require_prometheus
 
             require_prometheus()
+        faults = _faults(inject)
         with LiveReporter(err, stream=_streams(quiet, stream, json_out)) as live:
             interactive = sys.stdin.isatty() and not json_out
             result = run_workflow(
@@ -177,6 +193,8 @@ def run(
                 trace=trace,
                 ask=live.ask if interactive else None,
                 on_event=_sink(live),
+                faults=faults,
+                inject_seed=inject_seed,
             )
     except (LoadError, InputError, StoreError) as exc:
         raise _fail_usage(exc) from None
@@ -400,6 +418,95 @@ def debug(
         _console().print(debug_view(result))
 
 
+@app.command()
+def why(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    step_id: Annotated[str, typer.Argument(help="Step id (an item's step: PARALLEL/STEP).")],
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Why a step ran, was skipped, was not retried, took its fallback or was cancelled."""
+    from wfkit.commands.why import why_step
+    from wfkit.errors import InputError, RunNotFoundError, StoreError
+    from wfkit.render_why import why_view
+
+    try:
+        result = why_step(run_id, step_id, store=store)
+    except (InputError, RunNotFoundError, StoreError) as exc:
+        raise _fail_usage(exc) from None
+    if json_out:
+        _emit_json(result)
+    else:
+        _console().print(why_view(result))
+
+
+@app.command()
+def diff(
+    run_a: Annotated[str, typer.Argument(help="The run to compare from (id or prefix).")],
+    run_b: Annotated[str, typer.Argument(help="The run to compare with (id or prefix).")],
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Two runs aligned step by step (iterations, items), with their first divergence."""
+    from wfkit.commands.diff import diff_runs
+    from wfkit.errors import RunNotFoundError, StoreError
+    from wfkit.render_diff import diff_view
+
+    try:
+        result = diff_runs(run_a, run_b, store=store)
+    except (RunNotFoundError, StoreError) as exc:
+        raise _fail_usage(exc) from None
+    if json_out:
+        _emit_json(result)
+    else:
+        _console().print(diff_view(result))
+
+
+@app.command("test-step")
+def step_trial_command(
+    file: Annotated[str, typer.Argument(help="Workflow YAML file.")],
+    step_id: Annotated[str, typer.Argument(help="The step to run.")],
+    state: Annotated[
+        str | None, typer.Option("--state", help='JSON {"inputs": {...}, "raw": {...}}.')
+    ] = None,
+    attempt: Annotated[int, typer.Option("--attempt", help="Run as this attempt (1-based).")] = 1,
+    mock_result: Annotated[
+        str | None, typer.Option("--mock-result", help="JSON result instead of running it.")
+    ] = None,
+    mock_error: Annotated[
+        str | None, typer.Option("--mock-error", help="Fail with this error type instead.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run one step in isolation: condition, rendered fields, result, writes, policy branch."""
+    from wfkit.commands._io import json_argument
+    from wfkit.commands.test_step import run_one_step
+    from wfkit.errors import InputError, LoadError
+    from wfkit.render_step import step_trial_view
+
+    try:
+        extra = (
+            {}
+            if mock_result is None
+            else {"mock_result": json_argument(mock_result, "--mock-result")}
+        )
+        result = run_one_step(
+            file,
+            step_id,
+            state=json_argument(state, "--state", mapping=True),
+            attempt=attempt,
+            mock_error=mock_error,
+            **extra,
+        )
+    except (LoadError, InputError) as exc:
+        raise _fail_usage(exc) from None
+    if json_out:
+        _emit_json(result)
+    else:
+        _console().print(step_trial_view(result))
+    raise typer.Exit(EXIT_FAILED if result.branch == "fail" else EXIT_OK)
+
+
 @app.command("test")
 def suite_command(
     paths: Annotated[list[str], typer.Argument(help="*.wftest.yaml files or folders.")],
@@ -481,6 +588,12 @@ def bench(
         float | None, typer.Option("--max-regression", help="Exit 1 above this % slowdown.")
     ] = None,
     json_out: JsonOpt = False,
+    inject: Annotated[
+        list[str] | None, typer.Option("--inject", help="A fault in every run (see wfkit run).")
+    ] = None,
+    inject_seed: Annotated[
+        str | None, typer.Option("--inject-seed", help="Seed of the faults' draws.")
+    ] = None,
 ) -> None:
     """Run a workflow N times: wall min/median/p95/max, steps per second, per-step medians."""
     from rich.progress import Progress
@@ -502,6 +615,8 @@ def bench(
                 compare=compare,
                 max_regression=max_regression,
                 on_progress=lambda done, total: progress.update(task, completed=done),
+                faults=_faults(inject),
+                inject_seed=inject_seed,
             )
     except (LoadError, InputError, BenchError) as exc:
         raise _fail_usage(exc) from None

@@ -51,6 +51,8 @@ class WfkitError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        #: raised by fault injection (``--inject``), not by the step's real work
+        self.injected = False
 
     @property
     def type_name(self) -> str:

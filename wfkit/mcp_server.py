@@ -41,6 +41,8 @@ READ_ONLY = (
     "workflow_test_transformation",
     "workflow_list_runs",
     "workflow_health",
+    "workflow_why",
+    "workflow_diff",
 )
 #: longest path argument accepted (Linux PATH_MAX); longer ones are refused before any I/O
 MAX_PATH_CHARS = 4096
@@ -158,6 +160,8 @@ _HINTS = {
     "workflow_test_transformation": _Hints("Test an expression", True),
     "workflow_list_runs": _Hints("List runs", True),
     "workflow_health": _Hints("Health", True),
+    "workflow_why": _Hints("Why a step did what it did", True),
+    "workflow_diff": _Hints("Compare two runs", True),
 }
 
 
@@ -494,6 +498,33 @@ def build_server(  # noqa: PLR0915 - one closure per tool, over the root and the
             store, confine(base, workflow) if workflow else None, read_only=read_only
         )
 
+    async def workflow_why(
+        run_id: RunId,
+        step_id: Annotated[
+            str, Field(description="The step id, e.g. 'fetch' (an item's step: 'fan/fetch').")
+        ],
+    ) -> Any:
+        """Why a step of a run ran, was skipped, was not retried, took its fallback or was
+        cancelled: its condition with the operand values, each retry verdict with the error
+        type and retry_on, the fail_fast trigger and its circuit breaker, as recorded."""
+        from wfkit.commands.why import why_step
+
+        check_path_text(run_id, "run_id")
+        return why_step(run_id, step_id, store=store, read_only=read_only)
+
+    async def workflow_diff(
+        run_a: Annotated[str, Field(description="The run to compare from.")],
+        run_b: Annotated[str, Field(description="The run to compare with.")],
+    ) -> Any:
+        """Two runs aligned step by step (by step id, loop iteration and parallel item):
+        status, attempts, durations, errors, input and state differences, and the first
+        divergence."""
+        from wfkit.commands.diff import diff_runs
+
+        check_path_text(run_a, "run_a")
+        check_path_text(run_b, "run_b")
+        return diff_runs(run_a, run_b, store=store, read_only=read_only)
+
     for func in (
         workflow_run,
         workflow_resume,
@@ -503,6 +534,8 @@ def build_server(  # noqa: PLR0915 - one closure per tool, over the root and the
         workflow_test_transformation,
         workflow_list_runs,
         workflow_health,
+        workflow_why,
+        workflow_diff,
     ):
         tool(func)
     _add_resources(server, base, store, read_only)

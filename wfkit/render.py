@@ -433,6 +433,18 @@ def bench_view(report: BenchReport) -> Group:
             f"peak RSS {report.peak_rss_mb:.0f} MiB"
         ),
     ]
+    if report.injected:
+        share = (
+            f"{report.recovered_share:.0%} recovered"
+            if report.recovered_share is not None
+            else "none hit"
+        )
+        parts.append(
+            Text(
+                f"injected {'; '.join(report.injected)}: {report.runs_hit} of {report.runs} "
+                f"runs hit, {share}, {report.failed_runs} failed"
+            )
+        )
     table = titled_table("median per step (ms)", "step", "ms", right=("ms",))
     for step, ms in sorted(report.step_median_ms.items(), key=lambda kv: -kv[1])[:15]:
         table.add_row(step, f"{ms:.3f}")

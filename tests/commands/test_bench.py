@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,32 @@ def test_cli_bench(tmp_path: Path) -> None:
     assert regressed.exit_code == 1
     assert json.loads(regressed.stdout)["regressed"] is True
     assert runner.invoke(app, ["bench", "absent.yaml"]).exit_code == 2
+
+
+def test_bench_under_injected_failure(write: Callable[..., Path]) -> None:
+    flow = write(
+        """
+        name: flaky
+        steps:
+          - {id: fetch, type: shell_command, command: "true", on_error: retry, retry_count: 1,
+             retry_delay: 1}
+        """
+    )
+    from wfkit.core.inject import parse_fault
+
+    fault = parse_fault("step=fetch error=ToolError rate=0.5")
+    report = bench_workflow(flow, runs=12, warmup=0, faults=[fault], inject_seed="x")
+    again = bench_workflow(flow, runs=12, warmup=0, faults=[fault], inject_seed="x")
+    assert (report.runs_hit, report.failed_runs) == (again.runs_hit, again.failed_runs)
+    assert 0 < report.runs_hit <= 12
+    assert report.failed_runs > 0  # both attempts hit in some runs: the run fails, bench goes on
+    assert report.recovered_share == (report.runs_hit - report.failed_runs) / report.runs_hit
+    assert report.injected == ["step=fetch error=ToolError rate=0.5"]
+    done = CliRunner().invoke(
+        app,
+        ["bench", str(flow), "-n", "4", "--warmup", "0", "--inject", "step=fetch error=ToolError"],
+    )
+    assert done.exit_code == 0, done.output
+    assert "4 of 4 runs hit, 0% recovered, 4 failed" in " ".join(done.output.split())
+    bad = CliRunner().invoke(app, ["bench", str(flow), "--inject", "step=fetch rate=2"])
+    assert bad.exit_code == 2

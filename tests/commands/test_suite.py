@@ -487,3 +487,43 @@ def test_no_suites_is_exit_5(tmp_path: Path) -> None:
     assert "no test suites found" in result.output
     as_json = CliRunner().invoke(app, ["test", str(tmp_path / "empty"), "--json"])
     assert json.loads(as_json.stdout)["error"]["type"] == "NoTestsFoundError"
+
+
+def test_mocks_inject_faults_into_a_case(write: Callable[..., Path]) -> None:
+    path = suite(
+        write,
+        """
+        - name: the retry outlasts two injected tool faults
+          mocks:
+            answers: {ask: y}
+            tools: {lookup: {returns: {items: [1]}}}
+            shell: [{match: make, sequence: [{stdout: hi}]}]
+            inject: ["step=fetch error=ToolConnectionError rate=0.5"]
+            inject_seed: "2"
+          expect:
+            status: succeeded
+            steps: {fetch: {status: succeeded, attempts: 2}}
+        - name: a build that exits 75 fails the case
+          mocks:
+            answers: {ask: y}
+            tools: {lookup: {returns: {items: [1]}}}
+            shell: [{match: make, sequence: [{stdout: hi}]}]
+            inject: ["step=build exit_code=75"]
+          expect: {status: failed, errors: [{type: ShellCommandError, step_id: build}]}
+    """,
+    )
+    first, second = run_tests([path]).cases
+    assert (first.status, second.status) == ("passed", "passed"), first.failures
+    assert first.report is not None
+    injected = [e for e in first.report.errors if e.details.get("injected")]
+    assert injected  # the seed hits fetch at least once; the retries recover
+    assert {e.error_type for e in injected} == {"ToolConnectionError"}
+    again = run_tests([path]).cases[0].report
+    assert again is not None
+    assert len([e for e in again.errors if e.details.get("injected")]) == len(injected)
+    bad = write(
+        "workflow: flow.yaml\ncases:\n  - name: x\n    mocks:\n      inject: ['step=fetch']\n",
+        "bad.wftest.yaml",
+    )
+    with pytest.raises(LoadError, match=r"bad.wftest.yaml:5.*give error=TYPE, exit_code=N"):
+        load_suite(bad)

@@ -197,6 +197,11 @@ def test_an_old_store_is_migrated(tmp_path: Path) -> None:
             store.db.execute(f"DROP TABLE {table}")
         store.db.execute("ALTER TABLE runs DROP COLUMN structure")
         store.db.execute("ALTER TABLE runs DROP COLUMN process")
+        store.db.execute("ALTER TABLE steps DROP COLUMN item")
+        store.db.execute("ALTER TABLE steps DROP COLUMN injected")
+        store.db.execute(
+            "INSERT INTO steps VALUES ('r1', 0, 's', 'shell_command', 'failed', 1, 1.0, 2.0, NULL)"
+        )
         store.db.execute(
             "INSERT INTO runs (run_id, workflow, file, digest, status, inputs, started_at)"
             " VALUES ('r1', 'w', 'f', 'd', 'failed', '{}', 1.0)"
@@ -205,6 +210,7 @@ def test_an_old_store_is_migrated(tmp_path: Path) -> None:
         assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert store.get_run("r1").structure is None
         assert store.get_run("r1").process is None
+        assert [(h["item"], h["injected"]) for h in store.step_history("r1")] == [(None, False)]
         assert run_logs("r1", store=path).attempts == []
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from wfkit.commands.inspect import trace_run
 from wfkit.commands.run import run_workflow_async
+from wfkit.core.inject import Fault
 from wfkit.errors import WfkitError
 
 
@@ -53,6 +54,13 @@ class BenchReport(BaseModel):
     regression_percent: float | None = None
     regressed: bool = False
     profile: str | None = None
+    injected: list[str] = []
+    """The faults injected into every run (``--inject``)."""
+    failed_runs: int = 0
+    runs_hit: int = 0
+    """Measured runs in which an injected fault hit at least one attempt."""
+    recovered_share: float | None = None
+    """Of the runs hit, the share that still succeeded (retries, fallbacks...)."""
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -70,6 +78,8 @@ def bench_workflow(
     compare: str | Path | None = None,
     max_regression: float | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    faults: list[Fault] | None = None,
+    inject_seed: str | None = None,
 ) -> BenchReport:
     """Run ``warmup`` + ``runs`` times (each with its own store) and measure; optionally
     profile one more run (pyinstrument HTML, or speedscope JSON for ``*.json``) and compare
@@ -81,14 +91,25 @@ def bench_workflow(
     steps_per_run = 0
     name = ""
     total = warmup + runs
+    failed = hit = hit_ok = 0
     with tempfile.TemporaryDirectory(prefix="wfkit-bench-") as store:
         for i in range(total):
             started = time.perf_counter()
-            report = asyncio.run(run_workflow_async(file, inputs, store=store))
+            # each run draws its own faults, reproducibly: the seed and the run's number
+            report = asyncio.run(
+                run_workflow_async(
+                    file, inputs, store=store, faults=faults, inject_seed=f"{inject_seed}/{i}"
+                )
+            )
             elapsed = (time.perf_counter() - started) * 1000
-            if report.status != "succeeded":
+            if report.status != "succeeded" and not faults:
                 raise BenchError(f"run {i + 1} {report.status}: {report.error}")
             name = report.workflow
+            if i >= warmup and faults:  # under injected failure a failed run is a figure
+                failed += report.status != "succeeded"
+                if any(e.details.get("injected") for e in report.errors):
+                    hit += 1
+                    hit_ok += report.status == "succeeded"
             if i >= warmup:
                 walls.append(elapsed)
                 steps_per_run = sum(s.executions for s in report.steps)
@@ -127,6 +148,10 @@ def bench_workflow(
         and max_regression is not None
         and regression > max_regression,
         profile=profile_path,
+        injected=[f.text for f in faults or []],
+        failed_runs=failed,
+        runs_hit=hit,
+        recovered_share=hit_ok / hit if hit else None,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from wfkit.errors import InputError
 
@@ -22,6 +22,8 @@ class StepSummary(_Result):
     attempts: int
     executions: int
     duration_ms: float
+    #: an injected fault (--inject) hit one of its attempts (shown only then: the spec's shape)
+    injected: bool = Field(default=False, exclude_if=lambda value: not value)
 
 
 class ErrorEntry(_Result):

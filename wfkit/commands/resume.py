@@ -71,6 +71,7 @@ def history_records(history: list[dict[str, Any]]) -> list[StepRecord]:
         record.attempts = row["attempts"]
         record.duration_ms = row["duration_ms"]
         record.executions += row["status"] != "skipped"
+        record.injected = record.injected or bool(row.get("injected"))
     return list(records.values())
 
 

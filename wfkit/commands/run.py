@@ -23,6 +23,7 @@ from wfkit.commands.results import (
 )
 from wfkit.core import compile_cache
 from wfkit.core.events import ErrorRecord, Event
+from wfkit.core.inject import Fault
 from wfkit.core.loader import LoadedWorkflow, load_file
 from wfkit.core.runtime import Ask, Run, RunOptions, RunOutcome
 from wfkit.core.store import RunStore, new_run_id, resolve_store_path
@@ -56,6 +57,8 @@ async def run_workflow_async(
     pause_for_input: bool = False,
     loaded: LoadedWorkflow | None = None,
     stored_breakers: bool = True,
+    faults: list[Fault] | None = None,
+    inject_seed: str | None = None,
 ) -> RunReport:
     """Load, check inputs, run and record a workflow; raise LoadError/InputError up front.
 
@@ -85,6 +88,8 @@ async def run_workflow_async(
             initial_raw=dict((initial_state or {}).get("raw", initial_state or {})),
             pause_for_input=pause_for_input,
             stored_breakers=stored_breakers,
+            faults=list(faults or []),
+            inject_seed=inject_seed,
         )
         outcome = await execute_recorded(Run(loaded, new_run_id(), resolved, options), run_store)
         return report(outcome, loaded.file, str(run_store.path))
@@ -222,6 +227,7 @@ def report(outcome: RunOutcome, file: str, store: str) -> RunReport:
                 attempts=s.attempts,
                 executions=s.executions,
                 duration_ms=round(s.duration_ms, 3),
+                injected=s.injected,
             )
             for s in outcome.steps
         ],

@@ -13,12 +13,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from wfkit.commands.results import ErrorEntry, RunReport
 from wfkit.commands.run import run_workflow_async
 from wfkit.commands.suite_reports import WorkflowCoverage, measure_coverage
 from wfkit.core.events import Event, StepFinished
+from wfkit.core.inject import parse_fault
 from wfkit.core.loader import LoadedWorkflow, load_file, translate_validation_error
 from wfkit.core.state import json_type
 from wfkit.core.store import RunStore, resolve_store_path
@@ -26,6 +27,7 @@ from wfkit.core.values import child, parse_path
 from wfkit.core.yamlsrc import parse, read_source
 from wfkit.errors import (
     ERROR_TYPES,
+    InputError,
     LoadError,
     NoTestsFoundError,
     StateError,
@@ -77,6 +79,18 @@ class Mocks(_Model):
     tools: dict[str, ToolMock] = Field(default_factory=dict)
     shell: list[ShellMock] = Field(default_factory=list)
     answers: dict[str, Any] = Field(default_factory=dict)
+    inject: list[str] = Field(default_factory=list)
+    inject_seed: str | None = None
+
+    @field_validator("inject")
+    @classmethod
+    def _faults(cls, texts: list[str]) -> list[str]:
+        for text in texts:  # refused at load, with the suite's line, like any bad field
+            try:
+                parse_fault(text)
+            except InputError as exc:
+                raise ValueError(exc.message) from None
+        return texts
 
 
 class StepExpectation(_Model):
@@ -395,6 +409,8 @@ def run_case(
                 initial_state=case.state,
                 loaded=loaded,
                 stored_breakers=False,
+                faults=[parse_fault(text) for text in case.mocks.inject],
+                inject_seed=case.mocks.inject_seed,
             )
         )
     except WfkitError as exc:

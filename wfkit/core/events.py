@@ -44,6 +44,8 @@ class StepFinished:
     error_type: str | None = None
     effectful: bool = False
     outcome: str | None = None  # "then"/"else" for a conditional, "entered"/"not entered" loops
+    item: int | None = None  # the parallel_foreach item it ran in
+    injected: bool = False  # an injected fault (--inject) hit one of its attempts
 
 
 @dataclass(frozen=True, slots=True)

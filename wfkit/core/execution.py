@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from wfkit.core.events import RetryScheduled, StepFinished, StepStarted
 from wfkit.core.frame import Frame, StepRecord
+from wfkit.core.inject import InjectingTools, make_error
 from wfkit.core.models import StepBase
 from wfkit.core.plan import StepPlan
-from wfkit.core.policy import retry_verdict
+from wfkit.core.policy import RetryPolicy, retry_verdict
 from wfkit.core.state import to_state_value
 from wfkit.core.steps import LoopSignal
 from wfkit.errors import (
@@ -41,6 +42,7 @@ class Attempts:
     """Attempts of one execution of a step."""
 
     count: int = 0
+    injected: bool = False  # an injected fault hit one of them
 
 
 class StepExecutor:
@@ -119,6 +121,9 @@ class StepExecutor:
             if not policy.recovers or error.fatal:
                 raise
             self.run.mark_recovered(error)
+            self.run.decisions.recovered(
+                sid, policy.strategy, error.type_name, policy.fallback is not None
+            )
             if policy.fallback is None:  # continue without fallback_value: no result
                 return "failed", None
             scope = frame.view({"error": error.details()})
@@ -144,7 +149,18 @@ class StepExecutor:
                 return False  # cancellation, loop signals and bugs are never retried
             failed.append(exc)
             tracer = self.run.tracer
+            decisions = self.run.decisions
+            retry_on = _retry_on_text(retry)
             if tries.count >= retry.attempts:
+                decisions.retry(
+                    sid,
+                    tries.count,
+                    exc.type_name,
+                    False,
+                    f"all {retry.attempts} attempts used",
+                    None,
+                    retry_on,
+                )
                 if tracer is not None:
                     tracer.retry(
                         sid,
@@ -162,10 +178,12 @@ class StepExecutor:
                 self.run.record_error(problem, sid, frame.active, tries.count, during="retry_on")
                 return False
             if not retried:
+                decisions.retry(sid, tries.count, exc.type_name, False, reason, None, retry_on)
                 if tracer is not None:
                     tracer.retry(sid, tries.count, exc.type_name, False, reason, None)
                 return False
             wait_ms = retry.delay_ms_for(tries.count, self.run.seed, sid)
+            decisions.retry(sid, tries.count, exc.type_name, True, reason, wait_ms, retry_on)
             if tracer is not None:
                 tracer.retry(sid, tries.count, exc.type_name, True, reason, wait_ms)
             if frame.needs_checkpoint():  # the attempts made survive a kill during the wait
@@ -227,9 +245,9 @@ class StepExecutor:
             try:
                 if plan.timeout is not None:
                     async with asyncio.timeout(plan.timeout):
-                        result = await plan.handler(step, frame)
+                        result = await self._handle(plan, step, frame, tries, sid)
                 else:
-                    result = await plan.handler(step, frame)
+                    result = await self._handle(plan, step, frame, tries, sid)
             except TimeoutError:
                 raise StepTimeoutError(
                     f"step {sid!r} timed out after {plan.timeout} s", step_id=sid
@@ -240,6 +258,9 @@ class StepExecutor:
             error.attempt = tries.count
             if breaker is not None and not isinstance(error, CircuitOpenError):
                 self.run.breakers.record(breaker, ok=False)
+            if breaker is not None:  # why a step failed or was refused: its breaker then
+                state = self.run.breakers.items[breaker]
+                self.run.decisions.breaker(sid, breaker, state.state, state.failures)
             if not error.recorded:
                 self.run.record_error(
                     error, sid, frame.active, tries.count - 1, during=frame.during
@@ -260,6 +281,28 @@ class StepExecutor:
         if breaker is not None:
             self.run.breakers.record(breaker, ok=True)
         return result
+
+    async def _handle(
+        self, plan: StepPlan, step: StepBase, frame: Frame, tries: Attempts, sid: str
+    ) -> Any:
+        """The step's handler, after the injected fault that hits this attempt (if any)."""
+        injector = self.run.injector
+        fault = injector.for_step(sid) if injector is not None else None
+        if fault is not None:
+            tries.injected = True
+            self.run.decisions.injected(sid, tries.count, fault.text)
+            if fault.latency_s:
+                await self.run.options.sleep(fault.latency_s)
+            if fault.error is not None or fault.exit_code is not None:
+                raise make_error(fault, sid, sid)
+        tools = self.run.options.tools
+        hits = tools.hits if isinstance(tools, InjectingTools) else 0
+        try:
+            return await plan.handler(step, frame)
+        finally:  # a tool= fault hit a call of this attempt
+            if isinstance(tools, InjectingTools) and tools.hits != hits:
+                tries.injected = True
+                self.run.decisions.injected(sid, tries.count, "tool fault")
 
     async def _error_updates(
         self, plan: StepPlan, frame: Frame, error: StepError, sid: str, attempt: int
@@ -315,6 +358,7 @@ class StepExecutor:
         record.duration_ms = duration
         if tries is not None:  # a skipped step keeps its last execution's attempts
             record.attempts = tries.count
+            record.injected = record.injected or tries.injected
         frame.record_step(plan.step_id, status, output)
         if completed and frame.needs_checkpoint():
             frame.cursor[-1].done = True
@@ -339,8 +383,19 @@ class StepExecutor:
                 error_type,
                 plan.effectful,
                 outcome,
+                frame.item,
+                tries.injected if tries is not None else False,
             )
         )
+
+
+def _retry_on_text(retry: RetryPolicy) -> str | None:
+    """A step's ``retry_on`` as written (a list of types or an expression)."""
+    if retry.retry_on_types is not None:
+        return ", ".join(t.__name__ for t in retry.retry_on_types)
+    if retry.retry_on_expr is not None:
+        return retry.retry_on_expr.source
+    return None
 
 
 @functools.cache

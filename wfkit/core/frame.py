@@ -28,6 +28,7 @@ class StepRecord:
     attempts: int = 0
     executions: int = 0
     duration_ms: float = 0.0
+    injected: bool = False  # an injected fault hit an attempt of one of its executions
 
 
 @dataclass(slots=True)
@@ -186,7 +187,9 @@ class Frame:
         scope = self.view()
         tracer = self.run.tracer
         if tracer is None:
-            return truthy(expr.render(scope))
+            outcome = truthy(expr.render(scope))
+            self.run.decisions.condition(self.prefix + step_id, role, expr, scope, outcome)
+            return outcome
         started = time.perf_counter()
         outcome = truthy(expr.render(scope))
         tracer.condition(
@@ -197,6 +200,7 @@ class Frame:
             outcome,
             (time.perf_counter() - started) * 1000,
         )
+        self.run.decisions.condition(self.prefix + step_id, role, expr, scope, outcome)
         return outcome
 
     def apply(self, updates: list[CompiledUpdate], extra: Mapping[str, Any] | None = None) -> None:

@@ -118,6 +118,8 @@ class Pending:
                     event.duration_ms,
                     event.timestamp,
                     event.error_type,
+                    event.item,
+                    int(event.injected),
                 )
             )
         elif isinstance(event, ErrorRecorded):
@@ -309,7 +311,7 @@ class Pending:
             "INSERT INTO checkpoint_log VALUES (?, ?)",
             [(run_id, dumps(tops)) for run_id, tops in self.log.items()],
         )
-        db.executemany("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?)", self.steps)
+        db.executemany("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?)", self.steps)
         db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?)", self.messages)
         db.executemany(
             "INSERT OR REPLACE INTO errors VALUES (?,?,?,?,?,?,?,?,?,?)", list(self.errors.values())

@@ -33,12 +33,13 @@ from wfkit.core.events import (
 from wfkit.core.execution import StepExecutor
 from wfkit.core.fingerprint import step_structure
 from wfkit.core.frame import Frame, FrameCheckpoint, StepRecord
+from wfkit.core.inject import Fault, InjectingTools, Injector
 from wfkit.core.loader import LoadedWorkflow
 from wfkit.core.models import StepBase, TraceConfig
 from wfkit.core.plan import StepPlan
 from wfkit.core.state import SizeLimits, State, StatePlan
 from wfkit.core.tools import NoTools, ToolProvider
-from wfkit.core.tracing import Tracer
+from wfkit.core.tracing import DecisionLog, Tracer
 from wfkit.errors import (
     CancelledRunError,
     InputRequiredError,
@@ -107,6 +108,10 @@ class RunOptions:
     """A ``user_input`` without an answer pauses the run as ``waiting`` (no terminal)."""
     initial_raw: dict[str, Any] = field(default_factory=dict)
     changed_inputs: list[str] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    """Injected faults (``--inject``)."""
+    inject_seed: str | None = None
+    """Seed of the faults' draws; the retry seed when not given."""
     """Inputs a resume changed: the computed fields reading them are recomputed."""
     """Raw values written over the defaults before the first step (test cases' ``state``)."""
 
@@ -153,6 +158,15 @@ class Run:
         self._memory_checked = 0.0
         self._yielded = time.perf_counter()
         self.tracer = _tracer(loaded.workflow.config.trace, self.options.trace)
+        self.decisions = DecisionLog()
+        self.injector = (
+            Injector(self.options.faults, self.options.inject_seed or self.seed)
+            if self.options.faults
+            else None
+        )
+        if self.injector is not None and any(f.tool for f in self.options.faults):
+            tools = InjectingTools(self.options.tools, self.injector, self.options.sleep)
+            self.options = replace(self.options, tools=tools)
         self.executor = StepExecutor(self)
         self.breakers = Breakers(
             loaded.workflow.config.circuit_breakers,
@@ -272,6 +286,8 @@ class Run:
         if exc.__cause__ is not None and not isinstance(exc.__cause__, WfkitError):
             trace += "\n" + "".join(traceback.format_exception(exc))
         details = exc.details()
+        if exc.injected:
+            details["injected"] = True
         if during is not None:
             details["during"] = during
         record = ErrorRecord(
@@ -372,6 +388,8 @@ class Run:
         details = error.details() if error is not None else None
         if self.tracer is not None:
             self.emit(TracesCollected(self.run_id, list(self.tracer.records), self.tracer.dropped))
+        if self.decisions.records:
+            self.emit(TracesCollected(self.run_id, self.decisions.stored(), 0))
         self.emit(
             RunFinished(
                 self.run_id, status, snapshot, duration, time.time(), details, self.errors_dropped

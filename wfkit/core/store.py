@@ -75,6 +75,8 @@ CREATE TABLE IF NOT EXISTS steps (
     duration_ms REAL NOT NULL,
     finished_at REAL NOT NULL,
     error_type  TEXT,
+    item        INTEGER,
+    injected    INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, seq)
 );
 CREATE TABLE IF NOT EXISTS errors (
@@ -175,7 +177,12 @@ CREATE TABLE IF NOT EXISTS messages (
 #: statements that bring a store of an older schema version to the current one
 _MIGRATIONS: dict[int, list[str]] = {
     1: ["ALTER TABLE runs ADD COLUMN structure TEXT"],  # + the new tables of _SCHEMA
-    2: ["ALTER TABLE runs ADD COLUMN process TEXT"],  # who holds the pid (see process_identity)
+    2: [  # who holds the pid (see process_identity); an execution's parallel item; whether
+        # an injected fault hit it
+        "ALTER TABLE runs ADD COLUMN process TEXT",
+        "ALTER TABLE steps ADD COLUMN item INTEGER",
+        "ALTER TABLE steps ADD COLUMN injected INTEGER NOT NULL DEFAULT 0",
+    ],
 }
 
 #: every table holding rows of a run (prune deletes from all of them)
@@ -501,8 +508,8 @@ class RunStore:
         """Every step execution of a run, in order of completion."""
         self.commit()  # what this process wrote is visible to its reads
         rows = self._db.execute(
-            "SELECT step_id, step_type, status, attempts, duration_ms, finished_at, error_type"
-            " FROM steps WHERE run_id = ? ORDER BY seq",
+            "SELECT step_id, step_type, status, attempts, duration_ms, finished_at, error_type,"
+            " item, injected FROM steps WHERE run_id = ? ORDER BY seq",
             (run_id,),
         ).fetchall()
         keys = (
@@ -513,8 +520,13 @@ class RunStore:
             "duration_ms",
             "finished_at",
             "error_type",
+            "item",
+            "injected",
         )
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        history = [dict(zip(keys, r, strict=True)) for r in rows]
+        for h in history:
+            h["injected"] = bool(h["injected"])
+        return history
 
     def load_frame(self, run_id: str, frame: str) -> FrameCheckpoint | None:
         """A frame's last checkpoint, or None when it has none."""
@@ -611,14 +623,26 @@ class RunStore:
         """A traced run's records, in order."""
         self.commit()  # what this process wrote is visible to its reads
         rows = self._db.execute(
-            "SELECT data FROM traces WHERE run_id = ? ORDER BY idx", (run_id,)
+            "SELECT data FROM traces WHERE run_id = ? AND kind != 'decision' ORDER BY idx",
+            (run_id,),
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def decisions(self, run_id: str) -> list[dict[str, Any]]:
+        """What the run decided and why (conditions, retry verdicts...), in order."""
+        self.commit()
+        rows = self._db.execute(
+            "SELECT data FROM traces WHERE run_id = ? AND kind = 'decision' ORDER BY idx",
+            (run_id,),
         ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
     def has_traces(self, run_id: str) -> bool:
         """Whether the run recorded trace records (it ran with tracing on)."""
         self.commit()
-        row = self._db.execute("SELECT 1 FROM traces WHERE run_id = ? LIMIT 1", (run_id,))
+        row = self._db.execute(
+            "SELECT 1 FROM traces WHERE run_id = ? AND kind != 'decision' LIMIT 1", (run_id,)
+        )
         return row.fetchone() is not None
 
     def breakers(self, workflow: str) -> dict[str, dict[str, object]]:

@@ -7,6 +7,7 @@ evaluations, and are stored with the run when it ends.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -117,3 +118,109 @@ def _lookup(scope: Mapping[str, Any], path: str) -> Any:
     for part in rest:
         value = child(value, part)
     return value
+
+
+DECISION_RECORDS = 10_000
+"""Decisions kept per run (the latest: ``why`` asks about a step's last execution)."""
+
+OPERAND_CHARS = 500
+"""An operand whose JSON is longer is kept as a shortened text: decisions stay small."""
+
+
+def _small(value: Any) -> Any:
+    """A JSON-safe, bounded copy of an operand."""
+    plain = _plain(value)
+    text = json.dumps(plain, default=repr)
+    if len(text) <= OPERAND_CHARS:
+        return plain
+    return {"truncated": text[:OPERAND_CHARS], "chars": len(text)}
+
+
+class DecisionLog:
+    """Why steps ran, were skipped, retried or not, recovered or were cancelled.
+
+    Always on (unlike :class:`Tracer`): each record is a few operands and a verdict, and the
+    log keeps the latest :data:`DECISION_RECORDS`. Stored with the run as trace rows of
+    kind ``decision`` (``wfkit why`` reads them; traces and metrics do not).
+    """
+
+    def __init__(self, limit: int = DECISION_RECORDS) -> None:
+        self.records: deque[dict[str, Any]] = deque(maxlen=limit)
+        self.dropped = 0
+
+    def _keep(self, decision: str, step_id: str, **fields: Any) -> None:
+        if len(self.records) == self.records.maxlen:
+            self.dropped += 1
+        self.records.append(
+            {
+                "kind": "decision",
+                "decision": decision,
+                "step_id": step_id,
+                "timestamp": time.time(),
+                **fields,
+            }
+        )
+
+    def condition(
+        self, step_id: str, role: str, expr: Expr, scope: Mapping[str, Any], outcome: bool
+    ) -> None:
+        """A condition with its operand values and outcome."""
+        operands: dict[str, Any] = {}
+        for ref in sorted(expr.references):
+            try:
+                operands[ref] = _small(_lookup(scope, ref))
+            except WfkitError:  # pragma: no cover - a reference the render just resolved
+                operands[ref] = None
+        self._keep(
+            "condition",
+            step_id,
+            role=role,
+            expression=expr.source,
+            operands=operands,
+            outcome=outcome,
+        )
+
+    def retry(
+        self,
+        step_id: str,
+        attempt: int,
+        error_type: str,
+        retried: bool,
+        reason: str,
+        delay_ms: float | None,
+        retry_on: str | None,
+    ) -> None:
+        """The retry verdict after a failed attempt."""
+        self._keep(
+            "retry",
+            step_id,
+            attempt=attempt,
+            error_type=error_type,
+            retried=retried,
+            reason=reason,
+            delay_ms=delay_ms,
+            retry_on=retry_on,
+        )
+
+    def recovered(self, step_id: str, strategy: str, error_type: str, fallback: bool) -> None:
+        """A final failure the step's policy turned into a result (fallback or continue)."""
+        self._keep(
+            "recovered", step_id, strategy=strategy, error_type=error_type, fallback=fallback
+        )
+
+    def fail_fast(self, step_id: str, item: int, error_type: str, message: str) -> None:
+        """A ``fail_fast`` parallel step cancelled its items in flight after item's failure."""
+        self._keep("fail_fast", step_id, item=item, error_type=error_type, message=message)
+
+    def breaker(self, step_id: str, name: str, state: str, failures: int) -> None:
+        """A step's circuit breaker, as it stood when an attempt of the step was decided."""
+        self._keep("breaker", step_id, name=name, state=state, failures=failures)
+
+    def injected(self, step_id: str, attempt: int, fault: str) -> None:
+        """An injected fault hit an attempt of the step (or a tool call inside it)."""
+        self._keep("injected", step_id, attempt=attempt, fault=fault)
+
+    def stored(self) -> list[dict[str, Any]]:
+        """The records to store (a note of the dropped ones first)."""
+        head = [{"kind": "decision", "decision": "dropped", "step_id": None, "count": self.dropped}]
+        return (head if self.dropped else []) + list(self.records)

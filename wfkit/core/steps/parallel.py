@@ -45,6 +45,9 @@ async def run_parallel_foreach(step: ParallelForeachStep, frame: Frame) -> Any:
                 frame.run.checkpoint(frame)  # the parent stays at this (unfinished) step
                 frame.run.emit(FrameDropped(frame.run.run_id, _frame_key(step, frame, index)))
             elif fail_fast:
+                frame.run.decisions.fail_fast(
+                    frame.prefix + step.step_id, index, error.type_name, error.message
+                )
                 raise error
 
     workers = min(step.max_parallel, len(items))

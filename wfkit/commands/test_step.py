@@ -1,0 +1,81 @@
+"""``test-step``: run one step of a workflow in isolation and show each stage."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from wfkit.core.isolate import _MISSING, trial
+from wfkit.core.loader import load_file
+from wfkit.core.runtime import RunOptions
+from wfkit.errors import InputError
+
+
+class StateWrite(BaseModel):
+    """A state value the step changed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    before: Any = None
+    after: Any = None
+
+
+class StepTrialResult(BaseModel):
+    """``wfkit test-step --json``: the stages of one attempt of one step."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: str
+    step_id: str
+    step_type: str
+    attempt: int
+    attempts: int
+    condition: dict[str, Any] | None
+    ran: bool
+    rendered: dict[str, Any]
+    render_error: dict[str, Any] | None
+    mocked: str | None
+    result: Any = None
+    error: dict[str, Any] | None
+    writes: list[StateWrite]
+    branch: str  # succeed | skip | retry | fallback | continue | fail
+    reason: str
+    delay_ms: float | None
+    fallback: Any = None
+    cleanup: list[str]
+
+
+async def _no_wait(_seconds: float) -> None:
+    """A retry's wait is reported, never slept: one attempt runs."""
+
+
+def run_one_step(
+    file: str | Path,
+    step_id: str,
+    *,
+    state: dict[str, Any] | None = None,
+    attempt: int = 1,
+    mock_result: Any = _MISSING,
+    mock_error: str | None = None,
+) -> StepTrialResult:
+    """Run ``step_id`` of ``file`` once, as attempt ``attempt``, over ``state``."""
+    from wfkit.commands.run import default_tools
+    from wfkit.core.tools import NoTools
+
+    if attempt < 1:
+        raise InputError(f"--attempt must be 1 or more, not {attempt}")
+    if mock_error is not None and mock_result is not _MISSING:
+        raise InputError("give --mock-result or --mock-error, not both")
+    loaded = load_file(file)
+    mocked = mock_error is not None or mock_result is not _MISSING
+    options = RunOptions(tools=NoTools() if mocked else default_tools(loaded), sleep=_no_wait)
+    out = asyncio.run(
+        trial(loaded, step_id, state or {}, attempt, options, mock_result, mock_error)
+    )
+    data = dict(vars(out))
+    data["writes"] = [StateWrite(**w) for w in out.writes]
+    return StepTrialResult(file=str(file), **data)
