@@ -169,7 +169,8 @@ class LiveReporter:
 
             self.progress = Progress(
                 SpinnerColumn(),
-                TextColumn("{task.description}"),
+                # markup=False: the description holds a step id from the workflow file
+                TextColumn("{task.description}", markup=False),
                 TimeElapsedColumn(),
                 console=console,
                 transient=True,
@@ -212,7 +213,7 @@ class LiveReporter:
         elif isinstance(event, StepStarted):
             if self.progress is not None:
                 self.progress.update(
-                    self.task, description=f"{event.step_id} [dim]({self.done} steps done)[/]"
+                    self.task, description=f"{event.step_id} ({self.done} steps done)"
                 )
         elif isinstance(event, StepFinished):
             self.done += event.status != "skipped"
@@ -228,7 +229,7 @@ class LiveReporter:
             self.progress.stop()
         try:
             answer = Prompt.ask(
-                prompt,
+                Text(prompt),  # the prompt comes from the workflow file: never markup
                 console=self.console,
                 choices=[str(c) for c in choices] if choices else None,
                 default=None if default is None else str(default),

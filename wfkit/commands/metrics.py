@@ -90,15 +90,24 @@ def figures(
     )
 
 
+METRICS_HINT = "--metrics needs prometheus-client: pip install 'wfkit[metrics]'"
+
+
+def check_metrics_available() -> None:
+    """Raise the install hint before a run when ``--metrics`` cannot be written."""
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        raise MetricsError(METRICS_HINT) from None
+
+
 def write_prometheus(metrics: RunMetrics, workflow: str, path: str | Path) -> None:
     """Write the figures as Prometheus text exposition, atomically (node_exporter's textfile
     collector never reads half a file)."""
     try:
         import prometheus_client as prom
     except ImportError:
-        raise MetricsError(
-            "--metrics needs prometheus-client: pip install 'wfkit[metrics]'"
-        ) from None
+        raise MetricsError(METRICS_HINT) from None
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
     prom.disable_created_metrics()  # type: ignore[no-untyped-call]  # one file per run: no *_created
