@@ -292,3 +292,32 @@ def test_force_color_and_no_color_are_honoured(write) -> None:  # type: ignore[n
     no_colour = _run_colour({"FORCE_COLOR": "1", "NO_COLOR": "1"}, flow)
     assert "\x1b[32m" not in no_colour
     assert "succeeded" in no_colour
+
+
+# -- 5. load errors: every problem at once, sorted by line ---------------------------------
+
+MANY_PROBLEMS = """\
+name: x
+steps:
+  - {id: a, type: foreach, items: 5, body: []}
+  - {id: b, type: shell_command, comand: ls}
+config: {bogus: 1}
+"""
+
+
+def test_every_load_problem_in_text_and_json(cli, write) -> None:  # type: ignore[no-untyped-def]
+    flow = write(MANY_PROBLEMS)
+    human = cli("explain", str(flow))
+    assert human.exit_code == EXIT_USAGE
+    text = " ".join(human.stderr.split())
+    assert f"4 problems in {flow}" in text
+    order = [text.index(f"{flow}:{n}:") for n in (3, 4, 5)]
+    assert order == sorted(order)
+    assert "items must be a list, a mapping or an expression, got 5" in text
+    error = one_error(cli("explain", str(flow), "--json"))
+    assert [(e["line"], e["field"]) for e in error["errors"]] == [
+        (3, "steps[0].items"),
+        (4, "steps[1]"),
+        (4, "steps[1].comand"),
+        (5, "config.bogus"),
+    ]

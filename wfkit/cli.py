@@ -56,6 +56,10 @@ def error_document(exc: BaseException) -> dict[str, Any]:
     }
     if isinstance(exc, LoadError):
         error.update(file=exc.file, line=exc.line, column=exc.column, field=exc.field)
+        if len(exc.problems) > 1:  # every problem of the file, in line order
+            error["errors"] = [
+                {k: v for k, v in p.details().items() if k != "type"} for p in exc.problems
+            ]
     return {"error": error}
 
 

@@ -57,12 +57,31 @@ def status_text(status: str) -> Text:
 
 
 def error_view(error: WfkitError) -> Group:
-    """A load or input error, with the offending lines of the file when known."""
+    """A load or input error, with the offending lines of the file when known; a file with
+    several problems shows each, in line order."""
+    from wfkit.errors import LoadError
+
+    if not isinstance(error, LoadError) or len(error.problems) < 2:
+        return Group(*_error_body(error, str(error)))
+    body: list[Any] = [
+        Text(f"{len(error.problems)} problems in {error.file or '<workflow>'}:", style="bold red")
+    ]
+    for problem in error.problems[:MAX_SHOWN_PROBLEMS]:
+        body.extend(_error_body(problem, str(problem)))
+    if len(error.problems) > MAX_SHOWN_PROBLEMS:
+        body.append(Text(f"… {len(error.problems) - MAX_SHOWN_PROBLEMS} more", style="red"))
+    return Group(*body)
+
+
+MAX_SHOWN_PROBLEMS = 20
+
+
+def _error_body(error: WfkitError, message: str) -> list[Any]:
     from rich.syntax import Syntax  # pygments: only when there is a file to show
 
     from wfkit.errors import LoadError
 
-    body: list[Any] = [Text.assemble((f"{error.type_name}: ", "bold red"), str(error))]
+    body: list[Any] = [Text.assemble((f"{error.type_name}: ", "bold red"), message)]
     if isinstance(error, LoadError) and error.file and error.line:
         try:
             code = Path(error.file).read_text(encoding="utf-8")
@@ -80,7 +99,7 @@ def error_view(error: WfkitError) -> Group:
                     theme="ansi_dark",
                 )
             )
-    return Group(*body)
+    return body
 
 
 def runs_table(runs: list[RunSummary]) -> Table:
