@@ -47,8 +47,8 @@ def test_metrics_file_matches_debug(write: Callable[..., Path], tmp_path: Path) 
     metrics = run_metrics(report.run_id)
     assert metrics.steps == {
         "state_update": {"succeeded": 1},
-        "shell_command": {"failed": 1},
-        "mcp_call": {"failed": 1},
+        "shell_command": {"failed_handled": 1},  # fallback_value took over
+        "mcp_call": {"failed_handled": 1},  # on_error: continue
         "user_message": {"skipped": 1},
     }
     assert metrics.retries == 2
@@ -60,7 +60,8 @@ def test_metrics_file_matches_debug(write: Callable[..., Path], tmp_path: Path) 
     write_prometheus(metrics, "measured", path)
     found = samples(path.read_text())
     wf = ("workflow", "measured")
-    assert found[("wfkit_steps_total", (("status", "failed"), ("type", "shell_command"), wf))] == 1
+    handled = (("status", "failed_handled"), ("type", "shell_command"), wf)
+    assert found[("wfkit_steps_total", handled)] == 1
     assert found[("wfkit_retries_total", (wf,))] == 2
     assert found[("wfkit_errors_total", (("type", "ShellCommandError"), wf))] == 3
     assert found[("wfkit_state_bytes", (wf,))] == metrics.state_bytes

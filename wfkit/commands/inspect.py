@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from wfkit.commands.metrics import RunMetrics, figures
+from wfkit.commands.metrics import RunMetrics, figures, run_outcome
 from wfkit.commands.results import ErrorEntry
 from wfkit.commands.resume import effective_status
 from wfkit.commands.run import iso
@@ -254,6 +254,7 @@ def debug_run(
         server_logs = run_store.server_logs(row.run_id)
         traces = run_store.traces(row.run_id)
         breakers = run_store.breakers(row.workflow)
+        outcome = run_outcome(run_store, row)
         state_source, state = _state_of(row, run_store)
     stats: dict[str, dict[str, Any]] = {}
     for h in history:
@@ -332,7 +333,7 @@ def debug_run(
         bottlenecks=bottlenecks[:10],
         warnings=[m.text for m in messages if m.level == "warning"],
         server_logs=server_logs,
-        metrics=figures(history, errors, traces, row.state, breakers, row.duration_ms),
+        metrics=figures(history, errors, traces, row.state, breakers, row.duration_ms, **outcome),
         next=_next_steps(row.run_id, status),
     )
 

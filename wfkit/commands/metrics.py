@@ -12,12 +12,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from wfkit.core.store import RunStore
+from wfkit.core.store import RunRow, RunStore
 from wfkit.core.values import json_len
 from wfkit.errors import WfkitError
 
 DURATION_BUCKETS_MS = (1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 60000)
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+RUN_STATUSES = ("succeeded", "failed", "timed_out", "cancelled", "waiting", "running")
+HANDLED = "failed_handled"
+"""The status label of a step execution that failed but whose error did not fail the run
+(``on_error: continue`` or ``fallback`` took over), so alerting can tell it from a failure."""
 
 
 class MetricsError(WfkitError):
@@ -37,6 +41,8 @@ class RunMetrics(BaseModel):
     state_bytes: int
     breakers: dict[str, str]
     duration_ms: float | None
+    status: str | None = None  # the run's status
+    last_success_at: float | None = None  # UNIX time the workflow last finished a run well
 
 
 def run_metrics(
@@ -49,7 +55,14 @@ def run_metrics(
         errors = run_store.errors(row.run_id)
         traces = run_store.traces(row.run_id)
         breakers = run_store.breakers(row.workflow)
-    return figures(history, errors, traces, row.state, breakers, row.duration_ms)
+        outcome = run_outcome(run_store, row)
+    return figures(history, errors, traces, row.state, breakers, row.duration_ms, **outcome)
+
+
+def run_outcome(run_store: RunStore, row: RunRow) -> dict[str, Any]:
+    """The run's status and when its workflow last succeeded (for the outcome series)."""
+    good = run_store.list_runs(1, statuses=["succeeded"], workflow=row.workflow)
+    return {"status": row.status, "last_success_at": good[0].finished_at if good else None}
 
 
 def figures(
@@ -59,14 +72,21 @@ def figures(
     state: dict[str, Any] | None,
     breakers: dict[str, dict[str, Any]],
     duration_ms: float | None,
+    status: str | None = None,
+    last_success_at: float | None = None,
 ) -> RunMetrics:
     """The metrics of a run from its stored records."""
     steps: dict[str, dict[str, int]] = {}
     durations: dict[str, list[float]] = {}
     retries = 0
+    # a step whose every recorded error was recovered failed without failing the run
+    unrecovered = {e.step_id for e in errors if not e.recovered}
     for h in history:
         by_status = steps.setdefault(h["step_type"], {})
-        by_status[h["status"]] = by_status.get(h["status"], 0) + 1
+        step_status = h["status"]
+        if step_status == "failed" and h["step_id"] not in unrecovered:
+            step_status = HANDLED
+        by_status[step_status] = by_status.get(step_status, 0) + 1
         if h["status"] != "skipped":
             durations.setdefault(h["step_type"], []).append(round(h["duration_ms"], 3))
         retries += max(h["attempts"] - 1, 0)
@@ -87,6 +107,8 @@ def figures(
         state_bytes=size,
         breakers={name: str(b["state"]) for name, b in breakers.items()},
         duration_ms=duration_ms,
+        status=status,
+        last_success_at=last_success_at,
     )
 
 
@@ -165,6 +187,22 @@ def write_prometheus(metrics: RunMetrics, workflow: str, path: str | Path) -> No
         Gauge(
             "wfkit_run_duration_seconds", "Wall time of the run", ["workflow"], registry=registry
         ).labels(**labels).set(metrics.duration_ms / 1000)
+    if metrics.status is not None:  # one series per status, 1 for the run's own (alertable)
+        run_status = Gauge(
+            "wfkit_run_status",
+            "1 for the status this run ended with, 0 for the others",
+            ["workflow", "status"],
+            registry=registry,
+        )
+        for status in RUN_STATUSES:
+            run_status.labels(workflow, status).set(int(status == metrics.status))
+    if metrics.last_success_at is not None:
+        Gauge(
+            "wfkit_run_last_success_timestamp_seconds",
+            "When a run of this workflow last succeeded (UNIX time)",
+            ["workflow"],
+            registry=registry,
+        ).labels(**labels).set(metrics.last_success_at)
     try:
         prom.write_to_textfile(str(path), registry)
     except OSError as exc:
