@@ -1,0 +1,42 @@
+"""Item errors of ``parallel_foreach`` under ``on_item_error: continue``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from wfkit.commands import RunReport
+from wfkit.commands.inspect import debug_run
+
+FAN = """
+name: fan
+sub_agent_tasks:
+  job:
+    inputs: {{n: {{type: integer}}}}
+    steps:
+      - {{id: work, type: shell_command, command: "test {{{{ n }}}} -lt 3"}}
+steps:
+  - id: fan
+    type: parallel_foreach
+    items: [1, 2, 3, 4]
+    sub_agent_task: job
+    with: {{n: "{{{{ loop.item }}}}"}}
+    on_item_error: continue
+    {extra}
+"""
+
+
+def test_item_errors_of_a_succeeded_run_are_recovered(run_yaml: Callable[..., RunReport]) -> None:
+    report = run_yaml(FAN.format(extra=""))
+    assert report.status == "succeeded"
+    assert [(e.step_id, e.recovered) for e in report.errors] == [
+        ("fan/work", True),
+        ("fan/work", True),
+    ]
+    assert [e.recovered for e in debug_run(report.run_id).errors] == [True, True]
+
+
+def test_item_errors_below_min_success_fail_the_run(run_yaml: Callable[..., RunReport]) -> None:
+    report = run_yaml(FAN.format(extra="min_success: 3"))
+    assert report.status == "failed"
+    items = [e for e in report.errors if e.step_id == "fan/work"]
+    assert [e.recovered for e in items] == [False, False]
