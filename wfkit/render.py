@@ -327,7 +327,8 @@ def debug_view(info: DebugInfo) -> Group:
             "bottlenecks (share of wall time)", "name", "kind", "total ms", "count", "share"
         )
         for b in info.bottlenecks[:5]:
-            add_row(slow, b.name, b.kind, f"{b.total_ms:.1f}", str(b.count), f"{b.share:.0%}")
+            kind = f"{b.kind} (parallel work)" if b.parallel else b.kind
+            add_row(slow, b.name, kind, f"{b.total_ms:.1f}", str(b.count), f"{b.share:.0%}")
         parts.append(slow)
     for error in info.errors:
         flag = " (recovered)" if error.recovered else ""

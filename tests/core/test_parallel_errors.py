@@ -40,3 +40,25 @@ def test_item_errors_below_min_success_fail_the_run(run_yaml: Callable[..., RunR
     assert report.status == "failed"
     items = [e for e in report.errors if e.step_id == "fan/work"]
     assert [e.recovered for e in items] == [False, False]
+
+
+SLOW_FAN = """
+name: slowfan
+sub_agent_tasks:
+  job:
+    steps:
+      - {id: nap, type: shell_command, command: "sleep 0.2"}
+steps:
+  - {id: fan, type: parallel_foreach, items: [1, 2, 3, 4, 5, 6], sub_agent_task: job,
+     max_parallel: 6}
+"""
+
+
+def test_bottleneck_shares_of_parallel_work_never_exceed_100_percent(
+    run_yaml: Callable[..., RunReport],
+) -> None:
+    info = debug_run(run_yaml(SLOW_FAN).run_id)
+    nap = next(b for b in info.bottlenecks if b.name == "fan/nap")
+    assert nap.parallel
+    assert nap.total_ms > info.duration_ms  # type: ignore[operator]  # six overlapping naps
+    assert all(0 <= b.share <= 1 for b in info.bottlenecks)
