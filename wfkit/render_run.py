@@ -55,6 +55,13 @@ def aligned_rows(
     return text
 
 
+def _items_text(items: dict[str, int]) -> str:
+    """A parallel_foreach row's status: ``43 ok / 7 failed`` (and any cancelled)."""
+    ok = items.get("succeeded", 0)
+    rest = [f"{n} {status}" for status, n in sorted(items.items()) if status != "succeeded"]
+    return " / ".join([f"{ok} ok", *rest])
+
+
 def run_report(report: RunReport, full: bool = False) -> Group:
     """The summary of a finished run: counts, the steps worth a look, errors, final state.
 
@@ -81,7 +88,7 @@ def run_report(report: RunReport, full: bool = False) -> Group:
             (
                 step.id,
                 step.type,
-                step.status,
+                _items_text(step.items) if step.items else step.status,
                 str(step.attempts),
                 str(step.executions),
                 f"{step.duration_ms:.1f}",

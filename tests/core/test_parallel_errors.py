@@ -62,3 +62,19 @@ def test_bottleneck_shares_of_parallel_work_never_exceed_100_percent(
     assert nap.parallel
     assert nap.total_ms > info.duration_ms  # type: ignore[operator]  # six overlapping naps
     assert all(0 <= b.share <= 1 for b in info.bottlenecks)
+
+
+def test_the_parallel_step_row_counts_its_items(run_yaml: Callable[..., RunReport]) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from wfkit.render_run import run_report
+
+    report = run_yaml(FAN.format(extra=""))
+    fan = next(s for s in report.steps if s.id == "fan")
+    assert (fan.status, fan.items) == ("succeeded", {"succeeded": 2, "failed": 2})
+    out = StringIO()
+    Console(width=120, color_system=None, file=out).print(run_report(report))
+    row = next(line for line in out.getvalue().splitlines() if line.startswith("fan "))
+    assert "2 ok / 2 failed" in row

@@ -20,6 +20,8 @@ class StepSummary(_Result):
     attempts: int
     executions: int
     duration_ms: float
+    #: parallel_foreach: its items by status, e.g. {"succeeded": 43, "failed": 7}
+    items: dict[str, int] | None = None
 
 
 class ErrorEntry(_Result):

@@ -221,6 +221,7 @@ def report(outcome: RunOutcome, file: str, store: str) -> RunReport:
                 attempts=s.attempts,
                 executions=s.executions,
                 duration_ms=round(s.duration_ms, 3),
+                items=s.items,
             )
             for s in outcome.steps
         ],

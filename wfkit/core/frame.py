@@ -28,6 +28,8 @@ class StepRecord:
     attempts: int = 0
     executions: int = 0
     duration_ms: float = 0.0
+    #: a parallel_foreach step's items of its last execution by status ({"succeeded": 43, ...})
+    items: dict[str, int] | None = None
 
 
 @dataclass(slots=True)
