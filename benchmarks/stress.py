@@ -368,6 +368,79 @@ def huge_output(scale: float, tmp: Path) -> dict[str, Any]:
     }
 
 
+def _own_peak_mb() -> float:
+    """This process's peak RSS (VmHWM; ru_maxrss would carry the parent's over exec)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return _peak_mb()  # pragma: no cover - not Linux
+
+
+def _hostile(category: str) -> Any:
+    """One category of the hostile corpus: tried, refused, time and peak RSS."""
+
+    def scenario(scale: float, tmp: Path) -> dict[str, Any]:
+        sys.path.insert(0, str(ROOT))
+        from tests.hostile import corpus
+        from wfkit.commands.transform import evaluate_transform
+
+        cases: list[str] = {
+            "escapes": corpus.ESCAPES,
+            "hangs": corpus.HANGS,
+            "big values": corpus.BIG_VALUES,
+            "mutations": corpus.MUTATIONS,
+            "not JSON": list(corpus.NOT_JSON),
+        }[category]
+        context = {"raw": {"n": 1, "blob": [1]}, "inputs": {"limit": 3}}
+        refused = 0
+        slowest = 0.0
+        started = time.perf_counter()
+        for case in cases:
+            one = time.perf_counter()
+            result = evaluate_transform(case, input={"a": 5}, context=context)
+            slowest = max(slowest, time.perf_counter() - one)
+            refused += result.error is not None
+        return {
+            "tried": len(cases),
+            "refused": refused,
+            "s": round(time.perf_counter() - started, 2),
+            "slowest s": round(slowest, 2),
+            "peak MiB": round(_own_peak_mb()),
+        }
+
+    return scenario
+
+
+def hostile_shell(scale: float, tmp: Path) -> dict[str, Any]:
+    """Injection payloads in every quoting context: the command must print the exact value."""
+    sys.path.insert(0, str(ROOT))
+    from tests.hostile.test_shell_injection import CONTEXTS, PAYLOADS
+    from wfkit.core.expressions import Value
+
+    tried = exact = executed = 0
+    started = time.perf_counter()
+    for template, expected in CONTEXTS:
+        for payload in PAYLOADS:
+            command = Value(template, shell=True).render({"v": payload})
+            done = subprocess.run(
+                ["/bin/sh", "-c", command], cwd=tmp, capture_output=True, check=False
+            )
+            tried += 1
+            exact += done.stdout == expected(payload).encode()
+            canary = tmp / "CANARY"
+            if canary.exists():
+                executed += 1
+                canary.unlink()
+    return {
+        "tried": tried,
+        "exact": exact,
+        "payloads executed": executed,
+        "s": round(time.perf_counter() - started, 2),
+        "peak MiB": round(_own_peak_mb()),
+    }
+
+
 SCENARIOS = {
     "huge output": huge_output,
     "large state": large_state,
@@ -377,6 +450,12 @@ SCENARIOS = {
     "transient recovery": transient,
     "memory pressure": memory_pressure,
     "chaos": chaos,
+    "hostile: escapes": _hostile("escapes"),
+    "hostile: hangs": _hostile("hangs"),
+    "hostile: big values": _hostile("big values"),
+    "hostile: mutations": _hostile("mutations"),
+    "hostile: not JSON": _hostile("not JSON"),
+    "hostile: shell injection": hostile_shell,
 }
 
 

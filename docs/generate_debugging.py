@@ -188,7 +188,12 @@ $ wfkit debug RUN_ID
 
 For an interrupted run (killed), `debug` shows the step it stopped in and the state of its
 last checkpoint. `--json` adds the run's metrics, the same figures `wfkit run --metrics FILE`
-writes for Prometheus.
+writes for Prometheus: `wfkit_steps_total{type,status}` (a failure that `continue` or a
+fallback handled has `status="handled"`), durations, retries, errors by type, breaker states,
+and the run's outcome as `wfkit_run_status{status}` (1 for its status, 0 for the others) with
+`wfkit_run_last_success_timestamp_seconds` (the workflow's last success, from the store), so
+an alert tells a failed run from a succeeded one. `--metrics` without the `metrics` extra is
+refused before the run (exit 2) with the install hint.
 
 ## Then: `wfkit resume`
 

@@ -53,11 +53,8 @@ def test_json_failure_of_a_missing_workflow_file(cli) -> None:  # type: ignore[n
     result = cli("run", "typo.yaml", "--json")
     assert result.exit_code == EXIT_USAGE
     error = one_error(result)
-    assert (error["type"], error["file"], error["message"]) == (
-        "LoadError",
-        "typo.yaml",
-        "no such file",
-    )
+    assert (error["type"], error["file"]) == ("LoadError", "typo.yaml")
+    assert "no such file" in error["message"]
 
 
 def test_json_failure_of_an_unknown_input(cli, write) -> None:  # type: ignore[no-untyped-def]

@@ -258,18 +258,17 @@ def run(
     """Run a workflow and record it in the run store."""
     from wfkit.commands import run_workflow
     from wfkit.commands._io import parse_assignments
-    from wfkit.commands.metrics import MetricsError
     from wfkit.errors import InputError, LoadError, StoreError
     from wfkit.render_run import LiveReporter
 
     full = _steps_choice(steps)
     err = _console(stderr=True)
     try:
-        if metrics is not None:  # the missing extra is a usage error, before anything runs
-            from wfkit.commands.metrics import check_metrics_available
-
-            check_metrics_available()
         given = parse_assignments(inputs)
+        if metrics is not None:  # refused before the run, not after it
+            from wfkit.commands.metrics import require_prometheus
+
+            require_prometheus()
         with LiveReporter(err, stream=_streams(quiet, stream, json_out)) as live:
             interactive = sys.stdin.isatty() and not json_out
             result = run_workflow(
@@ -282,10 +281,10 @@ def run(
                 ask=live.ask if interactive else None,
                 on_event=_sink(live),
             )
-    except (LoadError, InputError, StoreError, MetricsError) as exc:
+    except (LoadError, InputError, StoreError) as exc:
         raise _fail_usage(exc, json_out) from None
     if metrics is not None:
-        from wfkit.commands.metrics import run_metrics, write_prometheus
+        from wfkit.commands.metrics import MetricsError, run_metrics, write_prometheus
 
         try:
             write_prometheus(run_metrics(result.run_id, store), result.workflow, metrics)

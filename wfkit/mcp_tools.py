@@ -44,6 +44,8 @@ STDERR_TAIL_BYTES = 16 * 1024
 KEPT_STARTS = 3
 #: how long a server whose connection closed gets to report its exit status
 EXIT_WAIT_SECONDS = 1.0
+#: how long the end of a run waits for a server cut off during start-up to be gone
+SETTLE_SECONDS = 10.0
 #: lines of stderr quoted in an error
 ERROR_LINES = 10
 _EXIT_MARK = "wfkit-mcp-server-exited:"
@@ -117,7 +119,7 @@ class StderrTail:
             if text.startswith(_EXIT_MARK):
                 with suppress(ValueError):
                     self.exit_code = int(text[len(_EXIT_MARK) :])
-            elif text.startswith(_PID_MARK):
+            elif text.startswith(_PID_MARK) and self.group is None:  # the shell's, first
                 with suppress(ValueError):
                     self.group = int(text[len(_PID_MARK) :])
             elif self._echo:
@@ -138,6 +140,17 @@ class StderrTail:
                 self._close_reader()
                 return
             self._take(chunk)
+
+    async def settle(self, seconds: float) -> None:
+        """Wait (bounded) until nothing holds the pipe any more, ending the server's group as
+        soon as its shell has said which it is: a start-up cut off before the SDK held the
+        process (or before the shell wrote its group) leaves nothing running either."""
+        self.close_writer()
+        deadline = self._loop.time() + seconds
+        while self._read_fd >= 0 and self._loop.time() < deadline:
+            self.kill_group()  # drains first; kills once the group is known
+            if self._read_fd >= 0:
+                await asyncio.sleep(0.02)
 
     async def wait_exit(self, seconds: float) -> None:
         """Give a server that lost its connection a moment to report its exit status."""
@@ -229,8 +242,8 @@ class McpTools:
         self._limits: dict[str, asyncio.Semaphore] = {}
         #: servers that could not start in this run: skipped when resolving a tool by name
         self._failed: dict[str, ToolConnectionError] = {}
-        #: connection tasks cut off during start-up, still stopping their process
-        self._stopping: set[asyncio.Task[None]] = set()
+        #: connection tasks cut off during start-up, with the stderr of the process they started
+        self._stopping: dict[asyncio.Task[None], StderrTail] = {}
         #: the stderr of each start of each server in this run (the last few starts)
         self._stderr: dict[str, list[StderrTail]] = {}
 
@@ -311,14 +324,17 @@ class McpTools:
         task = connection.task
         if task is None or task.done():
             return
+        # a server cut off while starting has nothing to flush: end its group now, rather than
+        # wait out the SDK's graceful stop (stdin closed, 2 s, then TERM), which a run that
+        # ends soon after could cut short
+        connection.stderr.kill_group()
         # an anyio cancellation, which the SDK's shielded shutdown honours (a bare
         # task.cancel() can cut that shutdown short and leave the process running)
         if connection.scope is not None:
             connection.scope.cancel()
         else:  # not started yet: nothing spawned
             task.cancel()
-        self._stopping.add(task)
-        task.add_done_callback(lambda _: self._stopping.discard(task))
+        self._stopping[task] = connection.stderr
         task.add_done_callback(lambda _: connection.stderr.kill_group())
 
     def _startup_failure(self, name: str, exc: BaseException, stderr: StderrTail) -> str:
@@ -480,8 +496,10 @@ class McpTools:
             connection.stop.set()
         for connection in self._connections.values():
             await _finish(connection.task)
-        for task in list(self._stopping):
+        for task, stderr in list(self._stopping.items()):
             await _finish(task)
+            await stderr.settle(SETTLE_SECONDS)
+        self._stopping.clear()
         self._connections.clear()
         for starts in self._stderr.values():
             for stderr in starts:

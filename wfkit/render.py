@@ -83,23 +83,34 @@ def _error_body(error: WfkitError, message: str) -> list[Any]:
 
     body: list[Any] = [Text.assemble((f"{error.type_name}: ", "bold red"), message)]
     if isinstance(error, LoadError) and error.file and error.line:
-        try:
-            code = Path(error.file).read_text(encoding="utf-8")
-        except OSError:
-            code = ""
-        if code:
-            first = max(1, error.line - 2)
+        first = max(1, error.line - 2)
+        snippet = _snippet(error.file, first, error.line + 2)
+        if snippet:
             body.append(
                 Syntax(
-                    code,
+                    snippet,
                     "yaml",
                     line_numbers=True,
-                    line_range=(first, error.line + 2),
+                    start_line=first,
                     highlight_lines={error.line},
                     theme="ansi_dark",
                 )
             )
     return body
+
+
+def _snippet(file: str, first: int, last: int, width: int = 300) -> str:
+    """Lines ``first..last`` of a file, each cut to ``width``: only these are highlighted, so a
+    huge file (or one long line) is reported as fast as a small one; never a decode error."""
+    from wfkit.core.yamlsrc import MAX_FILE_BYTES
+
+    try:
+        with open(file, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES)
+    except OSError:
+        return ""
+    lines = raw.decode("utf-8", errors="replace").splitlines()[first - 1 : last]
+    return "\n".join(line[:width] + (" …" if len(line) > width else "") for line in lines)
 
 
 def runs_table(runs: list[RunSummary]) -> Table:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +19,8 @@ from wfkit.cli import app
 from wfkit.commands import run_workflow
 from wfkit.commands.health import check_health
 from wfkit.commands.inspect import debug_run
-from wfkit.commands.metrics import MetricsError, run_metrics, write_prometheus
+from wfkit.commands.metrics import run_metrics, write_prometheus
+from wfkit.errors import MissingExtraError
 
 FLOW = """
 name: measured
@@ -47,8 +52,8 @@ def test_metrics_file_matches_debug(write: Callable[..., Path], tmp_path: Path) 
     metrics = run_metrics(report.run_id)
     assert metrics.steps == {
         "state_update": {"succeeded": 1},
-        "shell_command": {"failed_handled": 1},  # fallback_value took over
-        "mcp_call": {"failed_handled": 1},  # on_error: continue
+        "shell_command": {"handled": 1},  # failed, but its fallback took over
+        "mcp_call": {"handled": 1},  # failed, and `continue` took over
         "user_message": {"skipped": 1},
     }
     assert metrics.retries == 2
@@ -60,8 +65,7 @@ def test_metrics_file_matches_debug(write: Callable[..., Path], tmp_path: Path) 
     write_prometheus(metrics, "measured", path)
     found = samples(path.read_text())
     wf = ("workflow", "measured")
-    handled = (("status", "failed_handled"), ("type", "shell_command"), wf)
-    assert found[("wfkit_steps_total", handled)] == 1
+    assert found[("wfkit_steps_total", (("status", "handled"), ("type", "shell_command"), wf))] == 1
     assert found[("wfkit_retries_total", (wf,))] == 2
     assert found[("wfkit_errors_total", (("type", "ShellCommandError"), wf))] == 3
     assert found[("wfkit_state_bytes", (wf,))] == metrics.state_bytes
@@ -70,6 +74,49 @@ def test_metrics_file_matches_debug(write: Callable[..., Path], tmp_path: Path) 
         found[("wfkit_transform_duration_seconds_count", (("field", "computed.double"), wf))] == 2
     )
     assert not any(name.endswith("_created") for name, _ in found)
+    assert found[("wfkit_run_status", (("status", "succeeded"), wf))] == 1
+    assert found[("wfkit_run_status", (("status", "failed"), wf))] == 0
+    finished = debug_run(report.run_id).finished_at
+    assert finished is not None
+    last = found[("wfkit_run_last_success_timestamp_seconds", (wf,))]
+    assert last == pytest.approx(datetime.fromisoformat(finished).timestamp(), abs=0.01)
+
+
+def test_a_failed_run_keeps_the_last_success_and_promtool_accepts_it(
+    write: Callable[..., Path], tmp_path: Path
+) -> None:
+    flow = write(
+        "name: flip\ninputs: {code: {type: integer}}\nsteps:\n"
+        "  - {type: shell_command, command: 'exit {{ code }}'}\n"
+    )
+    good = run_workflow(flow, {"code": 0})
+    bad = run_workflow(flow, {"code": 1})
+    path = tmp_path / "bad.prom"
+    write_prometheus(run_metrics(bad.run_id), "flip", path)
+    found = samples(path.read_text())
+    wf = ("workflow", "flip")
+    assert found[("wfkit_run_status", (("status", "failed"), wf))] == 1
+    assert found[("wfkit_steps_total", (("status", "failed"), ("type", "shell_command"), wf))] == 1
+    good_at = debug_run(good.run_id).finished_at
+    assert good_at is not None
+    assert found[("wfkit_run_last_success_timestamp_seconds", (wf,))] == pytest.approx(
+        datetime.fromisoformat(good_at).timestamp(), abs=0.01
+    )
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("promtool (Debian package prometheus) must be installed in CI")
+        pytest.skip("promtool is not installed (apt-get install prometheus)")
+    checked = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=path.read_text(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.strip() == "", checked.stdout  # no lint complaints
     assert not list(tmp_path.glob("*.tmp*")), "write_to_textfile renames atomically"
 
 
@@ -92,8 +139,13 @@ def test_metrics_without_prometheus_client_says_how_to_install(
 
     report = run_workflow(write(FLOW))
     monkeypatch.setitem(sys.modules, "prometheus_client", None)
-    with pytest.raises(MetricsError, match=r"pip install 'wfkit\[metrics\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'wfkit\[metrics\]'"):
         write_prometheus(run_metrics(report.run_id), "x", tmp_path / "m.prom")
+    flow = write(FLOW)
+    result = CliRunner().invoke(app, ["run", str(flow), "--metrics", str(tmp_path / "m.prom")])
+    assert result.exit_code == 2, "refused before the run, not exit 0 without a file"
+    assert "pip install 'wfkit[metrics]'" in " ".join(result.stderr.split())
+    assert not (tmp_path / "m.prom").exists()
 
 
 def test_health_checks(write: Callable[..., Path]) -> None:

@@ -143,7 +143,35 @@ def test_shell_memory_limit(run_yaml: Runner) -> None:
         """
     )
     assert [(s.id, s.status) for s in report.steps] == [("small", "succeeded"), ("hog", "failed")]
-    assert "memory_limit_mb=200 may have been exceeded" in report.errors[0].message
+    assert "memory_limit_mb=200, enforced by RLIMIT_AS, may have been exceeded" in (
+        report.errors[0].message
+    )
+
+
+def test_shell_memory_limit_counts_shared_mappings(run_yaml: Runner) -> None:
+    # RLIMIT_DATA did not count a shared mapping: a 500 MB mmap ran under a 100 MB limit
+    report = run_yaml(
+        """
+        name: mmap
+        steps:
+          - id: map
+            type: shell_command
+            memory_limit_mb: 100
+            command: [python3, -c, "import mmap; m = mmap.mmap(-1, 500 * 2**20); m[-1] = 1"]
+        """
+    )
+    assert report.status == "failed"
+    assert report.steps[0].status == "failed"
+    assert "enforced by RLIMIT_AS" in report.errors[0].message
+
+
+def test_memory_mechanism_is_rlimit_without_a_writable_cgroup_v2() -> None:
+    from wfkit.core import memlimit
+
+    argv, used = memlimit.limited_argv(["true"], 64, "s")
+    assert used == memlimit.mechanism()
+    if used == memlimit.RLIMIT:
+        assert argv[:4] == ["/bin/sh", "-c", 'ulimit -v "$0" && exec "$@"', str(64 * 1024)]
 
 
 def test_fail_fast_cancels_in_flight_items_and_runs_their_cleanup(

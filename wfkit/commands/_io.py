@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from wfkit.core.state import TextInput
-from wfkit.core.yamlsrc import parse
+from wfkit.core.yamlsrc import parse, read_source
 from wfkit.errors import InputError, LoadError
 
 
@@ -30,10 +30,12 @@ def json_argument(text: str | None, option: str, mapping: bool = False) -> Any:
     if text.startswith("@"):
         value: Any = read_mapping(text[1:], option.lstrip("-")) if mapping else None
         if not mapping:
-            value = parse(Path(text[1:]).read_text(encoding="utf-8"), text[1:]).data
+            value = parse(read_source(text[1:], f"{option} file"), text[1:]).data
     else:
         try:
             value = json.loads(text)
+        except RecursionError:
+            raise InputError(f"{option} is nested too deeply to read") from None
         except ValueError as exc:
             raise InputError(f"{option} is not valid JSON: {exc}") from None
     if mapping and not isinstance(value, dict):
@@ -44,11 +46,7 @@ def json_argument(text: str | None, option: str, mapping: bool = False) -> Any:
 def read_mapping(path: str | Path, what: str) -> dict[str, Any]:
     """A YAML or JSON file holding a mapping."""
     file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LoadError(f"cannot read {what} file: {exc.strerror}", file=file) from exc
-    data = parse(text, file).data
+    data = parse(read_source(path, f"{what} file"), file).data
     if data is None:
         return {}
     if not isinstance(data, dict):

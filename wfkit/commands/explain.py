@@ -18,6 +18,7 @@ from wfkit.core.expressions import Expr, Value, truthy
 from wfkit.core.loader import Body, LoadedWorkflow, load_file, walk
 from wfkit.core.plan import CompiledUpdate
 from wfkit.core.policy import ErrorPolicy
+from wfkit.core.shellquote import place_values, unneeded_quotes
 from wfkit.core.state import State, parse_path
 from wfkit.errors import InputError, StepError
 
@@ -294,6 +295,7 @@ class _Walker:
         )
         self.steps.append(view)
         self.check_budget(step, policy)
+        self.check_shell(step)
         for label, children in step.children():
             child = _Context(
                 in_loop=ctx.in_loop or (label == "body"),
@@ -331,6 +333,23 @@ class _Walker:
         else:
             available = None
         return [ToolNeed(tool=step.tool_name, server=step.server, available=available)]
+
+    def check_shell(self, step: m.StepBase) -> None:
+        if not isinstance(step, m.ShellCommandStep):
+            return
+        if isinstance(step.command, str):
+            for note in unneeded_quotes(place_values(step.command)[1]):
+                self.warn("shell_quotes", note, step)
+        if step.memory_limit_mb is not None:
+            from wfkit.core.memlimit import RLIMIT, mechanism
+
+            how = mechanism()
+            extra = " (address space: thread stacks count too)" if how == RLIMIT else ""
+            self.warn(
+                "memory_limit",
+                f"memory_limit_mb={step.memory_limit_mb} is enforced by {how}{extra}",
+                step,
+            )
 
     def check_budget(self, step: m.StepBase, policy: RetryPlan) -> None:
         if policy.attempts <= 1:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from wfkit.commands.metrics import RunMetrics, figures, run_outcome
+from wfkit.commands.metrics import RunMetrics, figures, last_success
 from wfkit.commands.results import ErrorEntry
 from wfkit.commands.resume import effective_status
 from wfkit.commands.run import iso
@@ -255,7 +255,7 @@ def debug_run(
         server_logs = run_store.server_logs(row.run_id)
         traces = run_store.traces(row.run_id)
         breakers = run_store.breakers(row.workflow)
-        outcome = run_outcome(run_store, row)
+        last = last_success(run_store, row.workflow)
         state_source, state = _state_of(row, run_store)
     stats: dict[str, dict[str, Any]] = {}
     for h in history:
@@ -350,7 +350,9 @@ def debug_run(
         bottlenecks=bottlenecks[:10],
         warnings=[m.text for m in messages if m.level == "warning"],
         server_logs=server_logs,
-        metrics=figures(history, errors, traces, row.state, breakers, row.duration_ms, **outcome),
+        metrics=figures(
+            history, errors, traces, row.state, breakers, row.duration_ms, row.status, last
+        ),
         next=_next_steps(row.run_id, status),
     )
 

@@ -12,16 +12,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from wfkit.core.store import RunRow, RunStore
+from wfkit.core.store import RunStore
 from wfkit.core.values import json_len
-from wfkit.errors import WfkitError
+from wfkit.errors import MissingExtraError, WfkitError
 
 DURATION_BUCKETS_MS = (1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 60000)
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 RUN_STATUSES = ("succeeded", "failed", "timed_out", "cancelled", "waiting", "running")
-HANDLED = "failed_handled"
-"""The status label of a step execution that failed but whose error did not fail the run
-(``on_error: continue`` or ``fallback`` took over), so alerting can tell it from a failure."""
 
 
 class MetricsError(WfkitError):
@@ -41,8 +38,9 @@ class RunMetrics(BaseModel):
     state_bytes: int
     breakers: dict[str, str]
     duration_ms: float | None
-    status: str | None = None  # the run's status
-    last_success_at: float | None = None  # UNIX time the workflow last finished a run well
+    #: the run's status, and when the workflow last succeeded (UNIX time; from the store)
+    status: str | None = None
+    last_success_at: float | None = None
 
 
 def run_metrics(
@@ -55,14 +53,14 @@ def run_metrics(
         errors = run_store.errors(row.run_id)
         traces = run_store.traces(row.run_id)
         breakers = run_store.breakers(row.workflow)
-        outcome = run_outcome(run_store, row)
-    return figures(history, errors, traces, row.state, breakers, row.duration_ms, **outcome)
+        last = last_success(run_store, row.workflow)
+    return figures(history, errors, traces, row.state, breakers, row.duration_ms, row.status, last)
 
 
-def run_outcome(run_store: RunStore, row: RunRow) -> dict[str, Any]:
-    """The run's status and when its workflow last succeeded (for the outcome series)."""
-    good = run_store.list_runs(1, statuses=["succeeded"], workflow=row.workflow)
-    return {"status": row.status, "last_success_at": good[0].finished_at if good else None}
+def last_success(run_store: RunStore, workflow: str) -> float | None:
+    """When a run of ``workflow`` last succeeded (UNIX time), from the store."""
+    succeeded = run_store.list_runs(1, statuses=["succeeded"], workflow=workflow)
+    return succeeded[0].finished_at if succeeded else None
 
 
 def figures(
@@ -79,14 +77,14 @@ def figures(
     steps: dict[str, dict[str, int]] = {}
     durations: dict[str, list[float]] = {}
     retries = 0
-    # a step whose every recorded error was recovered failed without failing the run
-    unrecovered = {e.step_id for e in errors if not e.recovered}
+    # a step that failed but whose failure a `continue`/`fallback` handled is counted apart
+    handled = {e.step_id for e in errors if e.recovered} - {
+        e.step_id for e in errors if not e.recovered
+    }
     for h in history:
         by_status = steps.setdefault(h["step_type"], {})
-        step_status = h["status"]
-        if step_status == "failed" and h["step_id"] not in unrecovered:
-            step_status = HANDLED
-        by_status[step_status] = by_status.get(step_status, 0) + 1
+        label = "handled" if h["status"] == "failed" and h["step_id"] in handled else h["status"]
+        by_status[label] = by_status.get(label, 0) + 1
         if h["status"] != "skipped":
             durations.setdefault(h["step_type"], []).append(round(h["duration_ms"], 3))
         retries += max(h["attempts"] - 1, 0)
@@ -112,24 +110,23 @@ def figures(
     )
 
 
-METRICS_HINT = "--metrics needs prometheus-client: pip install 'wfkit[metrics]'"
+def require_prometheus() -> None:
+    """Raise :class:`MissingExtraError` when prometheus-client is not installed."""
+    import importlib.util
 
-
-def check_metrics_available() -> None:
-    """Raise the install hint before a run when ``--metrics`` cannot be written."""
     try:
-        import prometheus_client  # noqa: F401
-    except ImportError:
-        raise MetricsError(METRICS_HINT) from None
+        found = importlib.util.find_spec("prometheus_client") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise MissingExtraError("--metrics needs prometheus-client: pip install 'wfkit[metrics]'")
 
 
 def write_prometheus(metrics: RunMetrics, workflow: str, path: str | Path) -> None:
     """Write the figures as Prometheus text exposition, atomically (node_exporter's textfile
     collector never reads half a file)."""
-    try:
-        import prometheus_client as prom
-    except ImportError:
-        raise MetricsError(METRICS_HINT) from None
+    require_prometheus()
+    import prometheus_client as prom
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
     prom.disable_created_metrics()  # type: ignore[no-untyped-call]  # one file per run: no *_created
@@ -187,19 +184,19 @@ def write_prometheus(metrics: RunMetrics, workflow: str, path: str | Path) -> No
         Gauge(
             "wfkit_run_duration_seconds", "Wall time of the run", ["workflow"], registry=registry
         ).labels(**labels).set(metrics.duration_ms / 1000)
-    if metrics.status is not None:  # one series per status, 1 for the run's own (alertable)
-        run_status = Gauge(
+    if metrics.status is not None:  # a state set: 1 for the run's status, 0 for the others
+        outcome = Gauge(
             "wfkit_run_status",
-            "1 for the status this run ended with, 0 for the others",
+            "The run's status (1 for it, 0 for the others)",
             ["workflow", "status"],
             registry=registry,
         )
-        for status in RUN_STATUSES:
-            run_status.labels(workflow, status).set(int(status == metrics.status))
+        for name in RUN_STATUSES:
+            outcome.labels(workflow, name).set(int(name == metrics.status))
     if metrics.last_success_at is not None:
         Gauge(
             "wfkit_run_last_success_timestamp_seconds",
-            "When a run of this workflow last succeeded (UNIX time)",
+            "When a run of the workflow last succeeded",
             ["workflow"],
             registry=registry,
         ).labels(**labels).set(metrics.last_success_at)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Result(BaseModel):
@@ -21,7 +21,7 @@ class StepSummary(_Result):
     executions: int
     duration_ms: float
     #: parallel_foreach: its items by status, e.g. {"succeeded": 43, "failed": 7}
-    items: dict[str, int] | None = None
+    items: dict[str, int] | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class ErrorEntry(_Result):

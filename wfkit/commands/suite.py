@@ -23,7 +23,7 @@ from wfkit.core.loader import LoadedWorkflow, load_file, translate_validation_er
 from wfkit.core.state import json_type
 from wfkit.core.store import RunStore, resolve_store_path
 from wfkit.core.values import child, parse_path
-from wfkit.core.yamlsrc import parse
+from wfkit.core.yamlsrc import parse, read_source
 from wfkit.errors import (
     ERROR_TYPES,
     LoadError,
@@ -261,11 +261,7 @@ class MockShell:
 def load_suite(path: str | Path) -> Suite:
     """Read a ``*.wftest.yaml`` file; errors name file, line and field."""
     file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LoadError(f"cannot read: {exc.strerror}", file=file) from exc
-    source = parse(text, file)
+    source = parse(read_source(path), file)
     if not isinstance(source.data, dict):
         raise LoadError(
             "a test suite must be a mapping (workflow:, cases:)", file=file, line=1, column=1

@@ -65,6 +65,7 @@ class StepExecutor:
         frame.active.append(f"{plan.where} ({sid})")
         reentered = frame.reentry is not None  # a resume continues this container midway
         try:
+            await self.run.pause_point()
             self.run.check_memory(sid)
             if self.run.tracer is not None:
                 self.run.tracer.step_id = sid

@@ -22,7 +22,7 @@ from wfkit.core.plan import CompiledUpdate, StepPlan
 from wfkit.core.policy import policy_of
 from wfkit.core.state import ComputedPlan, StatePlan, matches_type, writable_path, zero_value
 from wfkit.core.yamlsrc import Path as NodePath
-from wfkit.core.yamlsrc import Source, format_path, parse
+from wfkit.core.yamlsrc import Source, format_path, parse, read_source
 from wfkit.errors import ERROR_TYPES, ExpressionError, LoadError, StateError
 
 MAX_FILE_BYTES = 5_000_000
@@ -69,20 +69,7 @@ class LoadedWorkflow:
 
 def load_file(path: str | Path, cache: Path | None = None) -> LoadedWorkflow:
     """Read and load a workflow file; ``cache`` is a compile-cache directory to use."""
-    file = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise LoadError("no such file", file=file) from None
-    except OSError as exc:
-        raise LoadError(f"cannot read: {exc.strerror}", file=file) from exc
-    if len(raw) > MAX_FILE_BYTES:
-        raise LoadError(f"file is larger than {MAX_FILE_BYTES} bytes", file=file)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise LoadError(f"not UTF-8 text (byte {exc.start})", file=file) from None
-    return load_text(text, file, cache)
+    return load_text(read_source(path, limit=MAX_FILE_BYTES), str(path), cache)
 
 
 def load_text(text: str, file: str = "<string>", cache: Path | None = None) -> LoadedWorkflow:

@@ -54,6 +54,11 @@ MEMORY_CHECK_SECONDS = 0.05
 costs a few microseconds; slow, large steps are where memory grows fast)."""
 
 
+YIELD_SECONDS = 0.01
+"""Steps that never wait (state updates, loops of them) still give the event loop a turn every
+10 ms, so a timeout or a signal (SIGINT/SIGTERM) is never starved by a busy run."""
+
+
 def _tracer(config: bool | TraceConfig, forced: bool) -> Tracer | None:
     if isinstance(config, TraceConfig):
         return Tracer(config) if config.enabled or forced else None
@@ -146,6 +151,7 @@ class Run:
         self.seed = self.options.seed or run_id
         self._until_memory_check = 1
         self._memory_checked = 0.0
+        self._yielded = time.perf_counter()
         self.tracer = _tracer(loaded.workflow.config.trace, self.options.trace)
         self.executor = StepExecutor(self)
         self.breakers = Breakers(
@@ -188,6 +194,13 @@ class Run:
             on_warning=self.warn,
             on_transform=self.tracer.transform if self.tracer else None,
         )
+
+    async def pause_point(self) -> None:
+        """Give the event loop a turn when the run has not waited for ``YIELD_SECONDS``."""
+        now = time.perf_counter()
+        if now - self._yielded >= YIELD_SECONDS:
+            self._yielded = now
+            await asyncio.sleep(0)
 
     def check_memory(self, step_id: str) -> None:
         """Every few steps: fail the run when the engine's RSS exceeds ``max_memory_mb``."""

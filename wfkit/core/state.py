@@ -127,6 +127,8 @@ class TextInput(str):
             return None if text == "null" else text
         try:
             return json.loads(text)
+        except RecursionError:
+            raise InputError("an input value is nested too deeply to read") from None
         except ValueError:
             return text
 

@@ -7,7 +7,9 @@ plain values from it, recording the ``line:column`` of every mapping key and seq
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path as FilePath
 from typing import Any
 
 import yaml
@@ -23,8 +25,43 @@ Path = tuple[str | int, ...]
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _PLAIN_BOOLS = ("true", "false")
+_STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MAX_NODES = 1_000_000  # bounds alias expansion ("billion laughs")
+MAX_NODES_ENV = "WFKIT_MAX_YAML_NODES"
+DEFAULT_MAX_NODES = 100_000
+"""Most YAML nodes a file may have before alias expansion (``WFKIT_MAX_YAML_NODES``): composing
+a node costs ~8 µs to compose and resolve, so 100,000 keep any file under a second."""
+MAX_DEPTH = 200
+"""Deepest nesting of mappings and lists a file may have (a recursive alias has no end)."""
+MAX_FILE_BYTES = 5_000_000
+
+
+def read_source(path: str | FilePath, what: str = "file", limit: int = MAX_FILE_BYTES) -> str:
+    """The UTF-8 text of a file, reading at most ``limit`` bytes (``/dev/zero`` included).
+
+    Every failure is a :class:`LoadError` naming the file: missing, unreadable, too large,
+    not UTF-8.
+    """
+    file = str(path)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise LoadError(f"cannot read {what}: no such file", file=file) from None
+    except OSError as exc:
+        raise LoadError(f"cannot read {what}: {exc.strerror or exc}", file=file) from None
+    if len(raw) > limit:
+        raise LoadError(f"{what} is larger than {limit} bytes", file=file)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise LoadError(
+            f"{what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+            file=file,
+            line=line,
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -67,7 +104,10 @@ def format_path(path: Path) -> str:
 def parse(text: str, file: str) -> Source:
     """Parse one YAML document, keeping positions; raise :class:`LoadError` on any trap."""
     try:
+        _check_node_count(text, file)
         node = yaml.compose(text, Loader=_Loader)
+    except RecursionError:
+        raise LoadError(f"nested deeper than {MAX_DEPTH} levels", file=file) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
@@ -86,8 +126,38 @@ def parse(text: str, file: str) -> Source:
     if node is None:
         return Source(file, None, {})
     builder = _Builder(file)
-    data = builder.build(node, ())
+    try:
+        data = builder.build(node, ())
+    except RecursionError:
+        raise LoadError(f"nested deeper than {MAX_DEPTH} levels", file=file) from None
     return Source(file, data, builder.positions, builder.word_booleans)
+
+
+def max_nodes() -> int:
+    """The node bound: ``WFKIT_MAX_YAML_NODES`` when set to a number, else the default."""
+    value = os.environ.get(MAX_NODES_ENV, "")
+    return int(value) if value.isdigit() else DEFAULT_MAX_NODES
+
+
+def _check_node_count(text: str, file: str) -> None:
+    """Refuse a file with more nodes than the bound, before composing any of them.
+
+    Every node but the first starts after one of ``,`` newline ``[`` ``{`` ``:`` ``-``, so
+    their count bounds the node count from above and costs a few ms; only when it passes the
+    bound are the parser's events counted (streamed, stopping at the bound).
+    """
+    limit = max_nodes()
+    if sum(text.count(c) for c in ",\n[{:-") < limit:
+        return
+    for count, event in enumerate(yaml.parse(text, Loader=_Loader)):
+        if count > limit * 2:  # a node is one event, or two (start, end) for collections
+            mark = event.start_mark
+            raise LoadError(
+                f"more than {limit} YAML nodes (set {MAX_NODES_ENV} to allow more)",
+                file=file,
+                line=mark.line + 1 if mark else None,
+                column=mark.column + 1 if mark else None,
+            )
 
 
 class _Builder:
@@ -111,6 +181,10 @@ class _Builder:
         self.count += 1
         if self.count > _MAX_NODES:
             raise self._error("document too large (alias expansion?)", node, path)
+        if len(path) > MAX_DEPTH:
+            raise self._error(
+                f"nested deeper than {MAX_DEPTH} levels (a recursive alias?)", node, path
+            )
         self.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
@@ -123,6 +197,8 @@ class _Builder:
             and node.value.lower() not in _PLAIN_BOOLS
         ):
             self.word_booleans[path] = node.value
+        if node.tag == _STR_TAG:  # most scalars: skip the generic constructor's overhead
+            return node.value
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from wfkit.core.models import ErrorStep, UserInputStep, UserMessageStep, WaitStep
@@ -33,7 +37,7 @@ async def run_user_input(step: UserInputStep, frame: Frame) -> Any:
     if step.step_id in options.answers:
         answer = options.answers[step.step_id]
     elif options.ask is not None:
-        answer = options.ask(prompt, choices, default)
+        answer = await _in_daemon_thread(options.ask, prompt, choices, default)
     elif options.pause_for_input:
         raise InputRequiredError(
             f"user_input {step.step_id!r} waits for an answer: {prompt}",
@@ -76,3 +80,29 @@ async def run_error(step: ErrorStep, frame: Frame) -> Any:
     if step.error_type:
         error.kind = step.error_type
     raise error
+
+
+async def _in_daemon_thread(work: Callable[..., Any], *args: Any) -> Any:
+    """``work(*args)`` in a daemon thread: a blocking terminal read cannot starve the event
+    loop, so a timeout or SIGINT/SIGTERM still ends the run (the abandoned read dies with the
+    process instead of holding it open, as an executor thread would)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def target() -> None:
+        try:
+            result = work(*args)
+        except BaseException as exc:  # handed to the awaiting step, whatever it is
+            error = exc
+            with contextlib.suppress(RuntimeError):  # the run ended and closed its loop
+                loop.call_soon_threadsafe(settle, lambda: future.set_exception(error))
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, lambda: future.set_result(result))
+
+    threading.Thread(target=target, name="wfkit-ask", daemon=True).start()
+    return await future

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wfkit.core.capture import TAIL_CHARS, TAIL_LINES, OutputCapture, StreamCapture
+from wfkit.core.memlimit import limited_argv
 from wfkit.core.models import ShellCommandStep
 from wfkit.core.steps import handles
 from wfkit.errors import ShellCommandError
@@ -44,17 +45,10 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
         mocked = run.options.shell(command)
         if mocked is not None:
             return _result(step, shown, mocked)
+    limited_by = None
     if step.memory_limit_mb is not None:
-        # RLIMIT_DATA (not RLIMIT_AS, which breaks threaded programs), set by a shell that then
-        # execs the command, so the limit is the command's own and inherited by its children
-        argv = [
-            "/bin/sh",
-            "-c",
-            'ulimit -d "$0" && exec "$@"',
-            str(step.memory_limit_mb * 1024),
-            *argv,
-        ]
-        env["MALLOC_ARENA_MAX"] = "2"
+        argv, limited_by = limited_argv(argv, step.memory_limit_mb, step.step_id)
+        env["MALLOC_ARENA_MAX"] = "2"  # fewer malloc arenas: less address space per thread
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -74,20 +68,24 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
             stderr_tail=str(exc),
         ) from exc
     capture = OutputCapture(frame, step.step_id, "shell", output_limit(run))
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    out, err = capture.streams["stdout"], capture.streams["stderr"]
+    readers = asyncio.gather(_read(proc.stdout, out), _read(proc.stderr, err))
     try:
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        out, err = capture.streams["stdout"], capture.streams["stderr"]
-        await asyncio.gather(_read(proc.stdout, out), _read(proc.stderr, err))
-        exit_code = await proc.wait()
+        # the step ends when its shell exits: a background child (`cmd &`) still holding the
+        # pipes gets DRAIN_SECONDS to finish writing, then its group is killed
+        exit_code = await _shell_exit(proc)
+        await _drain(proc.pid, readers)
     except BaseException as exc:
+        readers.cancel()
         capture.finish("cancelled" if isinstance(exc, asyncio.CancelledError) else "failed")
         await terminate_group(proc, run.options.kill_grace_seconds)
         raise
     _kill_leftovers(proc.pid)
     capture.finish("succeeded" if exit_code in step.ok_exit_codes else "failed", exit_code)
     result = {"stdout": out.text(), "stderr": err.text(), "exit_code": exit_code}
-    return _result(step, shown, result, (out.last_lines(), err.last_lines()))
+    return _result(step, shown, result, (out.last_lines(), err.last_lines()), limited_by)
 
 
 def output_limit(run: Run) -> int:
@@ -101,6 +99,7 @@ def _result(
     shown: str,
     result: dict[str, Any],
     tails: tuple[str, str] | None = None,
+    limited_by: str | None = None,
 ) -> dict[str, Any]:
     """The step's result, or ShellCommandError for an exit code outside ``ok_exit_codes``.
 
@@ -115,8 +114,9 @@ def _result(
         _last_lines(result["stderr"]),
     )
     hint = (
-        f" (memory_limit_mb={step.memory_limit_mb} may have been exceeded)"
-        if step.memory_limit_mb is not None
+        f" (memory_limit_mb={step.memory_limit_mb}, enforced by {limited_by}, may have been"
+        " exceeded)"
+        if limited_by is not None
         else ""
     )
     last = stderr_tail.splitlines()[-1:] or [""]
@@ -143,6 +143,36 @@ async def _read(stream: asyncio.StreamReader, capture: StreamCapture) -> None:
     while chunk := await stream.read(_CHUNK):
         capture.feed(chunk)
     capture.close()
+
+
+DRAIN_SECONDS = 0.5
+"""How long output may still arrive after the shell exited (from children it left behind)."""
+
+
+async def _shell_exit(proc: asyncio.subprocess.Process) -> int:
+    """The shell's exit code, as soon as it exits: ``proc.wait()`` alone also waits for the
+    pipes to close, which a background child keeps open."""
+    waiter = asyncio.ensure_future(proc.wait())
+    try:
+        while True:
+            done, _ = await asyncio.wait({waiter}, timeout=0.05)
+            if done:
+                return waiter.result()
+            if proc.returncode is not None:
+                return proc.returncode
+    finally:
+        waiter.cancel()
+
+
+async def _drain(pgid: int, readers: asyncio.Future[Any]) -> None:
+    """Wait for the pipes to close; kill what holds them after a bound, then stop reading."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(readers), DRAIN_SECONDS)
+        return
+    _kill_leftovers(pgid)
+    # a process outside the group (it called setsid) may hold them still: stop reading
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(readers, DRAIN_SECONDS)
 
 
 async def terminate_group(proc: asyncio.subprocess.Process, grace: float) -> None:

@@ -1,0 +1,86 @@
+"""Parser attacks: each is a clean error naming the file, exit 2, bounded in time and memory."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.hostile.test_expressions import peak_kib
+from wfkit.cli import app
+from wfkit.core.yamlsrc import MAX_NODES_ENV
+
+FLOW = "name: t\ninputs: {x: {type: any, required: false}}\nsteps: []\n"
+DEEP_JSON = "[" * 3000 + "]" * 3000
+
+
+def _files(tmp: Path) -> dict[str, Path]:
+    files = {
+        "alias": "name: a\nx: &a [*a]\n",
+        "deep": "name: a\nsteps: " + "[" * 995 + "]" * 995 + "\n",
+        "flow": FLOW,
+        "seconds": "name: w\nsteps:\n  - {type: wait, seconds: 1e400}\n",
+        "nodes": "name: a\nsteps: [" + ",".join(["1"] * 1_600_000) + "]\n",
+    }
+    out = {name: tmp / f"{name}.yaml" for name in files}
+    for name, text in files.items():
+        out[name].write_text(text)
+    (tmp / "latin.yaml").write_bytes(b"x: caf\xe9\n")
+    (tmp / "garbage.yaml").write_bytes(b"\x00\xff garbage [")
+    out["latin"] = tmp / "latin.yaml"
+    out["garbage"] = tmp / "garbage.yaml"
+    return out
+
+
+CASES: list[tuple[list[str], str]] = [
+    (["run", "{alias}"], "nested deeper than 200 levels"),
+    (["run", "{deep}"], "nested deeper than 200 levels"),
+    (["run", "{flow}", "-i", f"x={DEEP_JSON}"], "nested too deeply"),
+    (["test-transform", "input", "--input", DEEP_JSON], "nested too deeply"),
+    (["test-transform", "x", "--context", '{"x": ' + DEEP_JSON + "}"], "nested too deeply"),
+    (["run", "{flow}", "--inputs", "{latin}"], "not UTF-8 text (byte 0xe9"),
+    (["run", "{flow}", "--answers", "{garbage}"], "not UTF-8 text (byte 0xff"),
+    (["test", "{garbage}"], "not UTF-8 text"),
+    (["test-transform", "input", "--input", "@/nonexistent"], "no such file"),
+    (["run", "/dev/zero"], "larger than 5000000 bytes"),
+    (["run", "{flow}", "--inputs", "/dev/zero"], "larger than 5000000 bytes"),
+    (["run", "{seconds}"], "number out of range"),
+    (["run", "{nodes}"], "more than 100000 YAML nodes"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), CASES)
+def test_parser_attacks_are_clean_usage_errors(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    files = _files(tmp_path)
+    argv = [a.format(**files) if "{" in a and "}" in a and len(a) < 100 else a for a in args]
+    started = time.perf_counter()
+    result = CliRunner().invoke(app, argv)
+    assert time.perf_counter() - started < 10
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert message in " ".join(result.output.split())
+
+
+def test_the_node_bound_is_configurable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    flow = tmp_path / "many.yaml"
+    flow.write_text("name: a\ninputs: {x: {type: any, default: [" + "1," * 50 + "1]}}\n")
+    monkeypatch.setenv(MAX_NODES_ENV, "20")
+    assert CliRunner().invoke(app, ["explain", str(flow)]).exit_code == 2
+    monkeypatch.setenv(MAX_NODES_ENV, "1000")
+    assert CliRunner().invoke(app, ["explain", str(flow)]).exit_code == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["nodes", "alias"])
+def test_big_rejected_files_are_reported_fast_and_small(tmp_path: Path, name: str) -> None:
+    files = _files(tmp_path)
+    started = time.perf_counter()
+    _, peak, err = peak_kib("run", str(files[name]))
+    assert time.perf_counter() - started < 10  # was over 30 s and 1.75 GB
+    assert "LoadError" in err
+    assert peak < 200 * 1024

@@ -1,0 +1,182 @@
+"""Injection payloads per quoting context: the command receives the exact value, always."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from wfkit.commands import RunReport
+from wfkit.commands.explain import explain_workflow
+from wfkit.core.expressions import Value
+from wfkit.core.loader import load_text
+from wfkit.errors import InputError, LoadError
+
+Runner = Callable[..., RunReport]
+
+PAYLOADS = [
+    "x=$(touch CANARY)",
+    "'$(touch CANARY)'",
+    "'; touch CANARY; '",
+    '"; touch CANARY; "',
+    "`touch CANARY`",
+    "\\'$(touch CANARY)\\'",
+    '\\"$(touch CANARY)\\"',
+    "a\ntouch CANARY\n",
+    "$(touch CANARY)",
+    "'\"`touch CANARY`\"'",
+    "${IFS}$(touch${IFS}CANARY)",
+    "' && touch CANARY #",
+    '" && touch CANARY #',
+    "\\",
+    "'",
+    '"',
+    "",
+    "-n",
+    "*",
+    "~",
+    "é — ✓ 🚀",
+]
+
+# (template, how the printed text relates to the value)
+CONTEXTS: list[tuple[str, Callable[[str], str]]] = [
+    ("printf %s {{ v }}", lambda v: v),
+    ("printf %s '{{ v }}'", lambda v: v),
+    ('printf %s "{{ v }}"', lambda v: v),
+    ("printf %s pre'{{ v }}'post", lambda v: f"pre{v}post"),
+    ('printf %s "pre{{ v }}post"', lambda v: f"pre{v}post"),
+    ("printf %s --opt={{ v }}", lambda v: f"--opt={v}"),
+    ('printf %s "$(printf %s {{ v }})"', lambda v: v.rstrip("\n")),
+    ("printf %s {{ v }} # and {{ v }}", lambda v: v),
+    ("{% if v %}printf %s '{{ v }}'{% else %}printf %s ''{% endif %}", lambda v: v),
+    ("cat <<'EOF'\nhi\nEOF\nprintf %s {{ v }}", lambda v: "hi\n" + v),
+    ('printf %s "a\\"b{{ v }}"', lambda v: 'a"b' + v),
+    ("printf %s \\'{{ v }}", lambda v: "'" + v),
+    ("printf %s \"$(printf %s '(' )\"{{ v }}", lambda v: "(" + v),
+    ("(printf %s {{ v }})", lambda v: v),
+    ("printf %s $( (printf %s x) ){{ v }}", lambda v: "x" + v),
+]
+
+
+def _run(template: str, value: str, cwd: Path) -> bytes:
+    command = Value(template, shell=True).render({"v": value})
+    done = subprocess.run(
+        ["/bin/sh", "-c", command], cwd=cwd, capture_output=True, timeout=10, check=False
+    )
+    return done.stdout
+
+
+@pytest.mark.parametrize(("template", "expected"), CONTEXTS)
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_payloads_reach_the_command_exactly(
+    template: str, expected: Callable[[str], str], payload: str, tmp_path: Path
+) -> None:
+    assert _run(template, payload, tmp_path) == expected(payload).encode()
+    assert not (tmp_path / "CANARY").exists()
+
+
+VALUES = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(list("'\"`$()\\\n\t ;&|<>#*?~!{}[]-=")),
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"),
+    ),
+    max_size=24,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(value=VALUES, context=st.sampled_from(CONTEXTS))
+def test_random_values_reach_the_command_exactly(
+    value: str, context: tuple[str, Callable[[str], str]], tmp_path: Path
+) -> None:
+    template, expected = context
+    assert _run(template, value, tmp_path) == expected(value).encode()
+    assert not (tmp_path / "CANARY").exists()
+
+
+def test_the_issue_payload_in_a_run_creates_nothing(run_yaml: Runner, tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x=$(touch PWNED)\nother\n")
+    report = run_yaml(
+        """
+        name: grep
+        inputs: {x: {type: string}}
+        steps:
+          - id: count
+            type: shell_command
+            command: "grep -c '{{ x }}' f"
+            working_directory: .
+        """,
+        {"x": "x=$(touch PWNED)"},
+    )
+    assert report.status == "succeeded", report.error
+    assert report.steps[0].id == "count"
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_nul_in_a_value_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="NUL"):
+        Value("echo {{ v }}", shell=True).render({"v": "a\0b"})
+
+
+@pytest.mark.parametrize(
+    ("command", "why"),
+    [
+        ("cat <<EOF\n{{ v }}\nEOF", "here-document"),
+        ("echo `echo {{ v }}`", "backticks"),
+    ],
+)
+def test_contexts_without_exact_quoting_are_load_errors(command: str, why: str) -> None:
+    text = f"name: q\nsteps:\n  - type: shell_command\n    command: {json.dumps(command)}\n"
+    with pytest.raises(LoadError, match=why) as info:
+        load_text(text, "q.yaml")
+    assert info.value.line is not None
+
+
+def test_explain_notes_unnecessary_quotes(write: Callable[..., Path]) -> None:
+    flow = write(
+        """
+        name: q
+        inputs: {x: {type: string, default: a}}
+        steps:
+          - {id: quoted, type: shell_command, command: "grep -c '{{ x }}' f"}
+          - {id: plain, type: shell_command, command: "grep -c {{ x }} f"}
+        """
+    )
+    notes = [w for w in explain_workflow(flow).warnings if w.kind == "shell_quotes"]
+    assert [n.step_id for n in notes] == ["quoted"]
+    assert "single-quoted quotes around {{ x }} are unnecessary" in notes[0].message
+
+
+def test_a_background_child_does_not_hold_the_step_open(run_yaml: Runner) -> None:
+    started = time.perf_counter()
+    report = run_yaml(
+        """
+        name: bg
+        steps:
+          - {id: bg, type: shell_command, command: "sleep 20 & echo started"}
+          - {id: forever, type: shell_command, command: "sleep 987611 &"}
+        """
+    )
+    assert time.perf_counter() - started < 10  # was 20 s, and forever for the second
+    assert report.status == "succeeded"
+    assert report.steps[0].status == "succeeded"
+    gone = subprocess.run(["pgrep", "-f", "sleep 987611"], capture_output=True, check=False)
+    assert gone.stdout == b""  # what the shell left in its group was ended
+
+
+def test_explain_says_how_the_memory_limit_is_enforced(write: Callable[..., Path]) -> None:
+    flow = write(
+        "name: m\nsteps:\n  - {id: s, type: shell_command, command: 'true', memory_limit_mb: 64}\n"
+    )
+    notes = [w for w in explain_workflow(flow).warnings if w.kind == "memory_limit"]
+    assert len(notes) == 1
+    assert notes[0].message.startswith("memory_limit_mb=64 is enforced by ")
+    assert "RLIMIT_AS" in notes[0].message or "cgroup v2" in notes[0].message
