@@ -118,10 +118,15 @@ def test_usage_errors_exit_2_with_a_located_message(cli, write, args, message) -
     flow = write(GOOD)
     bad = write("name: b\nsteps:\n  - type: shel\n", "bad.yaml")
     argv = [a.format(flow=flow, bad=bad) for a in args]
-    result = cli(*argv, "--json")
-    assert result.exit_code == EXIT_USAGE
-    assert result.stdout == ""
-    assert message in " ".join(result.stderr.split())
+    human = cli(*argv)
+    assert human.exit_code == EXIT_USAGE
+    assert human.stdout == ""
+    assert message in " ".join(human.stderr.split())
+    machine = cli(*argv, "--json")
+    assert machine.exit_code == EXIT_USAGE
+    error = json.loads(machine.stdout)["error"]
+    assert set(error) == {"type", "message", "file", "line", "column", "field"}
+    assert message in error["message"]
 
 
 def test_load_error_shows_the_source_line(cli, write) -> None:  # type: ignore[no-untyped-def]

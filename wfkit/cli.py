@@ -10,13 +10,15 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
+from typer.core import TyperGroup
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
     from rich.console import Console
+    from rich.text import Text
 
     from wfkit.commands.results import RunReport
 
@@ -28,18 +30,93 @@ MAX_COUNT = 1_000_000_000  # counts and indexes beyond any run (SQLite integers 
 """Exit codes: 0 success, 1 the workflow or a test failed, 2 invalid usage, file or inputs,
 5 ``wfkit test`` found no test suite (as pytest)."""
 
+
+def json_requested(args: list[str]) -> bool:
+    """Whether the command line asks for JSON (``--json`` before any ``--``)."""
+    head = args[: args.index("--")] if "--" in args else args
+    return "--json" in head
+
+
+def error_document(exc: BaseException) -> dict[str, Any]:
+    """The one JSON document of a failure: ``{"error": {type, message, file, line, ...}}``."""
+    from wfkit.errors import LoadError, WfkitError
+
+    if isinstance(exc, WfkitError):
+        kind, message = exc.type_name, exc.message
+    elif isinstance(exc, typer.TyperException):  # click's usage errors
+        kind, message = "UsageError", exc.format_message()
+    else:
+        kind, message = type(exc).__name__, str(exc)
+    error: dict[str, Any] = {
+        "type": kind,
+        "message": message,
+        "file": None,
+        "line": None,
+        "column": None,
+        "field": None,
+    }
+    if isinstance(exc, LoadError):
+        error.update(file=exc.file, line=exc.line, column=exc.column, field=exc.field)
+        if len(exc.problems) > 1:  # every problem of the file, in line order
+            error["errors"] = [
+                {k: v for k, v in p.details().items() if k != "type"} for p in exc.problems
+            ]
+    return {"error": error}
+
+
+def _write_error_json(exc: BaseException) -> None:
+    sys.stdout.write(json.dumps(error_document(exc), indent=2) + "\n")
+
+
+class _JsonGroup(TyperGroup):
+    """A command group whose usage errors are a JSON document too when ``--json`` is given.
+
+    Click prints usage errors (a missing argument, an unknown option, a value outside an
+    option's choices) as text before any of our code runs; with ``--json`` a script still gets
+    exactly one JSON document on stdout. The errors are caught where click raises them (the
+    group's own options, then the command's) so the run itself goes the usual way out.
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        wants_json = json_requested(list(args))
+        try:
+            ctx = super().make_context(info_name, args, parent, **extra)
+        except typer.TyperException as exc:
+            _json_usage_error(exc, wants_json)
+            raise
+        ctx.meta["wfkit.json"] = wants_json
+        return ctx
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except typer.TyperException as exc:
+            _json_usage_error(exc, bool(ctx.meta.get("wfkit.json")))
+            raise
+
+
+def _json_usage_error(exc: typer.TyperException, wants_json: bool) -> None:
+    """With ``--json``, a usage error click would print is the JSON document instead."""
+    if wants_json:
+        _write_error_json(exc)
+        raise typer.Exit(getattr(exc, "exit_code", EXIT_USAGE)) from None
+
+
 app = typer.Typer(
     name="wfkit",
+    cls=_JsonGroup,
     help="Run YAML-defined workflows and debug their failures.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 StepsOpt = Annotated[
-    str,
+    Literal["summary", "all"],
     typer.Option(
         "--steps",
         help="summary: the failed, retried and slowest steps and a count of the rest; "
@@ -49,24 +126,43 @@ StepsOpt = Annotated[
 _LOGGING = {"on": False}
 
 
+LogFormat = Literal["text", "json"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from wfkit.entry import version_text
+
+        sys.stdout.write(version_text())
+        raise typer.Exit(EXIT_OK)
+
+
 @app.callback()
 def _options(
     log_format: Annotated[
-        str | None, typer.Option("--log-format", help="text or json: log engine events to stderr.")
+        LogFormat | None,
+        typer.Option("--log-format", help="text or json: log engine events to stderr."),
     ] = None,
     log_file: Annotated[
         str | None, typer.Option("--log-file", help="Write the logs to this file instead.")
     ] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning.")] = "info",
+    log_level: Annotated[
+        LogLevel, typer.Option("--log-level", help="The least level logged.")
+    ] = "info",
     verbose: Annotated[
         bool, typer.Option("--verbose", help="Pass MCP servers' stderr through to stderr.")
+    ] = False,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print wfkit's version."
+        ),
     ] = False,
 ) -> None:
     """Run YAML-defined workflows and debug their failures."""
     if verbose:  # read where servers start (wfkit.mcp_tools), in this process and children
         os.environ["WFKIT_VERBOSE"] = "1"
-    if log_format not in (None, "text", "json"):
-        raise _fail_usage(ValueError(f"--log-format must be text or json, not {log_format!r}"))
     _LOGGING["on"] = log_format is not None or log_file is not None
     if _LOGGING["on"] or logging_configured():
         from wfkit.logs import configure
@@ -103,7 +199,8 @@ StoreOpt = Annotated[
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    # emoji=False: ``:name:`` in a workflow name or a value is text, never an emoji code.
+    return Console(stderr=stderr, highlight=False, emoji=False)
 
 
 def _emit_json(result: BaseModel | list[Any]) -> None:
@@ -114,17 +211,24 @@ def _emit_json(result: BaseModel | list[Any]) -> None:
     sys.stdout.write(text + "\n")
 
 
-def error_view_text(exc: Exception) -> str:
+def error_view_text(exc: Exception) -> Text:
     """A one-line error for problems that do not change the exit code."""
-    return f"[yellow]warning:[/] {exc}"
+    from rich.text import Text
+
+    return Text.assemble(("warning: ", "yellow"), str(exc))
 
 
-def _fail_usage(exc: Exception) -> typer.Exit:
+def _fail_usage(exc: Exception, json_out: bool = False) -> typer.Exit:
+    """Report a usage error (as one JSON document with ``--json``) and exit 2."""
     from wfkit.errors import WfkitError
-    from wfkit.render import error_view
 
     error = exc if isinstance(exc, WfkitError) else WfkitError(str(exc))
-    _console(stderr=True).print(error_view(error))
+    if json_out:
+        _write_error_json(error)
+    else:
+        from wfkit.render import error_view
+
+        _console(stderr=True).print(error_view(error))
     return typer.Exit(EXIT_USAGE)
 
 
@@ -197,7 +301,7 @@ def run(
                 inject_seed=inject_seed,
             )
     except (LoadError, InputError, StoreError) as exc:
-        raise _fail_usage(exc) from None
+        raise _fail_usage(exc, json_out) from None
     if metrics is not None:
         from wfkit.commands.metrics import MetricsError, run_metrics, write_prometheus
 
@@ -270,14 +374,12 @@ def resume(
                 on_event=_sink(live),
             )
     except (LoadError, InputError, ResumeError, RunNotFoundError, StoreError) as exc:
-        raise _fail_usage(exc) from None
+        raise _fail_usage(exc, json_out) from None
     _show_report(result, json_out, full)
 
 
 def _steps_choice(steps: str) -> bool:
-    """``--steps``: True for ``all``."""
-    if steps not in ("summary", "all"):
-        raise _fail_usage(ValueError(f"--steps must be summary or all, not {steps!r}"))
+    """``--steps``: True for ``all`` (typer checked the choice)."""
     return steps == "all"
 
 
@@ -308,7 +410,7 @@ def explain(
     try:
         result = explain_workflow(file, parse_assignments(inputs))
     except (LoadError, InputError) as exc:
-        raise _fail_usage(exc) from None
+        raise _fail_usage(exc, json_out) from None
     if json_out:
         _emit_json(result)
     else:
@@ -351,7 +453,7 @@ def transform_command(
             state=json_argument(state, "--state", mapping=True),
         )
     except (LoadError, InputError) as exc:
-        raise _fail_usage(exc) from None
+        raise _fail_usage(exc, json_out) from None
     if json_out:
         _emit_json(result)
     else:
@@ -365,7 +467,8 @@ def trace_command(
     field: Annotated[str | None, typer.Option("--field", help="Only this computed field.")] = None,
     step: Annotated[str | None, typer.Option("--step", help="Only this step.")] = None,
     output_format: Annotated[
-        str, typer.Option("--format", help="table, or chrome (trace-event JSON for Perfetto).")
+        Literal["table", "chrome"],
+        typer.Option("--format", help="table, or chrome (trace-event JSON for Perfetto)."),
     ] = "table",
     output: Annotated[
         str | None, typer.Option("-o", "--output", help="Write --format chrome here.")
@@ -378,17 +481,17 @@ def trace_command(
     from wfkit.errors import InputError, RunNotFoundError, StoreError
     from wfkit.render import trace_view
 
-    if output_format not in ("table", "chrome"):
-        raise _fail_usage(ValueError(f"--format must be table or chrome, not {output_format!r}"))
     try:
         result = trace_run(run_id, field=field, step=step, store=store)
     except (InputError, RunNotFoundError, StoreError) as exc:
-        raise _fail_usage(exc) from None
+        raise _fail_usage(exc, json_out) from None
     if output_format == "chrome":
         text = json.dumps(chrome_trace(result))
         if output:
             Path(output).write_text(text, encoding="utf-8")
-            _console(stderr=True).print(f"wrote {output} (open it in https://ui.perfetto.dev)")
+            _console(stderr=True).print(
+                f"wrote {output} (open it in https://ui.perfetto.dev)", markup=False
+            )
         else:
             sys.stdout.write(text + "\n")
     elif json_out:
@@ -411,7 +514,7 @@ def debug(
     try:
         result = debug_run(run_id, store=store)
     except (RunNotFoundError, StoreError) as exc:
-        raise _fail_usage(exc) from None
+        raise _fail_usage(exc, json_out) from None
     if json_out:
         _emit_json(result)
     else:
@@ -433,7 +536,7 @@ def why(
     try:
         result = why_step(run_id, step_id, store=store)
     except (InputError, RunNotFoundError, StoreError) as exc:
-        raise _fail_usage(exc) from None
+        raise _fail_usage(exc, json_out) from None
     if json_out:
         _emit_json(result)
     else:
@@ -455,7 +558,7 @@ def diff(
     try:
         result = diff_runs(run_a, run_b, store=store)
     except (RunNotFoundError, StoreError) as exc:
-        raise _fail_usage(exc) from None
+        raise _fail_usage(exc, json_out) from None
     if json_out:
         _emit_json(result)
     else:
@@ -499,7 +602,7 @@ def step_trial_command(
             **extra,
         )
     except (LoadError, InputError) as exc:
-        raise _fail_usage(exc) from None
+        raise _fail_usage(exc, json_out) from None
     if json_out:
         _emit_json(result)
     else:
@@ -540,13 +643,12 @@ def suite_command(
         )
     except NoTestsFoundError as exc:  # as pytest: exit 5 when nothing was collected
         if json_out:
-            sys.stdout.write(json.dumps({"error": {"type": exc.type_name, "message": str(exc)}}))
-            sys.stdout.write("\n")
+            _write_error_json(exc)
         else:
             err.print(Text(str(exc), style="yellow"))
         raise typer.Exit(EXIT_NO_TESTS) from None
     except LoadError as exc:
-        raise _fail_usage(exc) from None
+        raise _fail_usage(exc, json_out) from None
     if junit_xml:
         write_junit(result, junit_xml)
     if lcov and result.coverage is not None:
@@ -562,7 +664,9 @@ def suite_command(
     )
     if under and not json_out:
         err.print(
-            f"[red]workflow coverage {result.coverage_percent:.1f}% is under {fail_under:g}%[/]"
+            f"workflow coverage {result.coverage_percent:.1f}% is under {fail_under:g}%",
+            style="red",
+            markup=False,
         )
     if result.invalid:  # a suite or workflow file that does not load is a usage error
         raise typer.Exit(EXIT_USAGE)
@@ -619,7 +723,7 @@ def bench(
                 inject_seed=inject_seed,
             )
     except (LoadError, InputError, BenchError) as exc:
-        raise _fail_usage(exc) from None
+        raise _fail_usage(exc, json_out) from None
     if save:
         Path(save).write_text(result.model_dump_json(indent=2), encoding="utf-8")
     if json_out:
@@ -672,7 +776,7 @@ def runs(
     try:
         result = list_runs(store, limit, statuses=status, workflow=workflow, since=since)
     except (InputError, StoreError, ValueError) as exc:
-        raise _fail_usage(exc) from None
+        raise _fail_usage(exc, json_out) from None
     if json_out:
         _emit_json(result)
     else:
@@ -720,7 +824,7 @@ def logs(
             )
         result = run_logs(run_id, step, attempt=attempt, item=item, store=store)
     except (RunNotFoundError, StoreError) as exc:
-        raise _fail_usage(exc) from None
+        raise _fail_usage(exc, json_out) from None
     except KeyboardInterrupt:  # Ctrl-C ends a --follow; the run goes on
         raise typer.Exit(130) from None
     if json_out:
@@ -745,7 +849,7 @@ def cancel(
     try:
         result = cancel_run(run_id, store, wait=wait)
     except (CancelError, RunNotFoundError, StoreError) as exc:
-        raise _fail_usage(exc) from None
+        raise _fail_usage(exc, json_out) from None
     if json_out:
         _emit_json(result)
     else:
@@ -777,13 +881,13 @@ def prune(
     from wfkit.errors import InputError, RunNotFoundError, StoreError
 
     if older_than is None and keep is None and not status:
-        raise _fail_usage(ValueError("prune needs --older-than, --keep or --status"))
+        raise _fail_usage(ValueError("prune needs --older-than, --keep or --status"), json_out)
     try:
         result = prune_runs(
             store, older_than=older_than, keep=keep, statuses=status, dry_run=dry_run
         )
     except (InputError, RunNotFoundError, StoreError, ValueError) as exc:
-        raise _fail_usage(exc) from None
+        raise _fail_usage(exc, json_out) from None
     if json_out:
         _emit_json(result)
         return

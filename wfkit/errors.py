@@ -77,12 +77,16 @@ class LoadError(WfkitError):
         line: int | None = None,
         column: int | None = None,
         field: str | None = None,
+        problems: list[LoadError] | None = None,
     ) -> None:
         super().__init__(message)
         self.file = file
         self.line = line
         self.column = column
         self.field = field
+        #: every problem found in the file, sorted by line; this error's own fields are the
+        #: first one's, so code that reads one location keeps working
+        self.problems: list[LoadError] = problems if problems else [self]
 
     @property
     def location(self) -> str:

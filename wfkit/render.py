@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -43,18 +42,46 @@ def titled_table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Tabl
     return table
 
 
+def add_row(table: Table, *cells: str | Text) -> None:
+    """Add a row whose strings show as they are: never read as markup or emoji codes.
+
+    Table cells given as ``str`` go through rich's markup parser; values from workflow files,
+    state, tools and commands must not (``[red]`` or ``:fire:`` in a value is text).
+    """
+    table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells))
+
+
 def status_text(status: str) -> Text:
     """A status word in its colour."""
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
 def error_view(error: WfkitError) -> Group:
-    """A load or input error, with the offending lines of the file when known."""
+    """A load or input error, with the offending lines of the file when known; a file with
+    several problems shows each, in line order."""
+    from wfkit.errors import LoadError
+
+    if not isinstance(error, LoadError) or len(error.problems) < 2:
+        return Group(*_error_body(error, str(error)))
+    body: list[Any] = [
+        Text(f"{len(error.problems)} problems in {error.file or '<workflow>'}:", style="bold red")
+    ]
+    for problem in error.problems[:MAX_SHOWN_PROBLEMS]:
+        body.extend(_error_body(problem, str(problem)))
+    if len(error.problems) > MAX_SHOWN_PROBLEMS:
+        body.append(Text(f"… {len(error.problems) - MAX_SHOWN_PROBLEMS} more", style="red"))
+    return Group(*body)
+
+
+MAX_SHOWN_PROBLEMS = 20
+
+
+def _error_body(error: WfkitError, message: str) -> list[Any]:
     from rich.syntax import Syntax  # pygments: only when there is a file to show
 
     from wfkit.errors import LoadError
 
-    body: list[Any] = [Text.assemble((f"{error.type_name}: ", "bold red"), str(error))]
+    body: list[Any] = [Text.assemble((f"{error.type_name}: ", "bold red"), message)]
     if isinstance(error, LoadError) and error.file and error.line:
         first = max(1, error.line - 2)
         snippet = _snippet(error.file, first, error.line + 2)
@@ -69,7 +96,7 @@ def error_view(error: WfkitError) -> Group:
                     theme="ansi_dark",
                 )
             )
-    return Group(*body)
+    return body
 
 
 def _snippet(file: str, first: int, last: int, width: int = 300) -> str:
@@ -98,7 +125,8 @@ def runs_table(runs: list[RunSummary]) -> Table:
         )
     for run in runs:
         started = run.started_at[:19].replace("T", " ")
-        table.add_row(
+        add_row(
+            table,
             run.run_id,
             run.workflow,
             status_text(run.status),
@@ -126,9 +154,7 @@ def explanation_tree(plan: Explanation) -> Group:
         table = titled_table("inputs", "name", "type", "status", "value")
         for item in plan.inputs:
             style = "red" if item.status == "missing" else ""
-            table.add_row(
-                item.name, item.type, Text(item.status, style=style), escape(_short(item.value))
-            )
+            add_row(table, item.name, item.type, Text(item.status, style=style), _short(item.value))
         parts.append(table)
     root = Tree(Text("steps", style="bold"))
     branches: dict[tuple[str, int], Tree] = {}
@@ -143,7 +169,7 @@ def explanation_tree(plan: Explanation) -> Group:
     if plan.computed:
         table = titled_table("computed fields (evaluation order)", "field", "from", "transform")
         for c in plan.computed:
-            table.add_row(c.name, ", ".join(c.sources), escape(c.transform))
+            add_row(table, c.name, ", ".join(c.sources), c.transform)
         parts.append(table)
     total = "unbounded" if plan.worst_case_ms is None else f"{plan.worst_case_ms / 1000:g} s"
     parts.append(Text(f"worst-case duration: {total}", style="dim"))
@@ -182,17 +208,17 @@ def _step_label(step: StepPlanView) -> Text:
 
 def transform_result(result: TransformResult) -> Group:
     """``wfkit test-transform``."""
-    parts: list[Any] = [Text.assemble(("expression ", "dim"), escape(result.expression))]
+    parts: list[Any] = [Text.assemble(("expression ", "dim"), result.expression)]
     if result.dependencies:
         parts.append(Text(f"from {', '.join(result.dependencies)}", style="dim"))
-        parts.append(Text.assemble(("input ", "dim"), escape(_short(result.input, 200))))
+        parts.append(Text.assemble(("input ", "dim"), _short(result.input, 200)))
     if result.error is not None:
         parts.append(Text(f"{result.error.type}: {result.error.message}", style="bold red"))
     else:
         parts.append(
             Text.assemble(
                 ("output ", "bold"),
-                escape(_short(result.output, 400)),
+                _short(result.output, 400),
                 (f"  ({result.type})", "dim"),
             )
         )
@@ -223,12 +249,13 @@ def trace_view(view: TraceView) -> Group:
         )
         for r in view.traces:
             output = r["output"] if r.get("error") is None else f"error: {r['error']}"
-            table.add_row(
+            add_row(
+                table,
                 r["field"],
                 r["trigger"],
                 r.get("step_id") or "",
-                escape(_short(r["input"], 40)),
-                escape(_short(output, 40)),
+                _short(r["input"], 40),
+                _short(output, 40),
                 f"{r['duration_ms']:.3f}",
             )
         parts.append(table)
@@ -241,7 +268,7 @@ def trace_view(view: TraceView) -> Group:
             else:
                 what = f"attempt {r['attempt']} {r['error_type']}: {r['reason']}"
                 outcome = "retried" if r["retried"] else "not retried"
-            table.add_row(r.get("step_id") or "", r["kind"], escape(what), outcome)
+            add_row(table, r.get("step_id") or "", r["kind"], what, outcome)
         parts.append(table)
     if view.dropped:
         parts.append(
@@ -280,7 +307,7 @@ def debug_view(info: DebugInfo) -> Group:
         right=("bytes",),
     )
     for tier, view in info.state.items():
-        table.add_row(tier, str(view.bytes), escape(_short(view.values, 70)))
+        add_row(table, tier, str(view.bytes), _short(view.values, 70))
     parts.append(table)
     if info.steps:
         steps = titled_table(
@@ -295,7 +322,8 @@ def debug_view(info: DebugInfo) -> Group:
             right=("runs", "attempts", "total ms", "max ms"),
         )
         for s in info.steps:
-            steps.add_row(
+            add_row(
+                steps,
                 s.id,
                 s.type,
                 status_text(s.status),
@@ -310,7 +338,8 @@ def debug_view(info: DebugInfo) -> Group:
             "bottlenecks (share of wall time)", "name", "kind", "total ms", "count", "share"
         )
         for b in info.bottlenecks[:5]:
-            slow.add_row(b.name, b.kind, f"{b.total_ms:.1f}", str(b.count), f"{b.share:.0%}")
+            kind = f"{b.kind} (parallel work)" if b.parallel else b.kind
+            add_row(slow, b.name, kind, f"{b.total_ms:.1f}", str(b.count), f"{b.share:.0%}")
         parts.append(slow)
     for error in info.errors:
         flag = " (recovered)" if error.recovered else ""
@@ -348,7 +377,7 @@ def health_view(report: HealthReport) -> Group:
     table = Table(box=None, pad_edge=False, show_header=False)
     for check in report.checks:
         mark = Text("ok  ", style="green") if check.ok else Text("FAIL", style="bold red")
-        table.add_row(mark, check.name, escape(check.detail))
+        add_row(table, mark, check.name, check.detail)
     verdict = (
         Text("healthy", style="bold green") if report.ok else Text("unhealthy", style="bold red")
     )
@@ -397,10 +426,11 @@ def test_summary(report: TestReport, show_coverage: bool) -> Group:
             missed = [
                 f"{i.step_id} {i.what} (line {i.line})" for i in workflow.items if not i.covered
             ]
-            table.add_row(
+            add_row(
+                table,
                 Path(workflow.workflow).name,
                 f"{workflow.percent:.0f}%",
-                escape("; ".join(missed) or "-"),
+                "; ".join(missed) or "-",
             )
         parts.append(table)
         parts.append(Text(f"total workflow coverage {report.coverage_percent:.1f}%"))
@@ -447,12 +477,12 @@ def bench_view(report: BenchReport) -> Group:
         )
     table = titled_table("median per step (ms)", "step", "ms", right=("ms",))
     for step, ms in sorted(report.step_median_ms.items(), key=lambda kv: -kv[1])[:15]:
-        table.add_row(step, f"{ms:.3f}")
+        add_row(table, step, f"{ms:.3f}")
     parts.append(table)
     if report.transform_median_ms:
         transforms = titled_table("median per transform (ms)", "field", "ms", right=("ms",))
         for field, ms in report.transform_median_ms.items():
-            transforms.add_row(field, f"{ms:.4f}")
+            add_row(transforms, field, f"{ms:.4f}")
         parts.append(transforms)
     if report.regression_percent is not None:
         style = "bold red" if report.regressed else "green"

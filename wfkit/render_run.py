@@ -55,6 +55,13 @@ def aligned_rows(
     return text
 
 
+def _items_text(items: dict[str, int]) -> str:
+    """A parallel_foreach row's status: ``43 ok / 7 failed`` (and any cancelled)."""
+    ok = items.get("succeeded", 0)
+    rest = [f"{n} {status}" for status, n in sorted(items.items()) if status != "succeeded"]
+    return " / ".join([f"{ok} ok", *rest])
+
+
 def run_report(report: RunReport, full: bool = False) -> Group:
     """The summary of a finished run: counts, the steps worth a look, errors, final state.
 
@@ -81,7 +88,7 @@ def run_report(report: RunReport, full: bool = False) -> Group:
             (
                 step.id,
                 step.type,
-                step.status,
+                _items_text(step.items) if step.items else step.status,
                 str(step.attempts),
                 str(step.executions),
                 f"{step.duration_ms:.1f}",
@@ -169,7 +176,8 @@ class LiveReporter:
 
             self.progress = Progress(
                 SpinnerColumn(),
-                TextColumn("{task.description}"),
+                # markup=False: the description holds a step id from the workflow file
+                TextColumn("{task.description}", markup=False),
                 TimeElapsedColumn(),
                 console=console,
                 transient=True,
@@ -212,7 +220,7 @@ class LiveReporter:
         elif isinstance(event, StepStarted):
             if self.progress is not None:
                 self.progress.update(
-                    self.task, description=f"{event.step_id} [dim]({self.done} steps done)[/]"
+                    self.task, description=f"{event.step_id} ({self.done} steps done)"
                 )
         elif isinstance(event, StepFinished):
             self.done += event.status != "skipped"
@@ -228,7 +236,7 @@ class LiveReporter:
             self.progress.stop()
         try:
             answer = Prompt.ask(
-                prompt,
+                Text(prompt),  # the prompt comes from the workflow file: never markup
                 console=self.console,
                 choices=[str(c) for c in choices] if choices else None,
                 default=None if default is None else str(default),

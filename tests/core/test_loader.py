@@ -368,3 +368,42 @@ def test_yaml_11_booleans_in_choices_are_refused(choices: str, where: str) -> No
 def test_quoted_or_true_false_choices_load() -> None:
     text = "name: x\nsteps:\n  - type: user_input\n    prompt: p\n    choices: ['yes', true]\n"
     assert load_text(text, "f.yaml").name == "x"
+
+
+EVERY_PROBLEM = """\
+name: x
+steps:
+  - id: a
+    type: foreach
+    items: 5
+    body: []
+  - id: b
+    type: shell_command
+    comand: ls
+config: {timeout: 5, bogus: 1}
+"""
+
+
+def test_every_problem_of_a_file_is_reported_sorted_by_line() -> None:
+    error = load_error(EVERY_PROBLEM)
+    found = [(p.line, p.field, p.message) for p in error.problems]
+    assert found == [
+        (5, "steps[0].items", "items must be a list, a mapping or an expression, got 5"),
+        (7, "steps[1]", "missing required field 'command'"),
+        (9, "steps[1].comand", "unknown field 'comand'; did you mean 'command'?"),
+        (10, "config.bogus", "unknown field 'bogus'"),
+    ]
+    # the error itself is the first problem, so code reading one location keeps working
+    assert (error.line, error.column, error.field) == (5, 5, "steps[0].items")
+    assert error.message.endswith("(and 3 more problems)")
+
+
+def test_a_single_problem_is_its_own_list() -> None:
+    error = load_error("name: x\nsteps: []\nstepz: []\n")
+    assert error.problems == [error]
+
+
+def test_an_unclosed_quote_is_reported_where_it_opens() -> None:
+    error = load_error('name: x\ndescription: "never closed\nsteps: []\n')
+    assert (error.line, error.column) == (2, 14)
+    assert "quoted scalar: it is never closed" in error.message

@@ -50,9 +50,10 @@ class StepStats(_Model):
 class Bottleneck(_Model):
     name: str
     kind: str  # step | transform
-    total_ms: float
+    total_ms: float  # for a step of parallel items: the work summed over the items
     count: int
-    share: float  # of the run's wall time
+    share: float  # of the run's wall time, never above 1 (parallel work: at most its step's)
+    parallel: bool = False  # a step of parallel_foreach items: total_ms overlaps in time
 
 
 class TierView(_Model):
@@ -277,13 +278,29 @@ def debug_run(
         StepStats(**s, mean_ms=s["total_ms"] / max(s["executions"], 1)) for s in stats.values()
     ]
     wall = row.duration_ms or sum(s.total_ms for s in steps if s.type not in CONTAINERS) or 1.0
+    fans = {s.id: s.total_ms for s in steps if s.type == "parallel_foreach"}
+
+    def fan_of(step_id: str) -> str | None:
+        """The outermost parallel_foreach step this step's items ran under."""
+        parts = step_id.split("/")
+        for end in range(1, len(parts)):
+            if "/".join(parts[:end]) in fans:
+                return "/".join(parts[:end])
+        return None
+
+    def share(step_id: str, total_ms: float) -> float:
+        fan = fan_of(step_id)  # items overlap: their summed work can exceed the wall time
+        spent = min(total_ms, fans[fan]) if fan is not None else total_ms
+        return round(min(spent / wall, 1.0), 4)
+
     bottlenecks = [
         Bottleneck(
             name=s.id,
             kind="step",
             total_ms=round(s.total_ms, 3),
             count=s.executions,
-            share=round(s.total_ms / wall, 4),
+            share=share(s.id, s.total_ms),
+            parallel=fan_of(s.id) is not None,
         )
         for s in steps
         if s.type not in CONTAINERS
@@ -298,7 +315,7 @@ def debug_run(
             kind="transform",
             total_ms=round(sum(d), 3),
             count=len(d),
-            share=round(sum(d) / wall, 4),
+            share=round(min(sum(d) / wall, 1.0), 4),
         )
         for name, d in per_field.items()
     ]

@@ -24,6 +24,8 @@ class StepSummary(_Result):
     duration_ms: float
     #: an injected fault (--inject) hit one of its attempts (shown only then: the spec's shape)
     injected: bool = Field(default=False, exclude_if=lambda value: not value)
+    #: parallel_foreach: its items by status, e.g. {"succeeded": 43, "failed": 7}
+    items: dict[str, int] | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class ErrorEntry(_Result):

@@ -228,6 +228,7 @@ def report(outcome: RunOutcome, file: str, store: str) -> RunReport:
                 executions=s.executions,
                 duration_ms=round(s.duration_ms, 3),
                 injected=s.injected,
+                items=s.items,
             )
             for s in outcome.steps
         ],

@@ -359,6 +359,12 @@ class StepExecutor:
         if tries is not None:  # a skipped step keeps its last execution's attempts
             record.attempts = tries.count
             record.injected = record.injected or tries.injected
+        if plan.step_type == "parallel_foreach" and isinstance(output, list):
+            items: dict[str, int] = {}
+            for item in output:
+                if isinstance(item, dict) and "status" in item:
+                    items[str(item["status"])] = items.get(str(item["status"]), 0) + 1
+            record.items = items
         frame.record_step(plan.step_id, status, output)
         if completed and frame.needs_checkpoint():
             frame.cursor[-1].done = True

@@ -29,6 +29,8 @@ class StepRecord:
     executions: int = 0
     duration_ms: float = 0.0
     injected: bool = False  # an injected fault hit an attempt of one of its executions
+    #: a parallel_foreach step's items of its last execution by status ({"succeeded": 43, ...})
+    items: dict[str, int] | None = None
 
 
 @dataclass(slots=True)

@@ -170,15 +170,57 @@ def _suggest(word: str, options: list[str] | tuple[str, ...]) -> str:
 def translate_validation_error(
     exc: ValidationError, source: Source, vocabulary: list[str] | None = None
 ) -> LoadError:
-    """The first pydantic error as a :class:`LoadError` at its YAML position; unknown fields
+    """Every pydantic error as one :class:`LoadError` at its YAML position, sorted by line:
+    the error's own fields are the first problem's, ``problems`` holds them all. Unknown fields
     get a "did you mean" from ``vocabulary`` (the workflow format's field names by default)."""
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    path, message = _locate(first, source.data, vocabulary or _VOCABULARY)
-    more = len({tuple(e["loc"]) for e in errors}) - 1
-    if more > 0:
-        message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return source.error(message, path)
+    grouped: dict[NodePath, list[tuple[str, str]]] = {}
+    for error in exc.errors(include_url=False):
+        path, message = _locate(error, source.data, vocabulary or _VOCABULARY)
+        grouped.setdefault(path, []).append((str(error["type"]), message))
+    problems = [
+        source.error(_one_message(path, found, source.data), path)
+        for path, found in grouped.items()
+    ]
+    problems.sort(key=lambda p: (p.line or 0, p.column or 0))
+    first = problems[0]
+    if len(problems) == 1:
+        return first
+    more = len(problems) - 1
+    return LoadError(
+        f"{first.message} (and {more} more problem{'s' if more > 1 else ''})",
+        file=first.file,
+        line=first.line,
+        column=first.column,
+        field=first.field,
+        problems=problems,
+    )
+
+
+_TYPE_WORDS = {
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "a boolean",
+}
+_EXPRESSION_FIELDS = ("items", "condition", "if", "transform", "retry_on")
+
+
+def _one_message(path: NodePath, found: list[tuple[str, str]], data: Any) -> str:
+    """One message per place: the branches of a union (``str | list``) read as one rule."""
+    kinds = [kind for kind, _ in found]
+    if len(found) < 2 or not all(kind in _TYPE_WORDS for kind in kinds):
+        return found[0][1]
+    name = str(path[-1]) if path and isinstance(path[-1], str) else "the value"
+    words = [_TYPE_WORDS[kind] for kind in kinds if kind != "string_type"]
+    if "string_type" in kinds:
+        words.append("an expression" if name in _EXPRESSION_FIELDS else "a string")
+    value: Any = data
+    for part in path:
+        value = value[part]
+    rule = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+    return f"{name} must be {rule}, got {_short(value)}"
 
 
 def _locate(error: Any, data: Any, vocabulary: list[str]) -> tuple[NodePath, str]:

@@ -111,6 +111,10 @@ def parse(text: str, file: str) -> Source:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        if exc.context_mark is not None and "end of stream" in (exc.problem or ""):
+            # an unclosed quote or bracket: where it opens is where to look, not the file's end
+            mark = exc.context_mark
+            problem = f"{exc.context}: it is never closed" if exc.context else problem
         raise LoadError(
             f"malformed YAML: {problem}",
             file=file,

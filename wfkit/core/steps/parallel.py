@@ -35,11 +35,14 @@ async def run_parallel_foreach(step: ParallelForeachStep, frame: Frame) -> Any:
     ]
     queue = iter([i for i, r in enumerate(results) if r is None])
     fail_fast = step.on_item_error == "fail_fast"
+    item_errors: list[SubAgentError] = []
 
     async def worker() -> None:
         for index in queue:
             outcome, error = await _run_item(step, frame, index, items[index])
             results[index] = outcome
+            if error is not None:
+                item_errors.append(error)
             if error is None:
                 frame.remember(_key(step, index), outcome)
                 frame.run.checkpoint(frame)  # the parent stays at this (unfinished) step
@@ -68,6 +71,8 @@ async def run_parallel_foreach(step: ParallelForeachStep, frame: Frame) -> Any:
             f"{first['error']['message']})",
             index=first["index"],
         )
+    for error in item_errors:  # on_item_error: continue took over: these did not fail the run
+        frame.run.mark_recovered(error)
     for index in range(len(items)):
         frame.forget(_key(step, index))
     return finished
