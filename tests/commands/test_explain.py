@@ -241,3 +241,32 @@ def test_cli_explain_json_and_tree(write: Write) -> None:
     assert "line 29 conditional_1: undefined name 'max_attempts'" in tree.stdout
     bad = runner.invoke(app, ["explain", str(write("name: x\nstepz: 1\n"))])
     assert bad.exit_code == 2
+
+
+def test_computed_fields_may_read_undeclared_raw_paths(write) -> None:  # type: ignore[no-untyped-def]
+    from wfkit.commands import run_workflow
+    from wfkit.errors import LoadError
+
+    flow = write(
+        "name: cf\nstate_schema:\n  computed:\n"
+        "    size: {from: raw.big, transform: 'input | length if input else 0'}\n"
+        "    safe: {from: raw.nothing, transform: input | length, on_error: use_fallback,"
+        " fallback: -1}\n"
+        "steps:\n  - {type: state_update, path: raw.big, value: [1, 2, 3]}\n"
+    )
+    report = run_workflow(flow)
+    assert report.state.computed == {"size": 3, "safe": -1}
+    kinds = [w.message for w in explain_workflow(flow).warnings if w.kind == "undeclared_read"]
+    assert kinds == [
+        "computed field 'size' reads raw.big, which state_schema.raw does not declare "
+        "(a step writes it; until then it reads null)",
+        "computed field 'safe' reads raw.nothing, which no step writes: it always gets its "
+        "use_fallback value",
+    ]
+    strict = write(
+        "name: s\nstate_schema:\n  computed:\n    x: {from: raw.nothing, transform: input}\n"
+        "steps: []\n",
+        "strict.yaml",
+    )
+    with pytest.raises(LoadError, match=r"reads 'raw\.nothing', which is not an input, raw or"):
+        run_workflow(strict)

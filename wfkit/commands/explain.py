@@ -113,6 +113,34 @@ class _Context:
     extra: frozenset[str] = frozenset()
 
 
+def _undeclared_reads(loaded: LoadedWorkflow, body: Body) -> list[PlanWarning]:
+    """Computed fields reading a raw path the schema does not declare (allowed, as undeclared
+    writes are), and those reading one nothing writes (they get their fallback)."""
+    from wfkit.core.loader import raw_writes
+
+    written = raw_writes(body.steps, body.finally_steps)
+    declared = body.state.raw_types.keys() | body.state.raw_defaults.keys()
+    warnings = []
+    for plan in body.state.computed:
+        for src in plan.sources:
+            head, _, rest = src.partition(".")
+            top = rest.split(".", 1)[0].split("[", 1)[0]
+            if head != "raw" or top in declared:
+                continue
+            if top in written:
+                message = (
+                    f"computed field {plan.name!r} reads {src}, which state_schema.raw does "
+                    "not declare (a step writes it; until then it reads null)"
+                )
+            else:
+                message = (
+                    f"computed field {plan.name!r} reads {src}, which no step writes: it "
+                    f"always gets its {plan.spec.on_error} value"
+                )
+            warnings.append(PlanWarning(kind="undeclared_read", message=message))
+    return warnings
+
+
 @dataclass
 class _Walker:
     loaded: LoadedWorkflow
@@ -485,6 +513,8 @@ def explain_workflow(file: str | Path, inputs: dict[str, Any] | None = None) -> 
         task_walker.walk(body.finally_steps, _Context(in_finally=True, scope=name), 0)
         walker.steps.extend(task_walker.steps)
         walker.warnings.extend(task_walker.warnings)
+    for body in (loaded.main, *loaded.tasks.values()):
+        walker.warnings.extend(_undeclared_reads(loaded, body))
     computed = [
         ComputedPlanView(
             name=c.name,

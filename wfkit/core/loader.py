@@ -106,8 +106,14 @@ def _parse_and_validate(text: str, file: str) -> tuple[Source, m.Workflow]:
 
 def _compile_workflow(text: str, file: str, source: Source, workflow: m.Workflow) -> LoadedWorkflow:
     digest = hashlib.sha256(text.encode()).hexdigest()
+    written = raw_writes(workflow.steps, workflow.finally_)
     main_plan = build_state_plan(
-        source, ("state_schema",), workflow.inputs, workflow.state_schema, workflow.default_state
+        source,
+        ("state_schema",),
+        workflow.inputs,
+        workflow.state_schema,
+        workflow.default_state,
+        written,
     )
     main = Body("workflow", workflow.steps, workflow.finally_, main_plan)
     _prepare(source, main, (), workflow)
@@ -115,7 +121,12 @@ def _compile_workflow(text: str, file: str, source: Source, workflow: m.Workflow
     for name, task in workflow.sub_agent_tasks.items():
         base: NodePath = ("sub_agent_tasks", name)
         plan = build_state_plan(
-            source, (*base, "state_schema"), task.inputs, task.state_schema, task.default_state
+            source,
+            (*base, "state_schema"),
+            task.inputs,
+            task.state_schema,
+            task.default_state,
+            raw_writes(task.steps, task.finally_),
         )
         tasks[name] = Body(name, task.steps, task.finally_, plan)
         _prepare(source, tasks[name], base, workflow)
@@ -414,12 +425,35 @@ def _compile_updates(
 # --- state plans -------------------------------------------------------------------------
 
 
+def raw_writes(*bodies: list[m.Step]) -> frozenset[str]:
+    """The top-level raw names the steps write (declared in the schema or not)."""
+    tops: set[str] = set()
+    for steps in bodies:
+        for step, _ in walk(steps):
+            specs: list[m.StateUpdateSpec] = list(step.state_updates)
+            if step.state_update is not None:
+                specs.append(step.state_update)
+            if isinstance(step.error_state_update, list):
+                specs.extend(step.error_state_update)
+            elif step.error_state_update is not None:
+                specs.append(step.error_state_update)
+            paths = [spec.path for spec in specs]
+            if isinstance(step, m.StateUpdateStep) and step.path:
+                paths.append(step.path)
+            for path in paths:
+                head, _, rest = path.partition(".")
+                if head == "raw" and rest:
+                    tops.add(rest.split(".", 1)[0].split("[", 1)[0])
+    return frozenset(tops)
+
+
 def build_state_plan(
     source: Source,
     where: NodePath,
     inputs: dict[str, m.InputSpec],
     schema: m.StateSchema,
     defaults: m.DefaultState,
+    written: frozenset[str] = frozenset(),
 ) -> StatePlan:
     """Check the tiers against each other and order the computed fields."""
     owner = where[:-1]
@@ -469,7 +503,7 @@ def build_state_plan(
                 f"default of input {name!r} should be {spec.type}, got {spec.default!r}",
                 (*owner, "inputs", name, "default"),
             )
-    computed = _plan_computed(source, (*where, "computed"), schema.computed, tiers)
+    computed = _plan_computed(source, (*where, "computed"), schema.computed, tiers, written)
     dependents: dict[str, list[str]] = {}
     for plan in computed:
         for dep in plan.dependencies:
@@ -499,7 +533,11 @@ def _top(qualified: str) -> str:
 
 
 def _plan_computed(
-    source: Source, where: NodePath, fields: dict[str, m.ComputedField], tiers: dict[str, str]
+    source: Source,
+    where: NodePath,
+    fields: dict[str, m.ComputedField],
+    tiers: dict[str, str],
+    written: frozenset[str] = frozenset(),
 ) -> list[ComputedPlan]:
     plans: dict[str, ComputedPlan] = {}
     known = sorted(tiers)
@@ -508,6 +546,9 @@ def _plan_computed(
         sources = []
         for src in spec.sources:
             qualified = _qualify(src, tiers)
+            if qualified is None and _readable_undeclared(src, spec, written):
+                qualified = src  # a raw path a step writes undeclared (explain warns), or one
+                # nothing writes, read by a field that falls back when it is missing
             if qualified is None:
                 raise source.error(
                     f"computed field {name!r} reads {src!r}, which is not an input, raw or "
@@ -530,6 +571,16 @@ def _plan_computed(
             deps.add(_top(qualified))
         plans[name] = ComputedPlan(name, spec, tuple(sources), transform, frozenset(deps))
     return [plans[n] for n in _topological(source, where, plans)]
+
+
+def _readable_undeclared(src: str, spec: m.ComputedField, written: frozenset[str]) -> bool:
+    """Undeclared raw writes are allowed, so a computed field may read one: ``raw.X`` when a
+    step writes ``raw.X``, or any ``raw.`` path when the field falls back on its errors."""
+    head, _, rest = src.partition(".")
+    if head != "raw" or not rest:
+        return False
+    top = rest.split(".", 1)[0].split("[", 1)[0]
+    return top in written or spec.on_error in ("use_fallback", "ignore")
 
 
 def _topological(source: Source, where: NodePath, plans: dict[str, ComputedPlan]) -> list[str]:
