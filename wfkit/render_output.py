@@ -92,5 +92,27 @@ def print_logs(console: Console, result: LogsResult) -> None:
         console.print(Text(f"run {result.run_id} ({result.status}) has no step output"))
     for attempt in result.attempts:
         console.print(attempt_title(attempt), soft_wrap=True)
-        for chunk in attempt.chunks:
+        for chunk in joined_lines(attempt.chunks):
             print_chunk(console, chunk)
+
+
+def joined_lines(chunks: list[LogChunk]) -> list[LogChunk]:
+    """The chunks of an attempt with a line cut between two of them (the head and the tail
+    of a stream meet anywhere) put back together, unless bytes were dropped in between."""
+    out: list[LogChunk] = []
+    open_line: dict[str, int] = {}  # stream -> index in out of a chunk ending mid-line
+    for chunk in chunks:
+        piece = chunk
+        at = open_line.pop(chunk.stream, None)
+        if at is not None and not chunk.dropped_before:
+            head, sep, rest = chunk.text.partition("\n")
+            out[at] = out[at].model_copy(update={"text": out[at].text + head + sep})
+            if not rest:
+                if not sep:
+                    open_line[chunk.stream] = at
+                continue
+            piece = chunk.model_copy(update={"text": rest})
+        out.append(piece)
+        if not piece.text.endswith("\n"):
+            open_line[piece.stream] = len(out) - 1
+    return out

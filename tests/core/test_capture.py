@@ -314,3 +314,30 @@ def test_a_steps_state_updates_are_all_or_nothing(run_yaml: Callable[..., RunRep
     assert [e.error_type for e in report.errors] == ["StateError"]
     assert report.state.raw == {"a": 0, "b": 0, "total": 0}
     assert report.state.computed == {"double": 0}
+
+
+def test_the_tail_keeps_lines_and_characters_whole(
+    run_yaml: Callable[..., RunReport], isolated_store: Path
+) -> None:
+    """A stream far over the bound: every line printed by `wfkit logs` is a line the step
+    wrote, and no character is cut into replacement characters."""
+    from typer.testing import CliRunner
+
+    from wfkit.cli import app
+
+    report = run_yaml(
+        "name: big\nconfig: {max_output_bytes: 4096}\nsteps:\n  - id: flood\n"
+        "    type: shell_command\n"
+        "    command: \"seq 1 20000 | sed 's/$/ ligne é numéro/'\"\n"
+    )
+    assert report.status == "succeeded"
+    logs = run_logs(report.run_id)
+    (attempt,) = logs.attempts
+    assert "\ufffd" not in attempt.stdout
+    result = CliRunner().invoke(app, ["logs", report.run_id], env={"COLUMNS": "200"})
+    after = result.stdout.split("more bytes of stdout not kept]", 1)[1]
+    tail = [line.split("stdout| ", 1)[1] for line in after.splitlines() if "stdout| " in line]
+    assert len(tail) > 50
+    # the first kept byte may fall inside a line (as `tail -c`); every line after it is whole
+    assert all(line.endswith(" ligne é numéro") for line in tail[1:]), tail[:5]
+    assert tail[-1] == "20000 ligne é numéro"

@@ -88,13 +88,14 @@ def log_attempt(out: OutputRow, chunks: list[ChunkRow], run_status: str) -> LogA
     entries = log_chunks(chunks, {}, dropped)
     texts = {}
     for stream in ("stdout", "stderr"):
-        parts = []
-        for entry in entries:
+        parts: list[bytes] = []
+        for entry, chunk in zip(entries, chunks, strict=True):
             if entry.stream == stream:
                 if entry.dropped_before:
-                    parts.append(_marker(entry.dropped_before))
-                parts.append(entry.text)
-        text = "".join(parts)
+                    parts.append(_marker(entry.dropped_before).encode())
+                parts.append(chunk.data)
+        # decoded once joined: a character cut between two chunks stays whole
+        text = b"".join(parts).decode("utf-8", errors="replace")
         texts[stream] = text[:-1] if text.endswith("\n") else text
     return LogAttempt(
         step_id=out.step_id,

@@ -87,10 +87,13 @@ class StreamCapture:
         # tail pieces of a quarter of the bound: trimming whole pieces keeps at least three
         # quarters of it
         piece = max(1, self.limit // 4)
-        for start in range(0, len(chunk), piece):
-            part = chunk[start : start + piece]
+        start = 0
+        while start < len(chunk):
+            end = _piece_end(chunk, start, piece)
+            part = chunk[start:end]
             self.tail.append((self._send(part, head=False), part))
             self.tail_bytes += len(part)
+            start = end
         trimmed = None
         while self.tail_bytes > self.limit:
             trimmed, old = self.tail.popleft()
@@ -175,3 +178,18 @@ class OutputCapture:
                 err.dropped,
             )
         )
+
+
+def _piece_end(chunk: bytes, start: int, piece: int) -> int:
+    """Where a tail piece of at most ``piece`` bytes from ``start`` ends: after its last
+    newline when it has one, else not inside a UTF-8 character, so reading pieces back never
+    splits a line or a character that fitted in one."""
+    end = start + piece
+    if end >= len(chunk):
+        return len(chunk)
+    cut = chunk.rfind(b"\n", start, end)
+    if cut >= start:
+        return cut + 1
+    while end > start + 1 and chunk[end] & 0xC0 == 0x80:  # a continuation byte
+        end -= 1
+    return end
