@@ -95,17 +95,20 @@ class StderrTail:
         if not self.writer.closed:
             self.writer.close()
 
-    def _read(self) -> None:
+    def _read(self) -> bool:
+        """Read once (the loop calls it when the pipe is readable); False when nothing more
+        is there now, or ever."""
         try:
             chunk = os.read(self._read_fd, 65536)
         except BlockingIOError:
-            return
+            return False
         except OSError:
             chunk = b""
         if not chunk:
             self._close_reader()
-            return
+            return False
         self._take(chunk)
+        return True
 
     def _take(self, chunk: bytes) -> None:
         self.total += len(chunk)
@@ -127,19 +130,8 @@ class StderrTail:
 
     def drain(self) -> None:
         """Read what is already in the pipe (the server has stopped)."""
-        if self._read_fd < 0:
-            return
-        while self._read_fd >= 0:
-            try:
-                chunk = os.read(self._read_fd, 65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                chunk = b""
-            if not chunk:
-                self._close_reader()
-                return
-            self._take(chunk)
+        while self._read_fd >= 0 and self._read():
+            pass
 
     async def settle(self, seconds: float) -> None:
         """Wait (bounded) until nothing holds the pipe any more, ending the server's group as
