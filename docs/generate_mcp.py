@@ -134,6 +134,8 @@ executes, starts and writes nothing. Audited tool by tool (tests in
 - `workflow_trace_transformations`, `workflow_debug_info`, `workflow_list_runs` read the run
   store, opened read-only; a missing store is read as empty, never created. The run's
   workflow file is not read.
+- `workflow_why` and `workflow_diff` read the run store the same way (read-only, never
+  created), and neither reads a workflow file.
 - `workflow_health` reads the store, the workflow file, disk and memory figures; the
   workflow's MCP servers are reported as "not checked in read-only mode": none is started.
 
