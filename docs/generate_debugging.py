@@ -122,10 +122,11 @@ def normalize(text: str) -> list[str]:
     """The page's lines without what differs between two generations (ids, times, durations,
     spacing), sorted: steps of equal duration may swap places in a ranking."""
     text = re.sub(r"\d{8}-\d{6}-[0-9a-f]{6}", "RUN_ID", text)
+    # whole timestamps first (their date changes too), then clock times standing alone
+    text = re.sub(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?(\+00:00)?", "TIME", text)
     text = re.sub(r"\d\d:\d\d:\d\d\.\d{3}", "CLOCK", text)
     text = re.sub(r"\d+ -> \d+ bytes", "SIZE -> SIZE bytes", text)
     text = re.sub(r"│ *\d+ *│$", "│ N │", text, flags=re.MULTILINE)  # a run's ms in `runs`
-    text = re.sub(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?(\+00:00)?", "TIME", text)
     text = re.sub(r"\d+\.\d+", "N", text)
     text = re.sub(r"\d+(?= ?(ms|%))", "N", text)
     # diff: rows that differ in timing only come and go with the machine's load
