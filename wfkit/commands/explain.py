@@ -6,7 +6,6 @@ when the given inputs and defaults alone decide them.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from wfkit.core import models as m
 from wfkit.core.expressions import Expr, Value, truthy
-from wfkit.core.loader import Body, LoadedWorkflow, load_file, walk
+from wfkit.core.loader import Body, LoadedWorkflow, load_file, suggest, walk
 from wfkit.core.plan import CompiledUpdate
 from wfkit.core.policy import ErrorPolicy
 from wfkit.core.shellquote import place_values, unneeded_quotes
@@ -169,7 +168,7 @@ class _Walker:
             if root == "steps" and rest:
                 target = rest.split(".", 1)[0]
                 if target not in self.step_ids:
-                    hint = _suggest(target, sorted(self.step_ids))
+                    hint = suggest(target, sorted(self.step_ids))
                     self.warn("unknown_step", f"steps.{target} names no step{hint}", step)
             return
         if root in ("inputs", "raw", "computed"):
@@ -177,16 +176,14 @@ class _Walker:
             if not name or self.names.get(name) == root:
                 return
             known = sorted(n for n, t in self.names.items() if t == root)
-            self.warn(
-                "undefined_name", f"{root}.{name} is not defined{_suggest(name, known)}", step
-            )
+            self.warn("undefined_name", f"{root}.{name} is not defined{suggest(name, known)}", step)
             return
         if root in self.names:
             return
         candidates = sorted({*self.names, *allowed} - {"input"})
         self.warn(
             "undefined_name",
-            f"undefined name {root!r}{_suggest(root, candidates)}: the step will fail with "
+            f"undefined name {root!r}{suggest(root, candidates)}: the step will fail with "
             "UndefinedVariableError",
             step,
         )
@@ -346,7 +343,7 @@ class _Walker:
             self.warn(
                 "unknown_server",
                 f"server {step.server!r} is not in mcp_servers"
-                f"{_suggest(step.server, list(servers))}",
+                f"{suggest(step.server, list(servers))}",
                 step,
             )
             available: bool | None = False
@@ -420,11 +417,6 @@ def _literals(value: Value) -> list[str]:
 
     collect(value.source)
     return out
-
-
-def _suggest(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _retry_plan(policy: ErrorPolicy) -> RetryPlan:

@@ -153,7 +153,7 @@ def _iso_timestamp(record: dict[str, Any]) -> dict[str, Any]:
 
 def _check_traced_field(run_id: str, wanted: str, records: list[dict[str, Any]]) -> None:
     """``--field`` must name a field the run traced: a typo is an error, not silence."""
-    import difflib
+    from wfkit.core.loader import suggest
 
     fields = sorted({r["field"] for r in records if r["kind"] == "transform"})
     if wanted in fields:
@@ -163,9 +163,10 @@ def _check_traced_field(run_id: str, wanted: str, records: list[dict[str, Any]])
             f"run {run_id} recorded no computed-field traces (run it with --trace), "
             f"so there is nothing for {wanted!r}"
         )
-    close = difflib.get_close_matches(wanted, fields, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise InputError(f"run {run_id} traced no field {wanted!r}{hint} (traced: {', '.join(fields)})")
+    raise InputError(
+        f"run {run_id} traced no field {wanted!r}{suggest(wanted, fields)} "
+        f"(traced: {', '.join(fields)})"
+    )
 
 
 def _seconds(stamp: str) -> float:

@@ -69,14 +69,13 @@ RUN_STATUSES = (
 
 def check_statuses(statuses: list[str] | None) -> None:
     """Refuse a status filter no run can match (a typo would list nothing, silently)."""
-    import difflib
+    from wfkit.core.loader import suggest
 
     for status in statuses or []:
         if status not in RUN_STATUSES:
-            close = difflib.get_close_matches(status, RUN_STATUSES, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise InputError(
-                f"unknown run status {status!r}{hint} (one of: {', '.join(RUN_STATUSES)})"
+                f"unknown run status {status!r}{suggest(status, RUN_STATUSES)} "
+                f"(one of: {', '.join(RUN_STATUSES)})"
             )
 
 

@@ -173,7 +173,8 @@ _VOCABULARY = sorted(
 )
 
 
-def _suggest(word: str, options: list[str] | tuple[str, ...]) -> str:
+def suggest(word: str, options: list[str] | tuple[str, ...]) -> str:
+    """``; did you mean 'x'?`` for the closest of ``options``, or nothing."""
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -249,12 +250,12 @@ def _locate(error: Any, data: Any, vocabulary: list[str]) -> tuple[NodePath, str
         elif kind == "missing" and i == len(loc) - 1:
             return tuple(path), f"missing required field {part!r}"
     if kind == "extra_forbidden":
-        return tuple(path), f"unknown field {path[-1]!r}{_suggest(str(path[-1]), vocabulary)}"
+        return tuple(path), f"unknown field {path[-1]!r}{suggest(str(path[-1]), vocabulary)}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tag = error.get("ctx", {}).get("tag")
         if tag is None:
             return tuple(path), f"a step needs a `type` (one of: {', '.join(m.STEP_TYPES)})"
-        return (*path, "type"), f"unknown step type {tag!r}{_suggest(str(tag), m.STEP_TYPES)}"
+        return (*path, "type"), f"unknown step type {tag!r}{suggest(str(tag), m.STEP_TYPES)}"
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind not in ("value_error", "assertion_error") and "input" in error:
         message += f", got {_short(error['input'])}"
@@ -321,7 +322,7 @@ def _check_steps(
             raise source.error(f"`{step.step_type}` outside a while_loop or foreach", where)
         if step.circuit_breaker and step.circuit_breaker not in workflow.config.circuit_breakers:
             name = step.circuit_breaker
-            hint = _suggest(name, list(workflow.config.circuit_breakers))
+            hint = suggest(name, list(workflow.config.circuit_breakers))
             raise source.error(
                 f"unknown circuit breaker {name!r}{hint} (declare it in config.circuit_breakers)",
                 (*where, "circuit_breaker"),
@@ -332,7 +333,7 @@ def _check_steps(
             known = list(workflow.sub_agent_tasks)
             raise source.error(
                 f"unknown sub_agent_task {step.sub_agent_task!r}"
-                f"{_suggest(step.sub_agent_task, known)}",
+                f"{suggest(step.sub_agent_task, known)}",
                 (*where, "sub_agent_task"),
             )
         is_loop = isinstance(step, (m.WhileLoopStep, m.ForeachStep))
@@ -371,7 +372,7 @@ def _compile_step(source: Source, step: m.StepBase, where: NodePath) -> None:
     for i, name in enumerate(step.retry_on if isinstance(step.retry_on, list) else []):
         if name not in ERROR_TYPES:
             raise source.error(
-                f"unknown error type {name!r} in retry_on{_suggest(name, list(ERROR_TYPES))}",
+                f"unknown error type {name!r} in retry_on{suggest(name, list(ERROR_TYPES))}",
                 (*where, "retry_on", i),
             )
     compiled["policy"] = policy_of(step, compiled.get("retry_on"))
@@ -552,7 +553,7 @@ def _plan_computed(
             if qualified is None:
                 raise source.error(
                     f"computed field {name!r} reads {src!r}, which is not an input, raw or "
-                    f"computed field{_suggest(src, known)}",
+                    f"computed field{suggest(src, known)}",
                     (*at, "from"),
                 )
             sources.append(qualified)
@@ -565,7 +566,7 @@ def _plan_computed(
             qualified = _qualify(ref, tiers)
             if qualified is None:
                 raise source.error(
-                    f"transform of {name!r} reads undefined name {ref!r}{_suggest(ref, known)}",
+                    f"transform of {name!r} reads undefined name {ref!r}{suggest(ref, known)}",
                     (*at, "transform"),
                 )
             deps.add(_top(qualified))
