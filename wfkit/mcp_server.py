@@ -186,58 +186,45 @@ def _argument_error(tool: str, error: Any) -> str:
 # ----------------------------------------------------------------------------- next calls
 
 
+def _call(tool: str, run_id: str, why: str, **arguments: Any) -> dict[str, Any]:
+    """One suggested call: the tool, its arguments (the run id and more), and why."""
+    return {"tool": tool, "arguments": {"run_id": run_id, **arguments}, "why": why}
+
+
 def _next_calls(report: dict[str, Any], traced: bool, called: str) -> list[dict[str, Any]]:
     run_id = report["run_id"]
     status = report["status"]
-    calls: list[dict[str, Any]]
+    trace = "workflow_trace_transformations"
     if status == "waiting":
         error = report.get("error") or {}
         calls = [
-            {
-                "tool": "workflow_resume",
-                "arguments": {"run_id": run_id, "answers": {error.get("step_id"): "<answer>"}},
-                "why": f"the run waits for an answer: {error.get('prompt')}",
-            }
+            _call(
+                "workflow_resume",
+                run_id,
+                f"the run waits for an answer: {error.get('prompt')}",
+                answers={error.get("step_id"): "<answer>"},
+            )
         ]
     elif status == "succeeded":
         calls = [
-            {
-                "tool": "workflow_debug_info",
-                "arguments": {"run_id": run_id},
-                "why": "see each step's attempts and durations, the state and the bottlenecks",
-            }
+            *([_call(trace, run_id, "see what each computed field did")] if traced else []),
+            _call(
+                "workflow_debug_info",
+                run_id,
+                "see each step's attempts and durations, the state and the bottlenecks",
+            ),
         ]
-        if traced:
-            calls.insert(
-                0,
-                {
-                    "tool": "workflow_trace_transformations",
-                    "arguments": {"run_id": run_id},
-                    "why": "see what each computed field did",
-                },
-            )
     else:
+        why_trace = "see the computed fields, conditions and retry decisions"
         calls = [
-            {
-                "tool": "workflow_debug_info",
-                "arguments": {"run_id": run_id},
-                "why": f"the run {status}: see the failing step, state and errors",
-            },
-            {
-                "tool": "workflow_resume",
-                "arguments": {"run_id": run_id},
-                "why": "continue where it stopped once the cause is fixed",
-            },
+            _call(
+                "workflow_debug_info",
+                run_id,
+                f"the run {status}: see the failing step, state and errors",
+            ),
+            *([_call(trace, run_id, why_trace)] if traced else []),
+            _call("workflow_resume", run_id, "continue where it stopped once the cause is fixed"),
         ]
-        if traced:
-            calls.insert(
-                1,
-                {
-                    "tool": "workflow_trace_transformations",
-                    "arguments": {"run_id": run_id},
-                    "why": "see the computed fields, conditions and retry decisions",
-                },
-            )
     return [c for c in calls if c["tool"] != called]
 
 
