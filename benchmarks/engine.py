@@ -26,7 +26,7 @@ from wallclock import wall_section
 from wfkit.core.expressions import compile_expr
 from wfkit.core.loader import LoadedWorkflow, load_text
 from wfkit.core.runtime import Run, RunOptions
-from wfkit.core.store import RunStore
+from wfkit.store.sqlite import RunStore
 
 
 def sequential(n: int) -> str:

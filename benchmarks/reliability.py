@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wfkit.core.store import RunStore
+from wfkit.store.sqlite import RunStore
 
 
 def kill_and_resume(trials: int, store: Path) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def large_state(scale: float, tmp: Path) -> dict[str, Any]:
     from wfkit.core.events import Checkpoint
     from wfkit.core.loader import load_text
     from wfkit.core.runtime import Run, RunOptions
-    from wfkit.core.store import RunStore
+    from wfkit.store.sqlite import RunStore
 
     n_items, n_keys, writes = int(200_000 * scale), int(1000 * scale), 200
     loaded = load_text(

@@ -55,9 +55,25 @@ def test_help_does_not_import_heavy_modules() -> None:
 def test_core_never_imports_presentation_or_protocol_layers() -> None:
     code = (
         "import sys\n"
-        "import wfkit.core.runtime, wfkit.core.loader, wfkit.core.store, wfkit.commands\n"
+        "import wfkit.core.runtime, wfkit.core.loader, wfkit.store.sqlite, wfkit.commands\n"
         "bad = [m for m in ('typer', 'click', 'rich', 'mcp', 'wfkit.cli', 'wfkit.render')"
         " if m in sys.modules]\n"
+        "print('BAD', bad)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "BAD []" in out
+
+
+def test_engine_never_imports_a_store_or_sqlite() -> None:
+    """The engine talks to stores through events and callbacks only."""
+    code = (
+        "import sys\n"
+        "import wfkit.core.runtime, wfkit.core.loader, wfkit.core.steps\n"
+        "import wfkit.core.steps.parallel, wfkit.core.steps.shell, wfkit.core.steps.tool\n"
+        "bad = [m for m in sys.modules if m.startswith('wfkit.store') or m in "
+        "('sqlite3', 'psycopg', 'distributed', 'wfkit.commands')]\n"
         "print('BAD', bad)\n"
     )
     out = subprocess.run(

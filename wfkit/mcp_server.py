@@ -297,7 +297,7 @@ def build_server(  # noqa: PLR0915 - one closure per tool, over the root and the
     server.parameters = {}
 
     def traced(run_id: str) -> bool:
-        from wfkit.core.store import RunStore
+        from wfkit.store.sqlite import RunStore
 
         with RunStore(store, create=False, read_only=read_only) as run_store:
             return run_store.has_traces(run_id)

@@ -181,7 +181,7 @@ def test_debug_reports_failure_state_history_and_bottlenecks(write, tmp_path) ->
 
 
 def test_debug_of_an_interrupted_run_shows_the_checkpoint(write) -> None:  # type: ignore[no-untyped-def]
-    from wfkit.core.store import RunStore
+    from wfkit.store.sqlite import RunStore
 
     report = run_workflow(
         write(

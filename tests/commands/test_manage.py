@@ -16,9 +16,9 @@ from wfkit.commands import RunReport, list_runs
 from wfkit.commands.manage import cancel_run, prune_runs, retention_policy
 from wfkit.core.fingerprint import structure_change
 from wfkit.core.models import Retention
-from wfkit.core.pending import process_identity
-from wfkit.core.retention import PrunePolicy
-from wfkit.core.store import RunStore
+from wfkit.store.pending import process_identity
+from wfkit.store.retention import PrunePolicy
+from wfkit.store.sqlite import RunStore
 
 QUICK = "name: quick\nsteps:\n  - {id: say, type: shell_command, command: 'echo hello'}\n"
 

@@ -16,9 +16,9 @@ from wfkit.commands import RunReport, resume_workflow
 from wfkit.commands.logs import run_logs
 from wfkit.core.capture import MAX_PENDING_LINE, StreamCapture
 from wfkit.core.events import OutputChunk
-from wfkit.core.store import SCHEMA_VERSION, RunStore
 from wfkit.errors import LoadError, ToolError
 from wfkit.render_output import LiveOutput
+from wfkit.store.sqlite import SCHEMA_VERSION, RunStore
 
 
 def capture(limit: int) -> tuple[StreamCapture, list[tuple[int, bytes, bool]], list[int]]:

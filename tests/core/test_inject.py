@@ -14,9 +14,9 @@ from wfkit.cli import app
 from wfkit.commands import run_workflow, run_workflow_async
 from wfkit.commands.why import why_step
 from wfkit.core.inject import parse_fault
-from wfkit.core.store import RunStore
 from wfkit.core.tools import FunctionTools
 from wfkit.errors import InputError
+from wfkit.store.sqlite import RunStore
 
 FLOW = """
 name: inj

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from wfkit.core.events import ErrorRecord, ErrorRecorded, Message, RunFinished, RunStarted
-from wfkit.core.store import SCHEMA_VERSION, RunStore, new_run_id, resolve_store_path
 from wfkit.errors import RunNotFoundError, StoreError
+from wfkit.store.sqlite import SCHEMA_VERSION, RunStore, new_run_id, resolve_store_path
 
 
 def started(run_id: str, at: float) -> RunStarted:

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from wfkit.core.events import ErrorRecord
-from wfkit.core.store import RunRow, RunStore
+from wfkit.store.sqlite import RunRow, RunStore
 
 SLOWER_RATIO = 1.5
 """A step counts as slower only when it took 1.5 times as long (and 5 ms more)."""

@@ -12,8 +12,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from wfkit.core.loader import LoadedWorkflow, load_file
-from wfkit.core.store import RunStore
 from wfkit.errors import LoadError, StoreError, ToolConnectionError
+from wfkit.store.sqlite import RunStore
 
 MIN_FREE_DISK_MB = 100
 MIN_FREE_MEMORY_MB = 100

@@ -13,9 +13,9 @@ from wfkit.commands.results import ErrorEntry
 from wfkit.commands.resume import effective_status
 from wfkit.commands.run import iso
 from wfkit.core.state import MISSING
-from wfkit.core.store import RunRow, RunStore
 from wfkit.core.values import json_len
 from wfkit.errors import InputError
+from wfkit.store.sqlite import RunRow, RunStore
 
 CONTAINERS = frozenset({"conditional", "while_loop", "foreach", "parallel_foreach"})
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from wfkit.commands.run import iso
-from wfkit.core.outputs import ChunkRow, OutputRow, read_chunks, read_outputs
-from wfkit.core.store import RunStore
+from wfkit.store.outputs import ChunkRow, OutputRow, read_chunks, read_outputs
+from wfkit.store.sqlite import RunStore
 
 FOLLOW_POLL_SECONDS = 0.25
 

@@ -24,10 +24,10 @@ from wfkit.commands.results import RunSummary, check_statuses
 from wfkit.commands.run import iso
 from wfkit.core.durations import parse_duration
 from wfkit.core.models import Retention
-from wfkit.core.retention import PrunePolicy, delete_runs, select_runs
 from wfkit.core.runtime import Run, RunOutcome
-from wfkit.core.store import RunRow, RunStore
 from wfkit.errors import CancelError
+from wfkit.store.retention import PrunePolicy, delete_runs, select_runs
+from wfkit.store.sqlite import RunRow, RunStore
 
 WATCH_SECONDS = 0.25
 """How often a running process looks for a cancel request (and flushes quiet output)."""

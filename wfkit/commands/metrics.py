@@ -13,9 +13,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from wfkit.commands.results import RUN_STATUSES
-from wfkit.core.store import RunStore
 from wfkit.core.values import json_len
 from wfkit.errors import MissingExtraError, WfkitError
+from wfkit.store.sqlite import RunStore
 
 DURATION_BUCKETS_MS = (1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 60000)
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}

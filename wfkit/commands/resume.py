@@ -22,11 +22,11 @@ from wfkit.core.events import Event
 from wfkit.core.fingerprint import step_structure, structure_change
 from wfkit.core.frame import StepRecord
 from wfkit.core.loader import LoadedWorkflow, load_file
-from wfkit.core.pending import process_identity
 from wfkit.core.runtime import Ask, Run
-from wfkit.core.store import RunRow, RunStore
 from wfkit.core.tools import ToolProvider
 from wfkit.errors import ResumeError
+from wfkit.store.pending import process_identity
+from wfkit.store.sqlite import RunRow, RunStore
 
 RESUMABLE = ("failed", "timed_out", "cancelled", "interrupted", "waiting")
 

@@ -26,8 +26,8 @@ from wfkit.core.events import ErrorRecord, Event
 from wfkit.core.inject import Fault
 from wfkit.core.loader import LoadedWorkflow, load_file
 from wfkit.core.runtime import Ask, Run, RunOptions, RunOutcome
-from wfkit.core.store import RunStore, new_run_id, resolve_store_path
 from wfkit.core.tools import NoTools, ToolProvider
+from wfkit.store.sqlite import RunStore, new_run_id, resolve_store_path
 
 T = TypeVar("T")
 

@@ -22,7 +22,6 @@ from wfkit.core.events import Event, StepFinished
 from wfkit.core.inject import parse_fault
 from wfkit.core.loader import LoadedWorkflow, load_file, translate_validation_error
 from wfkit.core.state import json_type
-from wfkit.core.store import RunStore, resolve_store_path
 from wfkit.core.values import child, parse_path
 from wfkit.core.yamlsrc import parse, read_source
 from wfkit.errors import (
@@ -36,6 +35,7 @@ from wfkit.errors import (
     ToolNotFoundError,
     WfkitError,
 )
+from wfkit.store.sqlite import RunStore, resolve_store_path
 
 MATCHERS = ("matches", "contains", "gt", "ge", "lt", "le", "type", "len")
 
@@ -591,7 +591,7 @@ class TestReport(_Model):
 def _prune_test_store(path: Path) -> None:
     """Keep the newest :data:`TEST_RUNS_KEPT` case runs (the test store stays bounded)."""
     from wfkit.commands.manage import apply_retention
-    from wfkit.core.retention import PrunePolicy
+    from wfkit.store.retention import PrunePolicy
 
     with RunStore(path, create=False) as run_store:
         if not run_store.missing:

@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from wfkit.core.store import RunStore
 from wfkit.errors import InputError
+from wfkit.store.sqlite import RunStore
 
 
 class _Result(BaseModel):

@@ -18,6 +18,9 @@ from jinja2.runtime import Undefined
 from wfkit.core.models import FieldType
 from wfkit.errors import StateError, UndefinedVariableError
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+dumps = _ENCODER.encode  # one encoder: json.dumps with options builds one per call
+
 _MISSING: Any = object()
 MISSING: Any = _MISSING
 """Marks a name that no longer exists (in changes handed to checkpoints)."""

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from wfkit.core.capture import OutputCapture
 from wfkit.core.models import McpCallStep
-from wfkit.core.pending import dumps
 from wfkit.core.steps import handles
 from wfkit.core.steps.shell import output_limit
+from wfkit.core.values import dumps
 from wfkit.errors import ToolError, WfkitError
 
 if TYPE_CHECKING:

@@ -37,9 +37,9 @@ from wfkit.core.events import (
     StepStarted,
 )
 from wfkit.core.frame import FrameCheckpoint
-from wfkit.core.pending import SERVER_LOG, Pending
 from wfkit.core.state import MISSING
 from wfkit.errors import RunNotFoundError, StoreError
+from wfkit.store.pending import SERVER_LOG, Pending
 
 SCHEMA_VERSION = 3
 DEFAULT_DIR = ".wfkit"

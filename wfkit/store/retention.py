@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from wfkit.core.durations import parse_duration
-from wfkit.core.store import RUN_TABLES, RunRow, RunStore
+from wfkit.store.sqlite import RUN_TABLES, RunRow, RunStore
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sqlite3
@@ -31,7 +30,7 @@ from wfkit.core.events import (
     ToolServerLog,
     TracesCollected,
 )
-from wfkit.core.values import MISSING
+from wfkit.core.values import MISSING, dumps
 
 #: the ``messages`` level under which a tool server's stderr is kept
 SERVER_LOG = "server_log"
@@ -48,10 +47,6 @@ def process_identity(pid: int | None = None) -> str | None:
         return None
     start = stat.rsplit(")", 1)[1].split()[19]  # field 22: start time in ticks since boot
     return f"{socket.gethostname()}/{boot}/{start}"
-
-
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
-dumps = _ENCODER.encode  # one encoder: json.dumps with options builds one per call
 
 
 class Pending:
