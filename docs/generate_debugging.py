@@ -6,6 +6,7 @@ output shown there is what the commands print.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -67,7 +68,9 @@ def _output_blocks(tmp: Path) -> dict[str, str]:
 def generate() -> str:
     """The page, with the output of every command it shows."""
     cwd = os.getcwd()
-    with tempfile.TemporaryDirectory() as tmp:
+    # the marker's path is fixed, so generators running at once (two checkouts) take turns
+    with open(MARKER.with_suffix(".lock"), "w") as lock, tempfile.TemporaryDirectory() as tmp:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         os.chdir(ROOT)
         os.environ["WFKIT_STORE"] = str(Path(tmp) / "store")
         marker = MARKER
