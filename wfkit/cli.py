@@ -625,6 +625,12 @@ def suite_command(
     fail_under: Annotated[
         float | None, typer.Option("--coverage-fail-under", help="Fail below this percent.")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=1, help="Run cases in this many processes (results as serial)."
+        ),
+    ] = 1,
     json_out: JsonOpt = False,
 ) -> None:
     """Run workflow test suites with mocked tools, shell and answers, in virtual time."""
@@ -639,7 +645,10 @@ def suite_command(
     measure = coverage or lcov is not None or fail_under is not None
     try:
         result = run_tests(
-            paths, coverage=measure, on_case=None if json_out else lambda c: err.print(case_line(c))
+            paths,
+            coverage=measure,
+            on_case=None if json_out else lambda c: err.print(case_line(c)),
+            workers=workers,
         )
     except NoTestsFoundError as exc:  # as pytest: exit 5 when nothing was collected
         if json_out:

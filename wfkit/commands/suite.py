@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -36,6 +36,9 @@ from wfkit.errors import (
     WfkitError,
 )
 from wfkit.store.sqlite import RunStore, resolve_store_path
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 MATCHERS = ("matches", "contains", "gt", "ge", "lt", "le", "type", "len")
 
@@ -598,45 +601,104 @@ def _prune_test_store(path: Path) -> None:
             apply_retention(run_store, PrunePolicy(keep=TEST_RUNS_KEPT))
 
 
+def _run_slots(
+    slots: list[CaseResult | tuple[Path, Suite, Case]], kept: Path, workers: int
+) -> Iterator[CaseResult]:
+    """Each slot's result in order: run here, or in a pool of ``workers`` processes."""
+    jobs = sum(not isinstance(slot, CaseResult) for slot in slots)
+    if workers == 1 or jobs < 2:
+        for slot in slots:
+            yield slot if isinstance(slot, CaseResult) else run_case(*slot, store=kept)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a worker starts clean, whatever threads this process has
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, jobs), mp_context=context) as pool:
+        pending: list[CaseResult | Future[CaseResult]] = [
+            slot if isinstance(slot, CaseResult) else pool.submit(_case_job, *slot, kept)
+            for slot in slots
+        ]
+        try:
+            for index, entry in enumerate(pending):
+                yield entry if isinstance(entry, CaseResult) else _collect(entry, slots[index])
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+
+def _case_job(path: Path, suite: Suite, case: Case, kept: Path) -> CaseResult:
+    """One case in a worker process (a module-level function, so the pool can ship it)."""
+    return run_case(path, suite, case, store=kept)
+
+
+def _collect(future: Future[CaseResult], slot: CaseResult | tuple[Path, Suite, Case]) -> CaseResult:
+    """A worker's result. A worker that dies breaks the pool: this case and every case not
+    finished by then are reported as errored (the suite ends instead of hanging)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        assert not isinstance(slot, CaseResult)
+        path, suite, case = slot
+        return CaseResult(
+            file=str(path),
+            workflow=str((path.parent / suite.workflow).resolve()),
+            name=case.name,
+            status="error",
+            error=f"the worker process running this case died ({exc})",
+            duration_ms=0.0,
+            virtual_seconds=0.0,
+        )
+
+
 def run_tests(
     paths: Sequence[str | Path],
     *,
     coverage: bool = False,
     on_case: Callable[[CaseResult], None] | None = None,
     store: str | Path | None = None,
+    workers: int = 1,
 ) -> TestReport:
-    """Discover and run every case of every suite under ``paths``."""
+    """Discover and run every case of every suite under ``paths``.
+
+    ``workers`` above 1 spreads the cases over that many processes; results come back in
+    the order a serial run gives them, so reports, JUnit and coverage are the same.
+    """
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, not {workers}")
     started = time.perf_counter()
-    results: list[CaseResult] = []
     found = discover(paths)
     if not found:
         raise NoTestsFoundError(
             f"no test suites found in {', '.join(map(str, paths))} (files named *.wftest.yaml)"
         )
     kept = case_store_path(store)
+    slots: list[CaseResult | tuple[Path, Suite, Case]] = []
     for path in found:
         try:
             suite = load_suite(path)
         except LoadError as exc:  # reported as one errored case; the other suites still run
-            invalid = CaseResult(
-                file=str(path),
-                workflow="",
-                name="(suite)",
-                status="error",
-                error=str(exc),
-                invalid=True,
-                duration_ms=0.0,
-                virtual_seconds=0.0,
+            slots.append(
+                CaseResult(
+                    file=str(path),
+                    workflow="",
+                    name="(suite)",
+                    status="error",
+                    error=str(exc),
+                    invalid=True,
+                    duration_ms=0.0,
+                    virtual_seconds=0.0,
+                )
             )
-            results.append(invalid)
-            if on_case is not None:
-                on_case(invalid)
             continue
-        for case in suite.cases:
-            result = run_case(path, suite, case, store=kept)
-            results.append(result)
-            if on_case is not None:
-                on_case(result)
+        slots.extend((path, suite, case) for case in suite.cases)
+    results: list[CaseResult] = []
+    for result in _run_slots(slots, kept, workers):
+        results.append(result)
+        if on_case is not None:
+            on_case(result)
     _prune_test_store(kept)
     covered = measure_coverage(results) if coverage else None
     total = [i for c in covered or [] for i in c.items]
