@@ -398,6 +398,48 @@ def test_every_problem_of_a_file_is_reported_sorted_by_line() -> None:
     assert error.message.endswith("(and 3 more problems)")
 
 
+EVERY_LATER_PROBLEM = """\
+name: x
+config:
+  circuit_breakers: {api: {failure_threshold: 2}}
+state_schema:
+  raw: {n: integer}
+  computed:
+    a: {from: computed.b, transform: "input"}
+    b: {from: computed.a, transform: "input"}
+    c: {from: raw.nope, transform: "input"}
+steps:
+  - {id: s, type: state_update, path: raw.n, value: 1}
+  - {id: s, type: state_update, path: raw.n, value: 2}
+  - {id: t, type: break}
+  - {id: u, type: shell_command, command: "ls", circuit_breaker: apj}
+  - {id: v, type: shell_command, command: "{{ x ", retry_on: [ToolErorr]}
+  - {id: w, type: parallel_foreach, items: [1], sub_agent_task: missing}
+"""
+
+
+def test_every_later_stage_problem_is_reported_at_once() -> None:
+    """ids, references, expressions, state plans: each found, none stops the others."""
+    error = load_error(EVERY_LATER_PROBLEM)
+    found = [(p.line, p.field) for p in error.problems]
+    assert found == sorted(found, key=lambda f: f[0] or 0)
+    messages = " | ".join(p.message for p in error.problems)
+    for expected in (
+        "computed fields form a cycle",
+        "computed field 'c' reads 'raw.nope'",
+        "duplicate step id 's' (first used on line 11)",
+        "`break` outside a while_loop or foreach",
+        "unknown circuit breaker 'apj'; did you mean 'api'?",
+        "unknown error type 'ToolErorr' in retry_on; did you mean 'ToolError'?",
+        "unknown sub_agent_task 'missing'",
+    ):
+        assert expected in messages
+    assert len(error.problems) >= 8  # the unclosed expression too
+    lines = {p.line for p in error.problems}
+    assert {7, 9, 12, 13, 14, 15, 16} <= lines
+    assert error.message.endswith(f"(and {len(error.problems) - 1} more problems)")
+
+
 def test_a_single_problem_is_its_own_list() -> None:
     error = load_error("name: x\nsteps: []\nstepz: []\n")
     assert error.problems == [error]

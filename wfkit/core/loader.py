@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,18 @@ from wfkit.core.yamlsrc import Source, format_path, parse, read_source
 from wfkit.errors import ERROR_TYPES, ExpressionError, LoadError, StateError
 
 MAX_FILE_BYTES = 5_000_000
+
+#: problems of the file being compiled (see :func:`_problem`); ``None``: raise at once
+_FOUND: ContextVar[list[LoadError] | None] = ContextVar("found", default=None)
+
+
+def _problem(error: LoadError) -> None:
+    """Report a problem of the file: kept while a whole file is checked, so the user sees
+    every problem at once, else raised. The caller goes on as if the part were absent."""
+    found = _FOUND.get()
+    if found is None:
+        raise error
+    found.append(error)
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,20 @@ def _parse_and_validate(text: str, file: str) -> tuple[Source, m.Workflow]:
 
 
 def _compile_workflow(text: str, file: str, source: Source, workflow: m.Workflow) -> LoadedWorkflow:
+    """Check and compile everything; every problem found is reported in one error."""
+    found: list[LoadError] = []
+    token = _FOUND.set(found)
+    try:
+        loaded = _compile_checked(text, file, source, workflow)
+    finally:
+        _FOUND.reset(token)
+    if found:
+        unique = {(p.line, p.column, p.message): p for p in found}
+        raise combine_problems(list(unique.values()))
+    return loaded
+
+
+def _compile_checked(text: str, file: str, source: Source, workflow: m.Workflow) -> LoadedWorkflow:
     digest = hashlib.sha256(text.encode()).hexdigest()
     written = raw_writes(workflow.steps, workflow.finally_)
     main_plan = build_state_plan(
@@ -193,7 +220,12 @@ def translate_validation_error(
         source.error(_one_message(path, found, source.data), path)
         for path, found in grouped.items()
     ]
-    problems.sort(key=lambda p: (p.line or 0, p.column or 0))
+    return combine_problems(problems)
+
+
+def combine_problems(problems: list[LoadError]) -> LoadError:
+    """Problems as one :class:`LoadError`, sorted by line: its own fields are the first's."""
+    problems = sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
     first = problems[0]
     if len(problems) == 1:
         return first
@@ -299,10 +331,13 @@ def _prepare(source: Source, body: Body, base: NodePath, workflow: m.Workflow) -
                     step.id = f"{step.step_type}_{counters[step.step_type]}"
             elif step.id in seen:
                 line = source.position(seen[step.id])[0]
-                raise source.error(
-                    f"duplicate step id {step.id!r} (first used on line {line})", (*where, "id")
+                _problem(
+                    source.error(
+                        f"duplicate step id {step.id!r} (first used on line {line})",
+                        (*where, "id"),
+                    )
                 )
-            seen[step.id] = where
+            seen.setdefault(step.id, where)
             step._line = source.position(where)[0]
             step._path = format_path(where)
             body.by_id[step.id] = step
@@ -319,22 +354,27 @@ def _check_steps(
         if isinstance(step, m.UserInputStep):
             _check_choices(source, step, where)
         if isinstance(step, (m.BreakStep, m.ContinueStep)) and loop_depth == 0:
-            raise source.error(f"`{step.step_type}` outside a while_loop or foreach", where)
+            _problem(source.error(f"`{step.step_type}` outside a while_loop or foreach", where))
         if step.circuit_breaker and step.circuit_breaker not in workflow.config.circuit_breakers:
             name = step.circuit_breaker
             hint = suggest(name, list(workflow.config.circuit_breakers))
-            raise source.error(
-                f"unknown circuit breaker {name!r}{hint} (declare it in config.circuit_breakers)",
-                (*where, "circuit_breaker"),
+            _problem(
+                source.error(
+                    f"unknown circuit breaker {name!r}{hint} "
+                    "(declare it in config.circuit_breakers)",
+                    (*where, "circuit_breaker"),
+                )
             )
         if isinstance(step, m.ParallelForeachStep) and step.sub_agent_task not in (
             workflow.sub_agent_tasks
         ):
             known = list(workflow.sub_agent_tasks)
-            raise source.error(
-                f"unknown sub_agent_task {step.sub_agent_task!r}"
-                f"{suggest(step.sub_agent_task, known)}",
-                (*where, "sub_agent_task"),
+            _problem(
+                source.error(
+                    f"unknown sub_agent_task {step.sub_agent_task!r}"
+                    f"{suggest(step.sub_agent_task, known)}",
+                    (*where, "sub_agent_task"),
+                )
             )
         is_loop = isinstance(step, (m.WhileLoopStep, m.ForeachStep))
         for label, children in step.children():
@@ -351,11 +391,13 @@ def _check_choices(source: Source, step: m.UserInputStep, where: NodePath) -> No
     for field_name in ("choices", "default"):
         for path, word in source.word_booleans.items():
             if path[: len(where) + 1] == (*where, field_name):
-                raise source.error(
-                    f"{word!r} in {field_name} is read by YAML 1.1 as the boolean "
-                    f"{word.lower() in ('yes', 'y', 'on')}; quote it ('{word}') for the answer "
-                    f"{word!r}",
-                    path,
+                _problem(
+                    source.error(
+                        f"{word!r} in {field_name} is read by YAML 1.1 as the boolean "
+                        f"{word.lower() in ('yes', 'y', 'on')}; quote it ('{word}') for the "
+                        f"answer {word!r}",
+                        path,
+                    )
                 )
 
 
@@ -371,9 +413,11 @@ def _compile_step(source: Source, step: m.StepBase, where: NodePath) -> None:
         compiled["retry_on"] = _compile(source, step.retry_on, "bare", (*where, "retry_on"))
     for i, name in enumerate(step.retry_on if isinstance(step.retry_on, list) else []):
         if name not in ERROR_TYPES:
-            raise source.error(
-                f"unknown error type {name!r} in retry_on{suggest(name, list(ERROR_TYPES))}",
-                (*where, "retry_on", i),
+            _problem(
+                source.error(
+                    f"unknown error type {name!r} in retry_on{suggest(name, list(ERROR_TYPES))}",
+                    (*where, "retry_on", i),
+                )
             )
     compiled["policy"] = policy_of(step, compiled.get("retry_on"))
     compiled["updates"] = _compile_updates(source, step.updates(), where, "state_update")
@@ -396,7 +440,8 @@ def _compile(source: Source, value: Any, mode: str, where: NodePath) -> Expr | V
             return compile_expr(value)
         return Value(value, shell=mode == "shell" and isinstance(value, str))
     except ExpressionError as exc:
-        raise source.error(exc.message, where) from None
+        _problem(source.error(exc.message, where))
+        return compile_expr("", bare=False) if mode != "value" else Value(None)
 
 
 def _compile_updates(
@@ -414,7 +459,7 @@ def _compile_updates(
             elif static and not static.startswith("raw."):
                 writable_path(static.rstrip(".[") or static)
         except StateError as exc:
-            raise source.error(exc.message, at) from None
+            _problem(source.error(exc.message, at))
         value = _compile(source, spec.value, "value", at)
         by = _compile(source, spec.by, "value", at)
         assert isinstance(value, Value)
@@ -477,21 +522,27 @@ def build_state_plan(
                 "workflow",
                 "input",
             ):
-                raise source.error(f"{name!r} is a reserved name", (*at, name))
+                _problem(source.error(f"{name!r} is a reserved name", (*at, name)))
+                continue
             if tiers.get(name, tier) != tier:
-                raise source.error(
-                    f"{name!r} is defined in both {tiers[name]} and {tier}; "
-                    "flattened reads would be ambiguous",
-                    (*at, name),
+                _problem(
+                    source.error(
+                        f"{name!r} is defined in both {tiers[name]} and {tier}; "
+                        "flattened reads would be ambiguous",
+                        (*at, name),
+                    )
                 )
+                continue
             tiers[name] = tier
     raw_defaults: dict[str, Any] = {k: zero_value(t) for k, t in schema.raw.items()}
     for name, value in defaults.raw.items():
         declared = schema.raw.get(name)
         if declared and value is not None and not matches_type(value, declared):
-            raise source.error(
-                f"default for {name!r} should be {declared}, got {value!r}",
-                (*owner, "default_state", "raw", name),
+            _problem(
+                source.error(
+                    f"default for {name!r} should be {declared}, got {value!r}",
+                    (*owner, "default_state", "raw", name),
+                )
             )
         raw_defaults[name] = value
     for name, spec in inputs.items():
@@ -500,9 +551,11 @@ def build_state_plan(
             and spec.default is not None
             and not matches_type(spec.default, spec.type)
         ):
-            raise source.error(
-                f"default of input {name!r} should be {spec.type}, got {spec.default!r}",
-                (*owner, "inputs", name, "default"),
+            _problem(
+                source.error(
+                    f"default of input {name!r} should be {spec.type}, got {spec.default!r}",
+                    (*owner, "inputs", name, "default"),
+                )
             )
     computed = _plan_computed(source, (*where, "computed"), schema.computed, tiers, written)
     dependents: dict[str, list[str]] = {}
@@ -551,11 +604,14 @@ def _plan_computed(
                 qualified = src  # a raw path a step writes undeclared (explain warns), or one
                 # nothing writes, read by a field that falls back when it is missing
             if qualified is None:
-                raise source.error(
-                    f"computed field {name!r} reads {src!r}, which is not an input, raw or "
-                    f"computed field{suggest(src, known)}",
-                    (*at, "from"),
+                _problem(
+                    source.error(
+                        f"computed field {name!r} reads {src!r}, which is not an input, raw or "
+                        f"computed field{suggest(src, known)}",
+                        (*at, "from"),
+                    )
                 )
+                continue
             sources.append(qualified)
         transform = _compile(source, spec.transform, "bare", (*at, "transform"))
         assert isinstance(transform, Expr)
@@ -565,10 +621,13 @@ def _plan_computed(
                 continue
             qualified = _qualify(ref, tiers)
             if qualified is None:
-                raise source.error(
-                    f"transform of {name!r} reads undefined name {ref!r}{suggest(ref, known)}",
-                    (*at, "transform"),
+                _problem(
+                    source.error(
+                        f"transform of {name!r} reads undefined name {ref!r}{suggest(ref, known)}",
+                        (*at, "transform"),
+                    )
                 )
+                continue
             deps.add(_top(qualified))
         plans[name] = ComputedPlan(name, spec, tuple(sources), transform, frozenset(deps))
     return [plans[n] for n in _topological(source, where, plans)]
@@ -593,9 +652,13 @@ def _topological(source: Source, where: NodePath, plans: dict[str, ComputedPlan]
             return
         if state.get(name) == "active":
             cycle = [*trail[trail.index(name) :], name]
-            raise source.error(
-                f"computed fields form a cycle: {' -> '.join(cycle)}", (*where, cycle[0], "from")
+            _problem(
+                source.error(
+                    f"computed fields form a cycle: {' -> '.join(cycle)}",
+                    (*where, cycle[0], "from"),
+                )
             )
+            return
         state[name] = "active"
         for dep in sorted(plans[name].dependencies):
             if dep.startswith("computed."):
