@@ -527,3 +527,40 @@ def test_mocks_inject_faults_into_a_case(write: Callable[..., Path]) -> None:
     )
     with pytest.raises(LoadError, match=r"bad.wftest.yaml:5.*give error=TYPE, exit_code=N"):
         load_suite(bad)
+
+
+def test_junitparser_reads_the_junit_report(write: Callable[..., Path], tmp_path: Path) -> None:
+    """A real consumer of JUnit XML: counts, names, failure and error text per case."""
+    from junitparser import Error, Failure, JUnitXml
+
+    path = suite(
+        write,
+        """
+        - name: takes then
+          mocks:
+            answers: {ask: y}
+            tools: {lookup: {returns: {items: [1, 2]}}}
+            shell: [{match: make, stdout: hi}]
+          expect: {status: succeeded}
+        - name: broken <on> "purpose" & more
+          expect: {status: succeeded}
+    """,
+    )
+    bad = write("workflow: missing.yaml\ncases: oops\n", "bad.wftest.yaml")
+    report = run_tests([path, bad])
+    junit = tmp_path / "junit.xml"
+    write_junit(report, junit)
+    xml = JUnitXml.fromfile(str(junit))
+    suites = list(xml)
+    assert [s.tests for s in suites] == [2, 1]
+    assert [(s.failures, s.errors) for s in suites] == [(1, 0), (0, 1)]
+    cases = [c for s in suites for c in s]
+    assert [c.name for c in cases] == ["takes then", 'broken <on> "purpose" & more', "(suite)"]
+    assert cases[0].is_passed
+    [failure] = cases[1].result
+    assert isinstance(failure, Failure)
+    assert "status: expected == 'succeeded'" in (failure.message or "")
+    assert "first error" in (failure.text or "")
+    [error] = cases[2].result
+    assert isinstance(error, Error)
+    assert "bad.wftest.yaml" in (error.message or "")
