@@ -204,11 +204,14 @@ def _console(stderr: bool = False) -> Console:
 
 
 def _emit_json(result: BaseModel | list[Any]) -> None:
-    if isinstance(result, list):
-        text = json.dumps([r.model_dump(mode="json") for r in result], indent=2)
-    else:
-        text = result.model_dump_json(indent=2)
-    sys.stdout.write(text + "\n")
+    """Write a result as JSON, streamed: a report of a large state is never held twice."""
+    data = (
+        [r.model_dump(mode="json") for r in result]
+        if isinstance(result, list)
+        else result.model_dump(mode="json")
+    )
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
 
 
 def error_view_text(exc: Exception) -> Text:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +18,7 @@ from wfkit.commands import RunReport, resume_workflow, run_workflow
 from wfkit.core.loader import load_text
 from wfkit.core.state import SizeLimits, State
 from wfkit.errors import StateError
+from wfkit.store.sqlite import RunStore
 
 Runner = Callable[..., RunReport]
 
@@ -125,6 +130,56 @@ def test_memory_limit_is_fatal_keeps_the_checkpoint_and_resume_works(
     resumed = resume_workflow(failed.run_id, force=True)
     assert resumed.status == "succeeded"
     assert log.read_text().split() == ["one", "three"]
+
+
+GROWING = """
+name: grow
+config: {max_memory_mb: 150, max_state_bytes: 2000000000, state_warn_bytes: 2000000000}
+state_schema:
+  raw: {n: integer}
+steps:
+  - type: while_loop
+    condition: n < 400
+    max_iterations: 401
+    body:
+      - {type: state_update, path: 'raw.chunk_{{ n }}', value: "{{ 'x' * 1000000 }}"}
+      - {type: state_update, path: raw.n, operation: increment}
+"""
+
+#: runs ``wfkit ARGS`` and prints the child's peak RSS in KiB (Linux: ru_maxrss is in KiB)
+_PEAK = (
+    "import resource, subprocess, sys\n"
+    "done = subprocess.run([sys.executable, '-m', 'wfkit', *sys.argv[1:]],"
+    " stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)\n"
+    "sys.stderr.write(done.stderr)\n"
+    "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+)
+
+
+@pytest.mark.parametrize("json_out", [False, True], ids=["report", "json"])
+def test_max_memory_mb_bounds_the_peak_of_the_whole_process(tmp_path: Path, json_out: bool) -> None:
+    """State growing 1 MB per step under max_memory_mb: 150 stops the run, and the process
+    (the report or JSON output included) never goes past 1.25 x the limit."""
+    flow = tmp_path / "grow.yaml"
+    flow.write_text(GROWING)
+    args = ["run", str(flow), *(["--json"] if json_out else [])]
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "WFKIT_STORE": str(tmp_path / "store")},
+    )
+    code, peak_kib = map(int, done.stdout.split())
+    assert code == 1, done.stderr
+    assert peak_kib <= 1.25 * 150 * 1024, f"peak {peak_kib // 1024} MiB under a 150 MiB limit"
+    # the state is kept once, in the checkpoint: debug reads it from there, resume uses it
+    [row] = RunStore(tmp_path / "store" / "runs.db", create=False).list_runs()
+    assert row.state is None
+    assert row.status == "failed"
+    assert row.error is not None
+    assert row.error["type"] == "MemoryLimitError"
 
 
 def test_shell_memory_limit(run_yaml: Runner) -> None:

@@ -203,7 +203,7 @@ class OutputFinished:
 class RunFinished:
     run_id: str
     status: str
-    state: dict[str, Any]
+    state: dict[str, Any] | None  # None: kept in the run's checkpoint only
     duration_ms: float
     finished_at: float
     error: dict[str, Any] | None = None

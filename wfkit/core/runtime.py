@@ -49,12 +49,6 @@ from wfkit.errors import (
     WorkflowTimeoutError,
 )
 
-MEMORY_CHECK_EVERY = 64
-MEMORY_CHECK_SECONDS = 0.05
-"""The engine looks at its memory every 64 steps or 50 ms, whichever comes first (a look
-costs a few microseconds; slow, large steps are where memory grows fast)."""
-
-
 YIELD_SECONDS = 0.01
 """Steps that never wait (state updates, loops of them) still give the event loop a turn every
 10 ms, so a timeout or a signal (SIGINT/SIGTERM) is never starved by a busy run."""
@@ -154,8 +148,6 @@ class Run:
         self.errors_dropped = 0
         self._sinks = list(self.options.sinks)
         self.seed = self.options.seed or run_id
-        self._until_memory_check = 1
-        self._memory_checked = 0.0
         self._yielded = time.perf_counter()
         self.tracer = _tracer(loaded.workflow.config.trace, self.options.trace)
         self.decisions = DecisionLog()
@@ -217,16 +209,11 @@ class Run:
             await asyncio.sleep(0)
 
     def check_memory(self, step_id: str) -> None:
-        """Every few steps: fail the run when the engine's RSS exceeds ``max_memory_mb``."""
+        """After every step (about 12 µs, only when a limit is set): fail the run when the
+        engine's RSS exceeds ``max_memory_mb``."""
         limit = self.loaded.workflow.config.max_memory_mb
         if limit is None:
             return
-        self._until_memory_check -= 1
-        now = time.perf_counter()
-        if self._until_memory_check > 0 and now - self._memory_checked < MEMORY_CHECK_SECONDS:
-            return
-        self._until_memory_check = MEMORY_CHECK_EVERY
-        self._memory_checked = now
         rss = rss_bytes()
         if rss > limit * 1024 * 1024:
             raise MemoryLimitError(
@@ -390,9 +377,12 @@ class Run:
             self.emit(TracesCollected(self.run_id, list(self.tracer.records), self.tracer.dropped))
         if self.decisions.records:
             self.emit(TracesCollected(self.run_id, self.decisions.stored(), 0))
+        # a run stopped by max_memory_mb keeps its state in its checkpoint only: encoding it
+        # once more for the record would take as much memory again as the state itself
+        final = None if isinstance(error, MemoryLimitError) else snapshot
         self.emit(
             RunFinished(
-                self.run_id, status, snapshot, duration, time.time(), details, self.errors_dropped
+                self.run_id, status, final, duration, time.time(), details, self.errors_dropped
             )
         )
         return RunOutcome(

@@ -364,7 +364,7 @@ class Pending:
                     event.status,
                     event.finished_at,
                     event.duration_ms,
-                    dumps(event.state),
+                    dumps(event.state) if event.state is not None else None,
                     dumps(event.error) if event.error else None,
                     event.errors_dropped,
                     event.run_id,
