@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jinja2.exceptions import SecurityError
 
 from wfkit.core.expressions import Value, compile_expr
 from wfkit.errors import ExpressionError, UndefinedVariableError
@@ -167,3 +168,21 @@ def test_arbitrary_text_compiles_or_fails_cleanly(text: str) -> None:
         expr.evaluate({})
     except ExpressionError:
         pass
+
+
+def test_the_time_budget_counts_work_not_waiting() -> None:
+    """Time the evaluating thread spends off the CPU (a loaded machine) is not charged."""
+    import time
+
+    from wfkit.core.budget import CLOCK_EVERY, Budget, Limits
+
+    budget = Budget(Limits(max_seconds=0.2))
+    time.sleep(0.3)
+    for _ in range(CLOCK_EVERY * 2):
+        budget.spend()  # no error: the thread did no work while it slept
+    busy_until = time.thread_time() + 0.3
+    while time.thread_time() < busy_until:
+        pass
+    budget.until_clock = 1  # the next spend looks at the clock
+    with pytest.raises(SecurityError, match="CPU time"):
+        budget.spend()
