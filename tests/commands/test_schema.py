@@ -36,6 +36,20 @@ def test_every_property_has_a_description() -> None:
     assert [where for where, prop in found if not prop.get("description")] == []
 
 
+def test_every_example_in_the_schema_is_valid_for_its_property() -> None:
+    """Examples editors show are values the property accepts (checked by the schema itself)."""
+    import jsonschema
+
+    schema = workflow_schema()
+    with_examples = [(w, p) for w, p in properties(schema) if "examples" in p]
+    assert len(with_examples) > 60
+    for where, prop in with_examples:
+        for example in prop["examples"]:
+            subschema = {"$defs": schema["$defs"], **prop}
+            errors = list(jsonschema.Draft202012Validator(subschema).iter_errors(example))
+            assert errors == [], f"{where}: example {example!r}: {errors[0].message}"
+
+
 def test_on_error_offers_only_its_values() -> None:
     prop = workflow_schema()["$defs"]["ShellCommandStep"]["properties"]["on_error"]
     assert prop["enum"] == ["fail", "continue", "retry", "fallback"]

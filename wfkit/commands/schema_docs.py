@@ -116,8 +116,68 @@ BY_MODEL: dict[tuple[str, str], str] = {
 }
 
 
+#: values editors show as examples (a test validates each against its property's schema)
+EXAMPLES: dict[str, list[Any]] = {
+    "args": [["examples/servers/notes.py"]],
+    "by": [1, 5],
+    "choices": [["staging", "production"]],
+    "circuit_breaker": ["api"],
+    "condition": ["attempts < 3", "{{ status == 'ready' }}"],
+    "cwd": ["servers"],
+    "error_state_path": ["raw.last_error"],
+    "error_type": ["ValidationFailed"],
+    "failure_threshold": [5],
+    "from": ["raw.results", ["raw.passed", "raw.failed"]],
+    "id": ["fetch_data", "run-tests"],
+    "if": ["inputs.deploy", "{{ files | length > 0 }}"],
+    "item_retry_count": [1],
+    "items": ["{{ files }}", ["a", "b"]],
+    "keep": [100],
+    "level": ["warning"],
+    "max_concurrency": [4],
+    "max_error_records": [1000],
+    "max_iterations": [50],
+    "max_memory_mb": [512],
+    "max_output_bytes": [65536],
+    "max_parallel": [8],
+    "max_state_bytes": [10000000],
+    "memory_limit_mb": [256],
+    "message": ["Deployed {{ version }}"],
+    "method": ["add_note"],
+    "min_success": [9],
+    "ok_exit_codes": [[0, 1]],
+    "older_than": ["30d", "12h"],
+    "parameters": [{"text": "{{ summary }}"}],
+    "path": ["raw.results", "raw.counts.{{ loop.item }}"],
+    "prompt": ["Deploy to which environment?"],
+    "reset_timeout": [60],
+    "retry_backoff": [2.0],
+    "retry_count": [3],
+    "retry_delay": [1000],
+    "retry_jitter": [100],
+    "retry_max_delay": [30000],
+    "retry_on": [["ToolError", "ShellCommandError"], "error.type == 'ToolError'"],
+    "sample_rate": [0.1],
+    "seconds": [5],
+    "server": ["notes"],
+    "state_warn_bytes": [1000000],
+    "sub_agent_task": ["review_file"],
+    "tool": ["add_note"],
+    "transform": ["input | length", "input | selectattr('ok') | list"],
+    "value": ["{{ result.stdout | trim }}", 0, ["a"]],
+    "version": ["1.0"],
+    "working_directory": ["build"],
+}
+
+
+EXAMPLES_BY_MODEL: dict[tuple[str, str], list[Any]] = {
+    ("ShellCommandStep", "command"): ["make test", ["pytest", "-q"]],
+    ("McpServerSpec", "command"): ["python3"],
+}
+
+
 def describe(schema: dict[str, Any]) -> dict[str, Any]:
-    """Add descriptions, drop the ``null`` branch and titles pydantic adds for optional
+    """Add descriptions and examples, drop the ``null`` branch and titles pydantic adds for optional
     fields (editors would offer ``null``), and state what the loader requires of mcp_call."""
     models: dict[str, dict[str, Any]] = dict(schema.get("$defs", {}))
     models["Workflow"] = schema
@@ -129,6 +189,9 @@ def describe(schema: dict[str, Any]) -> dict[str, Any]:
             text = BY_MODEL.get((model, field)) or BY_NAME.get(field)
             if text and "description" not in prop:
                 prop["description"] = text
+            examples = EXAMPLES_BY_MODEL.get((model, field)) or EXAMPLES.get(field)
+            if examples and "examples" not in prop:
+                prop["examples"] = examples
     call = models.get("McpCallStep")
     if call is not None:  # the loader's rule: mcp_call needs tool or method
         call["anyOf"] = [{"required": ["tool"]}, {"required": ["method"]}]
