@@ -32,7 +32,7 @@ class WorkflowSuiteFile(pytest.File):
     """A test suite file."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        from wfkit.commands.suite import load_suite
+        from wfkit.commands.suite_models import load_suite
         from wfkit.errors import LoadError
 
         try:

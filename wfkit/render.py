@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from wfkit.commands.health import HealthReport
     from wfkit.commands.inspect import DebugInfo, TraceView
     from wfkit.commands.results import RunSummary
-    from wfkit.commands.suite import CaseResult, TestReport
+    from wfkit.commands.suite import TestReport
+    from wfkit.commands.suite_models import CaseResult
     from wfkit.commands.transform import TransformResult
     from wfkit.errors import WfkitError
 

@@ -15,16 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from wfkit.commands.results import RunReport
-from wfkit.commands.suite import (
-    Case,
-    Expect,
-    Mocks,
-    ShellMock,
-    Suite,
-    ToolMock,
-    matches,
-    run_case,
-)
+from wfkit.commands.suite import run_case
+from wfkit.commands.suite_expect import matches
+from wfkit.commands.suite_models import Case, Expect, Mocks, ShellMock, Suite, ToolMock
 
 __all__ = ["RunReport", "assert_state", "matches", "run_with_mocks"]
 
@@ -71,8 +64,8 @@ def assert_state(report: RunReport, path: str, expected: Any) -> None:
     """Assert that the state at ``path`` (``raw.x``, ``computed.y`` or a flat name) is
     ``expected`` or satisfies a matcher (``{"ge": 1}``, ``{"matches": "re"}``...)."""
     __tracebackhide__ = True  # a failure points at the caller's assert_state line
-    from wfkit.commands.suite import _read_state
+    from wfkit.commands.suite_expect import read_state
 
-    actual = _read_state(report, path)
+    actual = read_state(report, path)
     ok, described = matches(expected, actual)
     assert ok, f"state.{path}: expected {described}, got {actual!r}"

@@ -17,7 +17,9 @@ from typer.testing import CliRunner
 
 from tests.conftest import EXAMPLES
 from wfkit.cli import app
-from wfkit.commands.suite import load_suite, matches, run_tests
+from wfkit.commands.suite import run_tests
+from wfkit.commands.suite_expect import matches
+from wfkit.commands.suite_models import load_suite
 from wfkit.commands.suite_reports import write_junit, write_lcov
 from wfkit.errors import LoadError
 from wfkit.testing import assert_state, run_with_mocks

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from wfkit.commands.suite import CaseResult, TestReport
+    from wfkit.commands.suite import TestReport
+    from wfkit.commands.suite_models import CaseResult
 
 
 class _Model(BaseModel):

@@ -1,0 +1,106 @@
+"""What a test case runs against: mocked tools and shell, and virtual time."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from wfkit.commands.suite_models import ShellMock, ShellReply, ToolMock, ToolReply
+from wfkit.errors import (
+    ERROR_TYPES,
+    StepError,
+    ToolError,
+    ToolNotFoundError,
+)
+
+
+class MockError(StepError):
+    """The workflow did something the test case does not mock."""
+
+    permanent = True
+    fatal = True
+
+
+class VirtualClock:
+    """Time that passes only when the run sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+        self.slept = 0.0
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += seconds
+        await asyncio.sleep(0)
+
+    def time(self) -> float:
+        return self.now
+
+
+_ERROR_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ShellCommandError": {"exit_code": 1, "stderr": ""},
+    "SubAgentError": {"index": 0},
+    "UndefinedVariableError": {"name": "mocked"},
+}
+
+
+def make_error(type_name: str, message: str) -> StepError:
+    """A step error of the named type, as a mock raises it."""
+    cls = ERROR_TYPES.get(type_name)
+    if cls is None or not issubclass(cls, StepError):
+        return ToolError(f"{message} (unknown error type {type_name!r} in the mock)")
+    return cls(message, **_ERROR_DEFAULTS.get(type_name, {}))
+
+
+class MockTools:
+    """A tool provider answering from a case's mocks, counting calls and arguments."""
+
+    def __init__(self, mocks: dict[str, ToolMock]) -> None:
+        self.mocks = mocks
+        self.calls: dict[str, list[dict[str, Any]]] = {}
+
+    async def call(self, server: str | None, tool: str, arguments: dict[str, Any]) -> Any:
+        mock = self.mocks.get(tool)
+        if mock is None:  # as in a run where no server offers it
+            raise ToolNotFoundError(f"no tool {tool!r}: the case mocks none by that name")
+        made = self.calls.setdefault(tool, [])
+        made.append(arguments)
+        reply: ToolReply = mock
+        if mock.sequence:
+            reply = mock.sequence[min(len(made), len(mock.sequence)) - 1]
+        if reply.raises is not None:
+            raise make_error(reply.raises.type, reply.raises.message)
+        return reply.returns
+
+    async def aclose(self) -> None:
+        return None
+
+
+class MockShell:
+    """Answers shell commands from a case's mocks; unmatched commands run only if allowed."""
+
+    def __init__(self, mocks: list[ShellMock], allow_real: bool) -> None:
+        self.mocks = mocks
+        self.allow_real = allow_real
+        self.calls: list[str] = []
+        self._uses: dict[int, int] = {}
+
+    def __call__(self, command: str | list[str]) -> dict[str, Any] | None:
+        text = command if isinstance(command, str) else " ".join(command)
+        self.calls.append(text)
+        for i, mock in enumerate(self.mocks):
+            pattern = mock.match
+            hit = re.search(pattern[3:], text) if pattern.startswith("re:") else pattern in text
+            if hit:
+                uses = self._uses[i] = self._uses.get(i, 0) + 1
+                reply: ShellReply = mock
+                if mock.sequence:
+                    reply = mock.sequence[min(uses, len(mock.sequence)) - 1]
+                return reply.model_dump()
+        if self.allow_real:
+            return None
+        raise MockError(
+            f"no shell mock matches {text!r} (add one under mocks.shell, or set "
+            "allow_real_shell: true)"
+        )

@@ -1,0 +1,212 @@
+"""The ``*.wftest.yaml`` format (suites, cases, mocks, expectations), its loading, and
+the result of a case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from wfkit.commands.results import ErrorEntry, RunReport
+from wfkit.core.inject import parse_fault
+from wfkit.core.loader import translate_validation_error
+from wfkit.core.yamlsrc import parse, read_source
+from wfkit.errors import (
+    InputError,
+    LoadError,
+)
+
+MATCHERS = ("matches", "contains", "gt", "ge", "lt", "le", "type", "len")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Raises(_Model):
+    type: str = "ToolError"
+    message: str = "mocked failure"
+
+
+class ToolReply(_Model):
+    """One reply of a mocked tool: a value, or an error."""
+
+    returns: Any = None
+    raises: Raises | None = None
+
+
+class ToolMock(ToolReply):
+    """``returns`` / ``raises`` for every call, or ``sequence`` by attempt (the last repeats)."""
+
+    sequence: list[ToolReply] | None = None
+
+
+class ShellReply(_Model):
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int = 0
+
+
+class ShellMock(ShellReply):
+    """Commands containing ``match`` (or matching ``re:<regex>``) get this reply."""
+
+    match: str
+    sequence: list[ShellReply] | None = None
+
+
+class Mocks(_Model):
+    tools: dict[str, ToolMock] = Field(default_factory=dict)
+    shell: list[ShellMock] = Field(default_factory=list)
+    answers: dict[str, Any] = Field(default_factory=dict)
+    inject: list[str] = Field(default_factory=list)
+    inject_seed: str | None = None
+
+    @field_validator("inject")
+    @classmethod
+    def _faults(cls, texts: list[str]) -> list[str]:
+        for text in texts:  # refused at load, with the suite's line, like any bad field
+            try:
+                parse_fault(text)
+            except InputError as exc:
+                raise ValueError(exc.message) from None
+        return texts
+
+
+class StepExpectation(_Model):
+    status: str | None = None
+    attempts: int | None = None
+    executions: int | None = None
+
+
+class ErrorExpectation(_Model):
+    """A recorded error to find: ``error_type`` (or ``type``), ``step_id``, ``message``."""
+
+    type: str | None = Field(default=None, validation_alias=AliasChoices("error_type", "type"))
+    step_id: str | None = None
+    message: Any = None
+    recovered: bool | None = None
+
+
+class CallExpectation(_Model):
+    count: int | None = None
+    arguments: list[Any] | None = None
+
+
+class Expect(_Model):
+    status: str | None = None
+    state: dict[str, Any] = Field(default_factory=dict)
+    steps: dict[str, StepExpectation] = Field(default_factory=dict)
+    errors: int | list[ErrorExpectation] | None = None
+    calls: dict[str, int | CallExpectation] = Field(default_factory=dict)
+    messages: list[Any] | None = None
+
+
+class Case(_Model):
+    name: str
+    description: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    state: dict[str, Any] = Field(default_factory=dict)
+    mocks: Mocks = Field(default_factory=Mocks)
+    allow_real_shell: bool = False
+    expect: Expect = Field(default_factory=Expect)
+
+
+class Suite(_Model):
+    workflow: str
+    description: str | None = None
+    cases: list[Case] = Field(min_length=1)
+
+
+class Failure(_Model):
+    """One expectation that did not hold."""
+
+    path: str
+    expected: Any
+    actual: Any
+    message: str
+
+
+class CaseResult(_Model):
+    file: str
+    workflow: str
+    name: str
+    status: Literal["passed", "failed", "error"]
+    duration_ms: float
+    virtual_seconds: float
+    failures: list[Failure] = []
+    error: str | None = None
+    #: the suite or its workflow file did not load (``wfkit test`` exits 2)
+    invalid: bool = False
+    run_id: str | None = None
+    #: where the case's run is kept: ``wfkit debug RUN_ID --store STORE`` opens it
+    store: str | None = None
+    #: the run's first error (the one that failed it when there is one): why the case failed
+    first_error: ErrorEntry | None = None
+    events: list[dict[str, Any]] = Field(default=[], exclude=True)
+    errors_seen: list[tuple[str, str, bool]] = Field(default=[], exclude=True)
+    report: RunReport | None = Field(default=None, exclude=True)
+
+    def why(self) -> list[str]:
+        """Why a case that did not pass failed: the run's first error, and where to look."""
+        lines = []
+        if self.first_error is not None:
+            e = self.first_error
+            lines.append(f"first error: {e.step_id}: {e.error_type}: {e.message}")
+        if self.run_id is not None and self.store is not None:
+            lines.append(f"run kept: wfkit debug {self.run_id} --store {self.store}")
+        return lines
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read a ``*.wftest.yaml`` file; errors name file, line and field."""
+    file = str(path)
+    source = parse(read_source(path), file)
+    if not isinstance(source.data, dict):
+        raise LoadError(
+            "a test suite must be a mapping (workflow:, cases:)", file=file, line=1, column=1
+        )
+    try:
+        return Suite.model_validate(source.data)
+    except ValidationError as exc:
+        raise translate_validation_error(exc, source, _SUITE_FIELDS) from None
+
+
+_SUITE_FIELDS = sorted(
+    {
+        name
+        for model in (
+            Suite,
+            Case,
+            Mocks,
+            ToolMock,
+            Raises,
+            ShellMock,
+            Expect,
+            StepExpectation,
+            ErrorExpectation,
+            CallExpectation,
+        )
+        for name in model.model_fields
+    }
+    | {"error_type"}
+)
+
+
+def discover(paths: Sequence[str | Path]) -> list[Path]:
+    """``*.wftest.yaml`` files among ``paths`` (files, or folders searched recursively)."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(path.rglob("*.wftest.yaml")))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise LoadError("no such file or folder", file=str(path))
+    return found
