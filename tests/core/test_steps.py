@@ -527,6 +527,25 @@ def test_tool_exceptions_become_tool_errors(run_yaml: Runner) -> None:
     assert "backend down" in report.errors[0].message
 
 
+def test_a_tool_result_larger_than_any_state_value_fails_the_step(run_yaml: Runner) -> None:
+    """A result no state could hold is refused when it arrives, not kept in the run."""
+    report = run_yaml(
+        """
+        name: t
+        config: {max_state_bytes: 1000}
+        steps:
+          - {id: big, type: mcp_call, tool: dump, on_error: continue}
+          - {id: small, type: mcp_call, tool: dump, parameters: {n: 10}}
+        """,
+        tools=FunctionTools({"dump": lambda n=5000: "x" * n}),
+    )
+    assert report.status == "succeeded"
+    [error] = report.errors
+    assert (error.step_id, error.error_type) == ("big", "StateSizeLimitError")
+    assert "5,000 characters, more than max_state_bytes=1,000" in error.message
+    assert report.steps[1].status == "succeeded"
+
+
 # --- parallel_foreach ------------------------------------------------------------------
 
 PARALLEL = """

@@ -10,7 +10,7 @@ from wfkit.core.models import McpCallStep
 from wfkit.core.steps import handles
 from wfkit.core.steps.shell import output_limit
 from wfkit.core.values import dumps
-from wfkit.errors import ToolError, WfkitError
+from wfkit.errors import StateSizeLimitError, ToolError, WfkitError
 
 if TYPE_CHECKING:
     from wfkit.core.frame import Frame
@@ -35,5 +35,12 @@ async def run_mcp_call(step: McpCallStep, frame: Frame) -> Any:
         raise
     text = result if isinstance(result, str) else dumps(result)
     capture.streams["stdout"].feed(text.encode())
+    limit = frame.run.loaded.workflow.config.max_state_bytes
+    if len(text) > limit:  # no part of the state could hold it: drop it now, not later
+        capture.finish("failed")
+        raise StateSizeLimitError(
+            f"tool {step.tool_name!r} returned {len(text):,} characters, more than "
+            f"max_state_bytes={limit:,} allows any value to be"
+        )
     capture.finish("succeeded")
     return result
