@@ -63,7 +63,10 @@ def test_a_signal_cancels_a_busy_run(tmp_path: Path, sig: signal.Signals) -> Non
         text=True,
         cwd=tmp_path,
     )
-    time.sleep(2)  # a real process to signal: let it get busy
+    assert proc.stderr is not None
+    first = proc.stderr.readline()  # "run ID started": the run is under way, handlers set
+    assert "started" in first, first
+    time.sleep(0.5)  # let it get busy
     sent = time.perf_counter()
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
