@@ -66,6 +66,7 @@ class Receiver(http.server.ThreadingHTTPServer):
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        self.status = 200  # what it answers
         self.requests: list[ExportTraceServiceRequest] = []
         self.headers: list[dict[str, str]] = []
         self.paths: list[str] = []
@@ -108,8 +109,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = gzip.decompress(body)
         self.server.paths.append(self.path)
         self.server.headers.append({k.lower(): v for k, v in self.headers.items()})
-        if self.path != "/v1/traces":
-            self.send_response(404)
+        if self.path != "/v1/traces" or self.server.status != 200:
+            self.send_response(404 if self.path != "/v1/traces" else self.server.status)
+            self.send_header("Content-Length", "0")
             self.end_headers()
             return
         request = ExportTraceServiceRequest()
@@ -442,6 +444,17 @@ def test_an_unreachable_collector_costs_one_warning_and_not_the_run(tmp_path: Pa
     ]
     assert "Traceback" not in done.stderr
     assert "Transient error" not in done.stderr  # the SDK's own log lines stay quiet
+
+
+def test_a_collector_refusing_the_spans_costs_one_warning(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.status = 400
+    done = wfkit(tmp_path, "run", flow(tmp_path, ONE_STEP), "--otlp", receiver.url)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1
+    assert "code: 400" in warnings[0]
 
 
 @pytest.fixture

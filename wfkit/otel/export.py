@@ -12,10 +12,11 @@ collected instead of printed, and summed up in that warning.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -37,9 +38,14 @@ class _Collected(logging.Handler):
         self.messages: list[str] = []
         self.new = threading.Event()  # set on each one
 
+        self.dropped = 0  # spans the full queue had no room for
+
     def emit(self, record: logging.LogRecord) -> None:
-        if len(self.messages) < 10:
-            self.messages.append(record.getMessage())
+        message = record.getMessage()
+        if message.startswith("Queue full"):
+            self.dropped += 1
+        elif len(self.messages) < 10:
+            self.messages.append(message)
         self.new.set()
 
 
@@ -67,9 +73,6 @@ class _CountingExporter(SpanExporter):
         if not self._closed:
             self._closed = True
             self.inner.shutdown()  # also ends the waits between retries of an export
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.inner.force_flush(timeout_millis)
 
 
 def resource() -> Resource:
@@ -114,9 +117,12 @@ class TraceExport:
         except Exception as exc:
             self._problem = f"internal error: {type(exc).__name__}: {exc}"
 
-    def close(self, timeout: float = FLUSH_TIMEOUT_S) -> str | None:
-        """Send what is left (waiting ``timeout`` seconds at most) and stop; return a one-line
-        warning when spans did not reach the collector."""
+    def close(self, timeout: float | None = None) -> str | None:
+        """Send what is left and stop; return a one-line warning when spans did not reach
+        the collector. The wait is ``timeout`` seconds at most: by default
+        ``OTEL_BSP_EXPORT_TIMEOUT`` (milliseconds) when set, else 5 s."""
+        if timeout is None:
+            timeout = flush_timeout()
         try:
             self._builder.abandon(time.time())
         except Exception as exc:
@@ -151,13 +157,27 @@ class TraceExport:
         return self._warning()
 
     def _warning(self) -> str | None:
-        if self._problem is None and not self._exporter.failed:
-            return None
         if self._problem is not None:
             reason = self._problem
-        else:
+        elif self._exporter.failed:
             reason = _reason(self._log.messages[0] if self._log.messages else "")
+        elif self._log.dropped:
+            reason = (
+                f"{self._log.dropped} spans dropped: the queue was full (OTEL_BSP_MAX_QUEUE_SIZE)"
+            )
+        else:
+            return None
         return f"the run's trace was not (fully) exported to {self.url}: {reason}"
+
+
+def flush_timeout(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds the run's end waits for its spans: ``OTEL_BSP_EXPORT_TIMEOUT`` (ms), or 5."""
+    text = (os.environ if environ is None else environ).get("OTEL_BSP_EXPORT_TIMEOUT", "")
+    try:
+        value = float(text) / 1000
+    except ValueError:
+        return FLUSH_TIMEOUT_S
+    return value if value > 0 else FLUSH_TIMEOUT_S
 
 
 def _reason(message: str) -> str:

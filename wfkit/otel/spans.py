@@ -324,7 +324,10 @@ class SpanBuilder:
             return None
         while stack[-1].step_id != step_id:
             self._end_execution(stack.pop(), end)
-        return stack.pop()
+        execution = stack.pop()
+        if not stack and frame != "main":  # an item's frame: there are many, each used once
+            del self._frames[frame]
+        return execution
 
     def _parent(self, frame: str, step_id: str, start: int) -> Context | None:
         """Where a new step execution of ``frame`` goes: the running attempt of the innermost
