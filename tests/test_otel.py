@@ -557,3 +557,29 @@ def test_help_and_the_engine_never_import_opentelemetry() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=HANG
     ).stdout
     assert "LOADED []" in out
+
+
+def tree(spans: list[SpanView]) -> str:
+    """The trace as an indented list of span names (items in index order), errors marked."""
+    lines: list[str] = []
+
+    def walk(span: SpanView, depth: int) -> None:
+        mark = f"  ERROR {span.attrs.get('error.type', '')}".rstrip() if span.status == 2 else ""
+        lines.append("  " * depth + span.name + mark)
+        below = [s for s in spans if s.parent == span.span_id]
+        for child in sorted(below, key=lambda s: (s.attrs.get("wfkit.item.index", -1), s.start)):
+            walk(child, depth + 1)
+
+    (root,) = [s for s in spans if not s.parent]
+    walk(root, 0)
+    return "\n".join(lines)
+
+
+def test_the_documented_trace_is_what_a_run_exports(tmp_path: Path, receiver: Receiver) -> None:
+    page = (Path(__file__).parent.parent / "docs" / "otel.md").read_text()
+    workflow = page.split("```yaml\n", 1)[1].split("```", 1)[0]
+    done = wfkit(tmp_path, "run", flow(tmp_path, workflow), "-q", "--otlp", receiver.url)
+    assert done.returncode == 0, done.stderr
+    shown = tree(receiver.spans())
+    print(shown)
+    assert f"```\n{shown}\n```" in page

@@ -171,10 +171,18 @@ def test_errors_not_of_an_attempt_are_left_out(built: Built) -> None:
 
 
 def test_a_failed_run_without_an_error_record_says_its_status(built: Built) -> None:
-    built.finish(status="cancelled")
+    built.finish(status="timed_out")
     root = built.named("run w")
     assert root.status.status_code is StatusCode.ERROR
-    assert root.status.description == "cancelled"
+    assert root.status.description == "timed_out"
+
+
+def test_a_cancelled_run_is_not_an_error(built: Built) -> None:
+    built.finish(status="cancelled")
+    root = built.named("run w")
+    assert root.status.status_code is StatusCode.UNSET
+    assert root.attributes is not None
+    assert root.attributes["wfkit.run.status"] == "cancelled"
 
 
 def test_events_before_the_run_starts_are_ignored() -> None:

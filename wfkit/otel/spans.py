@@ -43,6 +43,7 @@ ERROR_TYPE = "error.type"  # the OpenTelemetry semantic convention's name
 ERROR_MESSAGE = "wfkit.error.message"
 RETRY_DELAY = "wfkit.retry.delay_ms"
 INJECTED = "wfkit.injected"
+_FAILED_RUN = ("failed", "timed_out")
 _IGNORED_DURING = ("retry_on", "error_state_update")
 """Errors recorded against a step that are not its attempt's own failure."""
 
@@ -142,7 +143,7 @@ class SpanBuilder:
         root = self._root
         assert root is not None
         root.set_attribute("wfkit.run.status", event.status)
-        if event.status != "succeeded":
+        if event.status in _FAILED_RUN:  # cancelled and waiting runs did not fail
             error = event.error or {}
             message = str(error.get("message") or event.status)
             if error.get("type"):
