@@ -84,6 +84,16 @@ def test_the_trace_id_is_the_run_ids(built: Built) -> None:
     assert trace_id_of("r1") != trace_id_of("r2")
 
 
+def test_the_run_span_is_a_root_even_under_a_current_span() -> None:
+    outer = TracerProvider(shutdown_on_exit=False).get_tracer("caller")
+    with outer.start_as_current_span("caller's work"):
+        inside = Built()
+    inside.finish()
+    root = inside.named("run w")
+    assert root.parent is None
+    assert root.context.trace_id == trace_id_of("r1")
+
+
 def test_a_run_that_ends_without_its_steps_ends_them_interrupted(built: Built) -> None:
     built.builder(started("a"))
     built.builder.abandon(T0 + 5)

@@ -127,6 +127,7 @@ class SpanBuilder:
         self._ids.trace_id = trace_id_of(event.run_id)
         self._root = self._tracer.start_span(
             f"run {event.workflow}",
+            context=Context(),  # a root: never under a span current where the run is called
             start_time=_ns(event.started_at),
             attributes={
                 KIND: "run",
