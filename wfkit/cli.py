@@ -5,10 +5,11 @@ Imports of the engine, rich and jinja2 happen inside commands so ``wfkit --help`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -177,17 +178,53 @@ def logging_configured() -> bool:
     return bool(logging.getLogger("wfkit").handlers)
 
 
-def _sink(live: Callable[[Any], None]) -> Callable[[Any], None]:
-    """The live display, plus structured logs when asked for."""
-    if not _LOGGING["on"]:
+def _sink(
+    live: Callable[[Any], None], export: Callable[[Any], None] | None = None
+) -> Callable[[Any], None]:
+    """The live display, plus structured logs and the trace export when asked for."""
+    sinks = [live]
+    if _LOGGING["on"]:
+        from wfkit.logs import log_event
+
+        sinks.append(log_event)
+    if export is not None:
+        sinks.append(export)
+    if len(sinks) == 1:
         return live
-    from wfkit.logs import log_event
 
-    def both(event: Any) -> None:
-        live(event)
-        log_event(event)
+    def every(event: Any) -> None:
+        for sink in sinks:
+            sink(event)
 
-    return both
+    return every
+
+
+OtlpOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--otlp",
+        help="Export the run as an OpenTelemetry trace to this OTLP/HTTP endpoint "
+        "(default: OTEL_EXPORTER_OTLP_ENDPOINT, if set).",
+    ),
+]
+
+
+@contextlib.contextmanager
+def _trace_export(otlp: str | None, err: Console) -> Iterator[Any]:
+    """The run's OpenTelemetry export when asked for, closed at the end with a bounded wait;
+    a warning (never a failure) when it cannot export. A bad ``--otlp`` is InputError."""
+    from wfkit.otel import start_export
+
+    export, warning = start_export(otlp)
+    if warning is not None:
+        err.print(error_view_text(Exception(warning)), soft_wrap=True)
+    try:
+        yield export
+    finally:
+        if export is not None:
+            problem = export.close()
+            if problem is not None:
+                err.print(error_view_text(Exception(problem)), soft_wrap=True)
 
 
 StoreOpt = Annotated[
@@ -273,6 +310,7 @@ def run(
     inject_seed: Annotated[
         str | None, typer.Option("--inject-seed", help="Seed of the faults' draws.")
     ] = None,
+    otlp: OtlpOpt = None,
 ) -> None:
     """Run a workflow and record it in the run store."""
     from wfkit.commands import run_workflow
@@ -289,7 +327,10 @@ def run(
 
             require_prometheus()
         faults = _faults(inject)
-        with LiveReporter(err, stream=_streams(quiet, stream, json_out)) as live:
+        with (
+            _trace_export(otlp, err) as export,
+            LiveReporter(err, stream=_streams(quiet, stream, json_out)) as live,
+        ):
             interactive = sys.stdin.isatty() and not json_out
             result = run_workflow(
                 file,
@@ -299,7 +340,7 @@ def run(
                 store=store,
                 trace=trace,
                 ask=live.ask if interactive else None,
-                on_event=_sink(live),
+                on_event=_sink(live, export),
                 faults=faults,
                 inject_seed=inject_seed,
             )
@@ -352,6 +393,7 @@ def resume(
     stream: StreamOpt = False,
     steps: StepsOpt = "summary",
     json_out: JsonOpt = False,
+    otlp: OtlpOpt = None,
 ) -> None:
     """Continue a failed, interrupted, cancelled or timed-out run where it stopped."""
     from wfkit.commands import resume_workflow
@@ -363,7 +405,10 @@ def resume(
     err = _console(stderr=True)
     try:
         given = parse_assignments(inputs)
-        with LiveReporter(err, stream=_streams(quiet, stream, json_out)) as live:
+        with (
+            _trace_export(otlp, err) as export,
+            LiveReporter(err, stream=_streams(quiet, stream, json_out)) as live,
+        ):
             interactive = sys.stdin.isatty() and not json_out
             result = resume_workflow(
                 run_id,
@@ -374,7 +419,7 @@ def resume(
                 answers_file=answers,
                 store=store,
                 ask=live.ask if interactive else None,
-                on_event=_sink(live),
+                on_event=_sink(live, export),
             )
     except (LoadError, InputError, ResumeError, RunNotFoundError, StoreError) as exc:
         raise _fail_usage(exc, json_out) from None

@@ -30,6 +30,8 @@ class StepStarted:
     attempt: int
     timestamp: float
     effectful: bool = False
+    frame: str = "main"  # the frame it runs in (a parallel item's: ``main/fan[3]``)
+    item: int | None = None  # the parallel_foreach item it runs in
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,8 @@ class StepFinished:
     outcome: str | None = None  # "then"/"else" for a conditional, "entered"/"not entered" loops
     item: int | None = None  # the parallel_foreach item it ran in
     injected: bool = False  # an injected fault (--inject) hit one of its attempts
+    frame: str = "main"  # the frame it ran in (see StepStarted)
+    error_message: str | None = None  # with error_type: the message of the error it raised
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,7 @@ class ErrorRecorded:
     run_id: str
     index: int
     error: ErrorRecord
+    frame: str | None = None  # the frame of the step that failed, when a step did
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +84,16 @@ class ErrorsRecovered:
 
 @dataclass(frozen=True, slots=True)
 class RetryScheduled:
+    """Attempt ``attempt`` failed and another follows after ``delay_ms``."""
+
     run_id: str
     step_id: str
     attempt: int
     delay_ms: float
     error_type: str
+    timestamp: float = 0.0  # when the attempt's failure was judged retryable
+    frame: str = "main"
+    message: str = ""  # the failed attempt's error message
 
 
 @dataclass(frozen=True, slots=True)

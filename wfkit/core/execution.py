@@ -96,7 +96,9 @@ class StepExecutor:
                 frame.forget(_ATTEMPTS + sid)
                 if frame.needs_checkpoint():
                     self.run.checkpoint(frame)
-            self._finish(record, plan, frame, "failed", started, None, tries, error.type_name)
+            self._finish(
+                record, plan, frame, "failed", started, None, tries, error.type_name, error.message
+            )
             if step.cleanup:
                 await self._cleanup(step, frame, error)
             raise
@@ -175,7 +177,9 @@ class StepExecutor:
             try:
                 retried, reason = retry_verdict(exc, retry, scope)
             except StepError as problem:  # a broken retry_on: record it, stop retrying
-                self.run.record_error(problem, sid, frame.active, tries.count, during="retry_on")
+                self.run.record_error(
+                    problem, sid, frame.active, tries.count, during="retry_on", frame=frame.key
+                )
                 return False
             if not retried:
                 decisions.retry(sid, tries.count, exc.type_name, False, reason, None, retry_on)
@@ -189,7 +193,18 @@ class StepExecutor:
             if frame.needs_checkpoint():  # the attempts made survive a kill during the wait
                 frame.remember(_ATTEMPTS + sid, tries.count)
                 self.run.checkpoint(frame)
-            self.run.emit(RetryScheduled(self.run.run_id, sid, tries.count, wait_ms, exc.type_name))
+            self.run.emit(
+                RetryScheduled(
+                    self.run.run_id,
+                    sid,
+                    tries.count,
+                    wait_ms,
+                    exc.type_name,
+                    time.time(),
+                    frame.key,
+                    exc.message,
+                )
+            )
             return 0.0  # retry now: the wait happens through the run's clock, below
 
         try:
@@ -236,6 +251,8 @@ class StepExecutor:
                 tries.count,
                 time.time(),
                 plan.effectful,
+                frame.key,
+                frame.item,
             )
         )
         breaker = plan.breaker
@@ -263,7 +280,7 @@ class StepExecutor:
                 self.run.decisions.breaker(sid, breaker, state.state, state.failures)
             if not error.recorded:
                 self.run.record_error(
-                    error, sid, frame.active, tries.count - 1, during=frame.during
+                    error, sid, frame.active, tries.count - 1, during=frame.during, frame=frame.key
                 )
                 error.recorded = True
             await self._error_updates(plan, frame, error, sid, tries.count)
@@ -275,7 +292,7 @@ class StepExecutor:
         except Exception as exc:  # a bug in wfkit: still recorded against the step
             error = StepError(f"internal error: {type(exc).__name__}: {exc}", step_id=sid)
             error.__cause__ = exc
-            self.run.record_error(error, sid, frame.active, tries.count - 1)
+            self.run.record_error(error, sid, frame.active, tries.count - 1, frame=frame.key)
             error.recorded = True
             raise error from exc
         if breaker is not None:
@@ -322,7 +339,12 @@ class StepExecutor:
                 frame.state.write(path, "set", details)
         except StepError as problem:
             self.run.record_error(
-                problem, sid, frame.active, attempt - 1, during="error_state_update"
+                problem,
+                sid,
+                frame.active,
+                attempt - 1,
+                during="error_state_update",
+                frame=frame.key,
             )
 
     async def _cleanup(self, step: StepBase, frame: Frame, error: StepError) -> None:
@@ -349,6 +371,7 @@ class StepExecutor:
         output: Any,
         tries: Attempts | None,
         error_type: str | None = None,
+        error_message: str | None = None,
         completed: bool = False,
     ) -> None:
         """Record the step's outcome; a completed step is checkpointed before it is reported
@@ -391,6 +414,8 @@ class StepExecutor:
                 outcome,
                 frame.item,
                 tries.injected if tries is not None else False,
+                frame.key,
+                error_message,
             )
         )
 

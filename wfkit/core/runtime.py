@@ -267,6 +267,7 @@ class Run:
         retry: int,
         recovered: bool = False,
         during: str | None = None,
+        frame: str | None = None,
     ) -> int:
         """Record one failed attempt; return its index in the run's error history."""
         trace = "\n".join(stack)
@@ -292,7 +293,7 @@ class Run:
             return -1
         index = len(self.errors)
         self.errors.append(record)
-        self.emit(ErrorRecorded(self.run_id, index, record))
+        self.emit(ErrorRecorded(self.run_id, index, record, frame))
         if isinstance(exc, StepError):
             exc.record_indexes.append(index)
         return index

@@ -79,6 +79,7 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
         await _drain(proc.pid, readers)
     except BaseException as exc:
         readers.cancel()
+        readers.add_done_callback(_retrieve)  # else a collected `readers` logs its cancellation
         capture.finish("cancelled" if isinstance(exc, asyncio.CancelledError) else "failed")
         await terminate_group(proc, run.options.kill_grace_seconds)
         raise
@@ -136,6 +137,13 @@ def _result(
 
 def _last_lines(text: str) -> str:
     return "\n".join(text.rstrip().splitlines()[-TAIL_LINES:])[-TAIL_CHARS:]
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Take a finished future's outcome: asyncio logs "exception was never retrieved" with a
+    traceback when a future whose exception nobody read is garbage-collected."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def _read(stream: asyncio.StreamReader, capture: StreamCapture) -> None:
