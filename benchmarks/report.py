@@ -13,20 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def big_workflow(loop: int, items: int) -> str:
@@ -50,19 +42,19 @@ def big_workflow(loop: int, items: int) -> str:
 
 def browser_load_seconds(path: Path, rounds: int) -> list[float]:
     """Seconds from navigation until the page's script has drawn it, per round."""
-    from playwright.sync_api import sync_playwright
+    from tests import browser as chrome
 
     times = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chrome.chromium() as browser:
         for _ in range(rounds):
-            page = browser.new_page()
+            seen = chrome.watched_page(browser)
             start = time.perf_counter()
-            page.goto(path.as_uri())
-            page.wait_for_selector("body[data-ready=true]", timeout=120_000)
+            seen.page.goto(path.as_uri())
+            seen.page.wait_for_selector("body[data-ready=true]", state="attached", timeout=120_000)
             times.append(time.perf_counter() - start)
-            page.close()
-        browser.close()
+            if seen.problems():
+                print(f"  the page reported problems: {seen.problems()[:3]}")
+            seen.page.close()
     return times
 
 
@@ -93,13 +85,12 @@ def main() -> None:
         print(f"  reading the store: {built * 1000:.0f} ms, rendering: {rendered * 1000:.0f} ms")
         cut = "; ".join(page.notes) or "nothing"
         print(f"  file: {out.stat().st_size / 1e6:.2f} MB; cut: {cut}")
-        try:
-            import playwright  # noqa: F401
-        except ImportError:
-            print("  browser load: skipped (the playwright package is not installed)")
-            return
-        if not Path(CHROMIUM).exists():
-            print(f"  browser load: skipped ({CHROMIUM} not found)")
+        sys.path.insert(0, str(ROOT))
+        from tests import browser as chrome
+
+        reason = chrome.missing()
+        if reason is not None:
+            print(f"  browser load: skipped ({reason})")
             return
         times = browser_load_seconds(out, 3 if args.quick else 5)
         print(

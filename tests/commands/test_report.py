@@ -12,8 +12,15 @@ from typer.testing import CliRunner
 from wfkit.cli import app
 from wfkit.commands import report as report_module
 from wfkit.commands import run_workflow
-from wfkit.commands.report import _critical_path, chain_of, report_run
-from wfkit.render_html import json_for_script, run_page_html
+from wfkit.commands.report import (
+    _critical_path,
+    _execution_at,
+    _state_note,
+    chain_of,
+    report_run,
+)
+from wfkit.commands.suite import run_tests
+from wfkit.render_html import json_for_script, run_page_html, suite_page_html
 
 FLOW = """
 name: reportflow
@@ -286,3 +293,56 @@ def test_cli_bad_run_and_unwritable_file_exit_2(run_id: str, tmp_path: Path) -> 
     assert result.exit_code == 2
     assert "cannot write" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_dropped_error_records_are_said(write: Callable[..., Path]) -> None:
+    flow = write(
+        """
+        name: storm
+        config: {max_error_records: 1}
+        steps:
+          - {id: boom, type: shell_command, command: "exit 75", on_error: retry,
+             retry_count: 3, retry_delay: 1, retry_jitter: 0}
+        """
+    )
+    page = report_run(run_workflow(flow).run_id)
+    assert page.errors_dropped == 3
+    assert len(page.errors) == 1
+    assert any("3 not kept" in note for note in page.notes)
+
+
+def test_state_note_says_what_is_not_available() -> None:
+    assert "older wfkit" in _state_note(logged=True, structured=False)
+    assert "No checkpoint values" in _state_note(logged=False, structured=True)
+    assert "top-level step" in _state_note(logged=True, structured=True)
+
+
+def test_execution_at_picks_the_execution_running_then() -> None:
+    starts, ends = [0.0, 0.5, 2.0, 3.0], [1.0, 1.5, 3.0, 4.0]
+    assert _execution_at([], starts, ends, 0.2) is None
+    assert _execution_at([0, 1, 2], starts, ends, 9.0) is None
+    assert _execution_at([0, 1], starts, ends, 0.7) == 1  # both hold it: the later start
+    assert _execution_at([0, 1], starts, ends, 0.7, [True, False]) == 0  # the plausible one
+    assert _execution_at([0, 2], starts, ends, 1.7) == 2  # between two: the next to end
+    assert _execution_at([2, 3], starts, ends, 3.0) == 3  # a loop's next iteration
+
+
+def test_suite_page_without_coverage_escapes_names_and_shows_errors(
+    write: Callable[..., Path],
+) -> None:
+    write(
+        """
+        workflow: missing.yaml
+        cases:
+          - {name: "<script>alert(1)</script>", expect: {status: succeeded}}
+        """,
+        "broken.wftest.yaml",
+    )
+    report = run_tests([Path("broken.wftest.yaml")])
+    assert report.errors == 1
+    html = suite_page_html(report, "suite <b>x</b>")
+    assert "<script" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "suite &lt;b&gt;x&lt;/b&gt;" in html
+    assert "<pre class='err'>" in html
+    assert "id='coverage'" not in html

@@ -36,7 +36,9 @@ TRACES_SHOWN = 2_000
 #: state changes of the checkpoint log shown (the state after each top-level step)
 STATE_CHANGES_SHOWN = 20_000
 #: slack when matching times recorded by different clocks (seconds)
-_EPS = 0.002
+_EPS = 0.0005
+#: executions looked at past the first that could hold a moment (overlapping items)
+_SCAN = 64
 
 _TOP = re.compile(r"^steps\[(\d+)\] (\S+) ")
 _SHOWN_TIERS = ("raw", "computed")
@@ -230,7 +232,7 @@ def _critical_path(starts: list[float], ends: list[float], leaves: list[int]) ->
     path = {order[-1]}
     current = order[-1]
     while True:
-        pos = bisect.bisect_right(finish, starts[current] + _EPS / 10) - 1
+        pos = bisect.bisect_right(finish, starts[current] + _EPS / 5) - 1
         while pos >= 0 and (order[pos] in path or ends[order[pos]] > ends[current]):
             pos -= 1
         if pos < 0:
@@ -396,19 +398,24 @@ class _Timeline:
         t0, starts, ends = self.t0, self.starts, self.ends
         exec_tries: dict[int, list[ReportAttempt]] = {}
         for (step_id, item, started), attempt in tries:
-            found = _execution_at(self.by_step.get((step_id, item), []), ends, started - t0)
+            candidates = self.by_step.get((step_id, item), [])
+            found = _execution_at(candidates, starts, ends, started - t0)
             if found is not None:
                 exec_tries.setdefault(found, []).append(attempt)
+        #: executions that can hold a failed attempt, and those that retried
+        troubled = [h["status"] != "succeeded" or h["attempts"] > 1 for h in self.history]
+        retried = [h["attempts"] > 1 for h in self.history]
         exec_errors: dict[int, list[int]] = {}
         for index, (moment, step_id) in enumerate(zip(error_times, error_steps, strict=True)):
-            found = _execution_at(self.by_id.get(step_id, []), ends, moment - t0, starts)
+            candidates = self.by_id.get(step_id, [])
+            found = _execution_at(candidates, starts, ends, moment - t0, troubled)
             if found is not None:
                 exec_errors.setdefault(found, []).append(index)
         exec_waits: dict[int, list[tuple[int, float]]] = {}
         for d in decisions:
             if d.get("decision") == "retry" and d.get("retried") and d.get("delay_ms") is not None:
                 candidates = self.by_id.get(d["step_id"], [])
-                found = _execution_at(candidates, ends, d["timestamp"] - t0, starts)
+                found = _execution_at(candidates, starts, ends, d["timestamp"] - t0, retried)
                 if found is not None:
                     wait = (int(d["attempt"]), float(d["delay_ms"]))
                     exec_waits.setdefault(found, []).append(wait)
@@ -520,23 +527,28 @@ def _state_note(logged: bool, structured: bool) -> str:
 
 
 def _execution_at(
-    candidates: list[int], ends: list[float], moment: float, starts: list[float] | None = None
+    candidates: list[int],
+    starts: list[float],
+    ends: list[float],
+    moment: float,
+    plausible: list[bool] | None = None,
 ) -> int | None:
-    """The execution among ``candidates`` (in order of completion) running at ``moment``."""
-    if not candidates:
-        return None
+    """The execution among ``candidates`` (in order of completion) running at ``moment``.
+
+    Of those whose span holds the moment, a ``plausible`` one first (for an error: one that
+    failed or retried), then the one that started last (a loop's next iteration begins
+    where the last ended). None holds it: the next to end after it, if any.
+    """
     finish = [ends[i] for i in candidates]
     pos = bisect.bisect_left(finish, moment - _EPS)
     if pos == len(candidates):
         return None
-    if starts is not None and len(candidates) > 1:
-        # errors of overlapping parallel items: the one whose span holds the moment
-        for i in candidates[pos:]:
-            if starts[i] - _EPS <= moment <= ends[i] + _EPS:
-                return i
-            if starts[i] > moment + _EPS:
-                break
-    return candidates[pos]
+    holding = [
+        i for i in candidates[pos : pos + _SCAN] if starts[i] - _EPS <= moment <= ends[i] + _EPS
+    ]
+    if not holding:
+        return candidates[pos]
+    return max(holding, key=lambda i: (plausible is None or plausible[i], starts[i]))
 
 
 def _attempts(
