@@ -124,7 +124,10 @@ def test_critical_path_runs_through_the_items_one_after_another(run_id: str) -> 
     page = report_run(run_id)
     critical = {(e.step_id, e.item) for e in page.executions if e.critical}
     # max_parallel 1: each item waited on the one before it
-    assert {("deploy/push", 0), ("deploy/push", 1), ("deploy/push", 2), ("fetch", None)} <= critical
+    expected = {("deploy/push", 0), ("deploy/push", 1), ("deploy/push", 2), ("fetch", None)}
+    assert expected <= critical, [
+        (e.step_id, e.item, e.start_ms, e.duration_ms, e.critical) for e in page.executions
+    ]
     assert not any(e.critical for e in page.executions if e.step_type == "parallel_foreach")
     assert 0 < page.critical_ms <= page.span_ms
 
@@ -346,3 +349,75 @@ def test_suite_page_without_coverage_escapes_names_and_shows_errors(
     assert "suite &lt;b&gt;x&lt;/b&gt;" in html
     assert "<pre class='err'>" in html
     assert "id='coverage'" not in html
+
+
+def test_a_killed_run_shows_the_step_it_was_in(write: Callable[..., Path]) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from wfkit.store.outputs import read_outputs
+    from wfkit.store.sqlite import RunStore
+
+    flow = write(
+        """
+        name: sleepy
+        steps:
+          - {id: first, type: shell_command, command: "echo one"}
+          - {id: nap, type: shell_command, command: "echo napping; sleep 60"}
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wfkit", "run", str(flow)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stderr is not None
+        run_id = proc.stderr.readline().split()[1]
+        deadline = time.monotonic() + 60  # hang guard
+        while time.monotonic() < deadline:
+            with RunStore(create=False) as store:
+                if any(o.step_id == "nap" for o in read_outputs(store.db, run_id)):
+                    break
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        if proc.stderr is not None:
+            proc.stderr.close()
+    page = report_run(run_id)
+    assert page.status == "interrupted"
+    nap = next(e for e in page.executions if e.step_id == "nap")
+    assert (nap.status, nap.step_type, nap.attempts) == ("interrupted", "shell_command", 1)
+    assert nap.tries[0].status == "interrupted"
+    assert page.state_source == "checkpoint"
+
+
+def test_an_attempt_still_running_lasts_until_now() -> None:
+    import time
+
+    from wfkit.commands.report import _unfinished
+    from wfkit.store.outputs import OutputRow
+
+    started = time.time() - 5
+    out = OutputRow("k", "fan/work", 3, 1, 2, "tool", started, None, "running", None, 0, 0, 0, 0)
+    (row,) = _unfinished([], [out], "running")
+    assert (row["step_id"], row["item"], row["status"]) == ("fan/work", 3, "running")
+    assert (row["step_type"], row["attempts"]) == ("mcp_call", 2)
+    assert row["duration_ms"] >= 5000
+
+
+def test_critical_path_hands_over_despite_a_late_recorded_end() -> None:
+    # 1 recorded its end 1 ms after 2 started (bookkeeping); 0 ran beside them, ended earlier
+    starts, ends = [0.0, 0.0, 1.0], [0.5, 1.001, 2.0]
+    assert _critical_path(starts, ends, [0, 1, 2]) == {1, 2}
+    # many tiny sequential steps: every one is on the path
+    tiny = 0.00001
+    starts = [i * tiny for i in range(2000)]
+    ends = [(i + 1) * tiny for i in range(2000)]
+    assert _critical_path(starts, ends, list(range(2000))) == set(range(2000))

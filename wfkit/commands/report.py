@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,10 @@ TRACES_SHOWN = 2_000
 STATE_CHANGES_SHOWN = 20_000
 #: slack when matching times recorded by different clocks (seconds)
 _EPS = 0.0005
+#: how far a recorded end may pass the next execution's start and still hand over to it
+_HANDOFF = 0.005
+#: ends looked at past the current start for such a handover
+_HANDOFF_SCAN = 16
 #: executions looked at past the first that could hold a moment (overlapping items)
 _SCAN = 64
 
@@ -224,7 +229,12 @@ def chain_of(details: dict[str, Any]) -> list[ChainLink]:
 
 def _critical_path(starts: list[float], ends: list[float], leaves: list[int]) -> set[int]:
     """The executions the run's wall time waited on: from the last to end, each time the
-    execution that ended last before the current one started (parallel items: the slowest)."""
+    execution that ended last before the current one started (parallel items: the slowest).
+
+    A recorded end can trail the real one by the step's bookkeeping (its state writes and
+    checkpoint), so an end up to :data:`_HANDOFF` after the current start still counts, from
+    an execution that started before it.
+    """
     if not leaves:
         return set()
     order = sorted(leaves, key=lambda i: ends[i])
@@ -232,9 +242,15 @@ def _critical_path(starts: list[float], ends: list[float], leaves: list[int]) ->
     path = {order[-1]}
     current = order[-1]
     while True:
-        pos = bisect.bisect_right(finish, starts[current] + _EPS / 5) - 1
-        while pos >= 0 and (order[pos] in path or ends[order[pos]] > ends[current]):
+        start = starts[current]
+        pos = bisect.bisect_right(finish, start + _EPS / 5) - 1
+        while pos >= 0 and order[pos] in path:
             pos -= 1
+        # an execution that started earlier and ended just after this one started
+        top = bisect.bisect_right(finish, start + _HANDOFF) - 1
+        for late in range(pos + 1, min(top, pos + _HANDOFF_SCAN) + 1):
+            if order[late] not in path and starts[order[late]] < start:
+                pos = late  # the latest such end among the nearest few
         if pos < 0:
             return path
         current = order[pos]
@@ -305,6 +321,7 @@ def report_run(run_id: str, *, store: str | Path | None = None, read_only: bool 
             for m in run_store.messages(row.run_id)
             if m.level != "warning"
         ]
+    history = history + _unfinished(history, outputs, status)
     timeline = _Timeline(history, row.started_at)
     errors = [
         ReportError(
@@ -365,6 +382,49 @@ def report_run(run_id: str, *, store: str | Path | None = None, read_only: bool 
             "traces_shown": TRACES_SHOWN,
         },
     )
+
+
+_OUTPUT_STEP_TYPES = {"shell": "shell_command", "tool": "mcp_call"}
+
+
+def _unfinished(
+    history: list[dict[str, Any]], outputs: list[Any], status: str
+) -> list[dict[str, Any]]:
+    """Executions that began but were never recorded as ended (a running or killed run),
+    from the attempts with output that no recorded execution holds; they end "now": at the
+    latest time the run recorded."""
+    ended: dict[tuple[str, int | None], list[tuple[float, float]]] = {}
+    for h in history:
+        span = (h["finished_at"] - h["duration_ms"] / 1000, h["finished_at"])
+        ended.setdefault((h["step_id"], h["item"]), []).append(span)
+    latest = max(
+        [h["finished_at"] for h in history] + [o.finished_at or o.started_at for o in outputs]
+        or [0.0]
+    )
+    if status == "running":
+        latest = max(latest, time.time())
+    open_runs: dict[tuple[str, int | None, int], list[Any]] = {}
+    for out in outputs:
+        spans = ended.get((out.step_id, out.item), [])
+        if not any(a - _EPS <= out.started_at <= b + _EPS for a, b in spans):
+            open_runs.setdefault((out.step_id, out.item, out.execution), []).append(out)
+    rows = []
+    for (step_id, item, _), attempts in open_runs.items():
+        start = min(o.started_at for o in attempts)
+        rows.append(
+            {
+                "step_id": step_id,
+                "step_type": _OUTPUT_STEP_TYPES.get(attempts[0].kind, attempts[0].kind),
+                "status": "running" if status == "running" else "interrupted",
+                "attempts": max(o.attempt for o in attempts),
+                "duration_ms": (latest - start) * 1000,
+                "finished_at": latest,
+                "error_type": None,
+                "item": item,
+                "injected": False,
+            }
+        )
+    return rows
 
 
 class _Timeline:
