@@ -274,18 +274,18 @@ $ wfkit why RUN_ID report
 `-o FILE` elsewhere, `-o -` to stdout) and prints its path on stderr. The page is
 self-contained: its CSS, script and data are inline and it fetches nothing (its
 Content-Security-Policy forbids it), so it opens from disk or as a CI artifact. It shows the
-run's status, inputs and duration; a timeline of every step execution with its attempts and
-the retry waits between them, each `parallel_foreach` item as a lane of its own (past 10
-items the lanes start collapsed, failed ones open; a click opens or closes one), and the
-critical path marked (◆: the executions the run's wall time waited on); the error chain (a
-sub-agent error, then the item's error that caused it); the state per tier at the end and
-after each top-level step (checkpointed values; the page says what is not recorded, such as
-an item's own state); computed-field traces when the run was traced; each attempt's
-captured output as stored; and the workflow's circuit breakers. Every value is shown as
-text, never as HTML. The page stays bounded: 8,000 characters per output stream (head and
-tail), 1,000,000 characters of output in all, 2,000 characters per value and 2,000 trace
-records, and it lists what it cut. A run of 10,000 step executions gives a page of about 1
-MB that headless Chromium loads and draws in 0.7-0.9 s on the development machine (`python
+run's status, inputs and duration; a timeline of every step execution with its attempts and the
+retry waits between them, each `parallel_foreach` item as a lane of its own (past 10 items the
+lanes start collapsed, failed ones open; a click opens or closes one), and the critical path
+marked (◆: the executions the run's wall time waited on); the error chain (a sub-agent error,
+then the item's error that caused it); the state per tier at the end and after each top-level
+step (checkpointed values), each succeeded parallel item's own state at its end, and what is
+not recorded said plainly; computed-field traces when the run was traced; each attempt's
+captured output as stored; and the workflow's circuit breakers. Every value is shown as text,
+never as HTML. The page stays bounded: 8,000 characters per output stream (head and tail),
+1,000,000 characters of output in all, 2,000 characters per value and 2,000 trace records, and
+it lists what it cut. A run of 10,000 step executions gives a page of about 1 MB that headless
+Chromium loads and draws in 0.7-0.9 s on the development machine (`python
 benchmarks/report.py`). `--json` prints the page's data instead.
 
 ```console

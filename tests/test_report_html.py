@@ -121,6 +121,23 @@ def test_selecting_a_step_shows_the_state_after_its_top_level_step(
     assert "fetched" in page.locator('#state-view .tier[data-tier="raw"]').inner_text()
 
 
+def test_an_item_shows_its_own_state_and_the_breakers_their_state(
+    failed_page: Path, browser: Browser
+) -> None:
+    seen = _open(browser, failed_page)
+    page = seen.page
+    page.locator('.lane[data-lane="deploy [item 0]"] .row').click()
+    own = page.locator("#details .item-state")
+    assert "State of deploy [item 0] at its end" in own.inner_text()
+    assert '"eu"' in own.locator('.tier[data-tier="inputs"]').inner_text()
+    page.locator('.lane[data-lane="deploy [item 2]"] .row').click()
+    assert "Not available" in page.locator("#details .item-state").inner_text()
+    breakers = page.locator("#breakers").inner_text()
+    assert "api" in breakers
+    assert "open" in breakers
+    assert seen.problems() == []
+
+
 def test_lanes_collapse_and_expand_by_clicking(failed_page: Path, browser: Browser) -> None:
     page = _open(browser, failed_page).page
     lane = page.locator('.lane[data-lane="deploy [item 0]"]')

@@ -421,3 +421,55 @@ def test_critical_path_hands_over_despite_a_late_recorded_end() -> None:
     starts = [i * tiny for i in range(2000)]
     ends = [(i + 1) * tiny for i in range(2000)]
     assert _critical_path(starts, ends, list(range(2000))) == set(range(2000))
+
+
+def test_a_succeeded_item_has_its_own_state_and_a_failed_one_none(
+    write: Callable[..., Path],
+) -> None:
+    flow = write(
+        """
+        name: items
+        inputs: {names: {type: array, default: [a, "<b>", c]}}
+        steps:
+          - id: fan
+            type: parallel_foreach
+            items: "{{ names }}"
+            sub_agent_task: one
+            with: {name: "{{ loop.item }}"}
+        sub_agent_tasks:
+          one:
+            inputs: {name: {type: string}}
+            state_schema: {raw: {seen: string}}
+            steps:
+              - {id: keep, type: state_update, path: raw.seen, value: "saw {{ name }}"}
+              - {id: check, type: shell_command, command: "test '{{ name }}' != c"}
+        """
+    )
+    page = report_run(run_workflow(flow).run_id)
+    lanes = {lane.item: lane for lane in page.lanes if lane.fan == "fan"}
+    assert lanes[1].state is not None
+    assert json.loads(lanes[1].state["raw"]["seen"]) == "saw <b>"
+    assert json.loads(lanes[1].state["inputs"]["name"]) == "<b>"
+    assert lanes[2].state is None  # failed: its state is not kept
+    assert "a failed item's own state is not kept" in page.state_note
+
+
+def test_item_states_beyond_the_bound_are_said(
+    write: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flow = write(
+        """
+        name: items
+        steps:
+          - {id: fan, type: parallel_foreach, items: "{{ range(3) | list }}", sub_agent_task: one}
+        sub_agent_tasks:
+          one:
+            steps:
+              - {id: hi, type: shell_command, command: "true"}
+        """
+    )
+    run_id = run_workflow(flow).run_id
+    monkeypatch.setattr(report_module, "ITEM_STATES_SHOWN", 1)
+    page = report_run(run_id)
+    assert sum(lane.state is not None for lane in page.lanes) == 1
+    assert any("own state of 2 parallel item(s)" in note for note in page.notes)

@@ -36,6 +36,8 @@ MESSAGE_CHARS = 4_000
 TRACES_SHOWN = 2_000
 #: state changes of the checkpoint log shown (the state after each top-level step)
 STATE_CHANGES_SHOWN = 20_000
+#: parallel items whose own final state the page shows
+ITEM_STATES_SHOWN = 1_000
 #: slack when matching times recorded by different clocks (seconds)
 _EPS = 0.0005
 #: how far a recorded end may pass the next execution's start and still hand over to it
@@ -131,6 +133,8 @@ class ReportLane(_Model):
     start_ms: float
     end_ms: float
     executions: int
+    #: a parallel item's own state at its end (JSON text per value), when checkpointed
+    state: dict[str, dict[str, str]] | None = None
 
 
 class StateChange(_Model):
@@ -344,6 +348,12 @@ def report_run(run_id: str, *, store: str | Path | None = None, read_only: bool 
         _top_of(row.structure),
     )
     state, tops, state_notes = _states(info.state, log, row.structure)
+    item_states, items_left_out = _item_states(log)
+    if items_left_out:
+        notes.append(
+            f"the own state of {items_left_out} parallel item(s) past the first "
+            f"{ITEM_STATES_SHOWN} is not on the page"
+        )
     trace_rows, trace_notes = _trace_rows(traces, row.started_at, row.run_id)
     notes += state_notes + trace_notes
     if info.errors_dropped:
@@ -363,7 +373,7 @@ def report_run(run_id: str, *, store: str | Path | None = None, read_only: bool 
         errors=errors,
         errors_dropped=info.errors_dropped,
         executions=executions,
-        lanes=timeline.lanes(executions),
+        lanes=timeline.lanes(executions, item_states),
         critical_ms=round(sum(e.duration_ms for e in executions if e.critical), 3),
         state_source=info.state_source,
         state=state,
@@ -384,6 +394,7 @@ def report_run(run_id: str, *, store: str | Path | None = None, read_only: bool 
     )
 
 
+_ITEM_KEYS = frozenset({"index", "item", "status", "state"})
 _OUTPUT_STEP_TYPES = {"shell": "shell_command", "tool": "mcp_call"}
 
 
@@ -507,9 +518,52 @@ class _Timeline:
             for i, h in enumerate(self.history)
         ]
 
-    def lanes(self, executions: list[ReportExecution]) -> list[ReportLane]:
+    def lanes(
+        self,
+        executions: list[ReportExecution],
+        item_states: dict[tuple[str, int], dict[str, dict[str, str]]],
+    ) -> list[ReportLane]:
         """The main workflow's lane, then one per parallel item, in order of appearance."""
-        return _lanes(self.lane_keys, executions)
+        return _lanes(self.lane_keys, executions, item_states)
+
+
+def _item_states(
+    log: list[dict[str, dict[str, str | None]]],
+) -> tuple[dict[tuple[str, int], dict[str, dict[str, str]]], int]:
+    """The state of each parallel item of the main workflow at its end, as checkpointed:
+    the step's result once it ended (``steps/STEP``), or the item's own note while the step
+    ran (``memory/item:STEP:INDEX``); and how many were left out."""
+    found: dict[tuple[str, int], dict[str, dict[str, str]]] = {}
+    left_out: set[tuple[str, int]] = set()
+
+    def keep(fan: str, result: Any) -> None:
+        if not isinstance(result, dict) or not result.keys() >= _ITEM_KEYS:
+            return
+        key = (fan, result["index"])
+        if key in found or not isinstance(result["index"], int):
+            return
+        if len(found) >= ITEM_STATES_SHOWN:
+            left_out.add(key)
+            return
+        found[key] = {
+            tier: {name: _json_text(value)[0] for name, value in values.items()}
+            for tier, values in (result["state"] or {}).items()
+            if isinstance(values, dict)
+        }
+
+    for row in log:
+        for values in row.values():
+            for key, text in values.items():
+                if text is None or '"state"' not in text:
+                    continue
+                tier, _, name = key.partition("/")
+                if tier == "memory" and name.startswith("item:"):
+                    keep(name[len("item:") :].rpartition(":")[0], json.loads(text))
+                elif tier == "steps":
+                    output = json.loads(text).get("output")
+                    for result in output if isinstance(output, list) else []:
+                        keep(name, result)
+    return found, len(left_out)
 
 
 def _states(
@@ -580,9 +634,10 @@ def _state_note(logged: bool, structured: bool) -> str:
         )
     return (
         "The state at a step is the state checkpointed when its top-level step ended (or, for "
-        "a step that did not end, its last checkpoint). Steps inside a loop or a parallel "
-        "item show the state after their whole top-level step: intermediate values and each "
-        "item's own state are not recorded separately."
+        "a step that did not end, its last checkpoint). A step inside a loop or a parallel "
+        "item shows the state after its whole top-level step: the values between iterations "
+        "are not recorded. A parallel item's own state is shown at its end when it succeeded; "
+        "a failed item's own state is not kept."
     )
 
 
@@ -669,7 +724,9 @@ def _attempts(
 
 
 def _lanes(
-    keys: dict[tuple[str | None, int | None], int], executions: list[ReportExecution]
+    keys: dict[tuple[str | None, int | None], int],
+    executions: list[ReportExecution],
+    item_states: dict[tuple[str, int], dict[str, dict[str, str]]],
 ) -> list[ReportLane]:
     spans: dict[int, list[ReportExecution]] = {}
     for e in executions:
@@ -689,6 +746,7 @@ def _lanes(
                 start_ms=min((e.start_ms for e in rows), default=0.0),
                 end_ms=max((e.start_ms + e.duration_ms for e in rows), default=0.0),
                 executions=len(rows),
+                state=None if fan is None or item is None else item_states.get((fan, item)),
             )
         )
     return lanes

@@ -185,6 +185,8 @@
     setOpen(open);
     return wrap;
   }
+  var laneByIndex = {};
+  D.lanes.forEach(function (l) { laneByIndex[l.index] = l; });
   var itemLanes = D.lanes.filter(function (l) { return l.fan !== null; });
   var collapse = itemLanes.length > D.ui.collapse_after;
   D.lanes.forEach(function (lane) {
@@ -293,6 +295,18 @@
       }
       details.appendChild(box);
     });
+    var lane = laneByIndex[e.lane];
+    if (lane && lane.fan !== null) {
+      var own = el("div", { cls: "item-state" }, el("h3", { text: "State of " + lane.name + " at its end" }));
+      if (lane.state) {
+        ["inputs", "raw", "computed"].forEach(function (tier) {
+          if (lane.state[tier]) own.appendChild(el("div", { cls: "tier", "data-tier": tier }, el("h3", { cls: "dim", text: tier }), kvTable(lane.state[tier])));
+        });
+      } else {
+        own.appendChild(el("p", { cls: "dim", text: "Not available: an item's own state is kept only when the item succeeded." }));
+      }
+      details.appendChild(own);
+    }
     if (e.top !== null && e.top !== undefined) {
       var pos = -1;
       D.top_steps.forEach(function (s, i) { if (s.index === e.top) pos = i; });
