@@ -12,13 +12,8 @@ from typer.testing import CliRunner
 from wfkit.cli import app
 from wfkit.commands import report as report_module
 from wfkit.commands import run_workflow
-from wfkit.commands.report import (
-    _critical_path,
-    _execution_at,
-    _state_note,
-    chain_of,
-    report_run,
-)
+from wfkit.commands.report import _state_note, chain_of, report_run
+from wfkit.commands.report_timeline import critical_path, execution_at
 from wfkit.commands.suite import run_tests
 from wfkit.render_html import json_for_script, run_page_html, suite_page_html
 
@@ -135,8 +130,8 @@ def test_critical_path_runs_through_the_items_one_after_another(run_id: str) -> 
 def test_critical_path_takes_the_slower_of_two_parallel_branches() -> None:
     # 0: 0-1, then 1: 1-5 and 2: 1-3 in parallel, then 3: 5-6 (after the slower, 1)
     starts, ends = [0.0, 1.0, 1.0, 5.0], [1.0, 5.0, 3.0, 6.0]
-    assert _critical_path(starts, ends, [0, 1, 2, 3]) == {0, 1, 3}
-    assert _critical_path([], [], []) == set()
+    assert critical_path(starts, ends, [0, 1, 2, 3]) == {0, 1, 3}
+    assert critical_path([], [], []) == set()
 
 
 def test_state_at_the_end_and_after_each_top_level_step(run_id: str) -> None:
@@ -322,12 +317,12 @@ def test_state_note_says_what_is_not_available() -> None:
 
 def test_execution_at_picks_the_execution_running_then() -> None:
     starts, ends = [0.0, 0.5, 2.0, 3.0], [1.0, 1.5, 3.0, 4.0]
-    assert _execution_at([], starts, ends, 0.2) is None
-    assert _execution_at([0, 1, 2], starts, ends, 9.0) is None
-    assert _execution_at([0, 1], starts, ends, 0.7) == 1  # both hold it: the later start
-    assert _execution_at([0, 1], starts, ends, 0.7, [True, False]) == 0  # the plausible one
-    assert _execution_at([0, 2], starts, ends, 1.7) == 2  # between two: the next to end
-    assert _execution_at([2, 3], starts, ends, 3.0) == 3  # a loop's next iteration
+    assert execution_at([], starts, ends, 0.2) is None
+    assert execution_at([0, 1, 2], starts, ends, 9.0) is None
+    assert execution_at([0, 1], starts, ends, 0.7) == 1  # both hold it: the later start
+    assert execution_at([0, 1], starts, ends, 0.7, [True, False]) == 0  # the plausible one
+    assert execution_at([0, 2], starts, ends, 1.7) == 2  # between two: the next to end
+    assert execution_at([2, 3], starts, ends, 3.0) == 3  # a loop's next iteration
 
 
 def test_suite_page_without_coverage_escapes_names_and_shows_errors(
@@ -401,12 +396,12 @@ def test_a_killed_run_shows_the_step_it_was_in(write: Callable[..., Path]) -> No
 def test_an_attempt_still_running_lasts_until_now() -> None:
     import time
 
-    from wfkit.commands.report import _unfinished
+    from wfkit.commands.report_timeline import unfinished
     from wfkit.store.outputs import OutputRow
 
     started = time.time() - 5
     out = OutputRow("k", "fan/work", 3, 1, 2, "tool", started, None, "running", None, 0, 0, 0, 0)
-    (row,) = _unfinished([], [out], "running")
+    (row,) = unfinished([], [out], "running")
     assert (row["step_id"], row["item"], row["status"]) == ("fan/work", 3, "running")
     assert (row["step_type"], row["attempts"]) == ("mcp_call", 2)
     assert row["duration_ms"] >= 5000
@@ -415,12 +410,12 @@ def test_an_attempt_still_running_lasts_until_now() -> None:
 def test_critical_path_hands_over_despite_a_late_recorded_end() -> None:
     # 1 recorded its end 1 ms after 2 started (bookkeeping); 0 ran beside them, ended earlier
     starts, ends = [0.0, 0.0, 1.0], [0.5, 1.001, 2.0]
-    assert _critical_path(starts, ends, [0, 1, 2]) == {1, 2}
+    assert critical_path(starts, ends, [0, 1, 2]) == {1, 2}
     # many tiny sequential steps: every one is on the path
     tiny = 0.00001
     starts = [i * tiny for i in range(2000)]
     ends = [(i + 1) * tiny for i in range(2000)]
-    assert _critical_path(starts, ends, list(range(2000))) == set(range(2000))
+    assert critical_path(starts, ends, list(range(2000))) == set(range(2000))
 
 
 def test_a_succeeded_item_has_its_own_state_and_a_failed_one_none(
@@ -473,3 +468,19 @@ def test_item_states_beyond_the_bound_are_said(
     page = report_run(run_id)
     assert sum(lane.state is not None for lane in page.lanes) == 1
     assert any("own state of 2 parallel item(s)" in note for note in page.notes)
+
+
+def test_cli_test_html_writes_the_suite_page(write: Callable[..., Path], tmp_path: Path) -> None:
+    write("name: one\nsteps:\n  - {id: hi, type: user_message, message: hi}\n", "one.yaml")
+    write(
+        "workflow: one.yaml\ncases:\n  - {name: says hi, expect: {status: succeeded}}\n",
+        "one.wftest.yaml",
+    )
+    out = tmp_path / "suite.html"
+    result = CliRunner().invoke(app, ["test", "one.wftest.yaml", "--html", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip().endswith(str(out))
+    html = out.read_text(encoding="utf-8")
+    assert "says hi" in html
+    assert "id='coverage'" in html  # --html measures coverage
+    assert "Workflow coverage" not in result.stdout  # the text report stays as asked
