@@ -430,6 +430,7 @@ def test_a_succeeded_item_has_its_own_state_and_a_failed_one_none(
             type: parallel_foreach
             items: "{{ names }}"
             sub_agent_task: one
+            max_parallel: 1  # in order: the failing last item cancels none in flight
             with: {name: "{{ loop.item }}"}
         sub_agent_tasks:
           one:
