@@ -485,3 +485,30 @@ def test_cli_test_html_writes_the_suite_page(write: Callable[..., Path], tmp_pat
     assert "says hi" in html
     assert "id='coverage'" in html  # --html measures coverage
     assert "Workflow coverage" not in result.stdout  # the text report stays as asked
+
+
+def test_attempts_of_recorded_executions_are_not_taken_for_open_ones() -> None:
+    from wfkit.commands.report_timeline import unfinished
+    from wfkit.store.outputs import OutputRow
+
+    history = [
+        {
+            "step_id": "s",
+            "item": None,
+            "finished_at": 10.0,
+            "duration_ms": 1000.0,
+            "status": "succeeded",
+            "attempts": 1,
+        }
+    ]
+
+    def out(started: float, finished: float | None) -> OutputRow:
+        return OutputRow("k", "s", None, 1, 1, "shell", started, finished, "x", 0, 0, 0, 0, 0)
+
+    # an ended attempt whose recorded start is a little before its execution's (clocks)
+    assert unfinished(history, [out(8.99, 9.9)], "succeeded") == []
+    # an attempt still open inside a recorded execution (its row was not updated)
+    assert unfinished(history, [out(9.5, None)], "interrupted") == []
+    # one that began after every recorded execution ended is open
+    (row,) = unfinished(history, [out(10.5, None)], "interrupted")
+    assert row["status"] == "interrupted"

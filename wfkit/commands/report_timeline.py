@@ -136,9 +136,12 @@ def unfinished(
     open_runs: dict[tuple[str, int | None, int], list[Any]] = {}
     for out in outputs:
         spans = ended.get((out.step_id, out.item), [])
-        # one step id and item run one execution at a time: spans are in order of their ends
+        # one step id and item run one execution at a time: spans are in order of their ends.
+        # An attempt that ended belongs to the next execution to end after it began (clocks
+        # of records differ a little); one still open to none that ended after it began.
         pos = bisect.bisect_left(spans, out.started_at - _EPS, key=lambda span: span[1])
-        if not any(a - _EPS <= out.started_at <= b + _EPS for a, b in spans[pos : pos + 2]):
+        after = spans[pos : pos + 1]
+        if not after or (out.finished_at is None and not after[0][0] - _EPS <= out.started_at):
             open_runs.setdefault((out.step_id, out.item, out.execution), []).append(out)
     rows = []
     for (step_id, item, _), attempts in open_runs.items():
