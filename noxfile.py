@@ -41,8 +41,9 @@ def typing(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Engine overhead figures (printed, never asserted)."""
+    """Engine overhead and report figures (printed, never asserted)."""
     session.run(PY, "benchmarks/engine.py", *session.posargs)
+    session.run(PY, "benchmarks/report.py", *session.posargs)
 
 
 @nox.session

@@ -105,6 +105,14 @@ def generate() -> str:
             blocks["debug"] = _cli("debug", run_id)[1]
             blocks["why_publish"] = _cli("why", run_id, "publish")[1]
             blocks["why_report"] = _cli("why", run_id, "report")[1]
+            os.chdir(tmp)  # the page is written to the current folder
+            try:
+                blocks["report"] = _cli("report", run_id, "-o", "run.html")[1]
+                page = (Path(tmp) / "run.html").read_text(encoding="utf-8")
+                if "wfkit-data" not in page:
+                    raise RuntimeError("wfkit report wrote no run page")
+            finally:
+                os.chdir(ROOT)
             marker.touch()
             blocks["resume"] = _cli("resume", run_id)[1]
             blocks.update(_output_blocks(Path(tmp)))
@@ -262,6 +270,40 @@ $ wfkit why RUN_ID publish
 $ wfkit why RUN_ID report
 {why_report}
 ```
+
+## See a run: `wfkit report`
+
+`wfkit report RUN_ID` writes one HTML file (`wfkit-report-RUN_ID.html` in the current folder,
+`-o FILE` elsewhere, `-o -` to stdout) and prints its path on stderr. The page is
+self-contained: its CSS, script and data are inline and it fetches nothing (its
+Content-Security-Policy forbids it), so it opens from disk or as a CI artifact. It shows the
+run's status, inputs and duration; a timeline of every step execution with its attempts and the
+retry waits between them, each `parallel_foreach` item as a lane of its own (past 10 items the
+lanes start collapsed, failed ones open; a click opens or closes one), and the critical path
+marked (◆: the executions the run's wall time waited on); the error chain (a sub-agent error,
+then the item's error that caused it); the state per tier at the end and after each top-level
+step (checkpointed values), each succeeded parallel item's own state at its end, and what is
+not recorded said plainly; computed-field traces when the run was traced; each attempt's
+captured output as stored; and the workflow's circuit breakers. Every value is shown as text,
+never as HTML. The page stays bounded: 8,000 characters per output stream (head and tail),
+1,000,000 characters of output in all, 2,000 characters per value and 2,000 trace records, and
+it lists what it cut. A run of 10,000 step executions gives a page of about 1 MB that headless
+Chromium loads and draws in 0.7-0.9 s on the development machine (`python
+benchmarks/report.py`). `--json` prints the page's data instead.
+
+```console
+$ wfkit report RUN_ID -o run.html
+{report}
+```
+
+![wfkit report: a retried fetch, a failed item, the error chain](images/report.png)
+
+The screenshot is a run of `examples/report-demo.yaml` (`docs/generate_report_screenshot.py`
+makes it, in headless Chromium): `fetch` failed once with exit 75 and succeeded on its
+retry after the hatched wait; the last `deploy` item failed, which failed the run. The same
+kind of page for a test suite: `wfkit test PATHS --html report.html` lists the cases with
+their status, each failure with its expectation and the run's first error, and the
+workflow coverage (steps, branches and error handlers, as `--coverage` counts them).
 
 ## Then: `wfkit resume`
 

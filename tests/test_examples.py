@@ -64,3 +64,13 @@ def test_flaky_command_fails_then_succeeds(flaky_on_path: None) -> None:
         for _ in range(3)
     ]
     assert codes == [75, 75, 0]
+
+
+def test_report_demo_retries_once_and_fails_on_its_last_item(tmp_path: Path) -> None:
+    report = run_workflow(EXAMPLES / "report-demo.yaml", {"workdir": str(tmp_path)})
+    assert report.status == "failed"
+    steps = {s.id: s for s in report.steps}
+    assert (steps["fetch"].status, steps["fetch"].attempts) == ("succeeded", 2)
+    assert steps["deploy"].status == "failed"
+    assert report.error is not None
+    assert report.error["cause"]["step_id"] == "deploy/push"

@@ -613,6 +613,48 @@ def diff(
         _console().print(diff_view(result))
 
 
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "-o", "--output", help="HTML file to write ('-': stdout; default wfkit-report-ID.html)."
+        ),
+    ] = None,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """One self-contained HTML page of a run: timeline, errors, state, traces, output."""
+    from wfkit.commands.report import report_run
+    from wfkit.errors import RunNotFoundError, StoreError
+    from wfkit.render_html import run_page_html
+
+    try:
+        result = report_run(run_id, store=store)
+    except (RunNotFoundError, StoreError) as exc:
+        raise _fail_usage(exc, json_out) from None
+    if json_out:
+        _emit_json(result)
+        return
+    _write_page(run_page_html(result), output or f"wfkit-report-{result.run_id}.html")
+
+
+def _write_page(page: str, output: str) -> None:
+    """Write an HTML page to ``output`` ('-': stdout) and name the file on stderr."""
+    from wfkit.errors import InputError
+
+    if output == "-":
+        sys.stdout.write(page)
+        return
+    path = Path(output)
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise _fail_usage(InputError(f"cannot write {output}: {exc.strerror or exc}")) from None
+    sys.stderr.write(f"{path}\n")
+
+
 @app.command("test-step")
 def step_trial_command(
     file: Annotated[str, typer.Argument(help="Workflow YAML file.")],
@@ -679,6 +721,10 @@ def suite_command(
             "--workers", min=1, help="Run cases in this many processes (results as serial)."
         ),
     ] = 1,
+    html: Annotated[
+        str | None,
+        typer.Option("--html", help="Write an HTML page: cases, failures, coverage."),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run workflow test suites with mocked tools, shell and answers, in virtual time."""
@@ -694,7 +740,7 @@ def suite_command(
     try:
         result = run_tests(
             paths,
-            coverage=measure,
+            coverage=measure or html is not None,
             on_case=None if json_out else lambda c: err.print(case_line(c)),
             workers=workers,
         )
@@ -710,6 +756,10 @@ def suite_command(
         write_junit(result, junit_xml)
     if lcov and result.coverage is not None:
         write_lcov(result.coverage, lcov)
+    if html:
+        from wfkit.render_html import suite_page_html
+
+        _write_page(suite_page_html(result, f"wfkit test {' '.join(paths)}"), html)
     if json_out:
         _emit_json(result)
     else:

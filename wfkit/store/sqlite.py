@@ -597,6 +597,15 @@ class RunStore:
         memory = {k: v for k, v in tiers["memory"].items() if v is not MISSING}
         return FrameCheckpoint(cursor, tiers["raw"], tiers["computed"], steps, memory)
 
+    def checkpoint_log(self, run_id: str) -> list[dict[str, dict[str, str | None]]]:
+        """The main frame's checkpointed changes, one entry per commit, in order: top-level
+        step index -> "tier/name" -> the value's JSON (``None``: deleted)."""
+        self.commit()
+        rows = self._db.execute(
+            "SELECT data FROM checkpoint_log WHERE run_id = ? ORDER BY rowid", (run_id,)
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
     def messages(self, run_id: str) -> list[Message]:
         """The messages of a run, in order (tool servers' stderr apart)."""
         self.commit()  # what this process wrote is visible to its reads
