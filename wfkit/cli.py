@@ -192,7 +192,11 @@ def _sink(live: Callable[[Any], None]) -> Callable[[Any], None]:
 
 StoreOpt = Annotated[
     str | None,
-    typer.Option("--store", envvar="WFKIT_STORE", help="Run store (default: .wfkit/runs.db)."),
+    typer.Option(
+        "--store",
+        envvar="WFKIT_STORE",
+        help="Run store: a path (default: .wfkit/runs.db) or a postgresql:// URL.",
+    ),
 ]
 
 
