@@ -7,6 +7,8 @@ Two cases, each on both stores:
 
 - W1, 200 trivial steps (``wallclock.trivial``): the engine run in this process (the store
   open, the run, its commits), and a fresh ``wfkit run`` process as a user starts it;
+- one commit of a step row and a checkpoint, what an effectful step costs the store before
+  and after it (W1's pure steps commit only every 0.2 s);
 - 16 ``wfkit run`` processes started at once on one fresh store (they also race to create
   its schema): wall time until the last ends, runs/s, and a count of what was stored.
 
@@ -30,6 +32,7 @@ from pathlib import Path
 
 from wallclock import child_env, trivial
 
+from wfkit.core.events import Checkpoint, RunStarted, StepFinished
 from wfkit.core.loader import load_text
 from wfkit.core.runtime import Run, RunOptions
 from wfkit.store import open_store
@@ -51,6 +54,21 @@ def engine_run(text: str, spec: str, path: str) -> float:
     if outcome.status != "succeeded":
         raise SystemExit(f"benchmark run failed: {outcome.error}")
     return elapsed
+
+
+def commits(spec: str, count: int) -> float:
+    """Seconds per commit of one step row and a checkpoint (what an effectful step costs the
+    store twice: before and after it)."""
+    run_id = f"commits-{time.perf_counter_ns()}"
+    with open_store(spec) as store:
+        store(RunStarted(run_id, "commits", "c.yaml", "d", {}, time.time()))
+        started = time.perf_counter()
+        for n in range(count):
+            store(StepFinished(run_id, f"s{n}", "shell_command", "succeeded", 1, 1.0, 1.0))
+            store(Checkpoint(run_id, "main", [{"i": n, "done": True, "note": {}}], {}))
+            store.commit()
+        elapsed = time.perf_counter() - started
+    return elapsed / count
 
 
 def process_run(flow: Path, spec: str) -> float:
@@ -126,9 +144,16 @@ def figures(cluster: Cluster, tmp: Path, repeat: int) -> None:
         for kind, spec in specs.items():
             engine[kind].append(engine_run(w1, spec, str(flow)))
             wall[kind].append(process_run(flow, spec))
+    commit: dict[str, list[float]] = {
+        k: [commits(spec, 20 if repeat < 5 else 100)] for k, spec in specs.items()
+    }
+    for _ in range(repeat - 1):
+        for kind, spec in specs.items():
+            commit[kind].append(commits(spec, 20 if repeat < 5 else 100))
     for title, samples, unit in (
         ("W1 200 steps, engine run in process (ms)", engine, 1000),
         ("W1 200 steps, fresh `wfkit run` (ms)", wall, 1000),
+        ("one commit: a step row + a checkpoint (µs)", commit, 1e6),
     ):
         lite, pg = (statistics.median(samples[k]) * unit for k in ("sqlite", "postgres"))
         print(f"{title:44} {lite:>10.1f} {pg:>10.1f} {pg / lite:>6.2f}x")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,26 @@ def test_other_import_errors_are_not_hidden(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setitem(sys.modules, "wfkit.store.postgres", None)
     with pytest.raises(ImportError):
         open_store("postgresql://me@127.0.0.1/runs")
+
+
+def test_no_postgresql_binaries_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wfkit import testing_pg
+
+    monkeypatch.setattr(testing_pg, "find_binaries", lambda: None)
+    with pytest.raises(testing_pg.ClusterUnavailableError, match="install Debian's postgresql"):
+        testing_pg.start_cluster()
+
+
+def test_a_cluster_that_does_not_start_says_why_and_leaves_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wfkit import testing_pg
+
+    if testing_pg.find_binaries() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true needs the PostgreSQL server binaries")
+        pytest.skip("no PostgreSQL server binaries")
+    before = set(Path(tempfile.gettempdir()).glob("wfkit-pg-*"))
+    with pytest.raises(RuntimeError, match="shared_buffers"):
+        testing_pg.start_cluster({"shared_buffers": "bogus"})
+    assert set(Path(tempfile.gettempdir()).glob("wfkit-pg-*")) == before
