@@ -9,14 +9,12 @@ Clients connect as the superuser ``wfkit`` without a password (``trust``, local 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,13 +163,3 @@ def _run(argv: list[str]) -> None:
     done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd="/")
     if done.returncode != 0:
         raise RuntimeError(f"{argv[0]} ... failed ({done.returncode}): {done.stderr[-2000:]}")
-
-
-@contextlib.contextmanager
-def cluster(settings: dict[str, str] | None = None) -> Iterator[Cluster]:
-    """A cluster for the ``with`` block."""
-    started = start_cluster(settings)
-    try:
-        yield started
-    finally:
-        started.stop()

@@ -300,6 +300,22 @@ def test_a_read_only_store_writes_nothing(store_spec: str) -> None:
     assert query(store_spec, "SELECT COUNT(*) FROM cancel_requests") == [(0,)]
 
 
+def test_database_errors_are_store_errors(store_spec: str) -> None:
+    """A table gone from under an open store: every kind of statement fails as a StoreError
+    naming the store, never as a driver's exception."""
+    with open_store(store_spec) as store:
+        store(started("r", 1.0))
+        store(finished("r", 1))  # numbered now, written at the commit below
+        for table in ("cancel_requests", "runs", "steps"):
+            query(store_spec, f"DROP TABLE {table}")
+        with pytest.raises(StoreError, match="cancel_requests"):
+            store.cancel_requested("r")  # one row
+        with pytest.raises(StoreError, match="runs"):
+            store._sql.all("SELECT run_id FROM runs")  # type: ignore[attr-defined]
+        with pytest.raises(StoreError, match="steps"):
+            store.commit()  # many rows
+
+
 def test_health_reports_the_store(store_spec: str) -> None:
     from wfkit.commands.health import check_health
 
