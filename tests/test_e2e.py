@@ -43,7 +43,7 @@ def test_help_does_not_import_heavy_modules() -> None:
         "from wfkit.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('mcp', 'jinja2', 'prometheus_client', 'pyinstrument', 'rich',"
-        " 'wfkit.core') if m in sys.modules]\n"
+        " 'wfkit.core', 'psycopg') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run(
@@ -56,8 +56,8 @@ def test_core_never_imports_presentation_or_protocol_layers() -> None:
     code = (
         "import sys\n"
         "import wfkit.core.runtime, wfkit.core.loader, wfkit.store.sqlite, wfkit.commands\n"
-        "bad = [m for m in ('typer', 'click', 'rich', 'mcp', 'wfkit.cli', 'wfkit.render')"
-        " if m in sys.modules]\n"
+        "bad = [m for m in ('typer', 'click', 'rich', 'mcp', 'wfkit.cli', 'wfkit.render',"
+        " 'psycopg') if m in sys.modules]\n"
         "print('BAD', bad)\n"
     )
     out = subprocess.run(
@@ -77,8 +77,10 @@ def test_engine_never_imports_a_store_or_sqlite() -> None:
         "('sqlite3', 'psycopg', 'distributed', 'wfkit.commands')]\n"
         "print('BAD', bad)\n"
     )
+    # without coverage's subprocess measurement, which keeps its data in sqlite3
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     ).stdout
     assert "BAD []" in out
 

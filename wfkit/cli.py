@@ -229,7 +229,11 @@ def _trace_export(otlp: str | None, err: Console) -> Iterator[Any]:
 
 StoreOpt = Annotated[
     str | None,
-    typer.Option("--store", envvar="WFKIT_STORE", help="Run store (default: .wfkit/runs.db)."),
+    typer.Option(
+        "--store",
+        envvar="WFKIT_STORE",
+        help="Run store: a path (default: .wfkit/runs.db) or a postgresql:// URL.",
+    ),
 ]
 
 

@@ -297,9 +297,9 @@ def build_server(  # noqa: PLR0915 - one closure per tool, over the root and the
     server.parameters = {}
 
     def traced(run_id: str) -> bool:
-        from wfkit.store.sqlite import RunStore
+        from wfkit.store import open_store
 
-        with RunStore(store, create=False, read_only=read_only) as run_store:
+        with open_store(store, create=False, read_only=read_only) as run_store:
             return run_store.has_traces(run_id)
 
     def with_next(result: Any, called: str) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from wfkit.core.events import ErrorRecord
-from wfkit.store.sqlite import RunRow, RunStore
+from wfkit.store import open_store
+from wfkit.store.base import RunRow
 
 SLOWER_RATIO = 1.5
 """A step counts as slower only when it took 1.5 times as long (and 5 ms more)."""
@@ -158,7 +159,7 @@ def diff_runs(
     """Align two runs (of the same workflow or not) and name their first divergence."""
     from wfkit.commands.resume import effective_status
 
-    with RunStore(store, create=False, read_only=read_only) as run_store:
+    with open_store(store, create=False, read_only=read_only) as run_store:
         row_a, row_b = run_store.get_run(run_a), run_store.get_run(run_b)
         side_a = _executions(run_store.step_history(row_a.run_id), run_store.errors(row_a.run_id))
         side_b = _executions(run_store.step_history(row_b.run_id), run_store.errors(row_b.run_id))

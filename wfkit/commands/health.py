@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import sqlite3
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -13,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from wfkit.core.loader import LoadedWorkflow, load_file
 from wfkit.errors import LoadError, StoreError, ToolConnectionError
-from wfkit.store.sqlite import RunStore
+from wfkit.store import open_store
 
 MIN_FREE_DISK_MB = 100
 MIN_FREE_MEMORY_MB = 100
@@ -43,16 +42,16 @@ class HealthReport(BaseModel):
 
 def _store_check(store: str | Path | None, read_only: bool) -> tuple[Check, Path | None]:
     try:
-        with RunStore(store, create=False, read_only=read_only) as run_store:
-            path = run_store.path
+        with open_store(store, create=False, read_only=read_only) as run_store:
+            where, path = run_store.location, run_store.path
             if run_store.missing:  # health creates none: the first run will
-                return Check(name="store", ok=True, detail=f"{path}: no runs yet"), path
-            result = run_store._db.execute("PRAGMA quick_check").fetchone()[0]
-            runs = len(run_store.list_runs(limit=1_000_000))
-    except (StoreError, sqlite3.Error) as exc:
+                return Check(name="store", ok=True, detail=f"{where}: no runs yet"), path
+            result = run_store.integrity()
+            runs = len(run_store.list_runs(limit=-1))
+    except StoreError as exc:
         return Check(name="store", ok=False, detail=str(exc)), None
     ok = result == "ok"
-    return Check(name="store", ok=ok, detail=f"{path}: {runs} runs, integrity {result}"), path
+    return Check(name="store", ok=ok, detail=f"{where}: {runs} runs, integrity {result}"), path
 
 
 def _memory_available_mb() -> int | None:

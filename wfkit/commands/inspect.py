@@ -15,7 +15,8 @@ from wfkit.commands.run import iso
 from wfkit.core.state import MISSING
 from wfkit.core.values import json_len
 from wfkit.errors import InputError
-from wfkit.store.sqlite import RunRow, RunStore
+from wfkit.store import open_store
+from wfkit.store.base import RunRow, Store
 
 CONTAINERS = frozenset({"conditional", "while_loop", "foreach", "parallel_foreach"})
 
@@ -99,7 +100,7 @@ def trace_run(
     read_only: bool = False,
 ) -> TraceView:
     """A run's trace records and step events, optionally for one field or one step."""
-    with RunStore(store, create=False, read_only=read_only) as run_store:
+    with open_store(store, create=False, read_only=read_only) as run_store:
         row = run_store.get_run(run_id)
         records = run_store.traces(row.run_id)
         history = run_store.step_history(row.run_id)
@@ -227,7 +228,7 @@ def chrome_trace(view: TraceView) -> dict[str, Any]:
     return {"traceEvents": events, "displayTimeUnit": "ms"}
 
 
-def _state_of(row: RunRow, run_store: RunStore) -> tuple[str, dict[str, Any]]:
+def _state_of(row: RunRow, run_store: Store) -> tuple[str, dict[str, Any]]:
     if row.state is not None:
         return "final", row.state
     saved = run_store.load_frame(row.run_id, "main")
@@ -247,7 +248,7 @@ def debug_run(
     retries, breakers, bottlenecks and warnings."""
     from wfkit.commands.run import report_errors
 
-    with RunStore(store, create=False, read_only=read_only) as run_store:
+    with open_store(store, create=False, read_only=read_only) as run_store:
         row = run_store.get_run(run_id)
         status = effective_status(row)
         history = run_store.step_history(row.run_id)

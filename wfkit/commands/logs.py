@@ -9,8 +9,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from wfkit.commands.run import iso
-from wfkit.store.outputs import ChunkRow, OutputRow, read_chunks, read_outputs
-from wfkit.store.sqlite import RunStore
+from wfkit.store import open_store
+from wfkit.store.outputs import ChunkRow, OutputRow
 
 FOLLOW_POLL_SECONDS = 0.25
 
@@ -68,13 +68,12 @@ def run_logs(
     """The stored output of a run (or of one step, attempt, item), in the order it started."""
     from wfkit.commands.resume import effective_status
 
-    with RunStore(store, create=False) as run_store:
+    with open_store(store, create=False) as run_store:
         row = run_store.get_run(run_id)
-        outputs = read_outputs(run_store.db, row.run_id, step=step, attempt=attempt, item=item)
+        outputs = run_store.outputs(row.run_id, step=step, attempt=attempt, item=item)
         status = effective_status(row)
         attempts = [
-            log_attempt(out, read_chunks(run_store.db, row.run_id, out.key), status)
-            for out in outputs
+            log_attempt(out, run_store.chunks(row.run_id, out.key), status) for out in outputs
         ]
         return LogsResult(run_id=row.run_id, status=status, attempts=attempts)
 
@@ -168,19 +167,18 @@ def follow_logs(
     """
     from wfkit.commands.resume import effective_status
 
-    with RunStore(store, create=False) as run_store:
+    with open_store(store, create=False) as run_store:
         row = run_store.get_run(run_id)
         seen: dict[str, LogAttempt] = {}
         after: dict[str, dict[str, int]] = {}
         while True:
             status = effective_status(run_store.get_run(row.run_id))
-            db = run_store.db
-            for out in read_outputs(db, row.run_id, step=step, attempt=attempt, item=item):
+            for out in run_store.outputs(row.run_id, step=step, attempt=attempt, item=item):
                 if out.key not in seen:
                     seen[out.key] = log_attempt(out, [], status)
                     after[out.key] = {}
                     on_attempt(seen[out.key])
-                chunks = read_chunks(db, row.run_id, out.key, dict(after[out.key]))
+                chunks = run_store.chunks(row.run_id, out.key, dict(after[out.key]))
                 for entry in log_chunks(chunks, after[out.key]):
                     on_chunk(seen[out.key], entry)
             if status != "running":  # the last read above came after the run ended

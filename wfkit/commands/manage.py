@@ -26,8 +26,9 @@ from wfkit.core.durations import parse_duration
 from wfkit.core.models import Retention
 from wfkit.core.runtime import Run, RunOutcome
 from wfkit.errors import CancelError
+from wfkit.store import open_store
+from wfkit.store.base import RunRow, Store
 from wfkit.store.retention import PrunePolicy, delete_runs, select_runs
-from wfkit.store.sqlite import RunRow, RunStore
 
 WATCH_SECONDS = 0.25
 """How often a running process looks for a cancel request (and flushes quiet output)."""
@@ -54,7 +55,7 @@ class PruneResult(_Result):
     bytes_after: int
 
 
-async def execute_watched(run: Run, run_store: RunStore, poll: float = WATCH_SECONDS) -> RunOutcome:
+async def execute_watched(run: Run, run_store: Store, poll: float = WATCH_SECONDS) -> RunOutcome:
     """Execute the run while watching the store for a cancel request."""
     engine = asyncio.ensure_future(run.execute())
 
@@ -85,7 +86,7 @@ def cancel_run(
     process as a fallback. An interrupted run (its process is gone) is marked cancelled."""
     from wfkit.commands.resume import effective_status, run_process_alive
 
-    with RunStore(store, create=False) as run_store:
+    with open_store(store, create=False) as run_store:
         row = run_store.get_run(run_id)
         status = effective_status(row)
         if status == "interrupted":
@@ -106,7 +107,7 @@ def cancel_run(
 
 
 def _wait_for_end(
-    run_store: RunStore,
+    run_store: Store,
     run_id: str,
     wait: float,
     sleep: Callable[[float], None],
@@ -137,12 +138,12 @@ def prune_runs(
     policy = PrunePolicy(
         parse_duration(older_than) if older_than else None, keep, tuple(statuses or ())
     )
-    with RunStore(store, create=False) as run_store:
-        before = _size(run_store)
+    with open_store(store, create=False) as run_store:
+        before = run_store.size_bytes()
         chosen = select_runs(run_store, policy, effective_status)
         if not dry_run:
             delete_runs(run_store, [r.run_id for r in chosen])
-        after = _size(run_store)
+        after = run_store.size_bytes()
         return PruneResult(
             dry_run=dry_run,
             runs=[_summary(r, effective_status(r)) for r in chosen],
@@ -164,7 +165,7 @@ def retention_policy(config: str | Retention | None) -> PrunePolicy | None:
     return None
 
 
-def apply_retention(run_store: RunStore, policy: PrunePolicy) -> int:
+def apply_retention(run_store: Store, policy: PrunePolicy) -> int:
     """Prune what the retention policy says after a run; the number of runs deleted.
 
     No VACUUM here (it rewrites the whole file): SQLite reuses the freed pages, and
@@ -176,13 +177,6 @@ def apply_retention(run_store: RunStore, policy: PrunePolicy) -> int:
     if chosen:
         delete_runs(run_store, chosen, vacuum=False)
     return len(chosen)
-
-
-def _size(run_store: RunStore) -> int:
-    if run_store.missing:
-        return 0
-    wal = Path(str(run_store.path) + "-wal")
-    return run_store.path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
 
 
 def _summary(row: RunRow, status: str) -> RunSummary:

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict
 from wfkit.commands.results import RUN_STATUSES
 from wfkit.core.values import json_len
 from wfkit.errors import MissingExtraError, WfkitError
-from wfkit.store.sqlite import RunStore
+from wfkit.store import open_store
+from wfkit.store.base import Store
 
 DURATION_BUCKETS_MS = (1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 60000)
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
@@ -49,7 +50,7 @@ def run_metrics(
     run_id: str, store: str | Path | None = None, *, read_only: bool = False
 ) -> RunMetrics:
     """Figures of a recorded run."""
-    with RunStore(store, create=False, read_only=read_only) as run_store:
+    with open_store(store, create=False, read_only=read_only) as run_store:
         row = run_store.get_run(run_id)
         history = run_store.step_history(row.run_id)
         errors = run_store.errors(row.run_id)
@@ -59,7 +60,7 @@ def run_metrics(
     return figures(history, errors, traces, row.state, breakers, row.duration_ms, row.status, last)
 
 
-def last_success(run_store: RunStore, workflow: str) -> float | None:
+def last_success(run_store: Store, workflow: str) -> float | None:
     """When a run of ``workflow`` last succeeded (UNIX time), from the store."""
     succeeded = run_store.list_runs(1, statuses=["succeeded"], workflow=workflow)
     return succeeded[0].finished_at if succeeded else None

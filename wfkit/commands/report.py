@@ -26,8 +26,8 @@ from wfkit.commands.report_timeline import (
     unfinished,
 )
 from wfkit.commands.run import iso
-from wfkit.store.outputs import read_chunks, read_outputs
-from wfkit.store.sqlite import RunStore
+from wfkit.store import open_store
+from wfkit.store.base import Store
 
 #: characters of one output stream of one attempt the page keeps (half head, half tail)
 STREAM_CHARS = 8_000
@@ -218,13 +218,13 @@ def report_run(run_id: str, *, store: str | Path | None = None, read_only: bool 
     from wfkit.commands.resume import effective_status
 
     info = debug_run(run_id, store=store, read_only=read_only)
-    with RunStore(store, create=False, read_only=read_only) as run_store:
+    with open_store(store, create=False, read_only=read_only) as run_store:
         row = run_store.get_run(info.run_id)
         history = run_store.step_history(row.run_id)
         stored_errors = run_store.errors(row.run_id)
         decisions = run_store.decisions(row.run_id)
         traces = run_store.traces(row.run_id)
-        outputs = read_outputs(run_store.db, row.run_id)
+        outputs = run_store.outputs(row.run_id)
         status = effective_status(row)
         tries, notes = _attempts(run_store, row.run_id, row.started_at, status, outputs)
         log = run_store.checkpoint_log(row.run_id)
@@ -420,7 +420,7 @@ def _state_note(logged: bool, structured: bool) -> str:
 
 
 def _attempts(
-    run_store: RunStore, run_id: str, t0: float, status: str, outputs: list[Any]
+    run_store: Store, run_id: str, t0: float, status: str, outputs: list[Any]
 ) -> tuple[list[tuple[tuple[str, int | None, float], ReportAttempt]], list[str]]:
     """Each attempt with output, bounded per stream and over the page."""
     budget = OUTPUT_BUDGET
@@ -429,7 +429,7 @@ def _attempts(
     for out in outputs:
         kept = budget > 0
         if kept:
-            entry = log_attempt(out, read_chunks(run_store.db, run_id, out.key), status)
+            entry = log_attempt(out, run_store.chunks(run_id, out.key), status)
             stdout, cut_out = _shorten(entry.stdout, STREAM_CHARS)
             stderr, cut_err = _shorten(entry.stderr, STREAM_CHARS)
             budget -= len(stdout) + len(stderr)

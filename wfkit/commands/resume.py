@@ -25,8 +25,9 @@ from wfkit.core.loader import LoadedWorkflow, load_file
 from wfkit.core.runtime import Ask, Run
 from wfkit.core.tools import ToolProvider
 from wfkit.errors import ResumeError
+from wfkit.store import open_store
+from wfkit.store.base import RunRow
 from wfkit.store.pending import process_identity
-from wfkit.store.sqlite import RunRow, RunStore
 
 RESUMABLE = ("failed", "timed_out", "cancelled", "interrupted", "waiting")
 
@@ -106,7 +107,7 @@ async def resume_workflow_async(
     all_answers = merged_answers(answers, answers_file)
     given = read_mapping(inputs_file, "inputs") if inputs_file else {}
     given.update(inputs or {})
-    with RunStore(store, create=False) as run_store:
+    with open_store(store, create=False) as run_store:
         row = run_store.get_run(run_id)
         status = effective_status(row)
         if status not in RESUMABLE and not (from_step is not None and status == "succeeded"):
@@ -160,7 +161,7 @@ async def resume_workflow_async(
                 ),
             )
         outcome = await execute_recorded(run, run_store)
-        return report(outcome, loaded.file, str(run_store.path))
+        return report(outcome, loaded.file, run_store.location)
 
 
 _GONE = object()

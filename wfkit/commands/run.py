@@ -27,7 +27,9 @@ from wfkit.core.inject import Fault
 from wfkit.core.loader import LoadedWorkflow, load_file
 from wfkit.core.runtime import Ask, Run, RunOptions, RunOutcome
 from wfkit.core.tools import NoTools, ToolProvider
-from wfkit.store.sqlite import RunStore, new_run_id, resolve_store_path
+from wfkit.store import local_dir, open_store, store_spec
+from wfkit.store.base import Store
+from wfkit.store.sqlite import new_run_id
 
 T = TypeVar("T")
 
@@ -72,7 +74,7 @@ async def run_workflow_async(
     given.update(inputs or {})
     resolved = loaded.main.state.resolve_inputs(given)
     all_answers = merged_answers(answers, answers_file)
-    with RunStore(store) as run_store:
+    with open_store(store) as run_store:
         options = run_options(
             run_store,
             loaded,
@@ -92,10 +94,10 @@ async def run_workflow_async(
             inject_seed=inject_seed,
         )
         outcome = await execute_recorded(Run(loaded, new_run_id(), resolved, options), run_store)
-        return report(outcome, loaded.file, str(run_store.path))
+        return report(outcome, loaded.file, run_store.location)
 
 
-async def execute_recorded(run: Run, run_store: RunStore) -> RunOutcome:
+async def execute_recorded(run: Run, run_store: Store) -> RunOutcome:
     """Execute a run, cancellable through the store, then apply the store's retention."""
     from wfkit.commands.manage import apply_retention, execute_watched, retention_policy
     from wfkit.errors import StoreError
@@ -115,11 +117,13 @@ def compile_cache_dir(store: str | Path | None) -> Path | None:
 
     ``cache/`` in the store's folder (``.wfkit/cache/``); for a database file given by
     another name, ``NAME.cache/`` beside it, so no folder is claimed that the user did not
-    give wfkit.
+    give wfkit; for a store on a server, ``.wfkit/cache/`` of the working directory.
     """
     if not compile_cache.enabled():
         return None
-    database = resolve_store_path(store)
+    database = store_spec(store)
+    if isinstance(database, str):  # a server: this machine's cache goes to .wfkit/cache/
+        return local_dir(database) / "cache"
     if database.name == "runs.db":
         return database.parent / "cache"
     return database.with_name(database.name + ".cache")
@@ -144,7 +148,7 @@ def default_tools(loaded: LoadedWorkflow) -> ToolProvider:
 
 
 def run_options(
-    run_store: RunStore,
+    run_store: Store,
     loaded: LoadedWorkflow,
     answers: dict[str, Any],
     *,
@@ -283,7 +287,7 @@ def list_runs(
     stored = list(statuses or [])
     if "interrupted" in stored:  # stored as running; told apart by its process
         stored.append("running")
-    with RunStore(store, create=False, read_only=read_only) as run_store:
+    with open_store(store, create=False, read_only=read_only) as run_store:
         rows = run_store.list_runs(
             -1 if statuses else limit, statuses=stored or None, workflow=workflow, since=after
         )

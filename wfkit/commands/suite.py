@@ -27,7 +27,7 @@ from wfkit.errors import (
     NoTestsFoundError,
     WfkitError,
 )
-from wfkit.store.sqlite import RunStore, resolve_store_path
+from wfkit.store import local_dir, open_store, store_spec
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -61,8 +61,9 @@ TEST_RUNS_KEPT = 500
 
 
 def case_store_path(store: str | Path | None = None) -> Path:
-    """The store test cases record their runs in: ``tests/`` beside the run store."""
-    return resolve_store_path(store).parent / "tests" / "runs.db"
+    """The store test cases record their runs in: ``tests/`` beside the run store (a file on
+    this machine, also when the run store is a server)."""
+    return local_dir(store) / "tests" / "runs.db"
 
 
 def first_error(report: RunReport) -> ErrorEntry | None:
@@ -143,7 +144,7 @@ def run_case(
         virtual_seconds=clock.slept,
         failures=failures,
         run_id=report.run_id,
-        store=str(resolve_store_path(kept)),
+        store=str(store_spec(kept)),
         first_error=first_error(report),
         events=events,
         errors_seen=[(e.step_id, e.error_type, e.recovered) for e in report.errors],
@@ -180,7 +181,7 @@ def _prune_test_store(path: Path) -> None:
     from wfkit.commands.manage import apply_retention
     from wfkit.store.retention import PrunePolicy
 
-    with RunStore(path, create=False) as run_store:
+    with open_store(path, create=False) as run_store:
         if not run_store.missing:
             apply_retention(run_store, PrunePolicy(keep=TEST_RUNS_KEPT))
 

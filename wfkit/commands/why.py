@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from wfkit.errors import InputError
-from wfkit.store.sqlite import RunStore
+from wfkit.store import open_store
 
 
 class _Result(BaseModel):
@@ -57,7 +57,7 @@ def why_step(
     """Explain the last execution of ``step_id`` in run ``run_id`` from its records."""
     from wfkit.commands.resume import effective_status
 
-    with RunStore(store, create=False, read_only=read_only) as run_store:
+    with open_store(store, create=False, read_only=read_only) as run_store:
         row = run_store.get_run(run_id)
         history = [h for h in run_store.step_history(row.run_id) if h["step_id"] == step_id]
         errors = [e for e in run_store.errors(row.run_id) if e.step_id == step_id]

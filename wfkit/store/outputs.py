@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wfkit.store.base import Db
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class ChunkRow:
 
 
 def read_outputs(
-    db: sqlite3.Connection,
+    db: Db,
     run_id: str,
     *,
     step: str | None = None,
@@ -62,24 +65,24 @@ def read_outputs(
     if item is not None:
         where.append("item = ?")
         args.append(item)
-    rows = db.execute(
+    rows = db.all(
         "SELECT okey, step_id, item, execution, attempt, kind, started_at, finished_at, status,"
         " exit_code, stdout_bytes, stdout_dropped, stderr_bytes, stderr_dropped FROM outputs"
         f" WHERE {' AND '.join(where)} ORDER BY rowid",
         args,
-    ).fetchall()
+    )
     return [OutputRow(*r) for r in rows]
 
 
 def read_chunks(
-    db: sqlite3.Connection, run_id: str, key: str, after: dict[str, int] | None = None
+    db: Db, run_id: str, key: str, after: dict[str, int] | None = None
 ) -> list[ChunkRow]:
     """The kept chunks of one attempt in arrival order (only those after ``after[stream]``)."""
     after = after or {}
-    rows = db.execute(
+    rows = db.all(
         "SELECT okey, stream, seq, head, timestamp, data FROM output_chunks"
         " WHERE run_id = ? AND okey = ? AND seq > CASE stream WHEN 'stdout' THEN ? ELSE ? END"
         " ORDER BY timestamp, stream DESC, seq",
         (run_id, key, after.get("stdout", -1), after.get("stderr", -1)),
-    ).fetchall()
+    )
     return [ChunkRow(r[0], r[1], r[2], bool(r[3]), r[4], bytes(r[5])) for r in rows]

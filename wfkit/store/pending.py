@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wfkit.core.events import (
     BreakerChanged,
@@ -31,6 +30,9 @@ from wfkit.core.events import (
     TracesCollected,
 )
 from wfkit.core.values import MISSING, dumps
+
+if TYPE_CHECKING:
+    from wfkit.store.base import Db
 
 #: the ``messages`` level under which a tool server's stderr is kept
 SERVER_LOG = "server_log"
@@ -290,38 +292,51 @@ class Pending:
             tail.popleft()
         self.trims[stream] = event.upto
 
-    def write(self, db: sqlite3.Connection) -> None:
+    def write(self, db: Db) -> dict[str, int]:
+        """Write the rows in the open transaction ``db``; the runs whose step and message
+        numbers had to move past rows another writer added meanwhile, with their last number.
+        """
+        steps, messages, renumbered = self._numbered(db)
         for sql, args in self.ops:
-            db.execute(sql, args)
-        db.executemany(
+            db.run(sql, args)
+        db.many(
             "DELETE FROM output_chunks WHERE run_id = ? AND okey = ? AND stream = ?"
             " AND seq <= ? AND head = 0",
             [(*key, upto) for key, upto in self.trims.items()],
         )
-        db.executemany(
+        db.many(
             "INSERT INTO output_chunks VALUES (?,?,?,?,?,?,?)",
             [*self.heads, *(row for tail in self.tails.values() for row in tail)],
         )
-        db.executemany(
+        db.many(
             "INSERT INTO checkpoint_log VALUES (?, ?)",
             [(run_id, dumps(tops)) for run_id, tops in self.log.items()],
         )
-        db.executemany("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?)", self.steps)
-        db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?)", self.messages)
-        db.executemany(
-            "INSERT OR REPLACE INTO errors VALUES (?,?,?,?,?,?,?,?,?,?)", list(self.errors.values())
+        db.many("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?)", steps)
+        db.many("INSERT INTO messages VALUES (?,?,?,?,?,?)", messages)
+        db.many(
+            "INSERT INTO errors VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id, idx) DO UPDATE"
+            " SET step_id = excluded.step_id, error_type = excluded.error_type,"
+            " message = excluded.message, stack_trace = excluded.stack_trace,"
+            " timestamp = excluded.timestamp, retry_count = excluded.retry_count,"
+            " recovered = excluded.recovered, details = excluded.details",
+            list(self.errors.values()),
         )
-        db.executemany(
-            "UPDATE errors SET recovered = 1 WHERE run_id = ? AND idx = ?", self.recovered
+        db.many("UPDATE errors SET recovered = 1 WHERE run_id = ? AND idx = ?", self.recovered)
+        db.many(  # in key order: writers of one workflow's breakers never wait in a cycle
+            "INSERT INTO breakers VALUES (?,?,?,?,?,?) ON CONFLICT (workflow, name) DO UPDATE"
+            " SET state = excluded.state, failures = excluded.failures,"
+            " opened_at = excluded.opened_at, updated_at = excluded.updated_at",
+            [self.breakers[key] for key in sorted(self.breakers)],
         )
-        db.executemany(
-            "INSERT OR REPLACE INTO breakers VALUES (?,?,?,?,?,?)", list(self.breakers.values())
+        db.many(
+            "INSERT INTO checkpoints VALUES (?,?,?,?) ON CONFLICT (run_id, frame) DO UPDATE"
+            " SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+            list(self.cursors.values()),
         )
-        db.executemany(
-            "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)", list(self.cursors.values())
-        )
-        db.executemany(
-            "INSERT OR REPLACE INTO checkpoint_values VALUES (?,?,?,?,?)",
+        db.many(
+            "INSERT INTO checkpoint_values VALUES (?,?,?,?,?)"
+            " ON CONFLICT (run_id, frame, tier, name) DO UPDATE SET value = excluded.value",
             [
                 (*frame, tier, name, value)
                 for frame, values in self.values.items()
@@ -329,10 +344,8 @@ class Pending:
             ],
         )
         for collected in self.traces:
-            start = db.execute(
-                "SELECT COALESCE(MAX(idx) + 1, 0) FROM traces WHERE run_id = ?",
-                (collected.run_id,),
-            ).fetchone()[0]
+            top = db.one("SELECT MAX(idx) FROM traces WHERE run_id = ?", (collected.run_id,))
+            start = 0 if top is None or top[0] is None else top[0] + 1
             rows = [
                 (
                     collected.run_id,
@@ -355,9 +368,9 @@ class Pending:
                         dumps({"kind": "dropped", "count": collected.dropped}),
                     )
                 )
-            db.executemany("INSERT INTO traces VALUES (?,?,?,?,?,?)", rows)
+            db.many("INSERT INTO traces VALUES (?,?,?,?,?,?)", rows)
         for event in self.finished:
-            db.execute(
+            db.run(
                 "UPDATE runs SET status=?, finished_at=?, duration_ms=?, state=?, error=?,"
                 " errors_dropped=? WHERE run_id=?",
                 (
@@ -372,4 +385,47 @@ class Pending:
             )
             if event.status == "succeeded":  # nothing left to resume
                 for table in ("checkpoints", "checkpoint_values"):
-                    db.execute(f"DELETE FROM {table} WHERE run_id = ?", (event.run_id,))
+                    db.run(f"DELETE FROM {table} WHERE run_id = ?", (event.run_id,))
+        return renumbered
+
+    def _numbered(
+        self, db: Db
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], dict[str, int]]:
+        """The step and message rows with numbers past every row of their run in the database.
+
+        A store counts a run's numbers from what the database held when it first wrote to
+        the run; when another writer (another process, machine or store) added rows to it
+        since, this batch moves past them, in the order it numbered them. The run is locked
+        first, so two writers of one run never read the same highest number.
+        """
+        runs = sorted({row[0] for row in self.steps} | {row[0] for row in self.messages})
+        moved: dict[str, int] = {}
+        for run_id in runs:
+            db.lock_run(run_id)
+            top = db.one(
+                "SELECT MAX(seq) FROM (SELECT MAX(seq) AS seq FROM steps WHERE run_id = ?"
+                " UNION ALL SELECT MAX(seq) FROM messages WHERE run_id = ?) AS m",
+                (run_id, run_id),
+            )
+            highest = top[0] if top is not None and top[0] is not None else 0
+            first = min(row[1] for row in (*self.steps, *self.messages) if row[0] == run_id)
+            if first > highest:
+                continue
+            rows = sorted(
+                (
+                    (row[1], kind, n)
+                    for kind, table in enumerate((self.steps, self.messages))
+                    for n, row in enumerate(table)
+                    if row[0] == run_id
+                )
+            )
+            moved[run_id] = highest + len(rows)
+            moves = {(kind, n): highest + i + 1 for i, (_, kind, n) in enumerate(rows)}
+            self.steps, self.messages = (
+                [
+                    (row[0], moves[(kind, n)], *row[2:]) if (kind, n) in moves else row
+                    for n, row in enumerate(table)
+                ]
+                for kind, table in enumerate((self.steps, self.messages))
+            )
+        return self.steps, self.messages, moved

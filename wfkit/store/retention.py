@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from wfkit.core.durations import parse_duration
-from wfkit.store.sqlite import RUN_TABLES, RunRow, RunStore
+
+if TYPE_CHECKING:
+    from wfkit.store.base import RunRow, Store
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class PrunePolicy:
 
 
 def select_runs(
-    store: RunStore,
+    store: Store,
     policy: PrunePolicy,
     status_of: Callable[[RunRow], str],
     now: float | None = None,
@@ -62,21 +64,8 @@ def select_runs(
     return chosen
 
 
-def delete_runs(store: RunStore, run_ids: list[str], *, vacuum: bool = True) -> None:
+def delete_runs(store: Store, run_ids: list[str], *, vacuum: bool = True) -> None:
     """Delete the runs and every row they own in one transaction, then reclaim the space."""
-    store.commit()
-    with store.transaction() as db:
-        for start in range(0, len(run_ids), 500):  # SQLite's bound on host parameters
-            batch = run_ids[start : start + 500]
-            marks = ",".join("?" * len(batch))
-            for table in RUN_TABLES:
-                db.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", batch)
+    store.delete_runs(run_ids)
     if vacuum and run_ids:
-        _reclaim(store.db)
-
-
-def _reclaim(db: sqlite3.Connection) -> None:
-    """VACUUM rewrites the file without the freed pages; the WAL is folded in and emptied."""
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.execute("VACUUM")
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        store.reclaim()

@@ -1,54 +1,22 @@
+"""What only the SQLite store does: paths, files, its read-only mode; the rest of the
+contract is in test_contract.py, run against every store."""
+
 from __future__ import annotations
 
 import socket
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from wfkit.core.events import ErrorRecord, ErrorRecorded, Message, RunFinished, RunStarted
+from wfkit.core.events import RunStarted
 from wfkit.errors import RunNotFoundError, StoreError
 from wfkit.store.sqlite import SCHEMA_VERSION, RunStore, new_run_id, resolve_store_path
 
 
 def started(run_id: str, at: float) -> RunStarted:
     return RunStarted(run_id, "wf", "f.yaml", "d1", {"a": 1}, at)
-
-
-def test_runs_are_listed_newest_first_and_found_by_prefix(tmp_path: Path) -> None:
-    with RunStore(tmp_path / "s") as store:
-        store(started("20260101-000000-aaaaaa", 1.0))
-        store(started("20260102-000000-bbbbbb", 2.0))
-        store(RunFinished("20260101-000000-aaaaaa", "failed", {"raw": {}}, 5.0, 3.0, {"type": "X"}))
-        assert [r.run_id for r in store.list_runs()] == [
-            "20260102-000000-bbbbbb",
-            "20260101-000000-aaaaaa",
-        ]
-        row = store.get_run("20260101")
-        assert (row.status, row.duration_ms, row.error, row.inputs) == (
-            "failed",
-            5.0,
-            {"type": "X"},
-            {"a": 1},
-        )
-        with pytest.raises(RunNotFoundError, match="ambiguous"):
-            store.get_run("2026")
-        with pytest.raises(RunNotFoundError, match="no run"):
-            store.get_run("nope")
-
-
-def test_errors_and_messages_keep_their_order_across_connections(tmp_path: Path) -> None:
-    path = tmp_path / "runs.db"
-    record = ErrorRecord("s", "ToolError", "m", "trace", 1.0, 0, False, {"k": 1})
-    with RunStore(path) as store:
-        store(started("r", 1.0))
-        store(ErrorRecorded("r", 0, record))
-        store(Message("r", "s", "info", "hello", 1.0))
-    with RunStore(path) as store:  # a resumed run continues the numbering
-        store(ErrorRecorded("r", 1, record))
-        assert [e.details for e in store.errors("r")] == [{"k": 1}, {"k": 1}]
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -80,32 +48,6 @@ def test_store_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_run_ids_are_unique_and_sortable() -> None:
     ids = {new_run_id() for _ in range(200)}
     assert len(ids) == 200
-
-
-def test_concurrent_processes_share_one_store(tmp_path: Path) -> None:
-    flow = tmp_path / "flow.yaml"
-    flow.write_text(
-        "name: c\nstate_schema:\n  raw: {n: integer}\nsteps:\n"
-        "  - type: foreach\n    items: '{{ range(30) | list }}'\n    body:\n"
-        "      - {type: state_update, path: raw.n, operation: increment}\n"
-    )
-    store = tmp_path / "shared"
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "wfkit", "run", str(flow), "--store", str(store), "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(6)
-    ]
-    outputs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 6, [o[1] for o in outputs]
-    with RunStore(store) as shared:
-        runs = shared.list_runs()
-        assert len(runs) == 6
-        assert {r.status for r in runs} == {"succeeded"}
-        assert all(len(shared.step_history(r.run_id)) == 31 for r in runs)
 
 
 def test_a_read_only_store_creates_and_writes_nothing(tmp_path: Path) -> None:

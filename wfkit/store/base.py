@@ -1,0 +1,125 @@
+"""The run store's interface: what the commands call, whichever database holds the runs.
+
+Two implementations: :class:`wfkit.store.sqlite.RunStore` (one file, the default) and
+:class:`wfkit.store.postgres.PostgresStore` (a server that many machines share). Both write
+and read through the same SQL (:mod:`wfkit.store.sql`); ``open_store`` picks one from a path
+or a ``postgresql://`` URL.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from wfkit.core.events import ErrorRecord, Event, Message
+    from wfkit.core.frame import FrameCheckpoint
+    from wfkit.store.outputs import ChunkRow, OutputRow
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """A run as stored."""
+
+    run_id: str
+    workflow: str
+    file: str
+    digest: str
+    status: str
+    inputs: dict[str, Any]
+    started_at: float
+    finished_at: float | None
+    duration_ms: float | None
+    state: dict[str, Any] | None
+    error: dict[str, Any] | None
+    pid: int | None = None
+    #: the identity of the process with that pid (host, boot, start time): a pid alone may
+    #: have been reused by another process since, or belong to another machine
+    process: str | None = None
+    current: str | None = None  # the last effectful step that started
+    errors_dropped: int = 0
+    structure: list[str] | None = None  # the step structure it ran (resume checks it)
+
+
+class Store(Protocol):
+    """A run store as the commands use it: an event sink for a run, and the reads of
+    ``runs``, ``debug``, ``logs``, ``trace``, ``why``, ``diff``, ``resume`` and ``prune``."""
+
+    #: opened read-only: nothing is created, migrated or written
+    read_only: bool
+    #: no store there (read-only or ``create=False``): it reads as an empty one
+    missing: bool
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages and reports (a URL never shows its password)."""
+
+    @property
+    def path(self) -> Path | None:
+        """The store's file on this machine; None for a server."""
+
+    def __enter__(self) -> Store: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def close(self) -> None: ...
+
+    # writing
+    def __call__(self, event: Event) -> None: ...
+    def commit(self) -> None: ...
+    def flush_if_due(self) -> None: ...
+    def request_cancel(self, run_id: str, by: str) -> None: ...
+    def cancel_requested(self, run_id: str) -> bool: ...
+    def set_status(self, run_id: str, status: str) -> None: ...
+    def reset_to(self, run_id: str, top: int) -> FrameCheckpoint: ...
+    def delete_runs(self, run_ids: list[str]) -> None: ...
+    def reclaim(self) -> None: ...
+
+    # reading
+    def list_runs(
+        self,
+        limit: int = 100,
+        *,
+        statuses: list[str] | None = None,
+        workflow: str | None = None,
+        since: float | None = None,
+    ) -> list[RunRow]: ...
+    def get_run(self, run_id: str) -> RunRow: ...
+    def errors(self, run_id: str) -> list[ErrorRecord]: ...
+    def step_history(self, run_id: str) -> list[dict[str, Any]]: ...
+    def load_frame(self, run_id: str, frame: str) -> FrameCheckpoint | None: ...
+    def messages(self, run_id: str) -> list[Message]: ...
+    def server_logs(self, run_id: str) -> dict[str, str]: ...
+    def traces(self, run_id: str) -> list[dict[str, Any]]: ...
+    def checkpoint_log(self, run_id: str) -> list[dict[str, dict[str, str | None]]]: ...
+    def decisions(self, run_id: str) -> list[dict[str, Any]]: ...
+    def has_traces(self, run_id: str) -> bool: ...
+    def breakers(self, workflow: str) -> dict[str, dict[str, object]]: ...
+    def outputs(
+        self,
+        run_id: str,
+        *,
+        step: str | None = None,
+        attempt: int | None = None,
+        item: int | None = None,
+    ) -> list[OutputRow]: ...
+    def chunks(
+        self, run_id: str, key: str, after: dict[str, int] | None = None
+    ) -> list[ChunkRow]: ...
+
+    # upkeep
+    def size_bytes(self) -> int: ...
+    def integrity(self) -> str: ...
+
+
+class Db(Protocol):
+    """The few calls the shared SQL makes on a connection (``?`` placeholders, ``rowid``
+    for insertion order); each backend translates them for its database."""
+
+    def all(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def one(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> tuple[Any, ...] | None: ...
+    def run(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> None: ...
+    def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None: ...
+    def lock_run(self, run_id: str) -> None: ...
+    def transaction(self) -> AbstractContextManager[Db]: ...
+    def close(self) -> None: ...

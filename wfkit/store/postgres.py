@@ -1,0 +1,249 @@
+"""The PostgreSQL run store: one database that every machine of a team reaches.
+
+``--store postgresql://user@host:5432/db`` (or ``WFKIT_STORE``). The tables, the event sink
+and every query are those of the SQLite store (:mod:`wfkit.store.sql`); this module connects
+(psycopg 3, the ``postgres`` extra), translates the shared SQL (``?`` placeholders, ``rowid``)
+and migrates the schema. The schema version lives in ``schema_version``; the first use by a
+newer wfkit applies the missing migrations under a transaction-scoped advisory lock, so many
+processes starting at once migrate exactly once. Read-only commands and ``create=False``
+never create tables: a database without them reads as an empty store.
+
+Writers take row locks only on their own run's rows, in a fixed order (a run's advisory lock
+before its step numbers are read, breakers by key); a transaction PostgreSQL still aborts to
+break a deadlock, or a serialization failure, runs again (:meth:`SqlStore._write`).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
+
+from wfkit.errors import StoreError
+from wfkit.store.schema import POSTGRES, TABLES, statements
+from wfkit.store.sql import RetryableError, SqlStore
+
+SCHEMA_VERSION = 1
+#: version -> the statements that bring the previous version to it
+MIGRATIONS: dict[int, list[str]] = {1: statements(POSTGRES)}
+#: the advisory lock held while migrating ("wfkit" in ASCII)
+MIGRATION_LOCK = 0x7766_6B69_74
+CONNECT_TIMEOUT = 10
+_RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+_USERINFO = re.compile(r"(?<=://)([^:@/\s\"']*):[^@\s\"']*@")
+_PASSWORD = re.compile(r"(password=)[^&\s\"']*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with the password of any store URL (or ``password=`` parameter) removed."""
+    return _PASSWORD.sub(r"\1***", _USERINFO.sub(r"\1@", text))
+
+
+def server_name(params: dict[str, Any]) -> str:
+    """``host:port/dbname`` of connection parameters, for messages."""
+    host = params.get("host") or "localhost"
+    port = params.get("port") or "5432"
+    return f"{host}:{port}/{params.get('dbname') or params.get('user') or ''}"
+
+
+@functools.lru_cache(maxsize=512)
+def translate(sql: str) -> str:
+    """The shared SQL in psycopg's terms: ``%s`` placeholders (a literal ``%`` doubled) and
+    the ``rid`` identity column where SQLite has ``rowid``."""
+    return re.sub(r"\browid\b", "rid", sql.replace("%", "%%").replace("?", "%s"))
+
+
+class PostgresDb:
+    """The shared SQL on a psycopg connection (autocommit between transactions)."""
+
+    def __init__(self, connection: psycopg.Connection[Any], where: str) -> None:
+        self.connection = connection
+        self.where = where
+
+    def _error(self, exc: psycopg.Error) -> StoreError:
+        message = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
+        kind = RetryableError if isinstance(exc, _RETRYABLE) else StoreError
+        return kind(f"run store {self.where}: {message}")
+
+    def all(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self.connection.execute(translate(sql), args).fetchall()
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
+
+    def one(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> tuple[Any, ...] | None:
+        try:
+            return self.connection.execute(translate(sql), args).fetchone()
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
+
+    def run(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> None:
+        try:
+            self.connection.execute(translate(sql), args)
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
+
+    def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        try:
+            with self.connection.cursor() as cursor:
+                cursor.executemany(translate(sql), rows)
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
+
+    def lock_run(self, run_id: str) -> None:
+        """Hold the run's advisory lock until the transaction ends: two writers of one run
+        then number its rows one after the other."""
+        self.run("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (run_id,))
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresDb]:
+        """One transaction in pipeline mode: statements whose results nobody reads go out
+        together, so a commit costs two round trips (the run's numbers read, the rest)."""
+        try:
+            with self.connection.pipeline(), self.connection.transaction():
+                yield self
+        except psycopg.Error as exc:  # raised when the pipeline syncs, or by COMMIT
+            raise self._error(exc) from exc
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class PostgresStore(SqlStore):
+    """A run store in a PostgreSQL database; cheap to open, one per run or command."""
+
+    def __init__(self, url: str, *, create: bool = True, read_only: bool = False) -> None:
+        self.url = url
+        self._location = redact(url)
+        self.read_only = read_only
+        self.missing = False
+        connection = self._connect(url, read_only)
+        db = PostgresDb(connection, self._location)
+        try:
+            version = self._version(db)
+            if version == 0 and (read_only or not create):
+                self.missing = True  # nothing is created: it reads as an empty store
+            elif version < SCHEMA_VERSION:
+                if read_only:
+                    raise StoreError(
+                        f"store {self._location} was written by an older wfkit (schema"
+                        f" {version}); read-only access cannot upgrade it: any command that"
+                        " writes (wfkit run) will"
+                    )
+                self._migrate(db)
+        except BaseException:
+            connection.close()
+            raise
+        if self.missing:
+            from wfkit.store.sqlite import SqliteDb, memory_db
+
+            connection.close()
+            self._sql = SqliteDb(memory_db(), self._location)
+        else:
+            self._sql = db
+        self._start()
+
+    @staticmethod
+    def _connect(url: str, read_only: bool) -> psycopg.Connection[Any]:
+        shown = redact(url)
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            first = redact(str(exc).strip().splitlines()[0])
+            raise StoreError(f"bad PostgreSQL run store URL {shown}: {first}") from None
+        extra: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in params:
+            extra["connect_timeout"] = CONNECT_TIMEOUT
+        if "application_name" not in params:
+            extra["application_name"] = "wfkit"
+        options = str(params.get("options") or "")
+        if "synchronous_commit" not in options:
+            # as SQLite's synchronous=NORMAL in WAL mode: a server crash (not a client's) may
+            # lose the last commits, never corrupts; a commit does not wait for the disk
+            options += " -c synchronous_commit=off"
+        if read_only:  # the server refuses every write of this session
+            options += " -c default_transaction_read_only=on"
+        extra["options"] = options.strip()
+        try:
+            return psycopg.connect(url, **extra)
+        except psycopg.Error as exc:
+            text = str(exc).strip()
+            password = params.get("password")
+            if password:
+                text = text.replace(str(password), "***")
+            first = redact(text.splitlines()[0].strip() if text else repr(exc))  # the cause
+            raise StoreError(
+                f"cannot reach the PostgreSQL run store at {server_name(params)}: {first}"
+            ) from None
+
+    @property
+    def location(self) -> str:
+        """The URL without its password."""
+        return self._location
+
+    @property
+    def path(self) -> None:
+        """A server's store has no file on this machine."""
+        return None
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def _version(self, db: PostgresDb) -> int:
+        """The schema version (0: no tables); a newer one than this wfkit knows is refused."""
+        exists = db.one("SELECT to_regclass('schema_version')")
+        if exists is None or exists[0] is None:
+            return 0
+        row = db.one("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self._location} was written by a newer wfkit (schema {version})"
+            )
+        return version
+
+    def _migrate(self, db: PostgresDb) -> None:
+        """Apply the missing migrations in one transaction, one process at a time."""
+        with db.transaction():
+            db.run("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            db.run(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                "version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            row = db.one("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            current = int(row[0]) if row else 0  # another process may have migrated meanwhile
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version]:
+                    db.run(statement)
+                db.run("INSERT INTO schema_version VALUES (?, ?)", (version, time.time()))
+
+    def reclaim(self) -> None:
+        """VACUUM the store's tables: the space of deleted rows is reused (autovacuum would
+        get there too); the files do not shrink."""
+        if not self.missing:
+            self._sql.run(f"VACUUM {', '.join(TABLES)}")
+
+    def size_bytes(self) -> int:
+        """The store's tables with their indexes and TOAST data."""
+        if self.missing:
+            return 0
+        row = self._sql.one(
+            "SELECT COALESCE(SUM(pg_total_relation_size(to_regclass(t))), 0)"
+            " FROM unnest(?::text[]) AS t",
+            (list(TABLES),),
+        )
+        return int(row[0]) if row else 0
+
+    def integrity(self) -> str:
+        """``ok`` when the server answers (it checks its own pages)."""
+        self._sql.one("SELECT 1")
+        return "ok"
