@@ -353,8 +353,7 @@ def test_a_killed_run_shows_the_step_it_was_in(write: Callable[..., Path]) -> No
     import sys
     import time
 
-    from wfkit.store.outputs import read_outputs
-    from wfkit.store.sqlite import RunStore
+    from wfkit.store import open_store
 
     flow = write(
         """
@@ -376,8 +375,8 @@ def test_a_killed_run_shows_the_step_it_was_in(write: Callable[..., Path]) -> No
         run_id = proc.stderr.readline().split()[1]
         deadline = time.monotonic() + 60  # hang guard
         while time.monotonic() < deadline:
-            with RunStore(create=False) as store:
-                if any(o.step_id == "nap" for o in read_outputs(store.db, run_id)):
+            with open_store(create=False) as store:
+                if any(o.step_id == "nap" for o in store.outputs(run_id)):
                     break
             time.sleep(0.1)
     finally:
