@@ -190,6 +190,20 @@ def _sink(live: Callable[[Any], None]) -> Callable[[Any], None]:
     return both
 
 
+ExecutorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--executor", help="Where parallel items run: local (default) or dask.", metavar="KIND"
+    ),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Dask scheduler (tcp://host:8786; default $WFKIT_DASK_SCHEDULER, else a local "
+        "cluster).",
+    ),
+]
 StoreOpt = Annotated[
     str | None,
     typer.Option("--store", envvar="WFKIT_STORE", help="Run store (default: .wfkit/runs.db)."),
@@ -270,11 +284,13 @@ def run(
     inject_seed: Annotated[
         str | None, typer.Option("--inject-seed", help="Seed of the faults' draws.")
     ] = None,
+    executor: ExecutorOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Run a workflow and record it in the run store."""
     from wfkit.commands import run_workflow
     from wfkit.commands._io import parse_assignments
-    from wfkit.errors import InputError, LoadError, StoreError
+    from wfkit.errors import ExecutorError, InputError, LoadError, StoreError
     from wfkit.render_run import LiveReporter
 
     full = _steps_choice(steps)
@@ -299,8 +315,10 @@ def run(
                 on_event=_sink(live),
                 faults=faults,
                 inject_seed=inject_seed,
+                executor=executor,
+                scheduler=scheduler,
             )
-    except (LoadError, InputError, StoreError) as exc:
+    except (LoadError, InputError, StoreError, ExecutorError) as exc:
         raise _fail_usage(exc, json_out) from None
     if metrics is not None:
         from wfkit.commands.metrics import MetricsError, run_metrics, write_prometheus
@@ -349,11 +367,20 @@ def resume(
     stream: StreamOpt = False,
     steps: StepsOpt = "summary",
     json_out: JsonOpt = False,
+    executor: ExecutorOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Continue a failed, interrupted, cancelled or timed-out run where it stopped."""
     from wfkit.commands import resume_workflow
     from wfkit.commands._io import parse_assignments
-    from wfkit.errors import InputError, LoadError, ResumeError, RunNotFoundError, StoreError
+    from wfkit.errors import (
+        ExecutorError,
+        InputError,
+        LoadError,
+        ResumeError,
+        RunNotFoundError,
+        StoreError,
+    )
     from wfkit.render_run import LiveReporter
 
     full = _steps_choice(steps)
@@ -372,8 +399,17 @@ def resume(
                 store=store,
                 ask=live.ask if interactive else None,
                 on_event=_sink(live),
+                executor=executor,
+                scheduler=scheduler,
             )
-    except (LoadError, InputError, ResumeError, RunNotFoundError, StoreError) as exc:
+    except (
+        LoadError,
+        InputError,
+        ResumeError,
+        RunNotFoundError,
+        StoreError,
+        ExecutorError,
+    ) as exc:
         raise _fail_usage(exc, json_out) from None
     _show_report(result, json_out, full)
 
