@@ -58,7 +58,8 @@ class WfkitError(Exception):
     def __reduce__(self) -> tuple[Any, ...]:
         # subclasses take keyword-only arguments, which the default reduction loses: rebuild
         # from the message and the attributes (errors travel back from remote workers)
-        return (_rebuild, (type(self), self.args, self.__dict__))
+        # (the attributes go as state, set once the error exists: LoadError.problems holds it)
+        return (_rebuild, (type(self), self.args), self.__dict__)
 
     @property
     def type_name(self) -> str:
@@ -70,11 +71,10 @@ class WfkitError(Exception):
         return {"type": self.type_name, "message": self.message}
 
 
-def _rebuild(cls: type[WfkitError], args: tuple[Any, ...], state: dict[str, Any]) -> WfkitError:
-    """An unpickled error: its message and attributes, without calling its ``__init__``."""
+def _rebuild(cls: type[WfkitError], args: tuple[Any, ...]) -> WfkitError:
+    """An unpickled error, before its attributes are set: without calling its ``__init__``."""
     error = cls.__new__(cls)
     Exception.__init__(error, *args)
-    error.__dict__.update(state)
     return error
 
 

@@ -103,7 +103,12 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 time.sleep(0.5)
         yield cluster
     finally:
-        for process in processes:
+        for process in reversed(processes):  # workers first, then the scheduler
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
+                os.killpg(process.pid, signal.SIGTERM)  # a clean exit keeps their coverage
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)

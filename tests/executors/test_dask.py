@@ -633,3 +633,51 @@ def test_resume_after_the_coordinator_is_killed_reruns_only_unfinished_items(
     assert json.loads(done.stdout)["state"]["raw"]["results"] == [0, 1, 2, 3]
     ran = (marks / "ran").read_text().split()
     assert sorted(ran) == ["0", "1", "2", "2", "3", "3"]  # items 0 and 1 ran once
+
+
+def test_without_a_scheduler_a_local_cluster_runs_the_items(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    path = write(
+        tmp_path,
+        """
+        name: cluster
+        state_schema: {raw: {parents: array}}
+        steps:
+          - id: fan
+            type: parallel_foreach
+            items: [0, 1, 2]
+            sub_agent_task: t
+            state_update:
+              path: raw.parents
+              value: "{{ result | map(attribute='state.raw.parent') | list }}"
+        sub_agent_tasks:
+          t:
+            inputs: {item: {type: integer}}
+            state_schema: {raw: {parent: integer}}
+            steps:
+              - id: sh
+                type: shell_command
+                command: "echo $PPID"
+                state_update: {path: raw.parent, value: "{{ result.stdout | trim | int }}"}
+        """,
+    )
+    env = {k: v for k, v in os.environ.items() if k != "WFKIT_DASK_SCHEDULER"}
+    process = subprocess.Popen(
+        [*WFKIT, "run", str(path), "--json", "--quiet", "--executor", "dask"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    out, err = process.communicate(timeout=180)
+    assert process.returncode == 0, err
+    parents = json.loads(out)["state"]["raw"]["parents"]
+    assert len(parents) == 3
+    assert all(isinstance(p, int) for p in parents)
+    assert process.pid not in parents  # not the coordinator: the cluster's worker processes
+    for pid in set(parents):  # the cluster's workers were closed with the run
+        deadline = time.monotonic() + 30
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(pid)

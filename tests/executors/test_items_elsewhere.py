@@ -21,7 +21,7 @@ from wfkit.core.items import ItemReport, adopt, context_of, run_detached
 from wfkit.core.runtime import Run
 from wfkit.core.state import MISSING
 from wfkit.core.tools import NoTools
-from wfkit.errors import ShellCommandError, SubAgentError
+from wfkit.errors import LoadError, ShellCommandError, SubAgentError
 from wfkit.executors import local as local_executor
 
 
@@ -160,6 +160,9 @@ def test_events_and_errors_survive_pickling() -> None:
     assert back.details() == error.details()
     assert isinstance(back.cause, ShellCommandError)
     assert back.cause.record_indexes == [4]
+    problem = LoadError("bad", file="f.yaml", line=3)
+    again = pickle.loads(pickle.dumps(problem))
+    assert (str(again), again.problems[0] is again) == ("f.yaml:3: bad", True)
     saved = FrameCheckpoint([{"i": 1}], {"a": MISSING}, {}, {}, {})
     assert pickle.loads(pickle.dumps(saved)).raw["a"] is MISSING
     assert repr(MISSING) == "MISSING"
