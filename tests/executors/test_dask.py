@@ -525,7 +525,10 @@ def _wait_for(path: Path, lines: int = 1, seconds: float = 60) -> list[str]:
     raise AssertionError(f"{path} never had {lines} lines")
 
 
-def test_ctrl_c_cancels_the_items_on_the_workers(dask_cluster: Cluster, tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["ctrl-c", "wfkit cancel"])
+def test_ctrl_c_and_cancel_stop_the_items_on_the_workers(
+    dask_cluster: Cluster, tmp_path: Path, how: str
+) -> None:
     marks = tmp_path / "marks"
     marks.mkdir()
     path = write(
@@ -568,7 +571,12 @@ def test_ctrl_c_cancels_the_items_on_the_workers(dask_cluster: Cluster, tmp_path
     )
     _wait_for(marks / "started", 2)
     started = time.monotonic()
-    process.send_signal(signal.SIGINT)
+    if how == "ctrl-c":
+        process.send_signal(signal.SIGINT)
+    else:
+        store = str(tmp_path / "store")
+        run_id = json.loads(_wfkit("runs", "--json", "--store", store))[0]["run_id"]
+        _wfkit("cancel", run_id, "--store", store)
     out, err = process.communicate(timeout=90)
     assert time.monotonic() - started < 45  # not the items' 60 s
     report = json.loads(out)
