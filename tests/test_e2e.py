@@ -73,8 +73,9 @@ def test_engine_never_imports_a_store_or_sqlite() -> None:
         "before = set(sys.modules)\n"  # coverage's start-up hook may have loaded sqlite3
         "import wfkit.core.runtime, wfkit.core.loader, wfkit.core.steps\n"
         "import wfkit.core.steps.parallel, wfkit.core.steps.shell, wfkit.core.steps.tool\n"
-        "bad = [m for m in set(sys.modules) - before if m.startswith('wfkit.store') or m in "
-        "('sqlite3', 'psycopg', 'distributed', 'wfkit.commands')]\n"
+        "bad = [m for m in set(sys.modules) - before if m.startswith(('wfkit.store', "
+        "'wfkit.executors', 'wfkit.otel')) or m in "
+        "('sqlite3', 'psycopg', 'distributed', 'opentelemetry', 'wfkit.commands')]\n"
         "print('BAD', bad)\n"
     )
     # without coverage's subprocess measurement, which keeps its data in sqlite3

@@ -227,6 +227,20 @@ def _trace_export(otlp: str | None, err: Console) -> Iterator[Any]:
                 err.print(error_view_text(Exception(problem)), soft_wrap=True)
 
 
+ExecutorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--executor", help="Where parallel items run: local (default) or dask.", metavar="KIND"
+    ),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Dask scheduler (tcp://host:8786; default $WFKIT_DASK_SCHEDULER, else a local "
+        "cluster).",
+    ),
+]
 StoreOpt = Annotated[
     str | None,
     typer.Option(
@@ -315,11 +329,13 @@ def run(
         str | None, typer.Option("--inject-seed", help="Seed of the faults' draws.")
     ] = None,
     otlp: OtlpOpt = None,
+    executor: ExecutorOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Run a workflow and record it in the run store."""
     from wfkit.commands import run_workflow
     from wfkit.commands._io import parse_assignments
-    from wfkit.errors import InputError, LoadError, StoreError
+    from wfkit.errors import ExecutorError, InputError, LoadError, StoreError
     from wfkit.render_run import LiveReporter
 
     full = _steps_choice(steps)
@@ -347,8 +363,10 @@ def run(
                 on_event=_sink(live, export),
                 faults=faults,
                 inject_seed=inject_seed,
+                executor=executor,
+                scheduler=scheduler,
             )
-    except (LoadError, InputError, StoreError) as exc:
+    except (LoadError, InputError, StoreError, ExecutorError) as exc:
         raise _fail_usage(exc, json_out) from None
     if metrics is not None:
         from wfkit.commands.metrics import MetricsError, run_metrics, write_prometheus
@@ -398,11 +416,20 @@ def resume(
     steps: StepsOpt = "summary",
     json_out: JsonOpt = False,
     otlp: OtlpOpt = None,
+    executor: ExecutorOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Continue a failed, interrupted, cancelled or timed-out run where it stopped."""
     from wfkit.commands import resume_workflow
     from wfkit.commands._io import parse_assignments
-    from wfkit.errors import InputError, LoadError, ResumeError, RunNotFoundError, StoreError
+    from wfkit.errors import (
+        ExecutorError,
+        InputError,
+        LoadError,
+        ResumeError,
+        RunNotFoundError,
+        StoreError,
+    )
     from wfkit.render_run import LiveReporter
 
     full = _steps_choice(steps)
@@ -424,8 +451,17 @@ def resume(
                 store=store,
                 ask=live.ask if interactive else None,
                 on_event=_sink(live, export),
+                executor=executor,
+                scheduler=scheduler,
             )
-    except (LoadError, InputError, ResumeError, RunNotFoundError, StoreError) as exc:
+    except (
+        LoadError,
+        InputError,
+        ResumeError,
+        RunNotFoundError,
+        StoreError,
+        ExecutorError,
+    ) as exc:
         raise _fail_usage(exc, json_out) from None
     _show_report(result, json_out, full)
 

@@ -11,6 +11,7 @@
     ├── ResumeError                a run cannot be resumed (finished, running, file changed)
     ├── CancelError                a run cannot be cancelled (it is not running)
     ├── StoreError                 the run store cannot be opened or is inconsistent
+    ├── ExecutorError              the executor cannot be used (bad option, unreachable cluster)
     └── StepError                  a step failed while running (step_id, attempt)
         ├── ShellCommandError      non-accepted exit code (exit_code, stderr, *_tail)
         ├── StepTimeoutError       one attempt exceeded the step's ``timeout``
@@ -54,6 +55,12 @@ class WfkitError(Exception):
         #: raised by fault injection (``--inject``), not by the step's real work
         self.injected = False
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # subclasses take keyword-only arguments, which the default reduction loses: rebuild
+        # from the message and the attributes (errors travel back from remote workers)
+        # (the attributes go as state, set once the error exists: LoadError.problems holds it)
+        return (_rebuild, (type(self), self.args), self.__dict__)
+
     @property
     def type_name(self) -> str:
         """The error's type as users write it in ``retry_on`` and see it in reports."""
@@ -62,6 +69,13 @@ class WfkitError(Exception):
     def details(self) -> dict[str, Any]:
         """The error as plain data, as readable through ``error.*`` in expressions."""
         return {"type": self.type_name, "message": self.message}
+
+
+def _rebuild(cls: type[WfkitError], args: tuple[Any, ...]) -> WfkitError:
+    """An unpickled error, before its attributes are set: without calling its ``__init__``."""
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    return error
 
 
 class LoadError(WfkitError):
@@ -142,6 +156,11 @@ class CancelError(WfkitError):
 
 class StoreError(WfkitError):
     """The run store cannot be opened, or holds inconsistent data."""
+
+
+class ExecutorError(WfkitError):
+    """The executor of parallel items cannot be used: an unknown kind, a bad scheduler
+    address, or a cluster that cannot be reached."""
 
 
 class StepError(WfkitError):

@@ -13,6 +13,7 @@ from wfkit.commands._io import read_mapping
 from wfkit.commands.results import RunReport
 from wfkit.commands.run import (
     execute_recorded,
+    executor_choice,
     merged_answers,
     report,
     run_options,
@@ -92,6 +93,8 @@ async def resume_workflow_async(
     sleep: Callable[[float], Awaitable[None]] | None = None,
     pause_for_input: bool = False,
     workflow_path: Callable[[str], Path] | None = None,
+    executor: str | None = None,
+    scheduler: str | None = None,
 ) -> RunReport:
     """Continue a stored run from its last checkpoint: completed steps do not run again.
 
@@ -102,7 +105,7 @@ async def resume_workflow_async(
     Refuses (``ResumeError``) a run that succeeded (without ``from_step``) or is still
     running, and one whose step structure changed before the saved position, unless ``force``.
     ``workflow_path`` turns the recorded file into the path to load, or refuses it (the MCP
-    shim confines it to its root).
+    shim confines it to its root). ``executor`` and ``scheduler`` as for ``run``.
     """
     all_answers = merged_answers(answers, answers_file)
     given = read_mapping(inputs_file, "inputs") if inputs_file else {}
@@ -121,6 +124,7 @@ async def resume_workflow_async(
             main = run_store.load_frame(row.run_id, "main")
             cursor = main.cursor if main else None
         _check_structure(row, loaded, cursor, force)
+        choice = executor_choice(loaded, executor, scheduler, in_process=tools is not None)
         if from_step is not None:
             run_store.reset_to(row.run_id, top)
         declared = loaded.main.state.inputs
@@ -160,7 +164,7 @@ async def resume_workflow_async(
                     for k in changed
                 ),
             )
-        outcome = await execute_recorded(run, run_store)
+        outcome = await execute_recorded(run, run_store, choice)
         return report(outcome, loaded.file, run_store.location)
 
 

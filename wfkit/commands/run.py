@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from wfkit.commands._io import read_mapping
 from wfkit.commands.results import (
@@ -30,6 +30,9 @@ from wfkit.core.tools import NoTools, ToolProvider
 from wfkit.store import local_dir, open_store, store_spec
 from wfkit.store.base import Store
 from wfkit.store.sqlite import new_run_id
+
+if TYPE_CHECKING:
+    from wfkit.executors import ExecutorChoice
 
 T = TypeVar("T")
 
@@ -61,8 +64,14 @@ async def run_workflow_async(
     stored_breakers: bool = True,
     faults: list[Fault] | None = None,
     inject_seed: str | None = None,
+    executor: str | None = None,
+    scheduler: str | None = None,
 ) -> RunReport:
     """Load, check inputs, run and record a workflow; raise LoadError/InputError up front.
+
+    ``executor`` (``local``/``dask``) and ``scheduler`` say where parallel items run (see
+    :func:`wfkit.executors.choose`); a run given mocks (``shell``, ``tools``, ``sleep``,
+    ``clock``) runs its items in-process unless ``executor`` asks otherwise.
 
     ``sleep`` and ``clock`` replace the real ones (tests skip waits with them); ``seed`` fixes
     retry jitter; ``loaded`` is ``file`` loaded already (a test suite loads it once);
@@ -74,6 +83,8 @@ async def run_workflow_async(
     given.update(inputs or {})
     resolved = loaded.main.state.resolve_inputs(given)
     all_answers = merged_answers(answers, answers_file)
+    mocked = any(x is not None for x in (shell, tools, sleep, clock))
+    choice = executor_choice(loaded, executor, scheduler, in_process=mocked)
     with open_store(store) as run_store:
         options = run_options(
             run_store,
@@ -93,20 +104,42 @@ async def run_workflow_async(
             faults=list(faults or []),
             inject_seed=inject_seed,
         )
-        outcome = await execute_recorded(Run(loaded, new_run_id(), resolved, options), run_store)
+        run = Run(loaded, new_run_id(), resolved, options)
+        outcome = await execute_recorded(run, run_store, choice)
         return report(outcome, loaded.file, run_store.location)
 
 
-async def execute_recorded(run: Run, run_store: Store) -> RunOutcome:
-    """Execute a run, cancellable through the store, then apply the store's retention."""
+def executor_choice(
+    loaded: LoadedWorkflow,
+    executor: str | None,
+    scheduler: str | None,
+    in_process: bool = False,
+) -> ExecutorChoice:
+    """Where the run's parallel items run: the options, else ``WFKIT_DASK_SCHEDULER``, else
+    the workflow's ``config.executor`` (``in_process``: only the options count)."""
+    from wfkit.executors import ExecutorChoice, choose
+
+    if in_process and executor is None and scheduler is None:
+        return ExecutorChoice()
+    return choose(executor, scheduler, loaded.workflow.config.executor)
+
+
+async def execute_recorded(
+    run: Run, run_store: Store, executor: ExecutorChoice | None = None
+) -> RunOutcome:
+    """Execute a run, cancellable through the store, on its executor (local by default),
+    then apply the store's retention."""
     from wfkit.commands.manage import apply_retention, execute_watched, retention_policy
     from wfkit.errors import StoreError
+    from wfkit.executors import ExecutorChoice, open_executor
 
     try:  # a bad WFKIT_RETENTION is a usage error before anything runs
         policy = retention_policy(run.loaded.workflow.config.retention)
     except ValueError as exc:
         raise StoreError(f"WFKIT_RETENTION: {exc}") from None
-    outcome = await execute_watched(run, run_store)
+    async with open_executor(executor or ExecutorChoice()) as items:
+        run.options.executor = items
+        outcome = await execute_watched(run, run_store)
     if policy is not None:
         apply_retention(run_store, policy)
     return outcome

@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 BY_NAME: dict[str, str] = {
+    "executor": "Where parallel_foreach items run: {kind: local} or {kind: dask, scheduler: URL}.",
+    "kind": "local (in the run's process, the default) or dask (a Dask cluster).",
+    "scheduler": "Dask scheduler address, tcp://host:8786; none starts a local cluster.",
     "args": "Arguments of the server command.",
     "body": "Steps run on each iteration.",
     "by": "Amount for increment, decrement or multiply (default 1).",

@@ -63,6 +63,8 @@ class LoadedWorkflow:
     tasks: dict[str, Body]
     #: the compiled plan of every step, by ``id()`` of its model (kept alive by ``workflow``)
     plans: dict[int, StepPlan] = field(default_factory=dict)
+    #: the file's text (shipped with items that run on other machines)
+    text: str = ""
 
     @property
     def file(self) -> str:
@@ -163,7 +165,7 @@ def _compile_checked(text: str, file: str, source: Source, workflow: m.Workflow)
         for steps in (body.steps, body.finally_steps)
         for step, _ in walk(steps)
     }
-    return LoadedWorkflow(workflow, source, digest, main, tasks, plans)
+    return LoadedWorkflow(workflow, source, digest, main, tasks, plans, text)
 
 
 # --- validation errors -------------------------------------------------------------------
@@ -183,6 +185,7 @@ _VOCABULARY = sorted(
             m.ErrorHandler,
             m.SubAgentTask,
             m.CircuitBreakerSpec,
+            m.ExecutorConfig,
             m.StateUpdateStep,
             m.ShellCommandStep,
             m.McpCallStep,

@@ -100,6 +100,39 @@ class Retention(_Model):
         return value
 
 
+SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss")
+
+
+def check_scheduler(address: str) -> str:
+    """A Dask scheduler address (``tcp://host:port``), or ValueError saying what is wrong."""
+    from urllib.parse import urlsplit
+
+    expected = f"expected tcp://host:port, got {address!r}"
+    parts = urlsplit(address)
+    if parts.scheme not in SCHEDULER_SCHEMES or not parts.hostname:
+        raise ValueError(expected)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(expected) from None
+    if port is None or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(expected)
+    return address
+
+
+class ExecutorConfig(_Model):
+    """Where ``parallel_foreach`` items run: in the run's process, or on a Dask cluster."""
+
+    kind: Literal["local", "dask"] = "local"
+    #: a running scheduler; none (with ``kind: dask``) starts a local cluster for the run
+    scheduler: str | None = None
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, value: str | None) -> str | None:
+        return check_scheduler(value) if value is not None else None
+
+
 class Config(_Model):
     timeout: float | None = Field(None, gt=0)
     trace: bool | TraceConfig = False
@@ -118,6 +151,7 @@ class Config(_Model):
         return value
 
     circuit_breakers: dict[str, CircuitBreakerSpec] = Field(default_factory=dict)
+    executor: ExecutorConfig | None = None
 
 
 class McpServerSpec(_Model):

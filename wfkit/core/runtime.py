@@ -31,6 +31,7 @@ from wfkit.core.events import (
     TracesCollected,
 )
 from wfkit.core.execution import StepExecutor
+from wfkit.core.executor import ItemExecutor
 from wfkit.core.fingerprint import step_structure
 from wfkit.core.frame import Frame, FrameCheckpoint, StepRecord
 from wfkit.core.inject import Fault, InjectingTools, Injector
@@ -106,6 +107,8 @@ class RunOptions:
     """Injected faults (``--inject``)."""
     inject_seed: str | None = None
     """Seed of the faults' draws; the retry seed when not given."""
+    executor: ItemExecutor | None = None
+    """Where ``parallel_foreach`` items run; in this process when None."""
     """Inputs a resume changed: the computed fields reading them are recomputed."""
     """Raw values written over the defaults before the first step (test cases' ``state``)."""
 
@@ -251,6 +254,13 @@ class Run:
         self.messages.append(event)
         self.emit(event)
 
+    async def _release(self) -> None:
+        """Close the run's tools, here and wherever its items ran; keep their logs."""
+        await self.options.tools.aclose()
+        if self.options.executor is not None:
+            await self.options.executor.close_run(self)
+        self._record_tool_logs()
+
     def _record_tool_logs(self) -> None:
         """Keep what the tools' servers wrote to stderr (a provider may offer ``logs()``)."""
         logs = getattr(self.options.tools, "logs", None)
@@ -288,14 +298,19 @@ class Run:
             recovered=recovered,
             details=details,
         )
+        index = self.keep_error(record, frame)
+        if index >= 0 and isinstance(exc, StepError):
+            exc.record_indexes.append(index)
+        return index
+
+    def keep_error(self, record: ErrorRecord, frame: str | None = None) -> int:
+        """Add a failed attempt to the (bounded) history; its index, or -1 when dropped."""
         if len(self.errors) >= self.loaded.workflow.config.max_error_records:
             self.errors_dropped += 1  # the history is bounded; the first errors are kept
             return -1
         index = len(self.errors)
         self.errors.append(record)
         self.emit(ErrorRecorded(self.run_id, index, record, frame))
-        if isinstance(exc, StepError):
-            exc.record_indexes.append(index)
         return index
 
     def mark_recovered(self, error: StepError) -> None:
@@ -365,8 +380,7 @@ class Run:
             status, error = "failed", exc
             self.record_error(exc, "workflow", [], 0, recovered=False)
         finally:
-            await self.options.tools.aclose()
-            self._record_tool_logs()
+            await self._release()
         snapshot = (
             state.snapshot()
             if state is not None

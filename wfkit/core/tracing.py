@@ -44,6 +44,12 @@ class Tracer:
             self.dropped += 1
         self.records.append(record)
 
+    def merge(self, records: list[dict[str, Any]], dropped: int) -> None:
+        """Add records a parallel item collected where it ran."""
+        for record in records:
+            self._keep(record)
+        self.dropped += dropped
+
     def transform(self, record: TransformRecord) -> None:
         """A computed field evaluation (sampled at ``sample_rate``)."""
         self._seen += 1
@@ -219,6 +225,14 @@ class DecisionLog:
     def injected(self, step_id: str, attempt: int, fault: str) -> None:
         """An injected fault hit an attempt of the step (or a tool call inside it)."""
         self._keep("injected", step_id, attempt=attempt, fault=fault)
+
+    def merge(self, records: list[dict[str, Any]], dropped: int) -> None:
+        """Add decisions a parallel item recorded where it ran."""
+        for record in records:
+            if len(self.records) == self.records.maxlen:
+                self.dropped += 1
+            self.records.append(record)
+        self.dropped += dropped
 
     def stored(self) -> list[dict[str, Any]]:
         """The records to store (a note of the dropped ones first)."""

@@ -21,7 +21,21 @@ from wfkit.errors import StateError, UndefinedVariableError
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 dumps = _ENCODER.encode  # one encoder: json.dumps with options builds one per call
 
-_MISSING: Any = object()
+
+class _Missing:
+    """The type of :data:`MISSING`: one instance, which pickles as itself (checkpoint
+    changes travel between processes when items run elsewhere)."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        return "_MISSING"
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+_MISSING: Any = _Missing()
 MISSING: Any = _MISSING
 """Marks a name that no longer exists (in changes handed to checkpoints)."""
 

@@ -12,13 +12,12 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from wfkit.core.events import FrameDropped
+from wfkit.core.executor import ItemJob
+from wfkit.core.items import run_item
 from wfkit.core.models import ParallelForeachStep
-
-if TYPE_CHECKING:
-    from wfkit.core.state import State
 from wfkit.core.steps import handles
 from wfkit.core.steps.control import list_items
-from wfkit.errors import CancelledRunError, StepError, SubAgentError, WfkitError
+from wfkit.errors import StepError, SubAgentError, WfkitError
 
 if TYPE_CHECKING:
     from wfkit.core.frame import Frame
@@ -89,83 +88,40 @@ def _frame_key(step: ParallelForeachStep, frame: Frame, index: int) -> str:
 async def _run_item(
     step: ParallelForeachStep, frame: Frame, index: int, item: Any
 ) -> tuple[dict[str, Any], SubAgentError | None]:
-    from wfkit.core.frame import Frame
-
     run = frame.run
     task = run.loaded.tasks[step.sub_agent_task]
     loop = {"item": item, "index": index, "iteration": index + 1}
     key = _frame_key(step, frame, index)
-    error: WfkitError | None = None
-    state: State | None = None
-    saved = run.load_frame(key)
-    for attempt in range(step.item_retry_count + 1):
-        child: Frame | None = None
-        try:
-            inputs = _item_inputs(step, frame, task.state.inputs, loop)
-            state = run.new_state(task.state, task.state.resolve_inputs(inputs))
-            child = Frame(
-                run,
-                task,
-                state,
-                prefix=f"{frame.prefix}{step.step_id}/",
-                active=(*frame.active, f"item {index}"),
-                key=key,
-            )
-            child.ends_with_parent = not task.finally_steps
-            child.item = index
-            if saved is not None and attempt == 0:
-                child.restore(saved)
-            elif attempt > 0:
-                run.emit(FrameDropped(run.run_id, key))  # a retry starts from scratch
-            await child.run_steps(task.steps)
-            await _finally(child, task.finally_steps, "succeeded", index)
-            error = None
-            break
-        except asyncio.CancelledError:
-            if child is not None:
-                await _finally(child, task.finally_steps, "cancelled", index)
-            raise
-        except WfkitError as exc:
-            error = exc
-            if child is not None and isinstance(exc, StepError):
-                await _finally(child, task.finally_steps, "failed", index)
+    inputs: dict[str, Any] | None = None
+    problem: WfkitError | None = None
+    try:  # evaluated in the parent frame, which items never change: once for every attempt
+        inputs = _item_inputs(step, frame, task.state.inputs, loop)
+    except WfkitError as exc:
+        problem = exc
+    job = ItemJob(
+        step_id=step.step_id,
+        task=step.sub_agent_task,
+        prefix=f"{frame.prefix}{step.step_id}/",
+        active=(*frame.active, f"item {index}"),
+        key=key,
+        index=index,
+        item=item,
+        retries=step.item_retry_count,
+        inputs=inputs,
+        inputs_error=problem,
+        saved=run.load_frame(key),
+    )
+    executor = run.options.executor
+    entry, error = await (run_item(run, job) if executor is None else executor.run_item(run, job))
     if error is None:
-        assert state is not None
-        snapshot = state.snapshot()
-        return {
-            "index": index,
-            "item": item,
-            "status": "succeeded",
-            "state": snapshot,
-            "error": None,
-        }, None
+        return entry, None
     cause = error if isinstance(error, StepError) else None
     wrapped = SubAgentError(
         f"item {index} of {step.step_id!r} failed: {error.type_name}: {error.message}",
         index=index,
         cause=cause,
     )
-    return {
-        "index": index,
-        "item": item,
-        "status": "failed",
-        "state": state.snapshot() if state is not None else None,
-        "error": error.details(),
-    }, wrapped
-
-
-async def _finally(child: Frame, steps: list[Any], status: str, index: int) -> None:
-    """An item's ``finally`` steps, with ``workflow.status`` of the item; never raises."""
-    if not steps:
-        return
-    child.locals["workflow"] = {"status": status, "item_index": index}
-    child.during = "finally"
-    try:
-        await child.run_steps(steps)
-    except (StepError, CancelledRunError):
-        pass  # recorded where it arose
-    finally:
-        child.during = None
+    return entry, wrapped
 
 
 def _item_inputs(

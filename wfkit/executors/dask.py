@@ -1,0 +1,292 @@
+"""The ``dask`` executor: every ``parallel_foreach`` item is a task on a Dask cluster.
+
+The coordinating run sends each item (an :class:`~wfkit.core.executor.ItemJob`) with the
+workflow's text, which reaches every worker once (scattered, kept by digest), and a context:
+the run's id, seed, options and its breakers' state at that moment. On the worker the item
+runs in the same engine (:func:`wfkit.core.items.run_detached`) on one event loop per worker
+process, where the run's MCP servers start once and stay until the run ends; its records come
+back in an :class:`~wfkit.core.items.ItemReport` that the run adopts as if the item had run in
+it. Cancelling an item (``fail_fast``, Ctrl-C, a timeout) sets a Dask ``Event`` the worker
+watches: the item ends there as it would locally, cleanup and ``finally`` steps included,
+and its records still come back. A worker that dies mid-item loses nothing the run kept: Dask
+runs the task again elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wfkit.core.events import ToolServerLog
+from wfkit.core.items import ItemContext, ItemReport, adopt, context_of, run_detached
+from wfkit.errors import ExecutorError, MissingExtraError, StepError
+
+if TYPE_CHECKING:
+    from wfkit.core.executor import ItemJob, ItemOutcome
+    from wfkit.core.loader import LoadedWorkflow
+    from wfkit.core.runtime import Run
+    from wfkit.core.tools import ToolProvider
+
+CONNECT_SECONDS = 5.0
+"""How long reaching a scheduler may take before the run is refused."""
+
+FIRST_CANCEL_CHECK = 0.5
+CANCEL_CHECK_EVERY = 0.25
+"""A worker looks whether its item was cancelled after 0.5 s, then every 0.25 s (a look asks
+the scheduler; items shorter than half a second never ask)."""
+
+CANCEL_GRACE_SECONDS = 30.0
+"""How long a cancelled item may take to end on its worker (its cleanup and ``finally``
+steps) before the run stops waiting for its records."""
+
+
+def require_distributed() -> None:
+    """MissingExtraError unless ``distributed`` can be imported."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("--executor dask needs: pip install 'wfkit[dask]'") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    """A workflow as its items need it on a worker: its text, not a path there."""
+
+    text: str
+    file: str  # as the run names it (in records and errors)
+    digest: str
+    directory: str  # the file's folder on the coordinating machine (MCP servers' cwd)
+
+
+class DaskExecutor:
+    """Items run as tasks of a Dask cluster; their records come back to the run."""
+
+    def __init__(self, client: Any, cluster: Any = None) -> None:
+        self.client = client
+        self.cluster = cluster
+        self._definitions: dict[str, Any] = {}  # digest -> its scattered future
+
+    @classmethod
+    async def start(cls, scheduler: str | None) -> DaskExecutor:
+        """Connect to ``scheduler``, or start a local cluster of processes (one per core)."""
+        require_distributed()
+        from distributed import Client, LocalCluster
+
+        if scheduler is None:
+            cluster = await LocalCluster(  # type: ignore[no-untyped-call]
+                n_workers=os.cpu_count() or 1,
+                threads_per_worker=1,
+                processes=True,
+                asynchronous=True,
+                dashboard_address=None,
+            )
+            return cls(await Client(cluster, asynchronous=True), cluster)  # type: ignore[no-untyped-call]
+        try:
+            client = await Client(  # type: ignore[no-untyped-call]
+                scheduler, asynchronous=True, timeout=CONNECT_SECONDS
+            )
+        except Exception as exc:  # OSError, TimeoutError: one line, no traceback
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ExecutorError(
+                f"cannot reach the Dask scheduler at {scheduler}: {reason}"
+            ) from None
+        return cls(client)
+
+    async def aclose(self) -> None:
+        """Close the connection (and the cluster started for the run)."""
+        await self.client.close()
+        if self.cluster is not None:
+            await self.cluster.close()
+
+    async def _definition(self, loaded: LoadedWorkflow) -> Any:
+        future = self._definitions.get(loaded.digest + loaded.file)
+        if future is None:
+            definition = Definition(
+                loaded.text, loaded.file, loaded.digest, str(Path(loaded.source_path).parent)
+            )
+            future = await self.client.scatter(definition, broadcast=True, hash=False)
+            self._definitions[loaded.digest + loaded.file] = future
+        return future
+
+    async def run_item(self, run: Run, job: ItemJob) -> ItemOutcome:
+        """Send the item to the cluster, wait for its report and adopt it into ``run``."""
+        definition = await self._definition(run.loaded)
+        cancel = f"wfkit-cancel-{uuid.uuid4().hex}"
+        future = self.client.submit(
+            run_remote,
+            definition,
+            context_of(run),
+            job,
+            cancel,
+            key=f"wfkit-item-{job.index}-{uuid.uuid4().hex}",
+            pure=False,
+        )
+        try:
+            report: ItemReport = await future
+        except asyncio.CancelledError:
+            late = await self._cancelled(future, cancel)
+            if late is not None:
+                adopt(run, late)
+            raise
+        except Exception as exc:  # the cluster could not run it (workers kept dying, ...)
+            error = StepError(
+                f"item {job.index} could not run on the Dask cluster: {type(exc).__name__}: {exc}"
+            )
+            entry = {
+                "index": job.index,
+                "item": job.item,
+                "status": "failed",
+                "state": None,
+                "error": error.details(),
+            }
+            return entry, error
+        adopt(run, report)
+        assert report.entry is not None  # only a cancelled item has none
+        return report.entry, report.error
+
+    async def _cancelled(self, future: Any, cancel: str) -> ItemReport | None:
+        """Stop a running item and wait (bounded) for what it did until it stopped."""
+        from distributed import Event
+
+        event: Any = Event(cancel, client=self.client)  # type: ignore[no-untyped-call]
+        with contextlib.suppress(Exception):
+            await event.set()
+        try:
+            report: ItemReport = await asyncio.wait_for(
+                asyncio.shield(_result(future)), CANCEL_GRACE_SECONDS
+            )
+        except (Exception, asyncio.CancelledError):
+            await self.client.cancel(future)
+            return None
+        with contextlib.suppress(Exception):
+            await event.clear()
+        return report
+
+    async def close_run(self, run: Run) -> None:
+        """Close the run's MCP servers on every worker; keep what they wrote to stderr."""
+        import time
+
+        try:
+            answers = await self.client.run(_close_run, run.run_id, on_error="ignore")
+        except Exception:  # a worker gone meanwhile: its servers went with it
+            return
+        logs: dict[str, list[str]] = {}
+        for worker_logs in answers.values():
+            if isinstance(worker_logs, dict):
+                for server, text in worker_logs.items():
+                    logs.setdefault(server, []).append(text)
+        for server, texts in logs.items():
+            run.emit(ToolServerLog(run.run_id, server, "\n".join(texts), time.time()))
+
+
+async def _result(future: Any) -> Any:
+    return await future
+
+
+# --- on the worker -------------------------------------------------------------------------
+
+_loops: list[asyncio.AbstractEventLoop] = []  # this process's item loop, once started
+_loop_lock = threading.Lock()
+_loaded: OrderedDict[tuple[str, str], LoadedWorkflow] = OrderedDict()
+_loaded_lock = threading.Lock()
+_tools: dict[str, ToolProvider] = {}  # by run id; touched on the item loop only
+LOADED_KEPT = 8
+
+
+def _item_loop() -> asyncio.AbstractEventLoop:
+    """The worker process's one event loop for items, in a thread of its own: the MCP
+    servers a run starts there outlive the task that started them."""
+    with _loop_lock:
+        if not _loops:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="wfkit-items", daemon=True).start()
+            _loops.append(loop)
+        return _loops[0]
+
+
+def _workflow(definition: Definition) -> LoadedWorkflow:
+    """The loaded workflow of a definition, loaded once per worker process (by digest)."""
+    from wfkit.core.loader import load_text
+
+    key = (definition.digest, definition.file)  # the file names records: same text, other name
+    with _loaded_lock:
+        loaded = _loaded.get(key)
+        if loaded is None:
+            loaded = load_text(definition.text, definition.file)
+            _loaded[key] = loaded
+            while len(_loaded) > LOADED_KEPT:
+                _loaded.popitem(last=False)
+        else:
+            _loaded.move_to_end(key)
+        return loaded
+
+
+def _tools_for(run_id: str, loaded: LoadedWorkflow, directory: str) -> ToolProvider:
+    tools = _tools.get(run_id)
+    if tools is None:
+        from wfkit.core.tools import NoTools
+
+        if loaded.workflow.mcp_servers:
+            from wfkit.mcp_tools import McpTools
+
+            tools = McpTools(loaded.workflow.mcp_servers, Path(directory))
+        else:
+            tools = NoTools()
+        _tools[run_id] = tools
+    return tools
+
+
+def run_remote(definition: Definition, context: ItemContext, job: ItemJob, cancel: str) -> Any:
+    """The Dask task of one item: run it on this worker's item loop, watching for a cancel."""
+    loaded = _workflow(definition)
+    loop = _item_loop()
+    running: list[asyncio.Task[Any]] = []
+
+    async def item() -> ItemReport:
+        task = asyncio.current_task()
+        assert task is not None
+        running.append(task)
+        tools = _tools_for(context.run_id, loaded, definition.directory)
+        return await run_detached(loaded, context, job, tools)
+
+    done = asyncio.run_coroutine_threadsafe(item(), loop)
+    wait = FIRST_CANCEL_CHECK
+    event: Any = None
+    while True:
+        try:
+            return done.result(timeout=wait)
+        except concurrent.futures.TimeoutError:
+            pass
+        wait = CANCEL_CHECK_EVERY
+        if event is None:
+            from distributed import Event
+
+            event = Event(cancel)  # type: ignore[no-untyped-call]
+        if event.is_set():
+            loop.call_soon_threadsafe(lambda: [task.cancel() for task in running])
+            return done.result()
+
+
+async def _close_run(run_id: str) -> dict[str, str]:
+    """Run on every worker at the end of a run: close its tools there, return their logs."""
+    if not _loops:
+        return {}
+    done = asyncio.run_coroutine_threadsafe(_close_tools(run_id), _loops[0])
+    return await asyncio.wrap_future(done)
+
+
+async def _close_tools(run_id: str) -> dict[str, str]:
+    tools = _tools.pop(run_id, None)
+    if tools is None:
+        return {}
+    await tools.aclose()
+    logs = getattr(tools, "logs", None)
+    return dict(logs()) if logs is not None else {}
