@@ -1,4 +1,4 @@
-"""Developer sessions: tests, lint, typing, bench, reliability, stress.
+"""Developer sessions: tests, lint, typing, bench, reliability, stress, scale.
 
 Sessions run in the environment nox itself runs in (``pip install -e '.[dev]'`` first), so
 they need no other interpreter: under ``CI=true`` nox fails on interpreters it cannot find.
@@ -44,6 +44,13 @@ def bench(session: nox.Session) -> None:
     """Engine overhead and report figures (printed, never asserted)."""
     session.run(PY, "benchmarks/engine.py", *session.posargs)
     session.run(PY, "benchmarks/report.py", *session.posargs)
+
+
+@nox.session
+def scale(session: nox.Session) -> None:
+    """Beyond one machine: Dask throughput, overhead and fan-out; PostgreSQL against SQLite."""
+    session.run(PY, "benchmarks/scale.py", *session.posargs)
+    session.run(PY, "benchmarks/scale_store.py", *session.posargs)
 
 
 @nox.session
