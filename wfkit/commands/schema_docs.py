@@ -195,7 +195,26 @@ def describe(schema: dict[str, Any]) -> dict[str, Any]:
     call = models.get("McpCallStep")
     if call is not None:  # the loader's rule: mcp_call needs tool or method
         call["anyOf"] = [{"required": ["tool"]}, {"required": ["method"]}]
+    _name_the_step_types(schema)
     return schema
+
+
+def _name_the_step_types(node: Any) -> None:
+    """Beside each ``oneOf`` over step types, the list of types: an unknown type is then
+    reported with the valid ones (editors otherwise name only the closest alternative's)."""
+    if isinstance(node, list):
+        for item in node:
+            _name_the_step_types(item)
+        return
+    if not isinstance(node, dict):
+        return
+    for value in node.values():
+        _name_the_step_types(value)
+    mapping = node.get("discriminator", {}).get("mapping")
+    if isinstance(mapping, dict) and "oneOf" in node:
+        field = node["discriminator"]["propertyName"]
+        node["properties"] = {field: {"enum": sorted(mapping), "description": "The step type."}}
+        node["required"] = [field]
 
 
 def _drop_null(prop: dict[str, Any]) -> None:
