@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import threading
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pytest
+import yaml
 
 from tests.cached_install import cached, unavailable
 from tests.conftest import EXAMPLES
@@ -140,14 +142,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LanguageC
     work = tmp_path_factory.mktemp("editor")
     schema = work / "wfkit.schema.json"
     schema.write_text(json.dumps(workflow_schema()), encoding="utf-8")
-    yaml = {
+    settings = {
         "schemas": {schema.as_uri(): ["*.yaml"]},  # *.yml: the modeline test
         "validate": True,
         "hover": True,
         "completion": True,
         "schemaStore": {"enable": False},
     }
-    client = LanguageClient([node, str(main), "--stdio"], {"yaml": yaml})
+    client = LanguageClient([node, str(main), "--stdio"], {"yaml": settings})
     try:
         client.request(
             "initialize",
@@ -164,7 +166,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LanguageC
             },
         )
         client.notify("initialized", {})
-        client.notify("workspace/didChangeConfiguration", {"settings": {"yaml": yaml}})
+        client.notify("workspace/didChangeConfiguration", {"settings": {"yaml": settings}})
         # the schema is in force before any test reads "no diagnostics" as "valid"
         probe = client.open((work / "probe.yaml").as_uri(), "name: x\nstepz: []\n")
         assert [d["message"] for d in probe] == ["Property stepz is not allowed."]
@@ -274,3 +276,35 @@ def test_the_readme_modeline_associates_the_schema(server: tuple[LanguageClient,
     modeline = "# yaml-language-server: $schema=./wfkit.schema.json\n" + text
     found = client.open((work / "modeline.yml").as_uri(), modeline)
     assert [d["message"] for d in found] == ["Property stepz is not allowed."]
+
+
+SNIPPET = re.compile(r"^(\w+): \$\{1:([^}\n]*)\}$")
+
+
+@pytest.mark.parametrize(
+    ("model", "text"),
+    [
+        ("McpCallStep", "name: x\nsteps:\n  - id: a\n    type: mcp_call\n    tool: t\n    \n"),
+        ("Config", "name: x\nconfig:\n  max_parallel: 2\n  \n"),
+    ],
+)
+def test_property_completion_inserts_values_the_schema_accepts(
+    server: tuple[LanguageClient, Path], model: str, text: str
+) -> None:
+    """An editor fills in a property's default or first example: it must be a valid value."""
+    import jsonschema
+
+    client, work = server
+    uri = (work / f"insert-{model}.yaml").as_uri()
+    client.open(uri, text)
+    last = text.splitlines()[-1]  # the blank line being typed, indented
+    where = {"textDocument": {"uri": uri}, "position": position(text, f"\n{last}\n", len(last) + 1)}
+    result = client.request("textDocument/completion", where)
+    filled = [m.groups() for i in result["items"] if (m := SNIPPET.match(i["insertText"]))]
+    schema = workflow_schema()
+    props = schema["$defs"][model]["properties"]
+    assert "timeout" in dict(filled), result["items"]
+    for name, value in filled:
+        subschema = {"$defs": schema["$defs"], **props[name]}
+        errors = list(jsonschema.Draft202012Validator(subschema).iter_errors(yaml.safe_load(value)))
+        assert errors == [], f"{name}: {value!r}: {errors[0].message}"

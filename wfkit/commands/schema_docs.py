@@ -162,6 +162,8 @@ EXAMPLES: dict[str, list[Any]] = {
     "server": ["notes"],
     "state_warn_bytes": [1000000],
     "sub_agent_task": ["review_file"],
+    # without an example an editor inserts 0, which the exclusive minimum rejects
+    "timeout": [30],
     "tool": ["add_note"],
     "transform": ["input | length", "input | selectattr('ok') | list"],
     "value": ["{{ result.stdout | trim }}", 0, ["a"]],
@@ -173,6 +175,7 @@ EXAMPLES: dict[str, list[Any]] = {
 EXAMPLES_BY_MODEL: dict[tuple[str, str], list[Any]] = {
     ("ShellCommandStep", "command"): ["make test", ["pytest", "-q"]],
     ("McpServerSpec", "command"): ["python3"],
+    ("Config", "timeout"): [600],
 }
 
 
