@@ -102,3 +102,17 @@ def test_wrong_files_are_rejected(checker: list[str], tmp_path: Path, name: str)
     bad.write_text(WRONG[name], encoding="utf-8")
     done = check(checker, bad)
     assert done.returncode == 1, (name, done.stdout)
+
+
+def test_an_unknown_step_type_is_reported_with_the_valid_ones() -> None:
+    """Beside the one alternative per step type, the list of types an editor names."""
+    import jsonschema
+
+    schema = workflow_schema()
+    step = {"id": "a", "type": "shel", "command": "ls"}
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = list(validator.iter_errors({"name": "x", "steps": [step], "finally": [step]}))
+    enums = [e for e in errors if e.validator == "enum"]
+    assert [list(e.absolute_path) for e in enums] == [["steps", 0, "type"], ["finally", 0, "type"]]
+    assert enums[0].validator_value[:3] == ["break", "conditional", "continue"]
+    assert len(enums[0].validator_value) == 13

@@ -165,6 +165,8 @@ EXAMPLES: dict[str, list[Any]] = {
     "server": ["notes"],
     "state_warn_bytes": [1000000],
     "sub_agent_task": ["review_file"],
+    # without an example an editor inserts 0, which the exclusive minimum rejects
+    "timeout": [30],
     "tool": ["add_note"],
     "transform": ["input | length", "input | selectattr('ok') | list"],
     "value": ["{{ result.stdout | trim }}", 0, ["a"]],
@@ -176,6 +178,7 @@ EXAMPLES: dict[str, list[Any]] = {
 EXAMPLES_BY_MODEL: dict[tuple[str, str], list[Any]] = {
     ("ShellCommandStep", "command"): ["make test", ["pytest", "-q"]],
     ("McpServerSpec", "command"): ["python3"],
+    ("Config", "timeout"): [600],
 }
 
 
@@ -198,7 +201,26 @@ def describe(schema: dict[str, Any]) -> dict[str, Any]:
     call = models.get("McpCallStep")
     if call is not None:  # the loader's rule: mcp_call needs tool or method
         call["anyOf"] = [{"required": ["tool"]}, {"required": ["method"]}]
+    _name_the_step_types(schema)
     return schema
+
+
+def _name_the_step_types(node: Any) -> None:
+    """Beside each ``oneOf`` over step types, the list of types: an unknown type is then
+    reported with the valid ones (editors otherwise name only the closest alternative's)."""
+    if isinstance(node, list):
+        for item in node:
+            _name_the_step_types(item)
+        return
+    if not isinstance(node, dict):
+        return
+    for value in node.values():
+        _name_the_step_types(value)
+    mapping = node.get("discriminator", {}).get("mapping")
+    if isinstance(mapping, dict) and "oneOf" in node:
+        field = node["discriminator"]["propertyName"]
+        node["properties"] = {field: {"enum": sorted(mapping), "description": "The step type."}}
+        node["required"] = [field]
 
 
 def _drop_null(prop: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -133,6 +134,15 @@ def write_lcov(coverage: list[WorkflowCoverage], path: str | Path) -> None:
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+#: characters XML 1.0 cannot hold, even escaped (terminal colour codes in a tool's output)
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(text: str) -> str:
+    """``text`` with each character XML cannot hold written as ``#xNN``, as pytest does."""
+    return _NOT_XML.sub(lambda found: f"#x{ord(found[0]):02X}", text)
+
+
 def write_junit(report: TestReport, path: str | Path) -> None:
     """JUnit XML: a testsuite per suite file, a testcase per case."""
     import xml.etree.ElementTree as ET
@@ -151,7 +161,7 @@ def write_junit(report: TestReport, path: str | Path) -> None:
         suite = ET.SubElement(
             root,
             "testsuite",
-            name=file,
+            name=_xml_text(file),
             tests=str(len(cases)),
             failures=str(sum(c.status == "failed" for c in cases)),
             errors=str(sum(c.status == "error" for c in cases)),
@@ -161,16 +171,19 @@ def write_junit(report: TestReport, path: str | Path) -> None:
             element = ET.SubElement(
                 suite,
                 "testcase",
-                classname=Path(case.workflow).name,
-                name=case.name,
+                classname=_xml_text(Path(case.workflow).name),
+                name=_xml_text(case.name),
                 time=f"{case.duration_ms / 1000:.3f}",
             )
             if case.status == "failed":
+                message = _xml_text(case.failures[0].message)
                 failure = ET.SubElement(
-                    element, "failure", message=case.failures[0].message, type="ExpectationFailed"
+                    element, "failure", message=message, type="ExpectationFailed"
                 )
-                failure.text = "\n".join([*(f.message for f in case.failures), *case.why()])
+                text = "\n".join([*(f.message for f in case.failures), *case.why()])
+                failure.text = _xml_text(text)
             elif case.status == "error":
-                error = ET.SubElement(element, "error", message=case.error or "", type="CaseError")
-                error.text = case.error
+                message = _xml_text(case.error or "")
+                error = ET.SubElement(element, "error", message=message, type="CaseError")
+                error.text = message
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
