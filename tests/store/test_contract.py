@@ -171,6 +171,23 @@ def test_runs_are_listed_newest_first_and_found_by_prefix(store_spec: str) -> No
             store.get_run("2026010_")  # LIKE wildcards in a prefix are plain characters
 
 
+def test_large_checkpointed_values_are_committed_at_once(store_spec: str) -> None:
+    """Checkpointed values past the pending bound go out at once (memory held for the next
+    commit stays bounded), so another connection reads them before any later event."""
+    from wfkit.core.events import Checkpoint
+    from wfkit.store.sql import PENDING_VALUE_CHARS
+
+    run_id = "20260101-000000-bbbbbb"
+    big = "x" * PENDING_VALUE_CHARS
+    with open_store(store_spec) as store:
+        store(started(run_id, 1.0))
+        store(Checkpoint(run_id, "main", [{"i": 0}], {("raw", "big"): big}))
+        with open_store(store_spec, create=False, read_only=True) as reader:
+            saved = reader.load_frame(run_id, "main")
+            assert saved is not None
+            assert saved.raw["big"] == big
+
+
 def test_errors_and_messages_keep_their_order_across_connections(store_spec: str) -> None:
     record = ErrorRecord("s", "ToolError", "m", "trace", 1.0, 0, False, {"k": 1})
     with open_store(store_spec) as store:

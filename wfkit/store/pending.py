@@ -68,6 +68,8 @@ class Pending:
         self.breakers: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.cursors: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.values: dict[tuple[str, str], dict[tuple[str, str], str | None]] = {}
+        #: characters of checkpointed values held here (the store commits past a bound)
+        self.value_chars = 0
         #: the main frame's values by the top-level step that wrote them (``resume --from``):
         #: run -> top-level index -> "tier/name" -> serialized value; one row per commit
         self.log: dict[str, dict[int, dict[str, str | None]]] = {}
@@ -281,6 +283,7 @@ class Pending:
             log = self.log.setdefault(event.run_id, {}).setdefault(event.cursor[0]["i"], {})
         for change, value in event.changes.items():
             text = values[change] = None if value is MISSING else dumps(value)
+            self.value_chars += len(text) if text is not None else 0
             if log is not None:
                 log[f"{change[0]}/{change[1]}"] = text
 

@@ -38,6 +38,9 @@ from wfkit.store.pending import SERVER_LOG, Pending
 from wfkit.store.schema import RUN_COLUMNS, RUN_TABLES
 
 COMMIT_INTERVAL = 0.2
+#: checkpointed values held for the next commit, at most (characters): large values go out
+#: at once instead of piling up for COMMIT_INTERVAL
+PENDING_VALUE_CHARS = 4_000_000
 #: attempts of a transaction the database aborted to break a deadlock or a conflict
 WRITE_ATTEMPTS = 8
 #: ids per ``DELETE ... IN (...)``: within SQLite's bound on host parameters
@@ -132,6 +135,7 @@ class SqlStore:
             isinstance(event, (RunStarted, RunFinished, RetryScheduled))
             or getattr(event, "effectful", False)
             or time.monotonic() - self._last_commit >= COMMIT_INTERVAL
+            or self._pending.value_chars >= PENDING_VALUE_CHARS
         ):
             self.commit()
 
