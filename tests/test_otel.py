@@ -308,9 +308,11 @@ ONE_STEP = """
 
 def test_an_unreachable_collector_costs_one_warning_and_not_the_run(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
+    secret = url.replace("://", "://ops:s3cr'et@")  # credentials in the URL never show
     done = wfkit(
-        tmp_path, "run", flow(tmp_path, ONE_STEP), env={"OTEL_EXPORTER_OTLP_ENDPOINT": url}
+        tmp_path, "run", flow(tmp_path, ONE_STEP), env={"OTEL_EXPORTER_OTLP_ENDPOINT": secret}
     )
+    assert "s3cr" not in done.stderr
     assert done.returncode == 0, done.stderr
     warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1
@@ -399,6 +401,10 @@ def test_resume_checks_its_endpoint_before_anything_else(tmp_path: Path) -> None
     done = wfkit(tmp_path, "resume", "no-such-run", "--otlp", "mailto:ops@example.com")
     assert done.returncode == 2, done.stderr
     assert "--otlp: 'mailto:ops@example.com' is not an http(s) URL" in done.stderr
+    hidden = wfkit(tmp_path, "run", flow(tmp_path, ONE_STEP), "--otlp", "ftp://me:pw@host/x")
+    assert hidden.returncode == 2
+    assert "'ftp://host/x' is not an http(s) URL" in hidden.stderr
+    assert "pw" not in hidden.stderr
 
 
 def test_without_otel_no_sink_is_installed_and_nothing_is_imported(tmp_path: Path) -> None:

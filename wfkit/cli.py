@@ -259,7 +259,8 @@ def _console(stderr: bool = False) -> Console:
 
 
 def _emit_json(result: BaseModel | list[Any]) -> None:
-    """Write a result as JSON, streamed: a report of a large state is never held twice."""
+    """Write a result as JSON, streamed: the text of a large report is never built whole
+    (its values are shared with the result, its containers copied once)."""
     data = (
         [r.model_dump(mode="json") for r in result]
         if isinstance(result, list)

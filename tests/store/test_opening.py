@@ -43,6 +43,13 @@ def test_passwords_never_show() -> None:
         "postgres://host/db?sslmode=require&password=***"
     )
     assert redact("postgresql://host/db") == "postgresql://host/db"
+    # punctuation, quotes and spaces in a password never end the redaction early
+    assert redact("postgresql://u:pa'ss@h/db") == "postgresql://u@h/db"
+    assert redact('postgresql://u:p a"s@s@h:5432/db?x=1') == "postgresql://u@h:5432/db?x=1"
+    assert redact("postgres://h/db?password=ab'cd&sslmode=x") == (
+        "postgres://h/db?password=***&sslmode=x"
+    )
+    assert redact("host=h password='a b' user=u") == "host=h password=*** user=u"
 
 
 def test_shared_sql_is_translated_for_psycopg() -> None:

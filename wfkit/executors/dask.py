@@ -118,17 +118,20 @@ class DaskExecutor:
 
     async def run_item(self, run: Run, job: ItemJob) -> ItemOutcome:
         """Send the item to the cluster, wait for its report and adopt it into ``run``."""
-        definition = await self._definition(run.loaded)
         cancel = f"wfkit-cancel-{uuid.uuid4().hex}"
-        future = self.client.submit(
-            run_remote,
-            definition,
-            context_of(run),
-            job,
-            cancel,
-            key=f"wfkit-item-{job.index}-{uuid.uuid4().hex}",
-            pure=False,
-        )
+        try:  # no workers (scatter's TimeoutError), a lost scheduler...: the item fails, named
+            definition = await self._definition(run.loaded)
+            future = self.client.submit(
+                run_remote,
+                definition,
+                context_of(run),
+                job,
+                cancel,
+                key=f"wfkit-item-{job.index}-{uuid.uuid4().hex}",
+                pure=False,
+            )
+        except Exception as exc:
+            return _unrunnable(job, exc)
         try:
             report: ItemReport = await future
         except asyncio.CancelledError:
@@ -137,17 +140,7 @@ class DaskExecutor:
                 adopt(run, late)
             raise
         except Exception as exc:  # the cluster could not run it (workers kept dying, ...)
-            error = StepError(
-                f"item {job.index} could not run on the Dask cluster: {type(exc).__name__}: {exc}"
-            )
-            entry = {
-                "index": job.index,
-                "item": job.item,
-                "status": "failed",
-                "state": None,
-                "error": error.details(),
-            }
-            return entry, error
+            return _unrunnable(job, exc)
         adopt(run, report)
         assert report.entry is not None  # only a cancelled item has none
         return report.entry, report.error
@@ -290,3 +283,19 @@ async def _close_tools(run_id: str) -> dict[str, str]:
     await tools.aclose()
     logs = getattr(tools, "logs", None)
     return dict(logs()) if logs is not None else {}
+
+
+def _unrunnable(job: ItemJob, exc: Exception) -> ItemOutcome:
+    """The outcome of an item the cluster could not run: failed, with the cluster's reason
+    (never mistaken for the step's own timeout or error)."""
+    error = StepError(
+        f"item {job.index} could not run on the Dask cluster: {type(exc).__name__}: {exc}"
+    )
+    entry = {
+        "index": job.index,
+        "item": job.item,
+        "status": "failed",
+        "state": None,
+        "error": error.details(),
+    }
+    return entry, error

@@ -53,6 +53,15 @@ def traces_url(otlp: str | None, environ: Mapping[str, str] | None = None) -> st
     return _signal_url(check_url(env.get(ENDPOINT_VARS[1], "").strip(), ENDPOINT_VARS[1]))
 
 
+def shown_url(url: str) -> str:
+    """``url`` as messages show it: without the user:password of its authority."""
+    head, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    return f"{head}://{authority.rpartition('@')[2]}{slash}{path}"
+
+
 def check_url(url: str, where: str) -> str:
     """``url`` if it is an http(s) URL with a host (and a valid port), else InputError."""
     try:
@@ -64,7 +73,7 @@ def check_url(url: str, where: str) -> str:
         valid = False
     if not valid:
         raise InputError(
-            f"{where}: {url!r} is not an http(s) URL of an OTLP/HTTP endpoint "
+            f"{where}: {shown_url(url)!r} is not an http(s) URL of an OTLP/HTTP endpoint "
             "(e.g. http://localhost:4318)"
         )
     return url

@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from wfkit import __version__
 from wfkit.core.events import Event
-from wfkit.otel import FLUSH_TIMEOUT_S
+from wfkit.otel import FLUSH_TIMEOUT_S, shown_url
 from wfkit.otel.spans import RunIds, SpanBuilder
 
 _SDK_LOGGER = "opentelemetry"
@@ -167,7 +167,7 @@ class TraceExport:
             )
         else:
             return None
-        return f"the run's trace was not (fully) exported to {self.url}: {reason}"
+        return f"the run's trace was not (fully) exported to {shown_url(self.url)}: {reason}"
 
 
 def flush_timeout(environ: Mapping[str, str] | None = None) -> float:

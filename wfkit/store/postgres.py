@@ -37,8 +37,11 @@ MIGRATIONS: dict[int, list[str]] = {1: statements(POSTGRES)}
 MIGRATION_LOCK = 0x7766_6B69_74
 CONNECT_TIMEOUT = 10
 _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
-_USERINFO = re.compile(r"(?<=://)([^:@/\s\"']*):[^@\s\"']*@")
-_PASSWORD = re.compile(r"(password=)[^&\s\"']*", re.IGNORECASE)
+#: user:password@ of a URL: the password runs to the last @ before the host (quotes, spaces
+#: and other punctuation included; over-redacting is the safe side)
+_USERINFO = re.compile(r"(?<=://)([^:@/\s]*):[^/]*@")
+#: password=... as a URL parameter or a conninfo pair (quoted with '...' or bare)
+_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*)", re.IGNORECASE)
 
 
 def redact(text: str) -> str:

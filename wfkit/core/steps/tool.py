@@ -34,13 +34,14 @@ async def run_mcp_call(step: McpCallStep, frame: Frame) -> Any:
         capture.finish("cancelled" if isinstance(exc, asyncio.CancelledError) else "failed")
         raise
     text = result if isinstance(result, str) else dumps(result)
-    capture.streams["stdout"].feed(text.encode())
     limit = frame.run.loaded.workflow.config.max_state_bytes
     if len(text) > limit:  # no part of the state could hold it: drop it now, not later
+        capture.streams["stdout"].feed(text[:limit].encode())  # kept bounded like any output
         capture.finish("failed")
         raise StateSizeLimitError(
             f"tool {step.tool_name!r} returned {len(text):,} characters, more than "
             f"max_state_bytes={limit:,} allows any value to be"
         )
+    capture.streams["stdout"].feed(text.encode())
     capture.finish("succeeded")
     return result
