@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -54,10 +55,12 @@ class Cluster:
     bin: Path
     port: int
     run_as: str | None
+    #: the superuser's password (scram-sha-256: other local users cannot connect)
+    password: str = ""
 
     def url(self, dbname: str = "postgres") -> str:
         """A URL of one database of the cluster."""
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{dbname}"
+        return f"postgresql://{SUPERUSER}:{self.password}@127.0.0.1:{self.port}/{dbname}"
 
     def create_database(self, name: str) -> str:
         """Create an empty database; its URL."""
@@ -109,7 +112,11 @@ def start_cluster(settings: dict[str, str] | None = None) -> Cluster:
     root = Path(tempfile.mkdtemp(prefix="wfkit-pg-"))
     if run_as:
         os.chown(root, owner.pw_uid, owner.pw_gid)
-    cluster = Cluster(root, binaries, free_port(), run_as)
+    cluster = Cluster(root, binaries, free_port(), run_as, secrets.token_hex(16))
+    pwfile = root / "pwfile"
+    pwfile.write_text(cluster.password, encoding="ascii")
+    if run_as:
+        os.chown(pwfile, owner.pw_uid, owner.pw_gid)
     try:
         _run(
             cluster._cmd(
@@ -119,13 +126,15 @@ def start_cluster(settings: dict[str, str] | None = None) -> Cluster:
                 "-U",
                 SUPERUSER,
                 "-A",
-                "trust",
+                "scram-sha-256",
+                f"--pwfile={pwfile}",
                 "-E",
                 "UTF8",
                 "--no-locale",
                 "--no-sync",
             )
         )
+        pwfile.unlink()
         options = {
             "listen_addresses": "127.0.0.1",
             "port": str(cluster.port),
