@@ -4,7 +4,8 @@
 ``PATH``) create a cluster in a temporary folder that listens on 127.0.0.1 on a free port,
 with its unix socket in the same folder. PostgreSQL refuses to run as root: as root the
 cluster is created and run as the ``postgres`` user (``runuser``), which then owns the folder.
-Clients connect as the superuser ``wfkit`` without a password (``trust``, local only).
+Clients connect as the superuser ``wfkit`` with a random password made for the cluster
+(scram-sha-256), so no other local user can connect to it.
 """
 
 from __future__ import annotations
