@@ -7,9 +7,7 @@ tool errors, so the JSON it prints is what these tests read.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.cached_install import cached
 from tests.conftest import EXAMPLES
 
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
@@ -28,31 +27,17 @@ def inspector() -> Path:
     npm = shutil.which("npm")
     if not npm or not shutil.which("node"):
         pytest.skip("Node.js is not installed")
-    cache = Path(
-        os.environ.get("WFKIT_INSPECTOR_DIR", Path.home() / ".cache" / "wfkit-inspector-2.12.0")
-    )
-    exe = cache / "node_modules" / ".bin" / "mcp-inspector"
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    # checkouts testing at once take turns, and a half-done install is never seen as done:
-    # it goes to a fresh folder renamed into place when npm succeeds
-    with open(cache.with_name(cache.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not exe.exists():
-            staging = cache.with_name(f"{cache.name}.{os.getpid()}")
-            shutil.rmtree(staging, ignore_errors=True)
-            shutil.rmtree(cache, ignore_errors=True)
-            staging.mkdir()
-            done = subprocess.run(
-                [npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund", INSPECTOR],
-                capture_output=True,
-                timeout=600,
-                check=False,
-            )
-            if done.returncode != 0:
-                shutil.rmtree(staging, ignore_errors=True)
-                pytest.skip(f"cannot install {INSPECTOR}: {done.stderr.decode()[-300:]}")
-            staging.rename(cache)
-    return exe
+    bin_path = "node_modules/.bin/mcp-inspector"
+
+    def install(folder: Path) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [npm, "install", "--prefix", str(folder), "--no-audit", "--no-fund", INSPECTOR],
+            capture_output=True,
+            timeout=600,
+            check=False,
+        )
+
+    return cached("wfkit-inspector-2.12.0", bin_path, install) / bin_path
 
 
 def inspect(exe: Path, tmp_path: Path, *args: str) -> Any:
