@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,3 +49,25 @@ def run_yaml(write: Callable[..., Path]) -> Callable[..., RunReport]:
 
 
 pytest_plugins = ["pytester"]
+
+
+def started_run_id(proc: subprocess.Popen[str], hang: float = 60) -> str:
+    """The run id, as ``wfkit run`` prints it on stderr when the run starts."""
+    assert proc.stderr is not None
+    deadline = time.monotonic() + hang
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if line.startswith("run ") and line.rstrip().endswith(" started"):
+            return line.split()[1]
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError("the run never printed its id")
+
+
+def wait_until(check: Callable[[], bool], what: str, hang: float = 60) -> None:
+    """Poll ``check`` until it holds; ``hang`` seconds turn a hang into a failure."""
+    deadline = time.monotonic() + hang
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)

@@ -11,9 +11,10 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+
+from tests.conftest import started_run_id, wait_until
 
 ARGV = [sys.executable, "-m", "wfkit"]
 HANG = 60  # seconds: a bound that turns a hang into a failure, never a speed assert
@@ -37,27 +38,6 @@ def start(*args: str) -> Iterator[subprocess.Popen[str]]:
             if proc.poll() is None:
                 proc.kill()
             proc.communicate()
-
-
-def started_run_id(proc: subprocess.Popen[str]) -> str:
-    """The run id, as ``wfkit run`` prints it on stderr when the run starts."""
-    assert proc.stderr is not None
-    deadline = time.monotonic() + HANG
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if line.startswith("run ") and line.rstrip().endswith(" started"):
-            return line.split()[1]
-        if not line and proc.poll() is not None:
-            break
-    raise AssertionError("the run never printed its id")
-
-
-def wait_until(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + HANG
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def store_rows(store: Path, sql: str) -> list[tuple[object, ...]]:

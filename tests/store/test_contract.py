@@ -13,13 +13,13 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import started_run_id
 from wfkit.core.events import (
     BreakerChanged,
     ErrorRecord,
@@ -103,26 +103,6 @@ def start(spec: str, *args: str) -> Iterator[subprocess.Popen[str]]:
             if proc.poll() is None:
                 proc.kill()
             proc.communicate()
-
-
-def started_run_id(proc: subprocess.Popen[str]) -> str:
-    assert proc.stderr is not None
-    deadline = time.monotonic() + HANG
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if line.startswith("run ") and line.rstrip().endswith(" started"):
-            return line.split()[1]
-        if not line and proc.poll() is not None:
-            break
-    raise AssertionError("the run never printed its id")
-
-
-def wait_until(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + HANG
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def flow(tmp_path: Path, text: str, name: str = "flow.yaml") -> str:
@@ -406,7 +386,7 @@ def test_cancel_and_logs_follow_from_other_processes(store_spec: str, tmp_path: 
         """,
     )
     with start(store_spec, "run", path, "--json") as run:
-        run_id = started_run_id(run)
+        run_id = started_run_id(run, HANG)
         with start(store_spec, "logs", run_id, "--follow") as follow:
             assert follow.stdout is not None
             line = follow.stdout.readline()
