@@ -244,7 +244,10 @@ def wall_section(quick: bool, wfkit: list[str] | None = None) -> None:
         big = Path(tmp, "explain.yaml")
         big.write_text(trivial(2000), encoding="utf-8")
         ours, base = paired(
-            [*wfkit, "explain", str(big)], [python, floor_script, str(big), "--parse"], repeat, env
+            [*wfkit, "explain", str(big), "--store", store],
+            [python, floor_script, str(big), "--parse"],
+            repeat,
+            env,
         )
         row("X  explain of 2000 steps", ours, base, "<= 150 ms")
     rich_ms, plain_ms, size, full_ms = report_render(10_000, repeat)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import typer
+from typer.main import get_command_name
 from typer.testing import CliRunner
 
 from tests.test_e2e import wfkit
 from wfkit import __version__
-from wfkit.cli import app
+from wfkit.cli import app, app_for, invoked_command
 
 
 def fresh(code: str) -> str:
@@ -56,3 +59,61 @@ def test_file_format_models_are_built_on_first_use_not_at_import() -> None:
         "print('AFTER', m.Workflow.__pydantic_complete__, type(wf.steps[0]).__name__)\n"
     )
     assert out.splitlines() == ["AT IMPORT False False", "AFTER True BreakStep"]
+
+
+def command_names(lean: typer.Typer) -> list[str]:
+    return [
+        info.name or get_command_name(info.callback.__name__) for info in lean.registered_commands
+    ]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["run", "flow.yaml"], "run"),
+        (["--log-level", "debug", "--verbose", "run", "flow.yaml"], "run"),
+        (["--log-format=json", "explain", "flow.yaml"], "explain"),
+        (["test-transform", "--help"], "test-transform"),
+    ],
+)
+def test_a_command_line_that_names_one_command_builds_only_that_one(
+    argv: list[str], named: str
+) -> None:
+    assert invoked_command(argv) == named
+    assert command_names(app_for(argv)) == [named]
+    assert len(app.registered_commands) > 10  # the app itself keeps every command
+
+
+@pytest.mark.parametrize(
+    "argv", [[], ["--help"], ["--help", "run"], ["rn", "flow.yaml"], ["--", "run"]]
+)
+def test_help_and_unknown_names_get_the_whole_command_tree(argv: list[str]) -> None:
+    assert app_for(argv) is app
+
+
+def test_shell_completion_gets_the_whole_command_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("_WFKIT_COMPLETE", "complete_bash")
+    assert app_for(["run", "flow.yaml"]) is app
+
+
+def test_group_options_before_a_lean_command_still_apply(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("name: f\nsteps:\n  - {type: state_update, path: raw.n, value: 1}\n")
+    result = wfkit(
+        "--log-format",
+        "json",
+        "--log-level",
+        "debug",
+        "run",
+        str(flow),
+        "--store",
+        str(tmp_path / "st"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"message": "run succeeded"' in result.stderr  # the group's --log-format applied
+
+
+def test_an_unknown_command_still_suggests_the_near_ones() -> None:
+    result = wfkit("rn")
+    assert result.returncode == 2
+    assert "Did you mean 'run'" in result.stderr

@@ -6,6 +6,7 @@ Imports of the engine, rich and jinja2 happen inside commands so ``wfkit --help`
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import sys
@@ -27,6 +28,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_NO_TESTS = 5
+EXPLAIN_TREE_STEPS = 100  # steps of the explain tree shown unless --steps all
 MAX_COUNT = 1_000_000_000  # counts and indexes beyond any run (SQLite integers stay in range)
 """Exit codes: 0 success, 1 the workflow or a test failed, 2 invalid usage, file or inputs,
 5 ``wfkit test`` found no test suite (as pytest)."""
@@ -488,22 +490,37 @@ def explain(
     inputs: Annotated[
         list[str] | None, typer.Option("-i", "--input", help="Input as name=value (JSON or text).")
     ] = None,
+    store: StoreOpt = None,
+    steps: Annotated[
+        Literal["summary", "all"],
+        typer.Option(
+            "--steps",
+            help=f"summary: the first {EXPLAIN_TREE_STEPS} steps of the tree and a count of the "
+            "rest; all: every step.",
+        ),
+    ] = "summary",
     json_out: JsonOpt = False,
 ) -> None:
-    """Show the plan and its mistakes before running: nothing is executed."""
+    """Show the plan and its mistakes before running: nothing is executed.
+
+    A store whose folder exists lends its compile cache; explain never creates one.
+    """
     from wfkit.commands._io import parse_assignments
     from wfkit.commands.explain import explain_workflow
+    from wfkit.commands.run import existing_compile_cache_dir
     from wfkit.errors import InputError, LoadError
     from wfkit.render import explanation_tree
 
     try:
-        result = explain_workflow(file, parse_assignments(inputs))
+        cache = existing_compile_cache_dir(store)
+        result = explain_workflow(file, parse_assignments(inputs), cache)
     except (LoadError, InputError) as exc:
         raise _fail_usage(exc, json_out) from None
     if json_out:
         _emit_json(result)
     else:
-        _console().print(explanation_tree(result))
+        limit = None if steps == "all" else EXPLAIN_TREE_STEPS
+        _console().print(explanation_tree(result, limit))
 
 
 @app.command("test-transform")
@@ -1086,6 +1103,50 @@ def version() -> None:
     sys.stdout.write(version_text())
 
 
+# The group's options that take a value: ``wfkit --log-level debug run f.yaml`` names ``run``.
+_GROUP_VALUE_OPTIONS = frozenset({"--log-format", "--log-file", "--log-level"})
+
+
+def invoked_command(args: list[str]) -> str | None:
+    """The subcommand ``args`` invoke, past the group's options; None when help comes first."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("--help", "--"):
+            return None
+        if arg in _GROUP_VALUE_OPTIONS:
+            i += 2
+        elif arg.startswith("-"):
+            i += 1
+        else:
+            return arg
+    return None
+
+
+def app_for(args: list[str]) -> typer.Typer:
+    """``app`` with only the command ``args`` invoke, or whole when it is unknown or help.
+
+    Typer builds every command's click parameters from its signature before parsing (~100 ms
+    for this CLI); a command line that names one command needs only that one. Help, an unknown
+    name (for click's "did you mean") and shell completion get the whole tree.
+    """
+    name = invoked_command(args)
+    if name is None or any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ):
+        return app
+    from typer.main import get_command_name
+
+    chosen = [
+        info
+        for info in app.registered_commands
+        if name == (info.name or get_command_name(info.callback.__name__))  # type: ignore[union-attr]
+    ]
+    if not chosen:
+        return app
+    lean = copy.copy(app)
+    lean.registered_commands = chosen
+    return lean
+
+
 def main() -> None:
     """Console-script entry point."""
-    app()
+    app_for(sys.argv[1:])()

@@ -463,9 +463,14 @@ def _tier_names(body: Body) -> dict[str, str]:
     return names
 
 
-def explain_workflow(file: str | Path, inputs: dict[str, Any] | None = None) -> Explanation:
-    """The plan of a workflow file with the given inputs; never runs anything."""
-    loaded = load_file(file)
+def explain_workflow(
+    file: str | Path, inputs: dict[str, Any] | None = None, cache: Path | None = None
+) -> Explanation:
+    """The plan of a workflow file with the given inputs; never runs anything.
+
+    ``cache`` is a compile-cache directory (:mod:`wfkit.core.compile_cache`) to load through.
+    """
+    loaded = load_file(file, cache)
     given = dict(inputs or {})
     plan = loaded.main.state
     input_views = []

@@ -162,6 +162,13 @@ def compile_cache_dir(store: str | Path | None) -> Path | None:
     return database.with_name(database.name + ".cache")
 
 
+def existing_compile_cache_dir(store: str | Path | None) -> Path | None:
+    """The compile cache of a store whose folder exists: for commands that must not create
+    a store (``explain``) but may read and fill the cache of one that is there."""
+    cache = compile_cache_dir(store)
+    return cache if cache is not None and cache.parent.is_dir() else None
+
+
 def merged_answers(
     answers: dict[str, Any] | None, answers_file: str | Path | None
 ) -> dict[str, Any]:
