@@ -174,11 +174,11 @@ def explanation_tree(plan: Explanation, limit: int | None = None) -> Group:
         branches[(step.scope, step.depth)] = parent.add(_step_label(step))
     parts.append(root)
     if len(shown) < len(plan.steps):
-        rest = len(plan.steps) - len(shown)
+        rest, first = len(plan.steps) - len(shown), plan.steps[len(shown)]
+        where = f" (line {first.line})" if first.line is not None else ""
         parts.append(
             Text(
-                f"… and {rest:,} more step{'s' if rest != 1 else ''}, from "
-                f"{plan.steps[len(shown)].id} (line {plan.steps[len(shown)].line}) on "
+                f"… and {rest:,} more step{'s' if rest != 1 else ''}, from {first.id}{where} on "
                 "(--steps all shows every one)",
                 style="dim",
             )
