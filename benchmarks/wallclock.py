@@ -71,6 +71,15 @@ def fan_out(n: int, parallel: int) -> str:
     )
 
 
+def suite(cases: int) -> str:
+    """A ``wfkit test`` suite of ``cases`` cases of ``w0.yaml`` beside it."""
+    body = "\n".join(
+        f"  - name: case {i}\n    expect: {{status: succeeded}}"
+        for i in range(cases)
+    )
+    return f"workflow: w0.yaml\ncases:\n{body}\n"
+
+
 def child_env() -> dict[str, str]:
     """The environment of timed processes: bytecode may be cached (PITFALLS 19)."""
     env = dict(os.environ)
@@ -119,6 +128,21 @@ def per_step(
         ours.append(timed(argv(mine, large), env) - timed(argv(mine, small), env))
         base.append(timed(argv(floor, large), env) - timed(argv(floor, small), env))
     return statistics.median(ours) / 199, statistics.median(base) / 199
+
+
+def per_case(wfkit: list[str], tmp: str, repeat: int, env: dict[str, str]) -> float:
+    """Seconds per extra ``wfkit test`` case (the run included): a 200-case suite minus a
+    2-case one, each pair run back to back, median of the pairs."""
+    folders = []
+    for cases in (2, 200):
+        folder = Path(tmp, f"suite{cases}")
+        folder.mkdir()
+        Path(folder, "w0.yaml").write_text(one_step(), encoding="utf-8")
+        Path(folder, "s.wftest.yaml").write_text(suite(cases), encoding="utf-8")
+        folders.append(folder)
+    small, large = ([*wfkit, "test", str(folder)] for folder in folders)
+    differences = [timed(large, env) - timed(small, env) for _ in range(repeat + 2)]
+    return statistics.median(differences) / 198
 
 
 def version_argv(wfkit: list[str], env: dict[str, str]) -> list[str]:
@@ -240,6 +264,11 @@ def wall_section(quick: bool, wfkit: list[str] | None = None) -> None:
             f"{'   W1 marginal per step (us)':44} {marginal * 1e6:>9.1f} "
             f"{floor_marginal * 1e6:>9.1f} {marginal / max(floor_marginal, 1e-9):>7.1f}x"
             "   <= 70 us, <= 2x floor's (median of paired W1 - W0)"
+        )
+        case = per_case(wfkit, tmp, repeat, {**env, "WFKIT_STORE": store})
+        print(
+            f"{'T  wfkit test, marginal per case (ms)':44} {case * 1000:>9.2f} {'':>9} {'':>8}"
+            "   <= 2 ms beyond the run (median of paired 200 - 2 cases, run included)"
         )
         big = Path(tmp, "explain.yaml")
         big.write_text(trivial(2000), encoding="utf-8")

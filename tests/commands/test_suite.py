@@ -19,9 +19,9 @@ from tests.conftest import EXAMPLES
 from wfkit.cli import app
 from wfkit.commands.suite import run_tests
 from wfkit.commands.suite_expect import matches
-from wfkit.commands.suite_models import load_suite
+from wfkit.commands.suite_models import CaseResult, load_suite
 from wfkit.commands.suite_reports import write_junit, write_lcov
-from wfkit.errors import LoadError
+from wfkit.errors import LoadError, StoreError
 from wfkit.testing import assert_state, run_with_mocks
 
 FLOW = """
@@ -566,3 +566,63 @@ def test_junitparser_reads_the_junit_report(write: Callable[..., Path], tmp_path
     [error] = cases[2].result
     assert isinstance(error, Error)
     assert "bad.wftest.yaml" in (error.message or "")
+
+
+COUNTER_FLOW = """
+name: counter
+inputs:
+  start: {type: integer, default: 0}
+state_schema:
+  raw: {n: integer}
+steps:
+  - {id: set, type: state_update, path: raw.n, value: "{{ start }}"}
+  - {id: bump, type: state_update, path: raw.n, operation: increment}
+"""
+
+
+def counter_suite(tmp_path: Path, cases: int) -> Path:
+    (tmp_path / "counter.yaml").write_text(COUNTER_FLOW)
+    body = "".join(
+        f"  - name: starts at {i}\n    inputs: {{start: {i}}}\n"
+        f"    expect: {{status: succeeded, state: {{n: {i + 1}}}}}\n"
+        for i in range(cases)
+    )
+    path = tmp_path / "counter.wftest.yaml"
+    path.write_text("workflow: counter.yaml\ncases:\n" + body)
+    return path
+
+
+def test_a_suite_opens_its_test_store_once_and_keeps_every_case(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wfkit.store.sqlite import RunStore
+
+    opened: list[Path] = []
+    real_init = RunStore.__init__
+
+    def counting(self: RunStore, *args: object, **kwargs: object) -> None:
+        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        opened.append(self.path)
+
+    monkeypatch.setattr(RunStore, "__init__", counting)
+    report = run_tests([counter_suite(tmp_path, 6)], store=tmp_path / "store")
+    assert report.passed == 6, [c.failures or c.error for c in report.cases]
+    # one connection for the cases, one for pruning after them: not one per case
+    assert len(opened) == 2, opened
+    assert len({case.run_id for case in report.cases}) == 6
+    monkeypatch.undo()
+    for case in report.cases:  # each case's own run, state and all, is there to debug
+        assert case.store is not None and case.run_id is not None
+        shown = CliRunner().invoke(app, ["debug", case.run_id, "--store", case.store, "--json"])
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.stdout)["status"] == "succeeded"
+
+
+def test_a_test_store_that_cannot_open_fails_each_case_saying_why(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the store's folder would be\n")
+    seen: list[CaseResult] = []
+    with pytest.raises(StoreError, match="cannot open run store .*blocker is not a folder"):
+        run_tests([counter_suite(tmp_path, 2)], store=blocker / "runs.db", on_case=seen.append)
+    assert [c.status for c in seen] == ["error", "error"]
+    assert all("cannot open run store" in (c.error or "") for c in seen), seen

@@ -66,6 +66,7 @@ async def run_workflow_async(
     inject_seed: str | None = None,
     executor: str | None = None,
     scheduler: str | None = None,
+    open_run_store: Store | None = None,
 ) -> RunReport:
     """Load, check inputs, run and record a workflow; raise LoadError/InputError up front.
 
@@ -75,7 +76,9 @@ async def run_workflow_async(
 
     ``sleep`` and ``clock`` replace the real ones (tests skip waits with them); ``seed`` fixes
     retry jitter; ``loaded`` is ``file`` loaded already (a test suite loads it once);
-    without ``stored_breakers`` the circuit breakers start closed (test cases are isolated).
+    without ``stored_breakers`` the circuit breakers start closed (test cases are isolated);
+    ``open_run_store`` is ``store`` open already, left open after the run (a test suite records
+    all its cases through one connection).
     """
     if loaded is None:
         loaded = load_file(file, compile_cache_dir(store))
@@ -85,7 +88,9 @@ async def run_workflow_async(
     all_answers = merged_answers(answers, answers_file)
     mocked = any(x is not None for x in (shell, tools, sleep, clock))
     choice = executor_choice(loaded, executor, scheduler, in_process=mocked)
-    with open_store(store) as run_store:
+    with (
+        contextlib.nullcontext(open_run_store) if open_run_store else open_store(store)
+    ) as run_store:
         options = run_options(
             run_store,
             loaded,

@@ -7,8 +7,9 @@ real time, while attempts, order and the delays recorded stay as in a real run.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,8 @@ from wfkit.store import local_dir, open_store, store_spec
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
+
+    from wfkit.store.base import Store
 
 
 # --- running ---------------------------------------------------------------------------
@@ -66,6 +69,40 @@ def case_store_path(store: str | Path | None = None) -> Path:
     return local_dir(store) / "tests" / "runs.db"
 
 
+class CaseSession:
+    """What a suite's cases run in turn share: the test store, opened at the first case, and
+    one event loop (opening the store and a loop per case cost more than a small case's run).
+    A store that cannot be opened fails each case, saying why."""
+
+    def __init__(self, store: Path) -> None:
+        self._path = store
+        self._store: Store | None = None
+        self._runner = asyncio.Runner()
+
+    @property
+    def store(self) -> Store:
+        """The test store, opened on first use (:class:`StoreError` when it cannot be)."""
+        if self._store is None:
+            self._store = open_store(self._path)
+        return self._store
+
+    def run(self, running: Coroutine[Any, Any, RunReport]) -> RunReport:
+        """Run one case's coroutine to its end on the session's loop, in a fresh copy of this
+        thread's context (as ``asyncio.run`` gives): no context variable one case sets is
+        seen by the next."""
+        return self._runner.run(running, context=contextvars.copy_context())
+
+    def __enter__(self) -> CaseSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._runner.close()
+        finally:
+            if self._store is not None:
+                self._store.close()
+
+
 def first_error(report: RunReport) -> ErrorEntry | None:
     """The error that failed the run (its first unrecovered one), else its first error."""
     unrecovered = [e for e in report.errors if not e.recovered]
@@ -79,10 +116,12 @@ def run_case(
     case: Case,
     on_event: Callable[[Event], None] | None = None,
     store: str | Path | None = None,
+    session: CaseSession | None = None,
 ) -> CaseResult:
     """Run one case isolated (its own mocks and clock; breakers start closed) and check its
     expectations; the run is kept in the test store (``store``, default
-    :func:`case_store_path`) for ``wfkit debug``."""
+    :func:`case_store_path`) for ``wfkit debug``. A ``session`` (a suite's cases in turn)
+    gives the store open already and the event loop to run in."""
     workflow = (suite_file.parent / suite.workflow).resolve()
     clock = VirtualClock()
     tools = MockTools(case.mocks.tools)
@@ -108,24 +147,24 @@ def run_case(
     kept = Path(store) if store is not None else case_store_path()
     try:
         loaded = suite_workflow(workflow)
-        report = asyncio.run(
-            run_workflow_async(
-                workflow,
-                case.inputs,
-                answers=case.mocks.answers,
-                store=kept,
-                tools=tools,
-                on_event=collect,
-                sleep=clock.sleep,
-                clock=clock.time,
-                shell=shell,
-                initial_state=case.state,
-                loaded=loaded,
-                stored_breakers=False,
-                faults=[parse_fault(text) for text in case.mocks.inject],
-                inject_seed=case.mocks.inject_seed,
-            )
+        running = run_workflow_async(
+            workflow,
+            case.inputs,
+            answers=case.mocks.answers,
+            store=kept,
+            tools=tools,
+            on_event=collect,
+            sleep=clock.sleep,
+            clock=clock.time,
+            shell=shell,
+            initial_state=case.state,
+            loaded=loaded,
+            stored_breakers=False,
+            faults=[parse_fault(text) for text in case.mocks.inject],
+            inject_seed=case.mocks.inject_seed,
+            open_run_store=session.store if session is not None else None,
         )
+        report = session.run(running) if session is not None else asyncio.run(running)
     except WfkitError as exc:
         return CaseResult(
             **base,
@@ -192,8 +231,13 @@ def _run_slots(
     """Each slot's result in order: run here, or in a pool of ``workers`` processes."""
     jobs = sum(not isinstance(slot, CaseResult) for slot in slots)
     if workers == 1 or jobs < 2:
-        for slot in slots:
-            yield slot if isinstance(slot, CaseResult) else run_case(*slot, store=kept)
+        with CaseSession(kept) as session:
+            for slot in slots:
+                yield (
+                    slot
+                    if isinstance(slot, CaseResult)
+                    else run_case(*slot, store=kept, session=session)
+                )
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
