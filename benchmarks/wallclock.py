@@ -73,10 +73,7 @@ def fan_out(n: int, parallel: int) -> str:
 
 def suite(cases: int) -> str:
     """A ``wfkit test`` suite of ``cases`` cases of ``w0.yaml`` beside it."""
-    body = "\n".join(
-        f"  - name: case {i}\n    expect: {{status: succeeded}}"
-        for i in range(cases)
-    )
+    body = "\n".join(f"  - name: case {i}\n    expect: {{status: succeeded}}" for i in range(cases))
     return f"workflow: w0.yaml\ncases:\n{body}\n"
 
 

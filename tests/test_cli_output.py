@@ -291,6 +291,80 @@ def test_force_color_and_no_color_are_honoured(write) -> None:  # type: ignore[n
     assert "succeeded" in no_colour
 
 
+# -- 4b. text never drives the terminal ---------------------------------------------------
+
+# ESC sequences that clear the screen, set the window title, write the clipboard (OSC 52)
+# and hide what follows; in a workflow's name, a message, a command's output, a case name
+TERMINAL_FLOW = r"""
+name: "w\e[2J"
+steps:
+  - {id: say, type: user_message, message: "hi \e]0;pwned\a there \e[8m hidden"}
+  - id: bad
+    type: shell_command
+    command: |
+      printf '\033]52;c;cHduZWQ=\007 oops\302\233 31m\n' >&2; exit 3
+"""
+TERMINAL_SUITE = r"""
+workflow: flow.yaml
+cases:
+  - name: "case \e]0;title\a \x9b2J \x7f"
+    expect: {status: failed}
+"""
+
+
+def _wfkit(*args: str, colour: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    if colour:
+        env["FORCE_COLOR"] = "1"
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("wfkit")), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _no_sequence_from_content(text: str) -> None:
+    for sequence in ("\x1b]", "\x1b[2J", "\x1b[8m", "\x9b", "\x7f", "\x07"):
+        assert sequence not in text, (sequence, text)
+
+
+def test_control_characters_in_what_is_shown_are_shown_not_obeyed(write) -> None:  # type: ignore[no-untyped-def]
+    flow = write(TERMINAL_FLOW)
+    suite = write(TERMINAL_SUITE, "flow.wftest.yaml")
+    store = str(flow.parent / "store")
+    ran = _wfkit("run", str(flow), "--store", store)
+    assert ran.returncode == EXIT_FAILED, ran.stderr
+    shown = ran.stdout + ran.stderr
+    _no_sequence_from_content(shown)
+    assert "\x1b[31m" in shown  # wfkit's own colours still reach the terminal
+    assert "w␛[2J" in shown
+    assert "hi ␛]0;pwned there ␛[8m hidden" in shown  # rich drops BEL itself
+    assert "␛]52;c;cHduZWQ=" in shown
+    assert "oops� 31m" in shown  # a C1 control (8-bit CSI)
+    run_id = json.loads(_wfkit("runs", "--store", store, "--json").stdout)[0]["run_id"]
+    logs = _wfkit("logs", run_id, "--store", store)
+    assert logs.returncode == 0, logs.stderr
+    _no_sequence_from_content(logs.stdout)
+    assert "␛]52;c;cHduZWQ=" in logs.stdout
+    tested = _wfkit("test", str(suite), colour=False)
+    _no_sequence_from_content(tested.stdout + tested.stderr)
+    assert "\x1b" not in tested.stdout + tested.stderr
+    assert "case ␛]0;title �2J ␡" in tested.stderr
+    # --json carries the text as it is
+    document = json.loads(_wfkit("run", str(flow), "--store", store, "--json").stdout)
+    assert document["messages"][0]["text"] == "hi \x1b]0;pwned\x07 there \x1b[8m hidden"
+
+
+def test_visible_keeps_tab_newline_and_printable_text() -> None:
+    from wfkit.terminal import visible
+
+    assert visible("a\tb\nc ✓ é") == "a\tb\nc ✓ é"
+    assert visible("\x00\x1b\x1f\x7f\x80\x9f") == "␀␛␟␡��"
+
+
 # -- 5. load errors: every problem at once, sorted by line ---------------------------------
 
 MANY_PROBLEMS = """\

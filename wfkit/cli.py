@@ -254,10 +254,11 @@ StoreOpt = Annotated[
 
 
 def _console(stderr: bool = False) -> Console:
-    from rich.console import Console
+    from wfkit.terminal import SafeConsole
 
-    # emoji=False: ``:name:`` in a workflow name or a value is text, never an emoji code.
-    return Console(stderr=stderr, highlight=False, emoji=False)
+    # emoji=False: ``:name:`` in a workflow name or a value is text, never an emoji code;
+    # SafeConsole: control characters in what is shown are shown, never obeyed.
+    return SafeConsole(stderr=stderr, highlight=False, emoji=False)
 
 
 def _emit_json(result: BaseModel | list[Any]) -> None:

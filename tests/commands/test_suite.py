@@ -612,7 +612,8 @@ def test_a_suite_opens_its_test_store_once_and_keeps_every_case(
     assert len({case.run_id for case in report.cases}) == 6
     monkeypatch.undo()
     for case in report.cases:  # each case's own run, state and all, is there to debug
-        assert case.store is not None and case.run_id is not None
+        assert case.store is not None
+        assert case.run_id is not None
         shown = CliRunner().invoke(app, ["debug", case.run_id, "--store", case.store, "--json"])
         assert shown.exit_code == 0, shown.output
         assert json.loads(shown.stdout)["status"] == "succeeded"
@@ -622,7 +623,7 @@ def test_a_test_store_that_cannot_open_fails_each_case_saying_why(tmp_path: Path
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the store's folder would be\n")
     seen: list[CaseResult] = []
-    with pytest.raises(StoreError, match="cannot open run store .*blocker is not a folder"):
+    with pytest.raises(StoreError, match=r"cannot open run store .*blocker is not a folder"):
         run_tests([counter_suite(tmp_path, 2)], store=blocker / "runs.db", on_case=seen.append)
     assert [c.status for c in seen] == ["error", "error"]
     assert all("cannot open run store" in (c.error or "") for c in seen), seen
