@@ -8,6 +8,8 @@ in the same run, interleaved with wfkit's runs so machine load hits both alike:
 * ``python -c pass`` for ``--version``;
 * ``benchmarks/floor.py FILE`` for the workflows: PyYAML parses the same file and a loop
   dispatches the same operations (dict writes, the same shell commands, a thread pool);
+* for the share of W0 that is not wfkit's own, a process that only imports the libraries
+  every ``wfkit run`` imports (typer, pydantic, rich, jinja2, PyYAML, asyncio, sqlite3);
 * for the 10,000-execution report, plain string formatting of every step row, against the
   rich rendering of the human report (in this process, since the run itself is not timed).
 
@@ -75,6 +77,13 @@ def suite(cases: int) -> str:
     """A ``wfkit test`` suite of ``cases`` cases of ``w0.yaml`` beside it."""
     body = "\n".join(f"  - name: case {i}\n    expect: {{status: succeeded}}" for i in range(cases))
     return f"workflow: w0.yaml\ncases:\n{body}\n"
+
+
+#: the libraries every ``wfkit run`` imports (the fixed choices of the project)
+LIBRARIES = (
+    "import typer, rich.console, jinja2, yaml, asyncio, sqlite3, json;"
+    " from pydantic import BaseModel; import importlib.metadata"
+)
 
 
 def child_env() -> dict[str, str]:
@@ -246,6 +255,14 @@ def wall_section(quick: bool, wfkit: list[str] | None = None) -> None:
                 env,
             )
             row(title, ours, base, target)
+        # what W0 cannot go below while it imports the libraries it is built on
+        imports, base = paired(
+            [python, "-c", LIBRARIES],
+            [python, floor_script, str(Path(tmp, "w0.yaml"))],
+            repeat,
+            env,
+        )
+        row("   W0's libraries, imported only", imports, base, "(share of W0 not wfkit's own)")
         cold = Path(tmp, "w0.yaml")
         ours, base = paired(
             [*wfkit, "run", str(cold), "--store", store],
