@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import resource
 import statistics
@@ -15,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from wfkit.commands.inspect import trace_run
-from wfkit.commands.run import run_workflow_async
+from wfkit.commands.run import run_to_end, run_workflow_async
 from wfkit.core.inject import Fault
 from wfkit.errors import WfkitError
 
@@ -96,7 +95,7 @@ def bench_workflow(
         for i in range(total):
             started = time.perf_counter()
             # each run draws its own faults, reproducibly: the seed and the run's number
-            report = asyncio.run(
+            report = run_to_end(
                 run_workflow_async(
                     file, inputs, store=store, faults=faults, inject_seed=f"{inject_seed}/{i}"
                 )
@@ -117,7 +116,7 @@ def bench_workflow(
                     per_step.setdefault(step.id, []).append(step.duration_ms)
             if on_progress is not None:
                 on_progress(i + 1, total)
-        traced = asyncio.run(run_workflow_async(file, inputs, store=store, trace=True))
+        traced = run_to_end(run_workflow_async(file, inputs, store=store, trace=True))
         per_field: dict[str, list[float]] = {}
         for record in trace_run(traced.run_id, store=store).traces:
             per_field.setdefault(record["field"], []).append(record["duration_ms"])
@@ -164,7 +163,7 @@ def _profile(
         raise BenchError("--profile needs pyinstrument: pip install 'wfkit[profile]'") from None
     profiler = Profiler(async_mode="enabled")
     profiler.start()
-    asyncio.run(run_workflow_async(file, inputs, store=store))
+    run_to_end(run_workflow_async(file, inputs, store=store))
     profiler.stop()
     path = Path(output)
     if path.suffix == ".json":

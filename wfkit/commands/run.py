@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -238,7 +239,28 @@ def until_signalled(work: Callable[[], Awaitable[T]]) -> T:
         with _cancel_on_signals():
             return await work()
 
-    return asyncio.run(main())
+    return run_to_end(main())
+
+
+def run_to_end(work: Awaitable[T], runner: asyncio.Runner | None = None) -> T:
+    """``asyncio.run(work)`` (or on ``runner``), with the result kept out of the main task.
+
+    An asyncio runner ends by asking ``signal.getsignal`` whether its SIGINT handler is still
+    installed; that call tries the handler (a partial holding the main task) as a
+    ``signal.Handlers`` value, and the enum's error message formats its ``repr``, which
+    includes ``repr`` of the task's result. For a run report that is every step's summary
+    (~7 µs a step, 14 ms for 2,000 steps). The main task here returns None instead.
+    """
+    box: list[T] = []
+
+    async def main() -> None:
+        box.append(await work)
+
+    if runner is None:
+        asyncio.run(main())
+    else:
+        runner.run(main(), context=contextvars.copy_context())
+    return box[0]
 
 
 @contextlib.contextmanager

@@ -7,14 +7,13 @@ real time, while attempts, order and the delays recorded stay as in a real run.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wfkit.commands.results import ErrorEntry, RunReport
-from wfkit.commands.run import run_workflow_async
+from wfkit.commands.run import run_to_end, run_workflow_async
 from wfkit.commands.suite_expect import check
 from wfkit.commands.suite_mocks import MockShell, MockTools, VirtualClock
 from wfkit.commands.suite_models import Case, CaseResult, Suite, _Model, discover, load_suite
@@ -90,7 +89,7 @@ class CaseSession:
         """Run one case's coroutine to its end on the session's loop, in a fresh copy of this
         thread's context (as ``asyncio.run`` gives): no context variable one case sets is
         seen by the next."""
-        return self._runner.run(running, context=contextvars.copy_context())
+        return run_to_end(running, self._runner)
 
     def __enter__(self) -> CaseSession:
         return self
@@ -164,7 +163,7 @@ def run_case(
             inject_seed=case.mocks.inject_seed,
             open_run_store=session.store if session is not None else None,
         )
-        report = session.run(running) if session is not None else asyncio.run(running)
+        report = session.run(running) if session is not None else run_to_end(running)
     except WfkitError as exc:
         return CaseResult(
             **base,
