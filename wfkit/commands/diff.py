@@ -12,8 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
+from wfkit.commands._base import StrictModel
 from wfkit.core.events import ErrorRecord
 from wfkit.store import open_store
 from wfkit.store.base import RunRow
@@ -25,11 +24,7 @@ MAX_VALUE_CHARS = 300
 """Values in differences are shown up to this many characters of JSON."""
 
 
-class _Result(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class StepSide(_Result):
+class StepSide(StrictModel):
     """One run's side of an aligned step execution."""
 
     status: str
@@ -39,7 +34,7 @@ class StepSide(_Result):
     error: str | None = None
 
 
-class StepDiff(_Result):
+class StepDiff(StrictModel):
     """One aligned step execution and what differs."""
 
     step_id: str
@@ -51,7 +46,7 @@ class StepDiff(_Result):
     slower_by_ms: float | None = None
 
 
-class ValueDiff(_Result):
+class ValueDiff(StrictModel):
     """A path whose value differs (``a``/``b`` absent: the path exists in one run only)."""
 
     path: str
@@ -60,7 +55,7 @@ class ValueDiff(_Result):
     only: str | None = None  # "a" | "b" when one run lacks the path
 
 
-class DiffResult(_Result):
+class DiffResult(StrictModel):
     """``wfkit diff --json``."""
 
     run_a: str

@@ -6,8 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
+from wfkit.commands._base import StrictModel
 from wfkit.commands.run import iso
 from wfkit.store import open_store
 from wfkit.store.outputs import ChunkRow, OutputRow
@@ -15,11 +14,7 @@ from wfkit.store.outputs import ChunkRow, OutputRow
 FOLLOW_POLL_SECONDS = 0.25
 
 
-class _Result(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LogChunk(_Result):
+class LogChunk(StrictModel):
     """Output as it arrived: one or more whole lines of one stream, with its time."""
 
     stream: str
@@ -28,7 +23,7 @@ class LogChunk(_Result):
     dropped_before: int = 0  # bytes not kept between the head and this chunk
 
 
-class LogAttempt(_Result):
+class LogAttempt(StrictModel):
     """The output of one attempt of one step execution."""
 
     step_id: str
@@ -49,7 +44,7 @@ class LogAttempt(_Result):
     chunks: list[LogChunk]
 
 
-class LogsResult(_Result):
+class LogsResult(StrictModel):
     """``wfkit logs --json``."""
 
     run_id: str

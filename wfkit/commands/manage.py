@@ -18,8 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
+from wfkit.commands._base import StrictModel
 from wfkit.commands.results import RunSummary, check_statuses
 from wfkit.commands.run import iso
 from wfkit.core.durations import parse_duration
@@ -34,11 +33,7 @@ WATCH_SECONDS = 0.25
 """How often a running process looks for a cancel request (and flushes quiet output)."""
 
 
-class _Result(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CancelResult(_Result):
+class CancelResult(StrictModel):
     """``wfkit cancel --json``."""
 
     run_id: str
@@ -46,7 +41,7 @@ class CancelResult(_Result):
     signalled: bool  # the run did not react to the request in time: SIGTERM was sent
 
 
-class PruneResult(_Result):
+class PruneResult(StrictModel):
     """``wfkit prune --json``."""
 
     dry_run: bool

@@ -14,8 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
+from wfkit.commands._base import StrictModel
 from wfkit.commands.inspect import debug_run
 from wfkit.commands.logs import log_attempt
 from wfkit.commands.report_timeline import (
@@ -48,11 +47,7 @@ _TOP = re.compile(r"^steps\[(\d+)\] (\S+) ")
 _SHOWN_TIERS = ("raw", "computed")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ChainLink(_Model):
+class ChainLink(StrictModel):
     """One error of a chain: a sub-agent error, then the item's error that caused it."""
 
     error_type: str
@@ -62,7 +57,7 @@ class ChainLink(_Model):
     attempt: int | None = None
 
 
-class ReportError(_Model):
+class ReportError(StrictModel):
     """One failed attempt of the run, with the chain of errors it carries."""
 
     step_id: str
@@ -75,7 +70,7 @@ class ReportError(_Model):
     chain: list[ChainLink]
 
 
-class StateChange(_Model):
+class StateChange(StrictModel):
     """One checkpointed value: its JSON text (``None``: deleted), shortened when long."""
 
     tier: str
@@ -84,7 +79,7 @@ class StateChange(_Model):
     cut_chars: int = 0
 
 
-class TopStep(_Model):
+class TopStep(StrictModel):
     """A top-level step and the state changes checkpointed while it ran."""
 
     index: int
@@ -92,7 +87,7 @@ class TopStep(_Model):
     changes: list[StateChange]
 
 
-class TraceRow(_Model):
+class TraceRow(StrictModel):
     field: str
     step_id: str | None
     trigger: str
@@ -103,7 +98,7 @@ class TraceRow(_Model):
     error: str | None
 
 
-class RunPage(_Model):
+class RunPage(StrictModel):
     """The result of ``wfkit report``: what the HTML page of a run shows."""
 
     run_id: str

@@ -7,8 +7,7 @@ import bisect
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
+from wfkit.commands._base import StrictModel
 from wfkit.commands.inspect import CONTAINERS
 
 #: slack when matching times recorded by different clocks (seconds)
@@ -21,11 +20,7 @@ _HANDOFF_SCAN = 16
 _SCAN = 64
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ReportAttempt(_Model):
+class ReportAttempt(StrictModel):
     """One attempt of one execution, with its captured output as the page shows it."""
 
     attempt: int
@@ -45,7 +40,7 @@ class ReportAttempt(_Model):
     omitted: bool = False
 
 
-class ReportExecution(_Model):
+class ReportExecution(StrictModel):
     """One execution of one step, placed on the run's time axis."""
 
     seq: int
@@ -69,7 +64,7 @@ class ReportExecution(_Model):
     errors: list[int]
 
 
-class ReportLane(_Model):
+class ReportLane(StrictModel):
     """A row group of the timeline: the main workflow, or one parallel item."""
 
     index: int

@@ -12,11 +12,12 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wfkit.commands._base import StrictModel
 from wfkit.commands.results import ErrorEntry, RunReport
 from wfkit.commands.run import run_to_end, run_workflow_async
 from wfkit.commands.suite_expect import check
 from wfkit.commands.suite_mocks import MockShell, MockTools, VirtualClock
-from wfkit.commands.suite_models import Case, CaseResult, Suite, _Model, discover, load_suite
+from wfkit.commands.suite_models import Case, CaseResult, Suite, discover, load_suite
 from wfkit.commands.suite_reports import WorkflowCoverage, measure_coverage
 from wfkit.core.events import Event, StepFinished
 from wfkit.core.inject import parse_fault
@@ -193,7 +194,7 @@ def run_case(
 # --- whole suites ----------------------------------------------------------------------
 
 
-class TestReport(_Model):
+class TestReport(StrictModel):
     """The result of ``wfkit test``."""
 
     __test__ = False  # not a pytest test class

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 
+from wfkit.commands._base import StrictModel
 from wfkit.commands.results import ErrorEntry, RunReport
 from wfkit.core.inject import parse_fault
 from wfkit.core.loader import translate_validation_error
@@ -22,16 +23,12 @@ from wfkit.errors import (
 MATCHERS = ("matches", "contains", "gt", "ge", "lt", "le", "type", "len")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Raises(_Model):
+class Raises(StrictModel):
     type: str = "ToolError"
     message: str = "mocked failure"
 
 
-class ToolReply(_Model):
+class ToolReply(StrictModel):
     """One reply of a mocked tool: a value, or an error."""
 
     returns: Any = None
@@ -44,7 +41,7 @@ class ToolMock(ToolReply):
     sequence: list[ToolReply] | None = None
 
 
-class ShellReply(_Model):
+class ShellReply(StrictModel):
     stdout: str = ""
     stderr: str = ""
     exit_code: int = 0
@@ -57,7 +54,7 @@ class ShellMock(ShellReply):
     sequence: list[ShellReply] | None = None
 
 
-class Mocks(_Model):
+class Mocks(StrictModel):
     tools: dict[str, ToolMock] = Field(default_factory=dict)
     shell: list[ShellMock] = Field(default_factory=list)
     answers: dict[str, Any] = Field(default_factory=dict)
@@ -75,13 +72,13 @@ class Mocks(_Model):
         return texts
 
 
-class StepExpectation(_Model):
+class StepExpectation(StrictModel):
     status: str | None = None
     attempts: int | None = None
     executions: int | None = None
 
 
-class ErrorExpectation(_Model):
+class ErrorExpectation(StrictModel):
     """A recorded error to find: ``error_type`` (or ``type``), ``step_id``, ``message``."""
 
     type: str | None = Field(default=None, validation_alias=AliasChoices("error_type", "type"))
@@ -90,12 +87,12 @@ class ErrorExpectation(_Model):
     recovered: bool | None = None
 
 
-class CallExpectation(_Model):
+class CallExpectation(StrictModel):
     count: int | None = None
     arguments: list[Any] | None = None
 
 
-class Expect(_Model):
+class Expect(StrictModel):
     status: str | None = None
     state: dict[str, Any] = Field(default_factory=dict)
     steps: dict[str, StepExpectation] = Field(default_factory=dict)
@@ -104,7 +101,7 @@ class Expect(_Model):
     messages: list[Any] | None = None
 
 
-class Case(_Model):
+class Case(StrictModel):
     name: str
     description: str | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
@@ -114,13 +111,13 @@ class Case(_Model):
     expect: Expect = Field(default_factory=Expect)
 
 
-class Suite(_Model):
+class Suite(StrictModel):
     workflow: str
     description: str | None = None
     cases: list[Case] = Field(min_length=1)
 
 
-class Failure(_Model):
+class Failure(StrictModel):
     """One expectation that did not hold."""
 
     path: str
@@ -129,7 +126,7 @@ class Failure(_Model):
     message: str
 
 
-class CaseResult(_Model):
+class CaseResult(StrictModel):
     file: str
     workflow: str
     name: str

@@ -6,18 +6,14 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict
+from wfkit.commands._base import StrictModel
 
 if TYPE_CHECKING:
     from wfkit.commands.suite import TestReport
     from wfkit.commands.suite_models import CaseResult
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CoverageItem(_Model):
+class CoverageItem(StrictModel):
     kind: str  # step | branch | error_handler
     step_id: str
     line: int | None
@@ -27,7 +23,7 @@ class CoverageItem(_Model):
     reached: bool = False
 
 
-class WorkflowCoverage(_Model):
+class WorkflowCoverage(StrictModel):
     workflow: str
     items: list[CoverageItem]
 

@@ -6,28 +6,23 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
+from wfkit.commands._base import StrictModel
 from wfkit.core.isolate import _MISSING, trial
 from wfkit.core.loader import load_file
 from wfkit.core.runtime import RunOptions
 from wfkit.errors import InputError
 
 
-class StateWrite(BaseModel):
+class StateWrite(StrictModel):
     """A state value the step changed."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: str
     before: Any = None
     after: Any = None
 
 
-class StepTrialResult(BaseModel):
+class StepTrialResult(StrictModel):
     """``wfkit test-step --json``: the stages of one attempt of one step."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     file: str
     step_id: str

@@ -11,17 +11,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
+from wfkit.commands._base import StrictModel
 from wfkit.errors import InputError
 from wfkit.store import open_store
 
 
-class _Result(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class WhyReason(_Result):
+class WhyReason(StrictModel):
     """One recorded fact behind the answer."""
 
     kind: (
@@ -31,7 +26,7 @@ class WhyReason(_Result):
     details: dict[str, Any] = {}
 
 
-class WhyResult(_Result):
+class WhyResult(StrictModel):
     """``wfkit why --json``."""
 
     run_id: str
