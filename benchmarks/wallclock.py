@@ -48,6 +48,15 @@ def trivial(n: int) -> str:
     return f"name: w1\nstate_schema:\n  raw: {{n: integer}}\nsteps:\n{steps}\n"
 
 
+def distinct(n: int) -> str:
+    """``n`` steps, each with its own template (``trivial`` repeats one)."""
+    steps = "\n".join(
+        f"  - {{type: state_update, path: raw.n, value: '{{{{ n + {i} }}}}', id: s{i}}}"
+        for i in range(n)
+    )
+    return f"name: w5\nstate_schema:\n  raw: {{n: integer}}\nsteps:\n{steps}\n"
+
+
 def echoes(n: int) -> str:
     steps = "\n".join(f"  - {{type: shell_command, command: echo {i}, id: e{i}}}" for i in range(n))
     return f"name: w2\nsteps:\n{steps}\n"
@@ -244,6 +253,7 @@ def wall_section(quick: bool, wfkit: list[str] | None = None) -> None:
             ("W2 50 echo shell steps", echoes(50), ""),
             ("W3 20 steps x 3 attempts", retried(20), ""),
             ("W4 fan-out 100 items, 8 in parallel", fan_out(100, 8), ""),
+            ("W5 200 steps, 200 distinct templates", distinct(200), ""),
         ]
         for title, text, target in workloads:
             path = Path(tmp, f"{title.split()[0].lower()}.yaml")

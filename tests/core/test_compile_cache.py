@@ -9,6 +9,7 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,8 +24,25 @@ FLOW = (
 )
 
 
+MORE_STEPS = (
+    "  - {id: double, type: state_update, path: raw.n, value: '{{ n * 2 }}'}\n"
+    "  - {id: say, type: user_message, message: 'n={{ n }}', if: 'n > 80'}\n"
+)
+
+
 def entries(cache: Path) -> list[Path]:
     return sorted(cache.glob("*.pickle"))
+
+
+def read_entry(entry: Path) -> tuple[Any, Any, dict[Any, Any]]:
+    """An entry's parse (source, workflow) and its table of compiled expressions."""
+    parsed, expressions = pickle.loads(entry.read_bytes())
+    source, workflow = pickle.loads(parsed)
+    return source, workflow, expressions
+
+
+def write_entry(entry: Path, source: Any, workflow: Any, expressions: dict[Any, Any]) -> None:
+    entry.write_bytes(pickle.dumps((pickle.dumps((source, workflow)), expressions)))
 
 
 def test_a_run_fills_the_cache_under_the_store(tmp_path: Path, isolated_store: Path) -> None:
@@ -51,6 +69,62 @@ def test_a_cached_load_builds_no_validator(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["set", "False"]
+
+
+def test_a_cached_load_compiles_no_expression(tmp_path: Path) -> None:
+    """jinja2 parses, generates Python and compiles each expression once, when the entry is
+    written; a later load rebuilds them from the generated code and they evaluate alike."""
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(FLOW.replace("'{{ 40 + 2 }}'", "'{{ [40, 2] | sum }}'") + MORE_STEPS)
+    cache = tmp_path / "cache"
+    load_file(flow, cache)
+    (entry,) = entries(cache)
+    assert {key[0] for key in read_entry(entry)[2]} == {
+        "{{ [40, 2] | sum }}",
+        "{{ n * 2 }}",
+        "n={{ n }}",
+        "n > 80",
+    }
+    code = (
+        "import asyncio\nfrom pathlib import Path\n"
+        "import jinja2\nfrom wfkit.core import expressions\n"
+        "from wfkit.core.loader import load_file\n"
+        "from wfkit.commands.run import run_workflow_async\n"
+        "compiled = []\nreal = jinja2.Environment.compile\n"
+        "jinja2.Environment.compile = lambda *a, **k: compiled.append(1) or real(*a, **k)\n"
+        f"loaded = load_file({str(flow)!r}, Path({str(cache)!r}))\n"
+        f"report = asyncio.run(run_workflow_async({str(flow)!r}, loaded=loaded,"
+        f" store={str(tmp_path / 'store')!r}))\n"
+        "print(len(compiled), report.state.raw['n'], report.messages[0].text)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["0", "84", "n=84"]
+
+
+def test_a_file_that_does_not_load_gets_no_entry(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    bad = FLOW.replace("path: raw.n", "path: inputs.n")
+    for _ in range(2):
+        with pytest.raises(LoadError, match="inputs"):
+            load_text(bad, "f.yaml", cache)
+    assert entries(cache) == []
+
+
+def test_code_in_an_entry_that_does_not_load_is_compiled_again(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    load_text(FLOW, "f.yaml", cache)
+    (entry,) = entries(cache)
+    source, workflow, expressions = read_entry(entry)
+    broken = {key: (kind, refs, b"not marshal") for key, (kind, refs, _) in expressions.items()}
+    write_entry(entry, source, workflow, broken)
+    from wfkit.core.expressions import _compile_cached
+
+    _compile_cached.cache_clear()  # this process compiled the expression already
+    loaded = load_text(FLOW, "f.yaml", cache)
+    (plan,) = loaded.plans.values()
+    assert plan.compiled["writes"][0].value.render({}) == 42
 
 
 def test_an_edited_file_is_loaded_afresh(tmp_path: Path) -> None:
@@ -82,7 +156,7 @@ def test_a_truncated_entry_is_a_miss_and_is_rewritten(tmp_path: Path) -> None:
     (entry,) = entries(cache)
     entry.write_bytes(entry.read_bytes()[:50])
     assert load_text(FLOW, "f.yaml", cache).workflow.name == "cached"
-    assert pickle.loads(entry.read_bytes())[1].name == "cached"
+    assert read_entry(entry)[1].name == "cached"
 
 
 @pytest.mark.parametrize("loose", ["file", "directory"])
@@ -90,9 +164,9 @@ def test_an_entry_others_could_write_is_never_read(tmp_path: Path, loose: str) -
     cache = tmp_path / "cache"
     load_text(FLOW, "f.yaml", cache)
     (entry,) = entries(cache)
-    source, workflow = pickle.loads(entry.read_bytes())
+    source, workflow, expressions = read_entry(entry)
     planted = workflow.model_copy(update={"name": "planted"})
-    entry.write_bytes(pickle.dumps((source, planted)))
+    write_entry(entry, source, planted, expressions)
     assert load_text(FLOW, "f.yaml", cache).workflow.name == "planted"  # trusted: read
     (entry if loose == "file" else cache).chmod(0o777 if loose == "directory" else 0o666)
     assert load_text(FLOW, "f.yaml", cache).workflow.name == "cached"

@@ -1,12 +1,14 @@
-"""A cache of parsed and validated workflow files, under the run store (``.wfkit/cache/``).
+"""A cache of loaded workflow files, under the run store (``.wfkit/cache/``).
 
-Parsing YAML with positions and validating the models is most of a load (and building the
-validator alone costs ~30 ms per process); a file that has not changed since the last run
-needs neither. An entry is keyed by the file's bytes and by the versions that shape the
-result (wfkit, Python, pydantic, this format), so an edited file or an upgrade never reads a
-stale entry: it is simply another key. The entry holds the parsed :class:`Source` and the
-validated :class:`Workflow` *before* the loader compiles expressions; compiling still
-happens on every load.
+Parsing YAML with positions, validating the models (building the validator alone costs
+~30 ms per process) and compiling the expressions (~0.25 ms each: jinja2 parses, generates
+Python and Python compiles it) are most of a load; a file that has not changed since the
+last run needs none of them. An entry is keyed by the file's bytes and by the versions that
+shape the result (wfkit, Python, pydantic, jinja2, this format), so an edited file or an
+upgrade never reads a stale entry: it is simply another key. The entry holds the parsed
+:class:`Source` and the validated :class:`Workflow` *before* the loader compiles them, and
+the code jinja2 generated for each expression (``marshal``); the loader's checks and step
+plans still run on every load. Only a file that loaded without problems gets an entry.
 
 Safety: entries are pickles, so only files owned by this user in a directory nobody else can
 write are read (the same user can run any workflow anyway); anything unreadable, truncated
@@ -23,22 +25,28 @@ import pickle
 import stat
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import jinja2
 import pydantic
 
 import wfkit
 
 if TYPE_CHECKING:
+    from wfkit.core.expressions import Compiled
     from wfkit.core.models import Workflow
     from wfkit.core.yamlsrc import Source
 
-FORMAT = 1
+FORMAT = 2
 MAX_ENTRIES = 64
 """Entries kept per cache directory; the least recently written go first."""
-_SALT = f"wfkit {wfkit.__version__}|{sys.version}|pydantic {pydantic.VERSION}|{FORMAT}|"
+_SALT = (
+    f"wfkit {wfkit.__version__}|{sys.version}|pydantic {pydantic.VERSION}"
+    f"|jinja2 {jinja2.__version__}|{FORMAT}|"
+)
 
 
 def enabled() -> bool:
@@ -61,8 +69,11 @@ def _trusted(path: Path) -> bool:
     return True
 
 
-def lookup(directory: Path, text: str, file: str) -> tuple[Source, Workflow] | None:
-    """The cached parse of ``text`` (named ``file`` in errors), or None."""
+def lookup(
+    directory: Path, text: str, file: str
+) -> tuple[Source, Workflow, Mapping[tuple[str, bool, bool], Compiled]] | None:
+    """The cached parse of ``text`` (named ``file`` in errors) and its compiled expressions
+    (see :func:`wfkit.core.expressions.precompiled`), or None."""
     from wfkit.core.models import Workflow
     from wfkit.core.yamlsrc import Source
 
@@ -70,19 +81,41 @@ def lookup(directory: Path, text: str, file: str) -> tuple[Source, Workflow] | N
     try:
         if not _trusted(path):
             return None
-        source, workflow = pickle.loads(path.read_bytes())
+        parsed, expressions = pickle.loads(path.read_bytes())
+        source, workflow = pickle.loads(parsed)
     except Exception:  # a miss: absent, partial, foreign or from an incompatible build
         return None
-    if not isinstance(source, Source) or not isinstance(workflow, Workflow):
+    if (
+        not isinstance(source, Source)
+        or not isinstance(workflow, Workflow)
+        or not isinstance(expressions, dict)
+    ):
         return None
-    return replace(source, file=file), workflow
+    return replace(source, file=file), workflow, expressions
 
 
-def store(directory: Path, text: str, source: Source, workflow: Workflow) -> None:
-    """Keep the parse of ``text``; a cache that cannot be written is no error."""
+def freeze(source: Source, workflow: Workflow) -> bytes | None:
+    """The parse as an entry keeps it, taken before the loader compiles it (None: it cannot
+    be kept)."""
+    try:
+        return pickle.dumps((source, workflow), protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return None
+
+
+def store(
+    directory: Path,
+    text: str,
+    parsed: bytes | None,
+    expressions: Mapping[tuple[str, bool, bool], Compiled],
+) -> None:
+    """Keep the parse of ``text`` (from :func:`freeze`) and its compiled expressions; a cache
+    that cannot be written is no error."""
+    if parsed is None:
+        return
     tmp: str | None = None
     try:
-        blob = pickle.dumps((source, workflow), protocol=pickle.HIGHEST_PROTOCOL)
+        blob = pickle.dumps((parsed, dict(expressions)), protocol=pickle.HIGHEST_PROTOCOL)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:

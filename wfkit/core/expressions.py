@@ -15,11 +15,15 @@ it builds. A native result must be JSON data.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import marshal
 import re
 from collections import ChainMap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from types import CodeType
 from typing import Any, cast
 
 from jinja2 import TemplateSyntaxError, nodes
@@ -72,6 +76,8 @@ class Expr:
     kind: str  # "native" | "text" | "literal"
     references: frozenset[str] = frozenset()
     _code: Any = field(default=None, repr=False, compare=False)
+    #: the Python code jinja2 generated (what a compile cache entry keeps)
+    _raw: CodeType | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_literal(self) -> bool:
@@ -140,14 +146,67 @@ def compile_expr(source: Any, *, bare: bool = False, shell: bool = False) -> Exp
     """
     if not isinstance(source, str):
         return Expr(source=source, kind="literal")
-    return _compile_cached(source, bare, shell)
+    expr = _compile_cached(source, bare, shell)
+    recorded = _RECORDED.get()
+    if recorded is not None and expr._raw is not None:
+        recorded[(source, bare, shell)] = expr
+    return expr
+
+
+#: what :func:`compile_expr` compiles from ``(source, bare, shell)``, as a compile cache
+#: keeps it: the kind, the references and the code (``marshal``)
+Compiled = tuple[str, tuple[str, ...], bytes]
+_RECORDED: ContextVar[dict[tuple[str, bool, bool], Expr] | None] = ContextVar(
+    "recorded", default=None
+)
+_PRECOMPILED: ContextVar[Mapping[tuple[str, bool, bool], Compiled] | None] = ContextVar(
+    "precompiled", default=None
+)
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[dict[tuple[str, bool, bool], Compiled]]:
+    """Collect what is compiled inside the block (for a compile cache entry); the table is
+    filled when the block ends."""
+    recorded: dict[tuple[str, bool, bool], Expr] = {}
+    table: dict[tuple[str, bool, bool], Compiled] = {}
+    token = _RECORDED.set(recorded)
+    try:
+        yield table
+    finally:
+        _RECORDED.reset(token)
+    for key, expr in recorded.items():
+        assert expr._raw is not None
+        table[key] = (expr.kind, tuple(sorted(expr.references)), marshal.dumps(expr._raw))
+
+
+@contextlib.contextmanager
+def precompiled(table: Mapping[tuple[str, bool, bool], Compiled]) -> Iterator[None]:
+    """Inside the block, an expression in ``table`` (from a compile cache entry, written by
+    this same build) is rebuilt from its code instead of being parsed and compiled again."""
+    token = _PRECOMPILED.set(table)
+    try:
+        yield
+    finally:
+        _PRECOMPILED.reset(token)
 
 
 @functools.lru_cache(maxsize=8192)
 def _compile_cached(source: str, bare: bool, shell: bool) -> Expr:
     env = SHELL_ENV if shell else ENV
+    known = (_PRECOMPILED.get() or {}).get((source, bare, shell))
+    if known is not None:
+        with contextlib.suppress(Exception):  # an entry that does not load: compile it
+            kind, references, blob = known
+            code = marshal.loads(blob)
+            return Expr(source, kind, frozenset(references), _template(env, code), code)
     with budgeted():  # constant folding runs filters at compile time: bound it too
         return _compile(env, source, bare, shell)
+
+
+def _template(env: Sandbox, code: CodeType) -> Any:
+    """The jinja2 template of generated ``code`` (what ``env.from_string`` ends with)."""
+    return env.template_class.from_code(env, code, env.make_globals(None))
 
 
 def _compile(env: Sandbox, source: str, bare: bool, shell: bool) -> Expr:
@@ -156,10 +215,10 @@ def _compile(env: Sandbox, source: str, bare: bool, shell: bool) -> Expr:
         if lone and not shell:
             return _compile_native(env, lone.group("body"), source)
         if _TEMPLATE_MARK.search(source):
-            text = shellquote.place_values(source)[0] if shell else source
-            template = env.from_string(text)
-            refs = _references(env.parse(source))
-            return Expr(source=source, kind="text", references=refs, _code=template)
+            tree = env.parse(source)
+            refs = _references(tree, binds="{%" in source)  # before code generation
+            code = env.compile(shellquote.place_values(source)[0] if shell else tree)
+            return Expr(source, "text", refs, _template(env, code), code)
         if bare:
             return _compile_native(env, source, source)
     except TemplateSyntaxError as exc:
@@ -181,13 +240,18 @@ def _compile_native(env: Sandbox, body: str, source: str) -> Expr:
     expr.set_environment(env)
     tree = nodes.Template([nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)], lineno=1)
     tree.set_environment(env)
-    references = _references(tree)  # before code generation rewrites the tree
-    code = env.from_string(tree)
-    return Expr(source=source, kind="native", references=references, _code=code)
+    references = _references(tree, binds=False)  # before code generation rewrites the tree
+    code = env.compile(tree)
+    return Expr(source, "native", references, _template(env, code), code)
 
 
-def _references(tree: nodes.Node) -> frozenset[str]:
-    """Dotted paths read by an expression: ``raw.items[0].x`` gives ``raw.items``."""
+def _references(tree: nodes.Node, binds: bool) -> frozenset[str]:
+    """Dotted paths read by an expression: ``raw.items[0].x`` gives ``raw.items``.
+
+    ``binds``: the tree may bind names (only statements do: ``{% for %}``, ``{% set %}``,
+    ``{% with %}``, macros); those are found through jinja2's analysis, which costs about
+    a code generation, so a lone expression or a template without ``{%`` skips it.
+    """
     found: set[str] = set()
     for node in tree.find_all((nodes.Name, nodes.Getattr, nodes.Getitem)):
         if isinstance(node, nodes.Name):
@@ -198,13 +262,14 @@ def _references(tree: nodes.Node) -> frozenset[str]:
         if path:
             found.add(path)
     found -= _GLOBAL_NAMES
-    try:  # names bound inside the template ({% for x in ... %}, {% set %}) are not references
-        from jinja2 import meta
+    if binds:  # names bound inside the template ({% for x in ... %}, {% set %}) are not read
+        try:
+            from jinja2 import meta
 
-        free = meta.find_undeclared_variables(tree)  # type: ignore[arg-type]
-        found = {p for p in found if p.split(".", 1)[0] in free}
-    except Exception:  # pragma: no cover - a tree meta cannot walk: keep every name
-        pass
+            free = meta.find_undeclared_variables(tree)  # type: ignore[arg-type]
+            found = {p for p in found if p.split(".", 1)[0] in free}
+        except Exception:  # pragma: no cover - a tree meta cannot walk: keep every name
+            pass
     # keep only the longest paths: "raw" is implied by "raw.x"
     return frozenset(p for p in found if not any(o.startswith(p + ".") for o in found))
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from wfkit.core import compile_cache
 from wfkit.core import models as m
-from wfkit.core.expressions import Expr, Value, compile_expr
+from wfkit.core.expressions import Expr, Value, compile_expr, precompiled, recording
 from wfkit.core.plan import CompiledUpdate, StepPlan
 from wfkit.core.policy import policy_of
 from wfkit.core.state import ComputedPlan, StatePlan, matches_type, writable_path, zero_value
@@ -91,16 +91,22 @@ def load_text(text: str, file: str = "<string>", cache: Path | None = None) -> L
     """Load a workflow from YAML text; ``file`` names it in errors.
 
     With ``cache`` (a directory, see :mod:`wfkit.core.compile_cache`), a text loaded before
-    skips parsing and validation; everything after them runs as always.
+    skips parsing and validation, and its expressions are rebuilt from their generated code
+    instead of compiled; the checks and step plans run as always.
     """
     cached = compile_cache.lookup(cache, text, file) if cache is not None else None
     if cached is not None:
-        source, workflow = cached
-    else:
-        source, workflow = _parse_and_validate(text, file)
-        if cache is not None:
-            compile_cache.store(cache, text, source, workflow)
-    return _compile_workflow(text, file, source, workflow)
+        source, workflow, expressions = cached
+        with precompiled(expressions):
+            return _compile_workflow(text, file, source, workflow)
+    source, workflow = _parse_and_validate(text, file)
+    if cache is None:
+        return _compile_workflow(text, file, source, workflow)
+    parsed = compile_cache.freeze(source, workflow)  # before compiling fills in the steps
+    with recording() as compiled:
+        loaded = _compile_workflow(text, file, source, workflow)
+    compile_cache.store(cache, text, parsed, compiled)  # only a file that loads is kept
+    return loaded
 
 
 def _parse_and_validate(text: str, file: str) -> tuple[Source, m.Workflow]:
