@@ -168,32 +168,6 @@ def test_large_checkpointed_values_are_committed_at_once(store_spec: str) -> Non
             assert saved.raw["big"] == big
 
 
-def test_a_commit_that_fails_keeps_its_rows_for_the_next(
-    store_spec: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A transaction that fails (a full disk, a dropped connection) writes nothing; its rows
-    stay pending and the next commit writes them, so no run, step or checkpoint is lost."""
-    with open_store(store_spec) as store:
-        real = store._sql.transaction  # type: ignore[attr-defined]
-        failures = iter([StoreError("run store: disk I/O error")])
-
-        def flaky() -> Any:
-            failure = next(failures, None)
-            if failure is not None:
-                raise failure
-            return real()
-
-        monkeypatch.setattr(store._sql, "transaction", flaky)  # type: ignore[attr-defined]
-        with pytest.raises(StoreError, match="disk I/O error"):
-            store(started("r", 1.0))  # the start of a run commits at once
-        store(finished("r", 1))
-        store(Message("r", "s1", "info", "after the failure", 2.0))
-    with open_store(store_spec, read_only=True) as reader:
-        assert reader.get_run("r").workflow == "wf"
-        assert [h["step_id"] for h in reader.step_history("r")] == ["s1"]
-        assert [m.text for m in reader.messages("r")] == ["after the failure"]
-
-
 def test_errors_and_messages_keep_their_order_across_connections(store_spec: str) -> None:
     record = ErrorRecord("s", "ToolError", "m", "trace", 1.0, 0, False, {"k": 1})
     with open_store(store_spec) as store:
@@ -325,22 +299,18 @@ def test_a_read_only_store_writes_nothing(store_spec: str) -> None:
 
 def test_database_errors_are_store_errors(store_spec: str) -> None:
     """A table gone from under an open store: every kind of statement fails as a StoreError
-    naming the store, never as a driver's exception. The batch that failed stays pending,
-    so closing the store tries it again and fails the same way."""
-    store = open_store(store_spec)
-    store(started("r", 1.0))
-    store(finished("r", 1))  # numbered now, written at the commit below
-    for table in ("cancel_requests", "runs", "steps"):
-        query(store_spec, f"DROP TABLE {table}")
-    with pytest.raises(StoreError, match="cancel_requests"):
-        store.cancel_requested("r")  # one row
-    with pytest.raises(StoreError, match="runs"):
-        store._sql.all("SELECT run_id FROM runs")  # type: ignore[attr-defined]
-    with pytest.raises(StoreError, match="steps"):
-        store.commit()  # many rows
-    assert store._pending  # type: ignore[attr-defined]
-    with pytest.raises(StoreError, match="steps"):
-        store.close()
+    naming the store, never as a driver's exception."""
+    with open_store(store_spec) as store:
+        store(started("r", 1.0))
+        store(finished("r", 1))  # numbered now, written at the commit below
+        for table in ("cancel_requests", "runs", "steps"):
+            query(store_spec, f"DROP TABLE {table}")
+        with pytest.raises(StoreError, match="cancel_requests"):
+            store.cancel_requested("r")  # one row
+        with pytest.raises(StoreError, match="runs"):
+            store._sql.all("SELECT run_id FROM runs")  # type: ignore[attr-defined]
+        with pytest.raises(StoreError, match="steps"):
+            store.commit()  # many rows
 
 
 def test_health_reports_the_store(store_spec: str) -> None:

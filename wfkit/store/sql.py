@@ -144,11 +144,8 @@ class SqlStore:
         self._last_commit = time.monotonic()
         if not self._pending:
             return
-        pending = self._pending
-        # a failed transaction wrote nothing: the batch stays pending, for the next commit
-        # (at the latest the one closing the store) to write with what came since
+        pending, self._pending = self._pending, Pending()
         renumbered = self._write(pending.write)
-        self._pending = Pending()
         for run_id, last in renumbered.items():
             self._seq[run_id] = max(self._seq.get(run_id, 0), last)
         self._stored_frames.update(pending.cursors)
