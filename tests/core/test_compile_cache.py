@@ -127,6 +127,27 @@ def test_code_in_an_entry_that_does_not_load_is_compiled_again(tmp_path: Path) -
     assert plan.compiled["writes"][0].value.render({}) == 42
 
 
+def test_another_build_of_the_engine_reads_no_entry_of_this_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version number stays the same across builds of a checkout; the key also covers
+    the engine's files, whose generated code and models an entry keeps."""
+    engine = tmp_path / "engine"
+    (engine / "steps").mkdir(parents=True)
+    (engine / "sandbox.py").write_text("INTERCEPTED = ('*', '**')\n")
+    (engine / "steps" / "shell.py").write_text("QUOTE = True\n")
+    before = compile_cache.engine_digest(engine)
+    assert compile_cache.engine_digest(engine) == before
+    (engine / "sandbox.py").write_text("INTERCEPTED = ('**',)\n")
+    assert compile_cache.engine_digest(engine) != before
+    cache = tmp_path / "cache"
+    load_text(FLOW, "f.yaml", cache)
+    monkeypatch.setattr(compile_cache, "_salt", lambda: "another build|")
+    assert compile_cache.lookup(cache, FLOW, "f.yaml") is None
+    load_text(FLOW, "f.yaml", cache)
+    assert len(entries(cache)) == 2
+
+
 def test_an_edited_file_is_loaded_afresh(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     flow = tmp_path / "flow.yaml"

@@ -4,11 +4,12 @@ Parsing YAML with positions, validating the models (building the validator alone
 ~30 ms per process) and compiling the expressions (~0.25 ms each: jinja2 parses, generates
 Python and Python compiles it) are most of a load; a file that has not changed since the
 last run needs none of them. An entry is keyed by the file's bytes and by the versions that
-shape the result (wfkit, Python, pydantic, jinja2, this format), so an edited file or an
-upgrade never reads a stale entry: it is simply another key. The entry holds the parsed
-:class:`Source` and the validated :class:`Workflow` *before* the loader compiles them, and
-the code jinja2 generated for each expression (``marshal``); the loader's checks and step
-plans still run on every load. Only a file that loaded without problems gets an entry.
+shape the result (wfkit and its engine's files, Python, pydantic, jinja2, this format), so
+an edited file or another build never reads a stale entry: it is simply another key. The
+entry holds the parsed :class:`Source` and the validated :class:`Workflow` *before* the
+loader compiles them, and the code jinja2 generated for each expression (``marshal``); the
+loader's checks and step plans still run on every load. Only a file that loaded without
+problems gets an entry.
 
 Safety: entries are pickles, so only files owned by this user in a directory nobody else can
 write are read (the same user can run any workflow anyway); anything unreadable, truncated
@@ -19,6 +20,7 @@ whole entry or none. ``WFKIT_COMPILE_CACHE=0`` turns the cache off.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import pickle
@@ -43,10 +45,29 @@ if TYPE_CHECKING:
 FORMAT = 2
 MAX_ENTRIES = 64
 """Entries kept per cache directory; the least recently written go first."""
-_SALT = (
-    f"wfkit {wfkit.__version__}|{sys.version}|pydantic {pydantic.VERSION}"
-    f"|jinja2 {jinja2.__version__}|{FORMAT}|"
-)
+
+
+def engine_digest(root: Path) -> str:
+    """A digest of the Python files under ``root`` (each one's name, size and modification
+    time): it changes when any of them is edited or replaced."""
+    files = sorted(
+        f"{path.relative_to(root)}:{info.st_size}:{info.st_mtime_ns}"
+        for path in root.rglob("*.py")
+        for info in (path.stat(),)
+    )
+    return hashlib.sha256("|".join(files).encode()).hexdigest()
+
+
+@functools.cache
+def _salt() -> str:
+    """What an entry's key covers besides the text: the versions, and wfkit's engine as it
+    is on disk (``wfkit/core``: the models, the loader and the sandbox whose code an entry
+    keeps), so a changed build never reads entries written by another with the same version
+    number."""
+    return (
+        f"wfkit {wfkit.__version__}|{engine_digest(Path(__file__).parent)}|{sys.version}"
+        f"|pydantic {pydantic.VERSION}|jinja2 {jinja2.__version__}|{FORMAT}|"
+    )
 
 
 def enabled() -> bool:
@@ -56,7 +77,7 @@ def enabled() -> bool:
 
 def entry_path(directory: Path, text: str) -> Path:
     """Where the entry for ``text`` lives."""
-    digest = hashlib.sha256((_SALT + text).encode()).hexdigest()
+    digest = hashlib.sha256((_salt() + text).encode()).hexdigest()
     return directory / f"{digest}.pickle"
 
 
