@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from wfkit import __version__, render, render_run
 from wfkit.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, app
+from wfkit.controls import CONTROL
 
 ERROR_KEYS = {"type", "message", "file", "line", "column", "field"}
 
@@ -356,6 +357,54 @@ def test_control_characters_in_what_is_shown_are_shown_not_obeyed(write) -> None
     # --json carries the text as it is
     document = json.loads(_wfkit("run", str(flow), "--store", store, "--json").stdout)
     assert document["messages"][0]["text"] == "hi \x1b]0;pwned\x07 there \x1b[8m hidden"
+    # so do the HTML pages, escaped in their data and shown as symbols in their markup
+    page = _wfkit("report", document["run_id"], "--store", store, "-o", "-").stdout
+    assert "\\u001b]0;pwned\\u0007" in page
+    assert "\\u009b" in page  # the command's 8-bit CSI, in its captured output
+    suite_page = _wfkit("test", str(suite), "--html", "-", colour=False).stdout
+    assert "case ␛]0;title␇ �2J ␡" in suite_page
+    for html_text in (page, suite_page):
+        assert not CONTROL.search(html_text.replace("\n", "")), CONTROL.findall(html_text)
+
+
+def test_text_logs_and_a_servers_echoed_stderr_show_control_characters(write) -> None:  # type: ignore[no-untyped-def]
+    flow = write(TERMINAL_FLOW)
+    store = str(flow.parent / "store")
+    logged = _wfkit("--log-format", "text", "run", str(flow), "--store", store, colour=False)
+    assert "wfkit.run" in logged.stderr, logged.stderr
+    assert "\x1b" not in logged.stderr
+    assert "␛]0;pwned" in logged.stderr
+    notes = Path(__file__).parents[1] / "examples" / "servers" / "notes.py"
+    noisy = write(
+        "name: noisy\nmcp_servers:\n  notes:\n    command: sh\n    args:\n      - -c\n"
+        '      - printf \'srv \\033]0;PWNED\\007 \\302\\233 up\\n\' >&2; exec "$0" "$1"\n'
+        f"      - {sys.executable}\n      - {notes}\n"
+        "steps:\n  - {type: mcp_call, server: notes, tool: add_note,"
+        " parameters: {title: t, body: b}}\n",
+        "noisy.yaml",
+    )
+    echoed = _wfkit("--verbose", "run", str(noisy), "--store", store, colour=False)
+    assert echoed.returncode == EXIT_OK, echoed.stderr
+    assert "srv ␛]0;PWNED␇ � up" in echoed.stderr
+    assert "\x1b" not in echoed.stderr
+    assert "\x9b" not in echoed.stderr
+
+
+def test_a_hyperlink_target_is_cleaned_and_styling_kept() -> None:
+    from rich.style import Style
+    from rich.text import Text
+
+    from wfkit.terminal import SafeConsole
+
+    out = StringIO()
+    console = SafeConsole(file=out, force_terminal=True, color_system="standard", width=80)
+    console.print(Text("click", style=Style(link="http://x\x1b[2J\x1b]0;t\x07", bold=True)))
+    shown = out.getvalue()
+    assert "\x1b[1m" in shown  # bold, from rich itself
+    assert "\x1b]8;" in shown  # the link, from rich itself
+    assert "http://x␛[2J␛]0;t␇" in shown
+    assert "\x1b[2J" not in shown
+    assert "\x07" not in shown
 
 
 def test_visible_keeps_tab_newline_and_printable_text() -> None:

@@ -11,6 +11,7 @@ import logging
 import sys
 from typing import Any
 
+from wfkit.controls import visible
 from wfkit.core.events import (
     ErrorRecorded,
     Event,
@@ -52,6 +53,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """``time level logger message``, with control characters of the message shown, never
+    obeyed by the terminal that reads the log (:mod:`wfkit.controls`)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return visible(super().format(record))
+
+
 def configure(fmt: str | None, file: str | None, level: str = "info") -> None:
     """Send wfkit's logs to stderr or a file; without a format or file, keep them quiet."""
     logger = logging.getLogger("wfkit")
@@ -65,11 +77,7 @@ def configure(fmt: str | None, file: str | None, level: str = "info") -> None:
     handler: logging.Handler = (
         logging.FileHandler(file, encoding="utf-8") if file else logging.StreamHandler(sys.stderr)
     )
-    handler.setFormatter(
-        JsonFormatter()
-        if fmt == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
-    )
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     logger.addHandler(handler)
     logger.setLevel(level.upper())
 

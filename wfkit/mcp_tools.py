@@ -28,6 +28,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, NoReturn
 
+from wfkit.controls import visible
 from wfkit.core.models import McpServerSpec
 from wfkit.errors import (
     MissingExtraError,
@@ -125,8 +126,8 @@ class StderrTail:
             elif text.startswith(_PID_MARK) and self.group is None:  # the shell's, first
                 with suppress(ValueError):
                     self.group = int(text[len(_PID_MARK) :])
-            elif self._echo:
-                sys.stderr.write(text + "\n")
+            elif self._echo:  # for a person to read: control characters shown, not obeyed
+                sys.stderr.write(visible(text) + "\n")
 
     def drain(self) -> None:
         """Read what is already in the pipe (the server has stopped)."""

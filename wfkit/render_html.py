@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
-from html import escape
+import re
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from wfkit.controls import visible
 
 if TYPE_CHECKING:
     from wfkit.commands.report import RunPage
@@ -47,20 +50,33 @@ _EXEC_KEYS = (
 )
 
 
+#: DEL and C1: JSON leaves them as they are (C0 it escapes already)
+_C1 = re.compile("[\x7f-\x9f]")
+
+
+def escape(text: str) -> str:
+    """``text`` as HTML text or attribute value, its control characters shown as symbols
+    (:mod:`wfkit.controls`): raw ones are invalid in HTML and reach a terminal that shows
+    the page's source."""
+    return html.escape(visible(text))
+
+
 def _asset(name: str) -> str:
     return resources.files("wfkit").joinpath("report_assets", name).read_text(encoding="utf-8")
 
 
 def json_for_script(data: Any) -> str:
-    """JSON that cannot end a ``<script>`` element or open a comment inside one."""
+    """JSON that cannot end a ``<script>`` element or open a comment inside one, with no raw
+    control character (the values decode exactly as they were)."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return (
+    text = (
         text.replace("&", "\\u0026")
         .replace("<", "\\u003c")
         .replace(">", "\\u003e")
         .replace("\u2028", "\\u2028")
         .replace("\u2029", "\\u2029")
     )
+    return _C1.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 def _csp(script: str | None) -> str:

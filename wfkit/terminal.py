@@ -5,31 +5,20 @@ reach the terminal through rich. Rich drops a few control characters (BEL, backs
 VT, FF) but passes ESC through, so text such as ``\\x1b]0;title\\x07`` or ``\\x1b[2J`` would
 retitle or clear the user's terminal (or, with OSC 52, write their clipboard). Every
 console of the CLI shows such characters as visible symbols instead (``␛`` for ESC, the
-Unicode control pictures for the rest of C0 and DEL, ``�`` for C1); rich's own styling is
-untouched. ``--json`` output carries the text unchanged (JSON escapes it).
+Unicode control pictures for the rest of C0 and DEL, ``�`` for C1: :mod:`wfkit.controls`);
+rich's own styling is untouched, and a hyperlink's target is cleaned too. ``--json``
+output carries the text unchanged (JSON escapes it).
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterator
 
 from rich.console import Console, ConsoleOptions, RenderableType
 from rich.segment import Segment
 
-#: C0 controls but tab and newline, DEL, C1
-CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_PICTURES = {
-    **{code: 0x2400 + code for code in range(0x20)},
-    0x7F: 0x2421,
-    **dict.fromkeys(range(0x80, 0xA0), 0xFFFD),
-}
-
-
-def visible(text: str) -> str:
-    """``text`` with its control characters (but tab and newline) as visible symbols."""
-    return text.translate(_PICTURES) if CONTROL.search(text) else text
+from wfkit.controls import CONTROL, visible
 
 
 class SafeConsole(Console):
@@ -52,9 +41,19 @@ class SafeConsole(Console):
         self._outer.active = True
         try:
             for segment in super().render(renderable, options):
-                if segment.control or not CONTROL.search(segment.text):
-                    yield segment
-                else:
-                    yield Segment(segment.text.translate(_PICTURES), segment.style)
+                yield segment if segment.control else _cleaned(segment)
         finally:
             self._outer.active = False
+
+
+def _cleaned(segment: Segment) -> Segment:
+    """``segment`` with no control character in its text or in a hyperlink's target (an
+    OSC 8 link, from text written under a live display, reaches the terminal as it is)."""
+    text, style, _ = segment
+    link = style.link if style is not None else None
+    bad_link = link is not None and CONTROL.search(link) is not None
+    if not bad_link and not CONTROL.search(text):
+        return segment
+    if style is not None and link is not None and bad_link:
+        style = style.update_link(visible(link))
+    return Segment(visible(text), style)
