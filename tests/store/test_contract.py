@@ -168,6 +168,22 @@ def test_large_checkpointed_values_are_committed_at_once(store_spec: str) -> Non
             assert saved.raw["big"] == big
 
 
+def test_text_the_database_cannot_hold_is_stored_as_escapes(store_spec: str) -> None:
+    """A lone surrogate (not UTF-8) and, on PostgreSQL, NUL are refused by the database: they
+    are written as ``\\udc80`` and ``\\x00`` so the run is recorded, never a traceback."""
+    text = "bad \udc80 and \x00 end"
+    with open_store(store_spec) as store:
+        store(started("r\udcff", 1.0))
+        store(Message("r\udcff", "s", "info", text, 1.0))
+        store(finished("r\udcff", 1))
+    with open_store(store_spec, read_only=True) as reader:
+        (run,) = reader.list_runs()
+        assert run.run_id == "r\\udcff"
+        (message,) = reader.messages(run.run_id)
+        nul = "\\x00" if is_pg(store_spec) else "\x00"
+        assert message.text == f"bad \\udc80 and {nul} end"
+
+
 def test_errors_and_messages_keep_their_order_across_connections(store_spec: str) -> None:
     record = ErrorRecord("s", "ToolError", "m", "trace", 1.0, 0, False, {"k": 1})
     with open_store(store_spec) as store:

@@ -8,6 +8,8 @@ or a ``postgresql://`` URL.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,26 @@ if TYPE_CHECKING:
     from wfkit.core.events import ErrorRecord, Event, Message
     from wfkit.core.frame import FrameCheckpoint
     from wfkit.store.outputs import ChunkRow, OutputRow
+
+
+#: text no database can hold: lone surrogates (from a ``from_json`` of ``"\\udc80"``, or a
+#: command line's undecodable bytes) are not UTF-8
+UNSTORABLE = re.compile("[\ud800-\udfff]")
+#: PostgreSQL's text can hold no NUL either
+UNSTORABLE_IN_POSTGRES = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(args: Sequence[Any], unstorable: re.Pattern[str] = UNSTORABLE) -> Sequence[Any]:
+    """``args`` of a statement with text the database refuses written out as escapes
+    (``\\udc80``, ``\\x00``), so a run records what it saw instead of failing; other
+    arguments, and rows without such text, are passed as they are."""
+    if not any(isinstance(arg, str) and unstorable.search(arg) for arg in args):
+        return args
+    return tuple(unstorable.sub(_escaped, arg) if isinstance(arg, str) else arg for arg in args)
+
+
+def _escaped(found: re.Match[str]) -> str:
+    return found.group().encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 @dataclass(frozen=True)

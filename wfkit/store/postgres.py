@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,6 +27,7 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 
 from wfkit.errors import StoreError
+from wfkit.store.base import UNSTORABLE_IN_POSTGRES, storable
 from wfkit.store.schema import POSTGRES, TABLES, statements
 from wfkit.store.sql import RetryableError, SqlStore
 
@@ -63,6 +64,10 @@ def translate(sql: str) -> str:
     return re.sub(r"\browid\b", "rid", sql.replace("%", "%%").replace("?", "%s"))
 
 
+def _storable(args: Sequence[Any]) -> Sequence[Any]:
+    return storable(args, UNSTORABLE_IN_POSTGRES)
+
+
 class PostgresDb:
     """The shared SQL on a psycopg connection (autocommit between transactions)."""
 
@@ -77,19 +82,19 @@ class PostgresDb:
 
     def all(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
         try:
-            return self.connection.execute(translate(sql), args).fetchall()
+            return self.connection.execute(translate(sql), _storable(args)).fetchall()
         except psycopg.Error as exc:
             raise self._error(exc) from exc
 
     def one(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> tuple[Any, ...] | None:
         try:
-            return self.connection.execute(translate(sql), args).fetchone()
+            return self.connection.execute(translate(sql), _storable(args)).fetchone()
         except psycopg.Error as exc:
             raise self._error(exc) from exc
 
     def run(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> None:
         try:
-            self.connection.execute(translate(sql), args)
+            self.connection.execute(translate(sql), _storable(args))
         except psycopg.Error as exc:
             raise self._error(exc) from exc
 
@@ -98,7 +103,7 @@ class PostgresDb:
             return
         try:
             with self.connection.cursor() as cursor:
-                cursor.executemany(translate(sql), rows)
+                cursor.executemany(translate(sql), [_storable(row) for row in rows])
         except psycopg.Error as exc:
             raise self._error(exc) from exc
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wfkit.errors import StoreError
-from wfkit.store.base import RunRow
+from wfkit.store.base import RunRow, storable
 from wfkit.store.schema import RUN_TABLES, SQLITE, statements
 from wfkit.store.sql import COMMIT_INTERVAL, SqlStore
 
@@ -77,27 +77,27 @@ class SqliteDb:
 
     def all(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
         try:
-            return self.connection.execute(sql, args).fetchall()
+            return self.connection.execute(sql, storable(args)).fetchall()
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
     def one(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> tuple[Any, ...] | None:
         try:
-            row: tuple[Any, ...] | None = self.connection.execute(sql, args).fetchone()
+            row: tuple[Any, ...] | None = self.connection.execute(sql, storable(args)).fetchone()
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
         return row
 
     def run(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> None:
         try:
-            self.connection.execute(sql, args)
+            self.connection.execute(sql, storable(args))
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
     def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if rows:
             try:
-                self.connection.executemany(sql, rows)
+                self.connection.executemany(sql, [storable(row) for row in rows])
             except sqlite3.Error as exc:
                 raise self._error(exc) from exc
 
