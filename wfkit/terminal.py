@@ -7,7 +7,7 @@ retitle or clear the user's terminal (or, with OSC 52, write their clipboard). E
 console of the CLI shows such characters as visible symbols instead (``␛`` for ESC, the
 Unicode control pictures for the rest of C0 and DEL, ``�`` for C1: :mod:`wfkit.controls`);
 rich's own styling is untouched, and a hyperlink's target is cleaned too. ``--json``
-output carries the text unchanged (JSON escapes it).
+output carries the text unchanged.
 """
 
 from __future__ import annotations
@@ -50,10 +50,8 @@ def _cleaned(segment: Segment) -> Segment:
     """``segment`` with no control character in its text or in a hyperlink's target (an
     OSC 8 link, from text written under a live display, reaches the terminal as it is)."""
     text, style, _ = segment
-    link = style.link if style is not None else None
-    bad_link = link is not None and CONTROL.search(link) is not None
-    if not bad_link and not CONTROL.search(text):
+    if style is not None and style.link and CONTROL.search(style.link):
+        style = style.update_link(visible(style.link))
+    elif not CONTROL.search(text):
         return segment
-    if style is not None and link is not None and bad_link:
-        style = style.update_link(visible(link))
     return Segment(visible(text), style)

@@ -89,9 +89,10 @@ async def run_workflow_async(
     all_answers = merged_answers(answers, answers_file)
     mocked = any(x is not None for x in (shell, tools, sleep, clock))
     choice = executor_choice(loaded, executor, scheduler, in_process=mocked)
-    with (
-        contextlib.nullcontext(open_run_store) if open_run_store else open_store(store)
-    ) as run_store:
+    recording = (
+        open_store(store) if open_run_store is None else contextlib.nullcontext(open_run_store)
+    )
+    with recording as run_store:
         options = run_options(
             run_store,
             loaded,
