@@ -23,9 +23,9 @@ from pathlib import Path
 
 from wallclock import wall_section
 
-from wfkit.core.expressions import compile_expr
-from wfkit.core.loader import LoadedWorkflow, load_text
-from wfkit.core.runtime import Run, RunOptions
+from wfkit.engine.runtime import Run, RunOptions
+from wfkit.language.expressions import compile_expr
+from wfkit.language.loader import LoadedWorkflow, load_text
 from wfkit.store.sqlite import RunStore
 
 

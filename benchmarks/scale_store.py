@@ -32,9 +32,9 @@ from pathlib import Path
 
 from wallclock import child_env, trivial
 
-from wfkit.core.events import Checkpoint, RunStarted, StepFinished
-from wfkit.core.loader import load_text
-from wfkit.core.runtime import Run, RunOptions
+from wfkit.engine.events import Checkpoint, RunStarted, StepFinished
+from wfkit.engine.runtime import Run, RunOptions
+from wfkit.language.loader import load_text
 from wfkit.store import open_store
 from wfkit.testing_pg import Cluster, ClusterUnavailableError, start_cluster
 

@@ -40,9 +40,9 @@ async def _no_sleep(_: float) -> None:
 
 def large_state(scale: float, tmp: Path) -> dict[str, Any]:
     """A 200,000-item list and 1,000 keys of ~1 KB, then 200 writes to an unrelated field."""
-    from wfkit.core.events import Checkpoint
-    from wfkit.core.loader import load_text
-    from wfkit.core.runtime import Run, RunOptions
+    from wfkit.engine.events import Checkpoint
+    from wfkit.engine.runtime import Run, RunOptions
+    from wfkit.language.loader import load_text
     from wfkit.store.sqlite import RunStore
 
     n_items, n_keys, writes = int(200_000 * scale), int(1000 * scale), 200
@@ -178,7 +178,7 @@ def fan_out(scale: float, tmp: Path) -> dict[str, Any]:
 def error_storm(scale: float, tmp: Path, items: int = 5000, cap: int = 500) -> dict[str, Any]:
     """5,000 failing items, with a circuit breaker and without."""
     from wfkit.commands import run_workflow_async
-    from wfkit.core.tools import FunctionTools
+    from wfkit.engine.tools import FunctionTools
 
     items = int(items * scale)
     rows = {}
@@ -223,7 +223,7 @@ def transient(
 ) -> dict[str, Any]:
     """Fault injection at 0.1/0.3/0.5 with 5 retries, against 1 - p^6."""
     from wfkit.commands import run_workflow_async
-    from wfkit.core.tools import FunctionTools
+    from wfkit.engine.tools import FunctionTools
 
     trials = int(1000 * scale)
     out = {}
@@ -416,7 +416,7 @@ def hostile_shell(scale: float, tmp: Path) -> dict[str, Any]:
     """Injection payloads in every quoting context: the command must print the exact value."""
     sys.path.insert(0, str(ROOT))
     from tests.hostile.test_shell_injection import CONTEXTS, PAYLOADS
-    from wfkit.core.expressions import Value
+    from wfkit.language.expressions import Value
 
     tried = exact = executed = 0
     started = time.perf_counter()

@@ -42,8 +42,8 @@ def test_documented_results(write: Callable[..., Path]) -> None:
 
 
 def test_documented_load_error_is_real(write: Callable[..., Path]) -> None:
-    from wfkit.core.loader import load_file
     from wfkit.errors import LoadError
+    from wfkit.language.loader import load_file
 
     page = (ROOT / "docs" / "language.md").read_text()
     flow = write("name: x\nsteps:\n  - type: shel_command\n    command: ls\n")
@@ -54,7 +54,7 @@ def test_documented_load_error_is_real(write: Callable[..., Path]) -> None:
 
 
 def test_documented_policies_and_breaker(write: Callable[..., Path]) -> None:
-    from wfkit.core.tools import FunctionTools
+    from wfkit.engine.tools import FunctionTools
 
     policies = run_workflow(write(WORKFLOWS["docs:policies"]))
     assert policies.messages[0].text == "unavailable / skipped after 3 failures"

@@ -43,7 +43,7 @@ def test_help_does_not_import_heavy_modules() -> None:
         "from wfkit.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('mcp', 'jinja2', 'prometheus_client', 'pyinstrument', 'rich',"
-        " 'wfkit.core', 'psycopg') if m in sys.modules]\n"
+        " 'wfkit.language', 'wfkit.engine', 'psycopg') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run(
@@ -55,7 +55,7 @@ def test_help_does_not_import_heavy_modules() -> None:
 def test_core_never_imports_presentation_or_protocol_layers() -> None:
     code = (
         "import sys\n"
-        "import wfkit.core.runtime, wfkit.core.loader, wfkit.store.sqlite, wfkit.commands\n"
+        "import wfkit.engine.runtime, wfkit.language.loader, wfkit.store.sqlite, wfkit.commands\n"
         "bad = [m for m in ('typer', 'click', 'rich', 'mcp', 'wfkit.cli', 'wfkit.render',"
         " 'psycopg') if m in sys.modules]\n"
         "print('BAD', bad)\n"
@@ -71,8 +71,8 @@ def test_engine_never_imports_a_store_or_sqlite() -> None:
     code = (
         "import sys\n"
         "before = set(sys.modules)\n"  # coverage's start-up hook may have loaded sqlite3
-        "import wfkit.core.runtime, wfkit.core.loader, wfkit.core.steps\n"
-        "import wfkit.core.steps.parallel, wfkit.core.steps.shell, wfkit.core.steps.tool\n"
+        "import wfkit.engine.runtime, wfkit.language.loader, wfkit.engine.steps\n"
+        "import wfkit.engine.steps.parallel, wfkit.engine.steps.shell, wfkit.engine.steps.tool\n"
         "bad = [m for m in set(sys.modules) - before if m.startswith(('wfkit.store', "
         "'wfkit.executors', 'wfkit.otel')) or m in "
         "('sqlite3', 'psycopg', 'distributed', 'opentelemetry', 'wfkit.commands')]\n"

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import EXAMPLES
 from wfkit.commands import run_workflow
-from wfkit.core.loader import load_file
+from wfkit.language.loader import load_file
 
 WORKFLOWS = sorted(EXAMPLES.glob("*.yaml"))
 

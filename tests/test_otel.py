@@ -435,7 +435,7 @@ def test_without_otel_no_sink_is_installed_and_nothing_is_imported(tmp_path: Pat
 def test_help_and_the_engine_never_import_opentelemetry() -> None:
     code = (
         "import sys\n"
-        "import wfkit.core.runtime, wfkit.core.steps.parallel, wfkit.otel\n"
+        "import wfkit.engine.runtime, wfkit.engine.steps.parallel, wfkit.otel\n"
         "sys.argv = ['wfkit', '--help']\n"
         "from wfkit.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"

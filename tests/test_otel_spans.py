@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from wfkit.core.events import (
+from wfkit.engine.events import (
     ErrorRecord,
     ErrorRecorded,
     FrameDropped,

@@ -171,7 +171,7 @@ def test_aligned_rows_without_a_status_column() -> None:
 
 
 def test_live_reporter_spins_only_on_a_terminal() -> None:
-    from wfkit.core.events import Message, StepFinished, StepStarted
+    from wfkit.engine.events import Message, StepFinished, StepStarted
     from wfkit.render_run import LiveReporter
 
     events = [

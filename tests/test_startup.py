@@ -31,7 +31,7 @@ def test_version_imports_neither_the_cli_nor_the_engine(argv: list[str]) -> None
         "from wfkit.entry import main\n"
         "main()\n"
         "heavy = [m for m in ('typer', 'rich', 'pydantic', 'yaml', 'jinja2', 'wfkit.cli',"
-        " 'wfkit.core') if m in sys.modules]\n"
+        " 'wfkit.language', 'wfkit.engine') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     assert out.splitlines() == [f"wfkit {__version__}", "HEAVY []"]
@@ -52,7 +52,7 @@ def test_other_arguments_go_to_the_cli() -> None:
 
 def test_file_format_models_are_built_on_first_use_not_at_import() -> None:
     out = fresh(
-        "from wfkit.core import models as m\n"
+        "from wfkit.language import models as m\n"
         "print('AT IMPORT', m.Workflow.__pydantic_complete__,"
         " m.ShellCommandStep.__pydantic_complete__)\n"
         "wf = m.Workflow.model_validate({'name': 'x', 'steps': [{'type': 'break'}]})\n"

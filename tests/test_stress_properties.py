@@ -16,13 +16,13 @@ from hypothesis import strategies as st
 from wfkit.commands import list_runs, run_workflow, run_workflow_async
 from wfkit.commands.explain import explain_workflow
 from wfkit.commands.inspect import debug_run
-from wfkit.core.events import Checkpoint
-from wfkit.core.expressions import compile_expr
-from wfkit.core.loader import load_text
-from wfkit.core.models import STEP_TYPES
-from wfkit.core.runtime import Run, RunOptions
-from wfkit.core.tools import FunctionTools
+from wfkit.engine.events import Checkpoint
+from wfkit.engine.runtime import Run, RunOptions
+from wfkit.engine.tools import FunctionTools
 from wfkit.errors import WfkitError
+from wfkit.language.expressions import compile_expr
+from wfkit.language.loader import load_text
+from wfkit.language.models import STEP_TYPES
 
 
 def test_error_history_is_bounded_with_a_count_of_what_was_dropped(

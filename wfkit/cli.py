@@ -295,7 +295,7 @@ def _fail_usage(exc: Exception, json_out: bool = False) -> typer.Exit:
 
 
 def _faults(texts: list[str] | None) -> list[Any]:
-    from wfkit.core.inject import parse_fault
+    from wfkit.engine.inject import parse_fault
 
     return [parse_fault(text) for text in texts or []]
 

@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from wfkit.controls import visible
-from wfkit.core.events import (
+from wfkit.engine.events import (
     ErrorRecorded,
     Event,
     Message,

@@ -581,7 +581,7 @@ def _add_resources(server: Any, base: Path, store: str | Path | None, read_only:
 
     def workflow(path: str) -> str:
         """A workflow file under the root."""
-        from wfkit.core.yamlsrc import read_source
+        from wfkit.language.yamlsrc import read_source
 
         return read_source(workflow_file(base, path), limit=MAX_FILE_BYTES)
 

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from wfkit.controls import visible
-from wfkit.core.models import McpServerSpec
 from wfkit.errors import (
     MissingExtraError,
     ToolConnectionError,
@@ -37,6 +36,7 @@ from wfkit.errors import (
     ToolInputError,
     ToolNotFoundError,
 )
+from wfkit.language.models import McpServerSpec
 
 STARTUP_TIMEOUT_SECONDS = 30.0
 #: how much of each server's stderr is kept (its end)

@@ -103,7 +103,7 @@ def _error_body(error: WfkitError, message: str) -> list[Any]:
 def _snippet(file: str, first: int, last: int, width: int = 300) -> str:
     """Lines ``first..last`` of a file, each cut to ``width``: only these are highlighted, so a
     huge file (or one long line) is reported as fast as a small one; never a decode error."""
-    from wfkit.core.yamlsrc import MAX_FILE_BYTES
+    from wfkit.language.yamlsrc import MAX_FILE_BYTES
 
     try:
         with open(file, "rb") as handle:

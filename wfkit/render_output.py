@@ -9,7 +9,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from wfkit.commands.logs import LogAttempt, LogChunk, LogsResult
-    from wfkit.core.events import OutputChunk
+    from wfkit.engine.events import OutputChunk
 
 #: a partial line longer than this is shown as it is (an output without newlines)
 MAX_LINE = 65_536

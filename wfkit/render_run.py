@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from wfkit.commands.results import ErrorEntry, RunReport
-    from wfkit.core.events import Event
+    from wfkit.engine.events import Event
 
 
 def aligned_rows(
@@ -195,7 +195,7 @@ class LiveReporter:
 
     def __call__(self, event: Event) -> None:
         """An engine event sink."""
-        from wfkit.core.events import (
+        from wfkit.engine.events import (
             Message,
             OutputChunk,
             OutputFinished,

@@ -99,7 +99,7 @@ def test_bench_under_injected_failure(write: Callable[..., Path]) -> None:
              retry_delay: 1}
         """
     )
-    from wfkit.core.inject import parse_fault
+    from wfkit.engine.inject import parse_fault
 
     fault = parse_fault("step=fetch error=ToolError rate=0.5")
     report = bench_workflow(flow, runs=12, warmup=0, faults=[fault], inject_seed="x")

@@ -14,8 +14,8 @@ from typer.testing import CliRunner, Result
 from wfkit.cli import EXIT_USAGE, app
 from wfkit.commands import RunReport, list_runs
 from wfkit.commands.manage import cancel_run, prune_runs, retention_policy
-from wfkit.core.fingerprint import structure_change
-from wfkit.core.models import Retention
+from wfkit.language.fingerprint import structure_change
+from wfkit.language.models import Retention
 from wfkit.store.pending import process_identity
 from wfkit.store.retention import PrunePolicy
 from wfkit.store.sqlite import RunStore

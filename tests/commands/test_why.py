@@ -17,7 +17,7 @@ from wfkit.cli import app
 from wfkit.commands import run_workflow
 from wfkit.commands.inspect import trace_run
 from wfkit.commands.why import why_step
-from wfkit.core.tracing import OPERAND_CHARS
+from wfkit.engine.tracing import OPERAND_CHARS
 from wfkit.mcp_server import build_server
 from wfkit.store.sqlite import RunStore
 

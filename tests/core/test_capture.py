@@ -14,8 +14,8 @@ from rich.console import Console
 
 from wfkit.commands import RunReport, resume_workflow
 from wfkit.commands.logs import run_logs
-from wfkit.core.capture import MAX_PENDING_LINE, StreamCapture
-from wfkit.core.events import OutputChunk
+from wfkit.engine.capture import MAX_PENDING_LINE, StreamCapture
+from wfkit.engine.events import OutputChunk
 from wfkit.errors import LoadError, ToolError
 from wfkit.render_output import LiveOutput
 from wfkit.store.sqlite import SCHEMA_VERSION, RunStore
@@ -225,7 +225,7 @@ def test_retention_from_the_environment(
 
 
 def test_retention_in_the_config_is_checked_at_load(write: Callable[..., Path]) -> None:
-    from wfkit.core.loader import load_file
+    from wfkit.language.loader import load_file
 
     assert load_file(write("name: r\nconfig: {retention: 30d}\nsteps: []\n"))
     with pytest.raises(LoadError, match="retention"):

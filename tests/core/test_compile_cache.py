@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from wfkit.commands import run_workflow
-from wfkit.core import compile_cache
-from wfkit.core.loader import load_file, load_text
 from wfkit.errors import LoadError
+from wfkit.language import compile_cache
+from wfkit.language.loader import load_file, load_text
 
 FLOW = (
     "name: cached\nstate_schema:\n  raw: {n: integer}\nsteps:\n"
@@ -61,7 +61,7 @@ def test_a_cached_load_builds_no_validator(tmp_path: Path) -> None:
     load_file(flow, cache)  # fills the cache
     code = (
         "import sys\nfrom pathlib import Path\n"
-        "from wfkit.core.loader import load_file\nfrom wfkit.core import models as m\n"
+        "from wfkit.language.loader import load_file\nfrom wfkit.language import models as m\n"
         f"loaded = load_file({str(flow)!r}, Path({str(cache)!r}))\n"
         "print(loaded.workflow.steps[0].step_id, m.Workflow.__pydantic_complete__)\n"
     )
@@ -87,8 +87,8 @@ def test_a_cached_load_compiles_no_expression(tmp_path: Path) -> None:
     }
     code = (
         "import asyncio\nfrom pathlib import Path\n"
-        "import jinja2\nfrom wfkit.core import expressions\n"
-        "from wfkit.core.loader import load_file\n"
+        "import jinja2\nfrom wfkit.language import expressions\n"
+        "from wfkit.language.loader import load_file\n"
         "from wfkit.commands.run import run_workflow_async\n"
         "compiled = []\nreal = jinja2.Environment.compile\n"
         "jinja2.Environment.compile = lambda *a, **k: compiled.append(1) or real(*a, **k)\n"
@@ -119,7 +119,7 @@ def test_code_in_an_entry_that_does_not_load_is_compiled_again(tmp_path: Path) -
     source, workflow, expressions = read_entry(entry)
     broken = {key: (kind, refs, b"not marshal") for key, (kind, refs, _) in expressions.items()}
     write_entry(entry, source, workflow, broken)
-    from wfkit.core.expressions import _compile_cached
+    from wfkit.language.expressions import _compile_cached
 
     _compile_cached.cache_clear()  # this process compiled the expression already
     loaded = load_text(FLOW, "f.yaml", cache)

@@ -12,10 +12,10 @@ import pytest
 
 from tests.conftest import EXAMPLES
 from wfkit.commands import RunReport, run_workflow_async
-from wfkit.core.loader import load_text
-from wfkit.core.policy import RetryPolicy
-from wfkit.core.tools import FunctionTools
+from wfkit.engine.tools import FunctionTools
 from wfkit.errors import LoadError
+from wfkit.language.loader import load_text
+from wfkit.language.policy import RetryPolicy
 
 
 class Clock:

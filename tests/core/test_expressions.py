@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jinja2.exceptions import SecurityError
 
-from wfkit.core.expressions import Value, compile_expr
 from wfkit.errors import ExpressionError, UndefinedVariableError
+from wfkit.language.expressions import Value, compile_expr
 
 
 def ev(source: Any, scope: dict[str, Any] | None = None, **kw: Any) -> Any:
@@ -174,7 +174,7 @@ def test_the_time_budget_counts_work_not_waiting() -> None:
     """Time the evaluating thread spends off the CPU (a loaded machine) is not charged."""
     import time
 
-    from wfkit.core.budget import CLOCK_EVERY, Budget, Limits
+    from wfkit.language.budget import CLOCK_EVERY, Budget, Limits
 
     budget = Budget(Limits(max_seconds=0.2))
     time.sleep(0.3)

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from wfkit.cli import app
 from wfkit.commands import run_workflow, run_workflow_async
 from wfkit.commands.why import why_step
-from wfkit.core.inject import parse_fault
-from wfkit.core.tools import FunctionTools
+from wfkit.engine.inject import parse_fault
+from wfkit.engine.tools import FunctionTools
 from wfkit.errors import InputError
 from wfkit.store.sqlite import RunStore
 

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wfkit.commands import RunReport, resume_workflow, run_workflow
-from wfkit.core.loader import load_text
-from wfkit.core.state import SizeLimits, State
+from wfkit.engine.state import SizeLimits, State
 from wfkit.errors import StateError
+from wfkit.language.loader import load_text
 from wfkit.store.sqlite import RunStore
 
 Runner = Callable[..., RunReport]
@@ -221,7 +221,7 @@ def test_shell_memory_limit_counts_shared_mappings(run_yaml: Runner) -> None:
 
 
 def test_memory_mechanism_is_rlimit_without_a_writable_cgroup_v2() -> None:
-    from wfkit.core import memlimit
+    from wfkit.engine import memlimit
 
     argv, used = memlimit.limited_argv(["true"], 64, "s")
     assert used == memlimit.mechanism()

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from wfkit.core.loader import load_file, load_text, walk
 from wfkit.errors import LoadError
+from wfkit.language.compile import walk
+from wfkit.language.loader import load_file, load_text
 
 pytestmark = pytest.mark.filterwarnings("error")
 

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wfkit.core.loader import load_text
-from wfkit.core.state import State, TransformRecord, parse_path, to_state_value
+from wfkit.engine.state import State, TransformRecord, parse_path, to_state_value
 from wfkit.errors import ExpressionError, InputError, StateError
+from wfkit.language.loader import load_text
 
 
 def make_state(text: str, inputs: dict[str, Any] | None = None) -> State:

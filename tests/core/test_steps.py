@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from wfkit.commands import RunReport, run_workflow_async
-from wfkit.core.loader import load_text
-from wfkit.core.runtime import Run, RunOptions
-from wfkit.core.tools import FunctionTools
+from wfkit.engine.runtime import Run, RunOptions
+from wfkit.engine.tools import FunctionTools
+from wfkit.language.loader import load_text
 
 Runner = Callable[..., RunReport]
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from wfkit.core.yamlsrc import format_path, parse
 from wfkit.errors import LoadError
+from wfkit.language.yamlsrc import format_path, parse
 
 
 def test_positions_are_recorded_for_keys_and_items() -> None:

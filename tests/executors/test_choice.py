@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.executors.test_dask import WFKIT
-from wfkit.core.loader import load_text
-from wfkit.core.models import ExecutorConfig
 from wfkit.errors import ExecutorError, LoadError
 from wfkit.executors import ExecutorChoice, choose
+from wfkit.language.loader import load_text
+from wfkit.language.models import ExecutorConfig
 
 DASK = ExecutorConfig(kind="dask", scheduler="tcp://cfg:8786")
 

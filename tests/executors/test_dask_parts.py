@@ -11,12 +11,12 @@ import pytest
 
 from tests.conftest import EXAMPLES
 from tests.executors.conftest import Cluster
-from wfkit.core.executor import ItemJob
-from wfkit.core.items import context_of
-from wfkit.core.loader import load_text
-from wfkit.core.runtime import Run, RunOptions
+from wfkit.engine.detached import context_of
+from wfkit.engine.items import ItemJob
+from wfkit.engine.runtime import Run, RunOptions
 from wfkit.executors import dask as dask_executor
 from wfkit.executors.dask import DaskExecutor, Definition, run_remote
+from wfkit.language.loader import load_text
 
 pytestmark = pytest.mark.slow
 

@@ -14,13 +14,13 @@ import pytest
 
 from tests.executors.test_dask import shape
 from wfkit.commands import RunReport, run_workflow
-from wfkit.core import events
-from wfkit.core.executor import ItemJob, ItemOutcome
-from wfkit.core.frame import FrameCheckpoint
-from wfkit.core.items import ItemReport, adopt, context_of, run_detached
-from wfkit.core.runtime import Run
-from wfkit.core.state import MISSING
-from wfkit.core.tools import NoTools
+from wfkit.engine import events
+from wfkit.engine.detached import ItemReport, adopt, context_of, run_detached
+from wfkit.engine.frame import FrameCheckpoint
+from wfkit.engine.items import ItemJob, ItemOutcome
+from wfkit.engine.runtime import Run
+from wfkit.engine.state import MISSING
+from wfkit.engine.tools import NoTools
 from wfkit.errors import LoadError, ShellCommandError, SubAgentError
 from wfkit.executors import local as local_executor
 

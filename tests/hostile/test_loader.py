@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from tests.hostile.test_expressions import peak_kib
 from wfkit.cli import app
-from wfkit.core.yamlsrc import MAX_NODES_ENV
+from wfkit.language.yamlsrc import MAX_NODES_ENV
 
 FLOW = "name: t\ninputs: {x: {type: any, required: false}}\nsteps: []\n"
 DEEP_JSON = "[" * 3000 + "]" * 3000

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from wfkit.commands import RunReport
 from wfkit.commands.explain import explain_workflow
-from wfkit.core.expressions import Value
-from wfkit.core.loader import load_text
 from wfkit.errors import InputError, LoadError
+from wfkit.language.expressions import Value
+from wfkit.language.loader import load_text
 
 Runner = Callable[..., RunReport]
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import started_run_id
-from wfkit.core.events import (
+from wfkit.engine.events import (
     BreakerChanged,
     ErrorRecord,
     ErrorRecorded,
@@ -154,7 +154,7 @@ def test_runs_are_listed_newest_first_and_found_by_prefix(store_spec: str) -> No
 def test_large_checkpointed_values_are_committed_at_once(store_spec: str) -> None:
     """Checkpointed values past the pending bound go out at once (memory held for the next
     commit stays bounded), so another connection reads them before any later event."""
-    from wfkit.core.events import Checkpoint
+    from wfkit.engine.events import Checkpoint
     from wfkit.store.sql import PENDING_VALUE_CHARS
 
     run_id = "20260101-000000-bbbbbb"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from wfkit.core.events import RunStarted
+from wfkit.engine.events import RunStarted
 from wfkit.errors import RunNotFoundError, StoreError
 from wfkit.store.sqlite import SCHEMA_VERSION, RunStore, new_run_id, resolve_store_path
 

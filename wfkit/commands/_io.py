@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from wfkit.core.state import TextInput
-from wfkit.core.yamlsrc import parse, read_source
 from wfkit.errors import InputError, LoadError
+from wfkit.language.stateplan import TextInput
+from wfkit.language.yamlsrc import parse, read_source
 
 
 def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:

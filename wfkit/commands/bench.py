@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from wfkit.commands.inspect import trace_run
 from wfkit.commands.run import run_to_end, run_workflow_async
-from wfkit.core.inject import Fault
+from wfkit.engine.inject import Fault
 from wfkit.errors import WfkitError
 
 

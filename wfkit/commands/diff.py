@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from wfkit.commands._base import StrictModel
-from wfkit.core.events import ErrorRecord
+from wfkit.engine.events import ErrorRecord
 from wfkit.store import open_store
 from wfkit.store.base import RunRow
 

@@ -12,14 +12,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from wfkit.core import models as m
-from wfkit.core.expressions import Expr, Value, truthy
-from wfkit.core.loader import Body, LoadedWorkflow, load_file, suggest, walk
-from wfkit.core.plan import CompiledUpdate
-from wfkit.core.policy import ErrorPolicy
-from wfkit.core.shellquote import place_values, unneeded_quotes
-from wfkit.core.state import State, parse_path
+from wfkit.engine.state import State, parse_path
 from wfkit.errors import InputError, StepError
+from wfkit.language import models as m
+from wfkit.language.compile import Body, walk
+from wfkit.language.diagnostics import suggest
+from wfkit.language.expressions import Expr, Value, truthy
+from wfkit.language.loader import LoadedWorkflow, load_file
+from wfkit.language.plan import CompiledUpdate
+from wfkit.language.policy import ErrorPolicy
+from wfkit.language.shellquote import place_values, unneeded_quotes
 
 RESULT_FIELDS = {"shell_command": ("stdout", "stderr", "exit_code")}
 
@@ -115,7 +117,7 @@ class _Context:
 def _undeclared_reads(loaded: LoadedWorkflow, body: Body) -> list[PlanWarning]:
     """Computed fields reading a raw path the schema does not declare (allowed, as undeclared
     writes are), and those reading one nothing writes (they get their fallback)."""
-    from wfkit.core.loader import raw_writes
+    from wfkit.language.state_schema import raw_writes
 
     written = raw_writes(body.steps, body.finally_steps)
     declared = body.state.raw_types.keys() | body.state.raw_defaults.keys()
@@ -366,7 +368,7 @@ class _Walker:
             for note in unneeded_quotes(place_values(step.command)[1]):
                 self.warn("shell_quotes", note, step)
         if step.memory_limit_mb is not None:
-            from wfkit.core.memlimit import RLIMIT, mechanism
+            from wfkit.engine.memlimit import RLIMIT, mechanism
 
             how = mechanism()
             extra = " (address space: thread stacks count too)" if how == RLIMIT else ""
@@ -468,7 +470,7 @@ def explain_workflow(
 ) -> Explanation:
     """The plan of a workflow file with the given inputs; never runs anything.
 
-    ``cache`` is a compile-cache directory (:mod:`wfkit.core.compile_cache`) to load through.
+    ``cache`` is a compile-cache directory (:mod:`wfkit.language.compile_cache`) to load through.
     """
     loaded = load_file(file, cache)
     given = dict(inputs or {})

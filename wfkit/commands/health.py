@@ -10,8 +10,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from wfkit.core.loader import LoadedWorkflow, load_file
 from wfkit.errors import LoadError, StoreError, ToolConnectionError
+from wfkit.language.loader import LoadedWorkflow, load_file
 from wfkit.store import open_store
 
 MIN_FREE_DISK_MB = 100

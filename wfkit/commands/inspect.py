@@ -12,9 +12,9 @@ from wfkit.commands.metrics import RunMetrics, figures, last_success
 from wfkit.commands.results import ErrorEntry
 from wfkit.commands.resume import effective_status
 from wfkit.commands.run import iso
-from wfkit.core.state import MISSING
-from wfkit.core.values import json_len
+from wfkit.engine.state import MISSING
 from wfkit.errors import InputError
+from wfkit.language.values import json_len
 from wfkit.store import open_store
 from wfkit.store.base import RunRow, Store
 
@@ -154,7 +154,7 @@ def _iso_timestamp(record: dict[str, Any]) -> dict[str, Any]:
 
 def _check_traced_field(run_id: str, wanted: str, records: list[dict[str, Any]]) -> None:
     """``--field`` must name a field the run traced: a typo is an error, not silence."""
-    from wfkit.core.loader import suggest
+    from wfkit.language.diagnostics import suggest
 
     fields = sorted({r["field"] for r in records if r["kind"] == "transform"})
     if wanted in fields:

@@ -21,10 +21,10 @@ from pathlib import Path
 from wfkit.commands._base import StrictModel
 from wfkit.commands.results import RunSummary, check_statuses
 from wfkit.commands.run import iso
-from wfkit.core.durations import parse_duration
-from wfkit.core.models import Retention
-from wfkit.core.runtime import Run, RunOutcome
+from wfkit.engine.runtime import Run, RunOutcome
 from wfkit.errors import CancelError
+from wfkit.language.durations import parse_duration
+from wfkit.language.models import Retention
 from wfkit.store import open_store
 from wfkit.store.base import RunRow, Store
 from wfkit.store.retention import PrunePolicy, delete_runs, select_runs

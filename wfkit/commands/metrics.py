@@ -13,8 +13,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from wfkit.commands.results import RUN_STATUSES
-from wfkit.core.values import json_len
 from wfkit.errors import MissingExtraError, WfkitError
+from wfkit.language.values import json_len
 from wfkit.store import open_store
 from wfkit.store.base import Store
 

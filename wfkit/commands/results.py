@@ -69,7 +69,7 @@ RUN_STATUSES = (
 
 def check_statuses(statuses: list[str] | None) -> None:
     """Refuse a status filter no run can match (a typo would list nothing, silently)."""
-    from wfkit.core.loader import suggest
+    from wfkit.language.diagnostics import suggest
 
     for status in statuses or []:
         if status not in RUN_STATUSES:

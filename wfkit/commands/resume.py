@@ -19,13 +19,13 @@ from wfkit.commands.run import (
     run_options,
     until_signalled,
 )
-from wfkit.core.events import Event
-from wfkit.core.fingerprint import step_structure, structure_change
-from wfkit.core.frame import StepRecord
-from wfkit.core.loader import LoadedWorkflow, load_file
-from wfkit.core.runtime import Ask, Run
-from wfkit.core.tools import ToolProvider
+from wfkit.engine.events import Event
+from wfkit.engine.frame import StepRecord
+from wfkit.engine.runtime import Ask, Run
+from wfkit.engine.tools import ToolProvider
 from wfkit.errors import ResumeError
+from wfkit.language.fingerprint import step_structure, structure_change
+from wfkit.language.loader import LoadedWorkflow, load_file
 from wfkit.store import open_store
 from wfkit.store.base import RunRow
 from wfkit.store.pending import process_identity

@@ -22,12 +22,12 @@ from wfkit.commands.results import (
     StepSummary,
     check_statuses,
 )
-from wfkit.core import compile_cache
-from wfkit.core.events import ErrorRecord, Event
-from wfkit.core.inject import Fault
-from wfkit.core.loader import LoadedWorkflow, load_file
-from wfkit.core.runtime import Ask, Run, RunOptions, RunOutcome
-from wfkit.core.tools import NoTools, ToolProvider
+from wfkit.engine.events import ErrorRecord, Event
+from wfkit.engine.inject import Fault
+from wfkit.engine.runtime import Ask, Run, RunOptions, RunOutcome
+from wfkit.engine.tools import NoTools, ToolProvider
+from wfkit.language import compile_cache
+from wfkit.language.loader import LoadedWorkflow, load_file
 from wfkit.store import local_dir, open_store, store_spec
 from wfkit.store.base import Store
 from wfkit.store.sqlite import new_run_id
@@ -348,7 +348,7 @@ def list_runs(
     (a duration: 2h, 7d). No store means no runs: none is created.
     """
     from wfkit.commands.resume import effective_status
-    from wfkit.core.durations import parse_duration
+    from wfkit.language.durations import parse_duration
 
     check_statuses(statuses)
     after = time.time() - parse_duration(since) if since else None

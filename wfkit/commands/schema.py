@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from wfkit.commands.schema_docs import describe
-from wfkit.core.models import Workflow
+from wfkit.language.models import Workflow
 
 
 def workflow_schema() -> dict[str, Any]:

@@ -19,15 +19,15 @@ from wfkit.commands.suite_expect import check
 from wfkit.commands.suite_mocks import MockShell, MockTools, VirtualClock
 from wfkit.commands.suite_models import Case, CaseResult, Suite, discover, load_suite
 from wfkit.commands.suite_reports import WorkflowCoverage, measure_coverage
-from wfkit.core.events import Event, StepFinished
-from wfkit.core.inject import parse_fault
-from wfkit.core.loader import LoadedWorkflow, load_file
+from wfkit.engine.events import Event, StepFinished
+from wfkit.engine.inject import parse_fault
 from wfkit.errors import (
     InputError,
     LoadError,
     NoTestsFoundError,
     WfkitError,
 )
+from wfkit.language.loader import LoadedWorkflow, load_file
 from wfkit.store import local_dir, open_store, store_spec
 
 if TYPE_CHECKING:

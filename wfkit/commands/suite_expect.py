@@ -8,11 +8,11 @@ from typing import Any
 from wfkit.commands.results import RunReport
 from wfkit.commands.suite_mocks import MockTools
 from wfkit.commands.suite_models import MATCHERS, CallExpectation, ErrorExpectation, Expect, Failure
-from wfkit.core.state import json_type
-from wfkit.core.values import child, parse_path
+from wfkit.engine.state import json_type
 from wfkit.errors import (
     StateError,
 )
+from wfkit.language.values import child, parse_path
 
 # --- expectations ----------------------------------------------------------------------
 

@@ -12,13 +12,13 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator
 
 from wfkit.commands._base import StrictModel
 from wfkit.commands.results import ErrorEntry, RunReport
-from wfkit.core.inject import parse_fault
-from wfkit.core.loader import translate_validation_error
-from wfkit.core.yamlsrc import parse, read_source
+from wfkit.engine.inject import parse_fault
 from wfkit.errors import (
     InputError,
     LoadError,
 )
+from wfkit.language.diagnostics import translate_validation_error
+from wfkit.language.yamlsrc import parse, read_source
 
 MATCHERS = ("matches", "contains", "gt", "ge", "lt", "le", "type", "len")
 

@@ -35,8 +35,9 @@ class WorkflowCoverage(StrictModel):
 
 def measure_coverage(results: list[CaseResult]) -> list[WorkflowCoverage]:
     """Steps executed, branches taken and error handlers used, per workflow file."""
-    from wfkit.core import models as m
-    from wfkit.core.loader import load_file, walk
+    from wfkit.language import models as m
+    from wfkit.language.compile import walk
+    from wfkit.language.loader import load_file
 
     by_workflow: dict[str, list[CaseResult]] = {}
     for result in results:

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from wfkit.commands._base import StrictModel
-from wfkit.core.isolate import _MISSING, trial
-from wfkit.core.loader import load_file
-from wfkit.core.runtime import RunOptions
+from wfkit.engine.isolate import _MISSING, trial
+from wfkit.engine.runtime import RunOptions
 from wfkit.errors import InputError
+from wfkit.language.loader import load_file
 
 
 class StateWrite(StrictModel):
@@ -59,7 +59,7 @@ def run_one_step(
 ) -> StepTrialResult:
     """Run ``step_id`` of ``file`` once, as attempt ``attempt``, over ``state``."""
     from wfkit.commands.run import default_tools
-    from wfkit.core.tools import NoTools
+    from wfkit.engine.tools import NoTools
 
     if attempt < 1:
         raise InputError(f"--attempt must be 1 or more, not {attempt}")

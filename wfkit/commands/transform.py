@@ -8,10 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from wfkit.core.expressions import compile_expr, make_scope
-from wfkit.core.loader import load_file
-from wfkit.core.state import State, json_type
+from wfkit.engine.state import State, json_type
 from wfkit.errors import ExpressionError, InputError, LoadError, StepError
+from wfkit.language.expressions import compile_expr, make_scope
+from wfkit.language.loader import load_file
 
 
 class TransformError(BaseModel):

@@ -2,7 +2,7 @@
 
 The answer comes only from what the run recorded: its step history, its errors and its
 decisions (condition operands, retry verdicts, recoveries, ``fail_fast`` triggers and breaker
-states, recorded by every run, traced or not; see :class:`wfkit.core.tracing.DecisionLog`).
+states, recorded by every run, traced or not; see :class:`wfkit.engine.tracing.DecisionLog`).
 """
 
 from __future__ import annotations

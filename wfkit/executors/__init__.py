@@ -13,9 +13,9 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from wfkit.core.executor import ItemExecutor
-from wfkit.core.models import ExecutorConfig, check_scheduler
+from wfkit.engine.items import ItemExecutor
 from wfkit.errors import ExecutorError
+from wfkit.language.models import ExecutorConfig, check_scheduler
 
 KINDS = ("local", "dask")
 SCHEDULER_ENV = "WFKIT_DASK_SCHEDULER"

@@ -1,11 +1,11 @@
 """The ``dask`` executor: every ``parallel_foreach`` item is a task on a Dask cluster.
 
-The coordinating run sends each item (an :class:`~wfkit.core.executor.ItemJob`) with the
+The coordinating run sends each item (an :class:`~wfkit.engine.items.ItemJob`) with the
 workflow's text, which reaches every worker once (scattered, kept by digest), and a context:
 the run's id, seed, options and its breakers' state at that moment. On the worker the item
-runs in the same engine (:func:`wfkit.core.items.run_detached`) on one event loop per worker
+runs in the same engine (:func:`wfkit.engine.detached.run_detached`) on one event loop per worker
 process, where the run's MCP servers start once and stay until the run ends; its records come
-back in an :class:`~wfkit.core.items.ItemReport` that the run adopts as if the item had run in
+back in an :class:`~wfkit.engine.detached.ItemReport` that the run adopts as if the item had run in
 it. Cancelling an item (``fail_fast``, Ctrl-C, a timeout) sets a Dask ``Event`` the worker
 watches: the item ends there as it would locally, cleanup and ``finally`` steps included,
 and its records still come back. A worker that dies mid-item loses nothing the run kept: Dask
@@ -25,15 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wfkit.core.events import ToolServerLog
-from wfkit.core.items import ItemContext, ItemReport, adopt, context_of, run_detached
+from wfkit.engine.detached import ItemContext, ItemReport, adopt, context_of, run_detached
+from wfkit.engine.events import ToolServerLog
 from wfkit.errors import ExecutorError, MissingExtraError, StepError
 
 if TYPE_CHECKING:
-    from wfkit.core.executor import ItemJob, ItemOutcome
-    from wfkit.core.loader import LoadedWorkflow
-    from wfkit.core.runtime import Run
-    from wfkit.core.tools import ToolProvider
+    from wfkit.engine.items import ItemJob, ItemOutcome
+    from wfkit.engine.runtime import Run
+    from wfkit.engine.tools import ToolProvider
+    from wfkit.language.loader import LoadedWorkflow
 
 CONNECT_SECONDS = 5.0
 """How long reaching a scheduler may take before the run is refused."""
@@ -207,7 +207,7 @@ def _item_loop() -> asyncio.AbstractEventLoop:
 
 def _workflow(definition: Definition) -> LoadedWorkflow:
     """The loaded workflow of a definition, loaded once per worker process (by digest)."""
-    from wfkit.core.loader import load_text
+    from wfkit.language.loader import load_text
 
     key = (definition.digest, definition.file)  # the file names records: same text, other name
     with _loaded_lock:
@@ -225,7 +225,7 @@ def _workflow(definition: Definition) -> LoadedWorkflow:
 def _tools_for(run_id: str, loaded: LoadedWorkflow, directory: str) -> ToolProvider:
     tools = _tools.get(run_id)
     if tools is None:
-        from wfkit.core.tools import NoTools
+        from wfkit.engine.tools import NoTools
 
         if loaded.workflow.mcp_servers:
             from wfkit.mcp_tools import McpTools

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from wfkit.core.items import run_item
+from wfkit.engine.items import run_item
 
 if TYPE_CHECKING:
-    from wfkit.core.executor import ItemJob, ItemOutcome
-    from wfkit.core.runtime import Run
+    from wfkit.engine.items import ItemJob, ItemOutcome
+    from wfkit.engine.runtime import Run
 
 
 class LocalExecutor:

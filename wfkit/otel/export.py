@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from wfkit import __version__
-from wfkit.core.events import Event
+from wfkit.engine.events import Event
 from wfkit.otel import FLUSH_TIMEOUT_S, shown_url
 from wfkit.otel.spans import RunIds, SpanBuilder
 

@@ -23,7 +23,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.trace import Span, Status, StatusCode
 
-from wfkit.core.events import (
+from wfkit.engine.events import (
     ErrorRecorded,
     Event,
     FrameDropped,

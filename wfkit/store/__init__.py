@@ -1,6 +1,6 @@
 """Run stores: where runs, step executions, errors, checkpoints, breakers and output live.
 
-The engine never imports this package: it emits events (``wfkit.core.events``) and reads
+The engine never imports this package: it emits events (``wfkit.engine.events``) and reads
 stored frames and breaker states through callbacks in its options. The commands open a store
 with :func:`open_store` and pass it those. A store is a path (SQLite, the default) or a
 ``postgresql://`` URL (the ``postgres`` extra); both implement :class:`wfkit.store.base.Store`.

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from wfkit.core.events import ErrorRecord, Event, Message
-    from wfkit.core.frame import FrameCheckpoint
+    from wfkit.engine.events import ErrorRecord, Event, Message
+    from wfkit.engine.frame import FrameCheckpoint
     from wfkit.store.outputs import ChunkRow, OutputRow
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wfkit.core.events import (
+from wfkit.engine.events import (
     BreakerChanged,
     Checkpoint,
     ErrorRecorded,
@@ -29,7 +29,7 @@ from wfkit.core.events import (
     ToolServerLog,
     TracesCollected,
 )
-from wfkit.core.values import MISSING, dumps
+from wfkit.language.values import MISSING, dumps
 
 if TYPE_CHECKING:
     from wfkit.store.base import Db

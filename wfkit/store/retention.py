@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from wfkit.core.durations import parse_duration
+from wfkit.language.durations import parse_duration
 
 if TYPE_CHECKING:
     from wfkit.store.base import RunRow, Store

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from wfkit.core.events import (
+from wfkit.engine.events import (
     ErrorRecord,
     Event,
     Message,
@@ -29,8 +29,8 @@ from wfkit.core.events import (
     RunStarted,
     StepStarted,
 )
-from wfkit.core.frame import FrameCheckpoint
-from wfkit.core.state import MISSING
+from wfkit.engine.frame import FrameCheckpoint
+from wfkit.engine.state import MISSING
 from wfkit.errors import RunNotFoundError, StoreError
 from wfkit.store.base import Db, RunRow
 from wfkit.store.outputs import ChunkRow, OutputRow, read_chunks, read_outputs

@@ -1,0 +1,438 @@
+"""The engine: runs a loaded workflow's steps, records what happened, emits events.
+
+One :class:`Run` per run. Steps execute inside a :class:`Frame` (a state plus local names such
+as ``loop`` and ``steps``); the main workflow has one frame and each ``parallel_foreach`` item
+gets its own. Step behaviour lives in :mod:`wfkit.engine.steps`, found through a registry, so the
+loop here knows no step type by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import wfkit.engine.steps  # noqa: F401  (registers every step type's handler)
+from wfkit.engine.breakers import Breaker, Breakers
+from wfkit.engine.events import (
+    BreakerChanged,
+    Checkpoint,
+    ErrorRecord,
+    ErrorRecorded,
+    ErrorsRecovered,
+    Event,
+    Message,
+    RunFinished,
+    RunStarted,
+    ToolServerLog,
+    TracesCollected,
+)
+from wfkit.engine.frame import Frame, FrameCheckpoint, StepRecord
+from wfkit.engine.inject import Fault, InjectingTools, Injector
+from wfkit.engine.items import ItemExecutor
+from wfkit.engine.state import SizeLimits, State
+from wfkit.engine.step_runner import StepRunner
+from wfkit.engine.tools import NoTools, ToolProvider
+from wfkit.engine.tracing import DecisionLog, Tracer
+from wfkit.errors import (
+    CancelledRunError,
+    InputRequiredError,
+    MemoryLimitError,
+    StepError,
+    WfkitError,
+    WorkflowTimeoutError,
+)
+from wfkit.language.fingerprint import step_structure
+from wfkit.language.loader import LoadedWorkflow
+from wfkit.language.models import StepBase, TraceConfig
+from wfkit.language.plan import StepPlan
+from wfkit.language.stateplan import StatePlan
+
+YIELD_SECONDS = 0.01
+"""Steps that never wait (state updates, loops of them) still give the event loop a turn every
+10 ms, so a timeout or a signal (SIGINT/SIGTERM) is never starved by a busy run."""
+
+
+def _tracer(config: bool | TraceConfig, forced: bool) -> Tracer | None:
+    if isinstance(config, TraceConfig):
+        return Tracer(config) if config.enabled or forced else None
+    return Tracer(TraceConfig()) if config or forced else None
+
+
+def rss_bytes() -> int:
+    """The engine's resident memory now (Linux ``/proc``), else its peak."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+Ask = Callable[[str, list[Any] | None, Any], Any]
+
+
+@dataclass
+class RunOptions:
+    """How to run: where answers and tools come from, how to sleep, who listens."""
+
+    answers: dict[str, Any] = field(default_factory=dict)
+    ask: Ask | None = None
+    tools: ToolProvider = field(default_factory=NoTools)
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    sinks: list[Callable[[Event], None]] = field(default_factory=list)
+    max_output_bytes: int | None = None
+    """Bytes kept of each end of each output stream; ``config.max_output_bytes`` when None."""
+    kill_grace_seconds: float = 2.0
+    seed: str | None = None
+    """Seed of retry jitter; the run id when not given."""
+    clock: Callable[[], float] = time.time
+    """Wall clock of circuit breakers (their state outlives the process)."""
+    breaker_state: dict[str, dict[str, object]] = field(default_factory=dict)
+    """Breaker states stored by earlier runs of the workflow."""
+    resume: Callable[[str], FrameCheckpoint | None] | None = None
+    """Loads stored frames when this run continues an earlier one."""
+    trace: bool = False
+    """Trace even when the workflow's ``config.trace`` does not ask for it."""
+    shell: Callable[[str | list[str]], dict[str, Any] | None] | None = None
+    """Test mocks: given a command, its ``{stdout, stderr, exit_code}``, or None to run it."""
+    pause_for_input: bool = False
+    """A ``user_input`` without an answer pauses the run as ``waiting`` (no terminal)."""
+    initial_raw: dict[str, Any] = field(default_factory=dict)
+    changed_inputs: list[str] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    """Injected faults (``--inject``)."""
+    inject_seed: str | None = None
+    """Seed of the faults' draws; the retry seed when not given."""
+    executor: ItemExecutor | None = None
+    """Where ``parallel_foreach`` items run; in this process when None."""
+    """Inputs a resume changed: the computed fields reading them are recomputed."""
+    """Raw values written over the defaults before the first step (test cases' ``state``)."""
+
+
+@dataclass
+class RunOutcome:
+    """Everything a finished run reports."""
+
+    run_id: str
+    workflow: str
+    status: str
+    state: dict[str, Any]
+    steps: list[StepRecord]
+    errors: list[ErrorRecord]
+    warnings: list[str]
+    messages: list[Message]
+    duration_ms: float
+    error: dict[str, Any] | None
+    errors_dropped: int = 0
+
+
+class Run:
+    """One execution of a loaded workflow."""
+
+    def __init__(
+        self,
+        loaded: LoadedWorkflow,
+        run_id: str,
+        inputs: dict[str, Any],
+        options: RunOptions | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.run_id = run_id
+        self.options = options or RunOptions()
+        self.inputs = inputs
+        self.records: dict[str, StepRecord] = {}
+        self.errors: list[ErrorRecord] = []
+        self.warnings: list[str] = []
+        self.messages: list[Message] = []
+        self.errors_dropped = 0
+        self._sinks = list(self.options.sinks)
+        self.seed = self.options.seed or run_id
+        self._yielded = time.perf_counter()
+        self.tracer = _tracer(loaded.workflow.config.trace, self.options.trace)
+        self.decisions = DecisionLog()
+        self.injector = (
+            Injector(self.options.faults, self.options.inject_seed or self.seed)
+            if self.options.faults
+            else None
+        )
+        if self.injector is not None and any(f.tool for f in self.options.faults):
+            tools = InjectingTools(self.options.tools, self.injector, self.options.sleep)
+            self.options = replace(self.options, tools=tools)
+        self.runner = StepRunner(self)
+        self.breakers = Breakers(
+            loaded.workflow.config.circuit_breakers,
+            self.options.breaker_state,
+            self.options.clock,
+            self._breaker_changed,
+        )
+
+    def _breaker_changed(self, breaker: Breaker) -> None:
+        self.emit(
+            BreakerChanged(
+                self.run_id,
+                self.loaded.name,
+                breaker.name,
+                breaker.state,
+                breaker.failures,
+                breaker.opened_at,
+            )
+        )
+
+    def plan(self, step: StepBase) -> StepPlan:
+        """The compiled :class:`StepPlan` of a step of this run's workflow."""
+        return self.loaded.plans[id(step)]
+
+    # events ----------------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        """Send an event to every sink."""
+        for sink in self._sinks:
+            sink(event)
+
+    def new_state(self, plan: StatePlan, inputs: dict[str, Any]) -> State:
+        """A state with the workflow's size limits, warning through this run."""
+        config = self.loaded.workflow.config
+        return State(
+            plan,
+            inputs,
+            limits=SizeLimits(config.max_state_bytes, config.state_warn_bytes),
+            on_warning=self.warn,
+            on_transform=self.tracer.transform if self.tracer else None,
+        )
+
+    async def pause_point(self) -> None:
+        """Give the event loop a turn when the run has not waited for ``YIELD_SECONDS``."""
+        now = time.perf_counter()
+        if now - self._yielded >= YIELD_SECONDS:
+            self._yielded = now
+            await asyncio.sleep(0)
+
+    def check_memory(self, step_id: str) -> None:
+        """After every step (about 12 µs, only when a limit is set): fail the run when the
+        engine's RSS exceeds ``max_memory_mb``."""
+        limit = self.loaded.workflow.config.max_memory_mb
+        if limit is None:
+            return
+        rss = rss_bytes()
+        if rss > limit * 1024 * 1024:
+            raise MemoryLimitError(
+                f"the engine uses {rss // (1024 * 1024)} MiB, over max_memory_mb={limit}",
+                step_id=step_id,
+            )
+
+    def continue_from(
+        self, records: list[StepRecord], errors: list[ErrorRecord], messages: list[Message]
+    ) -> None:
+        """Carry an interrupted run's history into this (resumed) run."""
+        self.records = {r.id: r for r in records}
+        self.errors = list(errors)
+        self.messages = list(messages)
+
+    def checkpoint(self, frame: Frame) -> None:
+        """Store where ``frame`` is and what it changed."""
+        cursor, changes = frame.checkpoint()
+        self.emit(Checkpoint(self.run_id, frame.key, cursor, changes))
+
+    def load_frame(self, key: str) -> FrameCheckpoint | None:
+        """A stored frame to continue (resumed runs only)."""
+        return self.options.resume(key) if self.options.resume is not None else None
+
+    def warn(self, text: str, step_id: str | None = None) -> None:
+        """Record a warning (once per distinct text)."""
+        if text in self.warnings:
+            return
+        self.warnings.append(text)
+        self.message("warning", text, step_id)
+
+    def message(self, level: str, text: str, step_id: str | None = None) -> None:
+        """Record and emit a message."""
+        event = Message(self.run_id, step_id, level, text, time.time())
+        self.messages.append(event)
+        self.emit(event)
+
+    async def _release(self) -> None:
+        """Close the run's tools, here and wherever its items ran; keep their logs."""
+        await self.options.tools.aclose()
+        if self.options.executor is not None:
+            await self.options.executor.close_run(self)
+        self._record_tool_logs()
+
+    def _record_tool_logs(self) -> None:
+        """Keep what the tools' servers wrote to stderr (a provider may offer ``logs()``)."""
+        logs = getattr(self.options.tools, "logs", None)
+        if logs is None:
+            return
+        for server, text in logs().items():
+            self.emit(ToolServerLog(self.run_id, server, text, time.time()))
+
+    def record_error(
+        self,
+        exc: WfkitError,
+        step_id: str,
+        stack: list[str],
+        retry: int,
+        recovered: bool = False,
+        during: str | None = None,
+        frame: str | None = None,
+    ) -> int:
+        """Record one failed attempt; return its index in the run's error history."""
+        trace = "\n".join(stack)
+        if exc.__cause__ is not None and not isinstance(exc.__cause__, WfkitError):
+            trace += "\n" + "".join(traceback.format_exception(exc))
+        details = exc.details()
+        if exc.injected:
+            details["injected"] = True
+        if during is not None:
+            details["during"] = during
+        record = ErrorRecord(
+            step_id=step_id,
+            error_type=exc.type_name,
+            message=exc.message,
+            stack_trace=trace,
+            timestamp=time.time(),
+            retry_count=retry,
+            recovered=recovered,
+            details=details,
+        )
+        index = self.keep_error(record, frame)
+        if index >= 0 and isinstance(exc, StepError):
+            exc.record_indexes.append(index)
+        return index
+
+    def keep_error(self, record: ErrorRecord, frame: str | None = None) -> int:
+        """Add a failed attempt to the (bounded) history; its index, or -1 when dropped."""
+        if len(self.errors) >= self.loaded.workflow.config.max_error_records:
+            self.errors_dropped += 1  # the history is bounded; the first errors are kept
+            return -1
+        index = len(self.errors)
+        self.errors.append(record)
+        self.emit(ErrorRecorded(self.run_id, index, record, frame))
+        return index
+
+    def mark_recovered(self, error: StepError) -> None:
+        """The error (and the nested errors that caused it) did not fail the run."""
+        indexes: list[int] = []
+        current: StepError | None = error
+        while current is not None:
+            indexes.extend(i for i in current.record_indexes if not self.errors[i].recovered)
+            current = current.cause if isinstance(current.cause, StepError) else None
+        for i in indexes:
+            self.errors[i] = replace(self.errors[i], recovered=True)
+        if indexes:
+            self.emit(ErrorsRecovered(self.run_id, tuple(indexes)))
+
+    # the run ---------------------------------------------------------------------------
+
+    async def execute(self) -> RunOutcome:
+        """Run the workflow to the end and report."""
+        loaded = self.loaded
+        started_wall = time.time()
+        started = time.perf_counter()
+        resumed = self.options.resume is not None
+        self.emit(
+            RunStarted(
+                self.run_id,
+                loaded.name,
+                loaded.source_path,
+                loaded.digest,
+                self.inputs,
+                started_wall,
+                resumed,
+                step_structure(loaded),
+            )
+        )
+        status = "succeeded"
+        error: StepError | None = None
+        state: State | None = None
+        try:
+            state = self.new_state(loaded.main.state, self.inputs)
+            frame = Frame(self, loaded.main, state)
+            saved = self.load_frame(frame.key)
+            if saved is not None:
+                frame.restore(saved)
+                state.refresh_inputs(self.options.changed_inputs)
+            else:
+                for name, value in self.options.initial_raw.items():
+                    state.write(f"raw.{name}", "set", value)
+            try:
+                async with asyncio.timeout(loaded.workflow.config.timeout):
+                    await frame.run_steps(loaded.main.steps)
+            except TimeoutError:
+                status = "timed_out"
+                error = WorkflowTimeoutError(
+                    f"the run exceeded its timeout of {loaded.workflow.config.timeout} s",
+                    step_id=frame.active[-1] if frame.active else None,
+                )
+                self.record_error(error, "workflow", frame.active, 0, recovered=False)
+            except asyncio.CancelledError:
+                status = "cancelled"
+                error = CancelledRunError("the run was cancelled")
+            except InputRequiredError as exc:
+                status, error = "waiting", exc
+            except StepError as exc:
+                status, error = "failed", exc
+            status, error = await self._finally(frame, status, error)
+        except StepError as exc:  # the initial computed fields failed
+            status, error = "failed", exc
+            self.record_error(exc, "workflow", [], 0, recovered=False)
+        finally:
+            await self._release()
+        snapshot = (
+            state.snapshot()
+            if state is not None
+            else {"inputs": self.inputs, "raw": {}, "computed": {}}
+        )
+        duration = (time.perf_counter() - started) * 1000
+        details = error.details() if error is not None else None
+        if self.tracer is not None:
+            self.emit(TracesCollected(self.run_id, list(self.tracer.records), self.tracer.dropped))
+        if self.decisions.records:
+            self.emit(TracesCollected(self.run_id, self.decisions.stored(), 0))
+        # a run stopped by max_memory_mb keeps its state in its checkpoint only: encoding it
+        # once more for the record would take as much memory again as the state itself
+        final = None if isinstance(error, MemoryLimitError) else snapshot
+        self.emit(
+            RunFinished(
+                self.run_id, status, final, duration, time.time(), details, self.errors_dropped
+            )
+        )
+        return RunOutcome(
+            run_id=self.run_id,
+            workflow=loaded.name,
+            status=status,
+            state=snapshot,
+            steps=list(self.records.values()),
+            errors=list(self.errors),
+            warnings=list(self.warnings),
+            messages=list(self.messages),
+            duration_ms=duration,
+            error=details,
+            errors_dropped=self.errors_dropped,
+        )
+
+    async def _finally(
+        self, frame: Frame, status: str, error: StepError | None
+    ) -> tuple[str, StepError | None]:
+        steps = self.loaded.main.finally_steps
+        if not steps:
+            return status, error
+        frame.locals["workflow"] = {
+            "status": status,
+            "run_id": self.run_id,
+            "name": self.loaded.name,
+            "error": error.details() if error is not None else None,
+        }
+        frame.during = "finally"
+        try:
+            failure = await frame.run_each(steps)  # every finally step runs
+        finally:
+            frame.during = None
+        if failure is not None and error is None:  # a failing finally fails a run that had not
+            return "failed", failure
+        return status, error

@@ -1,0 +1,20 @@
+"""Step types: one module per step type, each registering its handler in
+:mod:`wfkit.engine.steps.registry`; importing this package registers them all."""
+
+from __future__ import annotations
+
+from wfkit.engine.steps import control, interaction, parallel, shell, state_update, tool
+from wfkit.engine.steps.registry import HANDLERS, Handler, LoopSignal, handles
+
+__all__ = [
+    "HANDLERS",
+    "Handler",
+    "LoopSignal",
+    "control",
+    "handles",
+    "interaction",
+    "parallel",
+    "shell",
+    "state_update",
+    "tool",
+]

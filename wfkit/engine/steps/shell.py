@@ -1,0 +1,202 @@
+"""``shell_command``: a subprocess in its own process group, output captured and bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wfkit.engine.capture import TAIL_CHARS, TAIL_LINES, OutputCapture, StreamCapture
+from wfkit.engine.memlimit import limited_argv
+from wfkit.engine.steps.registry import handles
+from wfkit.errors import ShellCommandError
+from wfkit.language.models import ShellCommandStep
+
+if TYPE_CHECKING:
+    from wfkit.engine.frame import Frame
+    from wfkit.engine.runtime import Run
+
+_CHUNK = 65_536
+
+
+@handles(ShellCommandStep)
+async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
+    """Run the command; the result is ``{stdout, stderr, exit_code}``.
+
+    A string runs through ``/bin/sh -c`` with templated values shell-quoted; a list is an
+    argv run directly. ``stdout``/``stderr`` lose one trailing newline.
+    """
+    run = frame.run
+    command = frame.eval(step, "command")
+    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else [str(a) for a in command]
+    env = dict(os.environ)
+    env.update({str(k): str(v) for k, v in (frame.eval(step, "env") or {}).items()})
+    workflow_dir = Path(run.loaded.file).resolve().parent
+    env["WFKIT_RUN_ID"] = run.run_id
+    env["WFKIT_WORKFLOW_DIR"] = str(workflow_dir)
+    cwd = None
+    if step.working_directory:  # relative to the workflow file, so it runs from anywhere
+        cwd = workflow_dir / str(frame.eval(step, "working_directory"))
+    shown = command if isinstance(command, str) else " ".join(argv)
+    if run.options.shell is not None:
+        mocked = run.options.shell(command)
+        if mocked is not None:
+            return _result(step, shown, mocked)
+    limited_by = None
+    if step.memory_limit_mb is not None:
+        argv, limited_by = limited_argv(argv, step.memory_limit_mb, step.step_id)
+        env["MALLOC_ARENA_MAX"] = "2"  # fewer malloc arenas: less address space per thread
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,  # its own process group, so we can end all of it
+        )
+    except OSError as exc:
+        code = 127 if isinstance(exc, FileNotFoundError) else 126
+        raise ShellCommandError(
+            f"cannot start {shown!r}: {exc.strerror}",
+            exit_code=code,
+            stderr=str(exc),
+            stderr_tail=str(exc),
+        ) from exc
+    capture = OutputCapture(frame, step.step_id, "shell", output_limit(run))
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    out, err = capture.streams["stdout"], capture.streams["stderr"]
+    readers = asyncio.gather(_read(proc.stdout, out), _read(proc.stderr, err))
+    try:
+        # the step ends when its shell exits: a background child (`cmd &`) still holding the
+        # pipes gets DRAIN_SECONDS to finish writing, then its group is killed
+        exit_code = await _shell_exit(proc)
+        await _drain(proc.pid, readers)
+    except BaseException as exc:
+        readers.cancel()
+        readers.add_done_callback(_retrieve)  # else a collected `readers` logs its cancellation
+        capture.finish("cancelled" if isinstance(exc, asyncio.CancelledError) else "failed")
+        await terminate_group(proc, run.options.kill_grace_seconds)
+        raise
+    _kill_leftovers(proc.pid)
+    capture.finish("succeeded" if exit_code in step.ok_exit_codes else "failed", exit_code)
+    result = {"stdout": out.text(), "stderr": err.text(), "exit_code": exit_code}
+    return _result(step, shown, result, (out.last_lines(), err.last_lines()), limited_by)
+
+
+def output_limit(run: Run) -> int:
+    """Bytes kept of each end of each stream: ``config.max_output_bytes`` unless overridden."""
+    override = run.options.max_output_bytes
+    return override if override is not None else run.loaded.workflow.config.max_output_bytes
+
+
+def _result(
+    step: ShellCommandStep,
+    shown: str,
+    result: dict[str, Any],
+    tails: tuple[str, str] | None = None,
+    limited_by: str | None = None,
+) -> dict[str, Any]:
+    """The step's result, or ShellCommandError for an exit code outside ``ok_exit_codes``.
+
+    The error's message ends with the last lines of stderr, then of stdout: a test runner
+    that reports on stdout still says why it failed wherever the error is shown.
+    """
+    exit_code = result["exit_code"]
+    if exit_code in step.ok_exit_codes:
+        return result
+    stdout_tail, stderr_tail = tails or (
+        _last_lines(result["stdout"]),
+        _last_lines(result["stderr"]),
+    )
+    hint = (
+        f" (memory_limit_mb={step.memory_limit_mb}, enforced by {limited_by}, may have been"
+        " exceeded)"
+        if limited_by is not None
+        else ""
+    )
+    last = stderr_tail.splitlines()[-1:] or [""]
+    message = f"command {shown!r} exited with {exit_code}" + (f": {last[0]}" if last[0] else "")
+    message += hint
+    for name, tail in (("stderr", stderr_tail), ("stdout", stdout_tail)):
+        if tail:
+            message += f"\n{name}:\n" + "\n".join("  " + line for line in tail.splitlines())
+    raise ShellCommandError(
+        message,
+        exit_code=exit_code,
+        stderr=result["stderr"],
+        stdout_tail=stdout_tail,
+        stderr_tail=stderr_tail,
+    )
+
+
+def _last_lines(text: str) -> str:
+    return "\n".join(text.rstrip().splitlines()[-TAIL_LINES:])[-TAIL_CHARS:]
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Take a finished future's outcome: asyncio logs "exception was never retrieved" with a
+    traceback when a future whose exception nobody read is garbage-collected."""
+    if not future.cancelled():
+        future.exception()
+
+
+async def _read(stream: asyncio.StreamReader, capture: StreamCapture) -> None:
+    """Feed the stream to its capture as it arrives: memory stays bounded whatever the size."""
+    while chunk := await stream.read(_CHUNK):
+        capture.feed(chunk)
+    capture.close()
+
+
+DRAIN_SECONDS = 0.5
+"""How long output may still arrive after the shell exited (from children it left behind)."""
+
+
+async def _shell_exit(proc: asyncio.subprocess.Process) -> int:
+    """The shell's exit code, as soon as it exits: ``proc.wait()`` alone also waits for the
+    pipes to close, which a background child keeps open."""
+    waiter = asyncio.ensure_future(proc.wait())
+    try:
+        while True:
+            done, _ = await asyncio.wait({waiter}, timeout=0.05)
+            if done:
+                return waiter.result()
+            if proc.returncode is not None:
+                return proc.returncode
+    finally:
+        waiter.cancel()
+
+
+async def _drain(pgid: int, readers: asyncio.Future[Any]) -> None:
+    """Wait for the pipes to close; kill what holds them after a bound, then stop reading."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(readers), DRAIN_SECONDS)
+        return
+    _kill_leftovers(pgid)
+    # a process outside the group (it called setsid) may hold them still: stop reading
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(readers, DRAIN_SECONDS)
+
+
+async def terminate_group(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """End the process's whole group: TERM, then KILL after ``grace`` seconds."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+    _kill_leftovers(proc.pid)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+
+
+def _kill_leftovers(pgid: int) -> None:
+    """Whatever the command left running in its group goes with it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)

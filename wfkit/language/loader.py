@@ -1,0 +1,148 @@
+"""Load a workflow file: YAML -> models -> compiled, checked :class:`LoadedWorkflow`.
+
+Every problem found here is a :class:`~wfkit.errors.LoadError` naming file, line, column and
+field. Expressions are compiled once here; the engine only evaluates them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from wfkit.errors import LoadError
+from wfkit.language import compile_cache
+from wfkit.language import models as m
+from wfkit.language.compile import Body, prepare_body, walk
+from wfkit.language.diagnostics import FOUND, combine_problems, translate_validation_error
+from wfkit.language.expressions import precompiled, recording
+from wfkit.language.plan import StepPlan
+from wfkit.language.state_schema import build_state_plan, raw_writes
+from wfkit.language.yamlsrc import Path as NodePath
+from wfkit.language.yamlsrc import Source, parse, read_source
+
+MAX_FILE_BYTES = 5_000_000
+
+
+@dataclass(frozen=True)
+class LoadedWorkflow:
+    """A validated workflow with compiled expressions and state plans."""
+
+    workflow: m.Workflow
+    source: Source
+    digest: str
+    main: Body
+    tasks: dict[str, Body]
+    #: the compiled plan of every step, by ``id()`` of its model (kept alive by ``workflow``)
+    plans: dict[int, StepPlan] = field(default_factory=dict)
+    #: the file's text (shipped with items that run on other machines)
+    text: str = ""
+
+    @property
+    def file(self) -> str:
+        """The file the workflow came from, as given."""
+        return self.source.file
+
+    @property
+    def name(self) -> str:
+        """The workflow's ``name``."""
+        return self.workflow.name
+
+    @property
+    def source_path(self) -> str:
+        """The file as an absolute path (what the run store keeps, for ``resume``)."""
+        return str(Path(self.file).resolve())
+
+
+def load_file(path: str | Path, cache: Path | None = None) -> LoadedWorkflow:
+    """Read and load a workflow file; ``cache`` is a compile-cache directory to use."""
+    return load_text(read_source(path, limit=MAX_FILE_BYTES), str(path), cache)
+
+
+def load_text(text: str, file: str = "<string>", cache: Path | None = None) -> LoadedWorkflow:
+    """Load a workflow from YAML text; ``file`` names it in errors.
+
+    With ``cache`` (a directory, see :mod:`wfkit.language.compile_cache`), a text loaded before
+    skips parsing and validation, and its expressions are rebuilt from their generated code
+    instead of compiled; the checks and step plans run as always.
+    """
+    cached = compile_cache.lookup(cache, text, file) if cache is not None else None
+    if cached is not None:
+        source, workflow, expressions = cached
+        with precompiled(expressions):
+            return _compile_workflow(text, file, source, workflow)
+    source, workflow = _parse_and_validate(text, file)
+    if cache is None:
+        return _compile_workflow(text, file, source, workflow)
+    parsed = compile_cache.freeze(source, workflow)  # before compiling fills in the steps
+    with recording() as compiled:
+        loaded = _compile_workflow(text, file, source, workflow)
+    compile_cache.store(cache, text, parsed, compiled)  # only a file that loads is kept
+    return loaded
+
+
+def _parse_and_validate(text: str, file: str) -> tuple[Source, m.Workflow]:
+    source = parse(text, file)
+    if not isinstance(source.data, dict):
+        raise LoadError(
+            "a workflow file must be a YAML mapping (name:, steps:, ...)",
+            file=file,
+            line=1,
+            column=1,
+        )
+    try:
+        workflow = m.Workflow.model_validate(source.data)
+    except ValidationError as exc:
+        raise translate_validation_error(exc, source) from None
+    return source, workflow
+
+
+def _compile_workflow(text: str, file: str, source: Source, workflow: m.Workflow) -> LoadedWorkflow:
+    """Check and compile everything; every problem found is reported in one error."""
+    found: list[LoadError] = []
+    token = FOUND.set(found)
+    try:
+        loaded = _compile_checked(text, file, source, workflow)
+    finally:
+        FOUND.reset(token)
+    if found:
+        unique = {(p.line, p.column, p.message): p for p in found}
+        raise combine_problems(list(unique.values()))
+    return loaded
+
+
+def _compile_checked(text: str, file: str, source: Source, workflow: m.Workflow) -> LoadedWorkflow:
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    written = raw_writes(workflow.steps, workflow.finally_)
+    main_plan = build_state_plan(
+        source,
+        ("state_schema",),
+        workflow.inputs,
+        workflow.state_schema,
+        workflow.default_state,
+        written,
+    )
+    main = Body("workflow", workflow.steps, workflow.finally_, main_plan)
+    prepare_body(source, main, (), workflow)
+    tasks: dict[str, Body] = {}
+    for name, task in workflow.sub_agent_tasks.items():
+        base: NodePath = ("sub_agent_tasks", name)
+        plan = build_state_plan(
+            source,
+            (*base, "state_schema"),
+            task.inputs,
+            task.state_schema,
+            task.default_state,
+            raw_writes(task.steps, task.finally_),
+        )
+        tasks[name] = Body(name, task.steps, task.finally_, plan)
+        prepare_body(source, tasks[name], base, workflow)
+    plans = {
+        id(step): StepPlan.of(step, file, step._compiled)
+        for body in (main, *tasks.values())
+        for steps in (body.steps, body.finally_steps)
+        for step, _ in walk(steps)
+    }
+    return LoadedWorkflow(workflow, source, digest, main, tasks, plans, text)
