@@ -155,9 +155,10 @@ def rendered(renderable: Any) -> str:
 
 def test_hostile_strings_show_exactly_in_every_view(write) -> None:  # type: ignore[no-untyped-def]
     from wfkit.commands import list_runs, run_workflow
+    from wfkit.commands.debug import debug_run
     from wfkit.commands.explain import explain_workflow
     from wfkit.commands.health import check_health
-    from wfkit.commands.inspect import debug_run, trace_run
+    from wfkit.commands.trace import trace_run
     from wfkit.commands.transform import evaluate_transform
     from wfkit.errors import LoadError
 

@@ -18,7 +18,7 @@ from mcp.client.stdio import StdioServerParameters
 
 from tests.test_mcp_client import SERVER, flow
 from wfkit.commands import RunReport, run_workflow
-from wfkit.commands.inspect import debug_run
+from wfkit.commands.debug import debug_run
 
 # a server that never answers: its start-up can only end by a timeout
 SLEEPER = "sleep 987.321"

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wfkit.commands import list_runs, run_workflow, run_workflow_async
+from wfkit.commands.debug import debug_run
 from wfkit.commands.explain import explain_workflow
-from wfkit.commands.inspect import debug_run
 from wfkit.engine.events import Checkpoint
 from wfkit.engine.runtime import Run, RunOptions
 from wfkit.engine.tools import FunctionTools

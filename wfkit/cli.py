@@ -584,7 +584,7 @@ def trace_command(
     json_out: JsonOpt = False,
 ) -> None:
     """Show a traced run's transforms (inputs, outputs, timing), conditions and retries."""
-    from wfkit.commands.inspect import chrome_trace, trace_run
+    from wfkit.commands.trace import chrome_trace, trace_run
     from wfkit.errors import InputError, RunNotFoundError, StoreError
     from wfkit.render import trace_view
 
@@ -614,7 +614,7 @@ def debug(
     json_out: JsonOpt = False,
 ) -> None:
     """A run's status, failing step, state, errors with stack traces, history and bottlenecks."""
-    from wfkit.commands.inspect import debug_run
+    from wfkit.commands.debug import debug_run
     from wfkit.errors import RunNotFoundError, StoreError
     from wfkit.render import debug_view
 
@@ -732,7 +732,7 @@ def step_trial_command(
 ) -> None:
     """Run one step in isolation: condition, rendered fields, result, writes, policy branch."""
     from wfkit.commands._io import json_argument
-    from wfkit.commands.test_step import run_one_step
+    from wfkit.commands.step_trial import run_one_step
     from wfkit.errors import InputError, LoadError
     from wfkit.render_step import step_trial_view
 
@@ -789,8 +789,8 @@ def suite_command(
     """Run workflow test suites with mocked tools, shell and answers, in virtual time."""
     from rich.text import Text
 
-    from wfkit.commands.suite import run_tests
-    from wfkit.commands.suite_reports import write_junit, write_lcov
+    from wfkit.commands.suite.reports import write_junit, write_lcov
+    from wfkit.commands.suite.runner import run_tests
     from wfkit.errors import LoadError, NoTestsFoundError
     from wfkit.render import case_line, test_summary
 

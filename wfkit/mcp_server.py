@@ -417,7 +417,7 @@ def build_server(  # noqa: PLR0915 - one closure per tool, over the root and the
     ) -> Any:
         """Computed-field evaluations (input, output, timing), conditions and retry decisions
         of a run made with trace."""
-        from wfkit.commands.inspect import trace_run
+        from wfkit.commands.trace import trace_run
 
         check_path_text(run_id, "run_id")
         return trace_run(run_id, field=field, step=step, store=store, read_only=read_only)
@@ -425,7 +425,7 @@ def build_server(  # noqa: PLR0915 - one closure per tool, over the root and the
     async def workflow_debug_info(run_id: RunId) -> Any:
         """A run's status, failing step, state, errors with stack traces, history, retries,
         breakers, bottlenecks, metrics and its MCP servers' stderr."""
-        from wfkit.commands.inspect import debug_run
+        from wfkit.commands.debug import debug_run
 
         check_path_text(run_id, "run_id")
         return debug_run(run_id, store=store, read_only=read_only)
@@ -574,7 +574,7 @@ def _add_resources(server: Any, base: Path, store: str | Path | None, read_only:
 
     def run(run_id: str) -> str:
         """Everything recorded about one run, as workflow_debug_info returns it (JSON)."""
-        from wfkit.commands.inspect import debug_run
+        from wfkit.commands.debug import debug_run
 
         check_path_text(run_id, "run_id")
         return debug_run(run_id, store=store, read_only=read_only).model_dump_json(indent=2)

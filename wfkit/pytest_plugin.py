@@ -32,7 +32,7 @@ class WorkflowSuiteFile(pytest.File):
     """A test suite file."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        from wfkit.commands.suite_models import load_suite
+        from wfkit.commands.suite.models import load_suite
         from wfkit.errors import LoadError
 
         try:
@@ -57,7 +57,7 @@ class WorkflowCase(pytest.Item):
         self.case = case
 
     def runtest(self) -> None:
-        from wfkit.commands.suite import run_case
+        from wfkit.commands.suite.runner import run_case
 
         result = run_case(self.path, self.suite, self.case)
         if result.status == "error":

@@ -14,12 +14,12 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from wfkit.commands.bench import BenchReport
+    from wfkit.commands.debug import DebugInfo
     from wfkit.commands.explain import Explanation, StepPlanView
     from wfkit.commands.health import HealthReport
-    from wfkit.commands.inspect import DebugInfo, TraceView
     from wfkit.commands.results import RunSummary
-    from wfkit.commands.suite import TestReport
-    from wfkit.commands.suite_models import CaseResult
+    from wfkit.commands.suite.models import CaseResult, TestReport
+    from wfkit.commands.trace import TraceView
     from wfkit.commands.transform import TransformResult
     from wfkit.errors import WfkitError
 

@@ -23,7 +23,7 @@ from wfkit.controls import visible
 
 if TYPE_CHECKING:
     from wfkit.commands.report import RunPage
-    from wfkit.commands.suite import TestReport
+    from wfkit.commands.suite.models import TestReport
 
 #: lanes beyond this count start collapsed (failed ones stay open)
 COLLAPSE_AFTER = 10

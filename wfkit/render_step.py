@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from wfkit.commands.test_step import StepTrialResult
+    from wfkit.commands.step_trial import StepTrialResult
 
 _BRANCH_STYLE = {
     "succeed": "green",

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from wfkit.commands.results import RunReport
-from wfkit.commands.suite import run_case
-from wfkit.commands.suite_expect import matches
-from wfkit.commands.suite_models import Case, Expect, Mocks, ShellMock, Suite, ToolMock
+from wfkit.commands.suite.expect import matches
+from wfkit.commands.suite.models import Case, Expect, Mocks, ShellMock, Suite, ToolMock
+from wfkit.commands.suite.runner import run_case
 
 __all__ = ["RunReport", "assert_state", "matches", "run_with_mocks"]
 
@@ -64,7 +64,7 @@ def assert_state(report: RunReport, path: str, expected: Any) -> None:
     """Assert that the state at ``path`` (``raw.x``, ``computed.y`` or a flat name) is
     ``expected`` or satisfies a matcher (``{"ge": 1}``, ``{"matches": "re"}``...)."""
     __tracebackhide__ = True  # a failure points at the caller's assert_state line
-    from wfkit.commands.suite_expect import read_state
+    from wfkit.commands.suite.expect import read_state
 
     actual = read_state(report, path)
     ok, described = matches(expected, actual)

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from wfkit.cli import app
 from wfkit.commands import run_workflow
-from wfkit.commands.inspect import chrome_trace, debug_run, trace_run
+from wfkit.commands.debug import debug_run
+from wfkit.commands.trace import chrome_trace, trace_run
 from wfkit.errors import InputError
 
 TRACED = """

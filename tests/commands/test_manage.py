@@ -13,7 +13,8 @@ from typer.testing import CliRunner, Result
 
 from wfkit.cli import EXIT_USAGE, app
 from wfkit.commands import RunReport, list_runs
-from wfkit.commands.manage import cancel_run, prune_runs, retention_policy
+from wfkit.commands._runs import retention_policy
+from wfkit.commands.manage import cancel_run, prune_runs
 from wfkit.language.fingerprint import structure_change
 from wfkit.language.models import Retention
 from wfkit.store.pending import process_identity

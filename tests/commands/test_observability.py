@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from tests.conftest import EXAMPLES
 from wfkit.cli import app
 from wfkit.commands import run_workflow
+from wfkit.commands.debug import debug_run
 from wfkit.commands.health import check_health
-from wfkit.commands.inspect import debug_run
 from wfkit.commands.metrics import run_metrics, write_prometheus
 from wfkit.errors import MissingExtraError
 

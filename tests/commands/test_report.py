@@ -14,7 +14,7 @@ from wfkit.commands import report as report_module
 from wfkit.commands import run_workflow
 from wfkit.commands.report import _state_note, chain_of, report_run
 from wfkit.commands.report_timeline import critical_path, execution_at
-from wfkit.commands.suite import run_tests
+from wfkit.commands.suite.runner import run_tests
 from wfkit.render_html import json_for_script, run_page_html, suite_page_html
 
 FLOW = """

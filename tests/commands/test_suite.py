@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 
 from tests.conftest import EXAMPLES
 from wfkit.cli import app
-from wfkit.commands.suite import run_tests
-from wfkit.commands.suite_expect import matches
-from wfkit.commands.suite_models import CaseResult, load_suite
-from wfkit.commands.suite_reports import write_junit, write_lcov
+from wfkit.commands.suite.expect import matches
+from wfkit.commands.suite.models import CaseResult, load_suite
+from wfkit.commands.suite.reports import write_junit, write_lcov
+from wfkit.commands.suite.runner import run_tests
 from wfkit.errors import LoadError, StoreError
 from wfkit.testing import assert_state, run_with_mocks
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from wfkit.commands import suite as suite_module
-from wfkit.commands.suite import run_tests
+from wfkit.commands.suite import runner as suite_module
+from wfkit.commands.suite.runner import run_tests
 
 FLOW = (
     "name: once\ninputs:\n  n: {type: integer, default: 1}\nstate_schema:\n  raw: {m: integer}\n"

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from wfkit.cli import app
-from wfkit.commands.test_step import run_one_step
+from wfkit.commands.step_trial import run_one_step
 from wfkit.errors import InputError
 
 FLOW = """

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from wfkit.cli import app
 from wfkit.commands import run_workflow
-from wfkit.commands.inspect import trace_run
+from wfkit.commands.trace import trace_run
 from wfkit.commands.why import why_step
 from wfkit.engine.tracing import OPERAND_CHARS
 from wfkit.mcp_server import build_server

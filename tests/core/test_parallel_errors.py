@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from wfkit.commands import RunReport
-from wfkit.commands.inspect import debug_run
+from wfkit.commands.debug import debug_run
 
 FAN = """
 name: fan

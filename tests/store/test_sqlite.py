@@ -73,8 +73,8 @@ def test_a_read_only_store_creates_and_writes_nothing(tmp_path: Path) -> None:
 def test_a_reused_pid_is_not_the_runs_process(tmp_path: Path) -> None:
     """A run whose process died, its pid taken by another process: the run is interrupted,
     and cancel never signals the stranger."""
+    from wfkit.commands._runs import effective_status, run_process_alive
     from wfkit.commands.manage import cancel_run
-    from wfkit.commands.resume import effective_status, run_process_alive
 
     stranger = subprocess.Popen(["sleep", "60"])  # the process the pid now belongs to
     try:

@@ -9,3 +9,9 @@ class StrictModel(BaseModel):
     """Immutable, and built only from the fields it declares: an unknown field is an error."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FrozenModel(BaseModel):
+    """Immutable: the views of recorded runs (``trace``, ``debug``)."""
+
+    model_config = ConfigDict(frozen=True)

@@ -13,8 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from wfkit.commands.inspect import trace_run
-from wfkit.commands.run import run_to_end, run_workflow_async
+from wfkit.commands._runs import run_to_end
+from wfkit.commands.run import run_workflow_async
+from wfkit.commands.trace import trace_run
 from wfkit.engine.inject import Fault
 from wfkit.errors import WfkitError
 

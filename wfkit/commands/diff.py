@@ -152,7 +152,7 @@ def diff_runs(
     run_a: str, run_b: str, *, store: str | Path | None = None, read_only: bool = False
 ) -> DiffResult:
     """Align two runs (of the same workflow or not) and name their first divergence."""
-    from wfkit.commands.resume import effective_status
+    from wfkit.commands._runs import effective_status
 
     with open_store(store, create=False, read_only=read_only) as run_store:
         row_a, row_b = run_store.get_run(run_a), run_store.get_run(run_b)

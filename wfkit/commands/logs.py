@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wfkit.commands._base import StrictModel
-from wfkit.commands.run import iso
+from wfkit.commands._runs import iso
 from wfkit.store import open_store
 from wfkit.store.outputs import ChunkRow, OutputRow
 
@@ -61,7 +61,7 @@ def run_logs(
     store: str | Path | None = None,
 ) -> LogsResult:
     """The stored output of a run (or of one step, attempt, item), in the order it started."""
-    from wfkit.commands.resume import effective_status
+    from wfkit.commands._runs import effective_status
 
     with open_store(store, create=False) as run_store:
         row = run_store.get_run(run_id)
@@ -160,7 +160,7 @@ def follow_logs(
 
     Returns the run's final status. Works from any process that reaches the store.
     """
-    from wfkit.commands.resume import effective_status
+    from wfkit.commands._runs import effective_status
 
     with open_store(store, create=False) as run_store:
         row = run_store.get_run(run_id)

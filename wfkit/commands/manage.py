@@ -10,7 +10,6 @@ engine treats the same way. See docs/errors.md.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -19,18 +18,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wfkit.commands._base import StrictModel
+from wfkit.commands._runs import (
+    WATCH_SECONDS,
+    iso,
+)
 from wfkit.commands.results import RunSummary, check_statuses
-from wfkit.commands.run import iso
-from wfkit.engine.runtime import Run, RunOutcome
 from wfkit.errors import CancelError
 from wfkit.language.durations import parse_duration
-from wfkit.language.models import Retention
 from wfkit.store import open_store
 from wfkit.store.base import RunRow, Store
 from wfkit.store.retention import PrunePolicy, delete_runs, select_runs
-
-WATCH_SECONDS = 0.25
-"""How often a running process looks for a cancel request (and flushes quiet output)."""
 
 
 class CancelResult(StrictModel):
@@ -50,25 +47,6 @@ class PruneResult(StrictModel):
     bytes_after: int
 
 
-async def execute_watched(run: Run, run_store: Store, poll: float = WATCH_SECONDS) -> RunOutcome:
-    """Execute the run while watching the store for a cancel request."""
-    engine = asyncio.ensure_future(run.execute())
-
-    async def watch() -> None:
-        while not engine.done():
-            await asyncio.sleep(poll)
-            run_store.flush_if_due()
-            if run_store.cancel_requested(run.run_id):
-                engine.cancel()
-                return
-
-    watcher = asyncio.ensure_future(watch())
-    try:
-        return await engine
-    finally:
-        watcher.cancel()
-
-
 def cancel_run(
     run_id: str,
     store: str | Path | None = None,
@@ -79,7 +57,7 @@ def cancel_run(
 ) -> CancelResult:
     """Ask a running run to stop and wait (up to ``wait`` s) until it has; SIGTERM its
     process as a fallback. An interrupted run (its process is gone) is marked cancelled."""
-    from wfkit.commands.resume import effective_status, run_process_alive
+    from wfkit.commands._runs import effective_status, run_process_alive
 
     with open_store(store, create=False) as run_store:
         row = run_store.get_run(run_id)
@@ -108,7 +86,7 @@ def _wait_for_end(
     sleep: Callable[[float], None],
     clock: Callable[[], float],
 ) -> str:
-    from wfkit.commands.resume import effective_status
+    from wfkit.commands._runs import effective_status
 
     deadline = clock() + wait
     while True:
@@ -127,7 +105,7 @@ def prune_runs(
     dry_run: bool = False,
 ) -> PruneResult:
     """Delete finished runs (all their rows) that match, then reclaim the file's space."""
-    from wfkit.commands.resume import effective_status
+    from wfkit.commands._runs import effective_status
 
     check_statuses(statuses)
     policy = PrunePolicy(
@@ -145,33 +123,6 @@ def prune_runs(
             bytes_before=before,
             bytes_after=after,
         )
-
-
-def retention_policy(config: str | Retention | None) -> PrunePolicy | None:
-    """``WFKIT_RETENTION`` (it wins), else the workflow's ``config.retention``."""
-    env = os.environ.get("WFKIT_RETENTION")
-    if env:
-        return PrunePolicy.parse(env)
-    if isinstance(config, str):
-        return PrunePolicy(parse_duration(config))
-    if isinstance(config, Retention):
-        older = parse_duration(config.older_than) if config.older_than else None
-        return PrunePolicy(older, config.keep)
-    return None
-
-
-def apply_retention(run_store: Store, policy: PrunePolicy) -> int:
-    """Prune what the retention policy says after a run; the number of runs deleted.
-
-    No VACUUM here (it rewrites the whole file): SQLite reuses the freed pages, and
-    ``wfkit prune`` shrinks the file when asked.
-    """
-    from wfkit.commands.resume import effective_status
-
-    chosen = [r.run_id for r in select_runs(run_store, policy, effective_status)]
-    if chosen:
-        delete_runs(run_store, chosen, vacuum=False)
-    return len(chosen)
 
 
 def _summary(row: RunRow, status: str) -> RunSummary:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from wfkit.commands._base import StrictModel
-from wfkit.commands.inspect import debug_run
+from wfkit.commands._runs import iso
+from wfkit.commands.debug import debug_run
 from wfkit.commands.logs import log_attempt
 from wfkit.commands.report_timeline import (
     ReportAttempt,
@@ -24,7 +25,6 @@ from wfkit.commands.report_timeline import (
     Timeline,
     unfinished,
 )
-from wfkit.commands.run import iso
 from wfkit.store import open_store
 from wfkit.store.base import Store
 
@@ -210,7 +210,7 @@ def _state_changes(
 
 def report_run(run_id: str, *, store: str | Path | None = None, read_only: bool = False) -> RunPage:
     """Everything the HTML page of a run shows, bounded (see the module's constants)."""
-    from wfkit.commands.resume import effective_status
+    from wfkit.commands._runs import effective_status
 
     info = debug_run(run_id, store=store, read_only=read_only)
     with open_store(store, create=False, read_only=read_only) as run_store:

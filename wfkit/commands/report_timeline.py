@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from wfkit.commands._base import StrictModel
-from wfkit.commands.inspect import CONTAINERS
+from wfkit.commands.debug import CONTAINERS
 
 #: slack when matching times recorded by different clocks (seconds)
 _EPS = 0.0005

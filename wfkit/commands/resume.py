@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from wfkit.commands._io import read_mapping
-from wfkit.commands.results import RunReport
-from wfkit.commands.run import (
+from wfkit.commands._runs import (
+    effective_status,
     execute_recorded,
     executor_choice,
     merged_answers,
@@ -19,6 +17,7 @@ from wfkit.commands.run import (
     run_options,
     until_signalled,
 )
+from wfkit.commands.results import RunReport
 from wfkit.engine.events import Event
 from wfkit.engine.frame import StepRecord
 from wfkit.engine.runtime import Ask, Run
@@ -28,40 +27,8 @@ from wfkit.language.fingerprint import step_structure, structure_change
 from wfkit.language.loader import LoadedWorkflow, load_file
 from wfkit.store import open_store
 from wfkit.store.base import RunRow
-from wfkit.store.pending import process_identity
 
 RESUMABLE = ("failed", "timed_out", "cancelled", "interrupted", "waiting")
-
-
-def pid_alive(pid: int | None) -> bool:
-    """Whether a process with this id exists (on this machine)."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def run_process_alive(row: RunRow) -> bool | None:
-    """Whether the process that runs ``row`` is alive: True, False, or None when it cannot be
-    told (it ran on another machine). A pid alone is not trusted: the identity recorded with it
-    (host, boot, start time) must match, so a reused pid is not mistaken for the run."""
-    if row.process is None:  # a run recorded before identities were
-        return pid_alive(row.pid)
-    if row.process.split("/", 1)[0] != socket.gethostname():
-        return None
-    return row.pid is not None and process_identity(row.pid) == row.process
-
-
-def effective_status(row: RunRow) -> str:
-    """A run's status, with ``interrupted`` for a ``running`` run whose process is gone."""
-    if row.status == "running" and row.pid != os.getpid() and run_process_alive(row) is False:
-        return "interrupted"
-    return row.status
 
 
 def history_records(history: list[dict[str, Any]]) -> list[StepRecord]:

@@ -50,7 +50,7 @@ def why_step(
     run_id: str, step_id: str, *, store: str | Path | None = None, read_only: bool = False
 ) -> WhyResult:
     """Explain the last execution of ``step_id`` in run ``run_id`` from its records."""
-    from wfkit.commands.resume import effective_status
+    from wfkit.commands._runs import effective_status
 
     with open_store(store, create=False, read_only=read_only) as run_store:
         row = run_store.get_run(run_id)

@@ -6,31 +6,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wfkit.commands._base import StrictModel
+from wfkit.commands.suite.models import CoverageItem, WorkflowCoverage
 
 if TYPE_CHECKING:
-    from wfkit.commands.suite import TestReport
-    from wfkit.commands.suite_models import CaseResult
-
-
-class CoverageItem(StrictModel):
-    kind: str  # step | branch | error_handler
-    step_id: str
-    line: int | None
-    what: str
-    covered: bool
-    #: whether the step it belongs to ran at all (a branch not taken vs never reached)
-    reached: bool = False
-
-
-class WorkflowCoverage(StrictModel):
-    workflow: str
-    items: list[CoverageItem]
-
-    @property
-    def percent(self) -> float:
-        """Covered share of the items, in percent."""
-        return 100.0 * sum(i.covered for i in self.items) / len(self.items) if self.items else 100.0
+    from wfkit.commands.suite.models import CaseResult, TestReport
 
 
 def measure_coverage(results: list[CaseResult]) -> list[WorkflowCoverage]:

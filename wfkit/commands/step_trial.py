@@ -58,7 +58,7 @@ def run_one_step(
     mock_error: str | None = None,
 ) -> StepTrialResult:
     """Run ``step_id`` of ``file`` once, as attempt ``attempt``, over ``state``."""
-    from wfkit.commands.run import default_tools
+    from wfkit.commands._runs import default_tools
     from wfkit.engine.tools import NoTools
 
     if attempt < 1:

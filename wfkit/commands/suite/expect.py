@@ -6,8 +6,8 @@ import re
 from typing import Any
 
 from wfkit.commands.results import RunReport
-from wfkit.commands.suite_mocks import MockTools
-from wfkit.commands.suite_models import MATCHERS, CallExpectation, ErrorExpectation, Expect, Failure
+from wfkit.commands.suite.mocks import MockTools
+from wfkit.commands.suite.models import MATCHERS, CallExpectation, ErrorExpectation, Expect, Failure
 from wfkit.engine.state import json_type
 from wfkit.errors import (
     StateError,

@@ -207,3 +207,44 @@ def discover(paths: Sequence[str | Path]) -> list[Path]:
         else:
             raise LoadError("no such file or folder", file=str(path))
     return found
+
+
+class CoverageItem(StrictModel):
+    kind: str  # step | branch | error_handler
+    step_id: str
+    line: int | None
+    what: str
+    covered: bool
+    #: whether the step it belongs to ran at all (a branch not taken vs never reached)
+    reached: bool = False
+
+
+class WorkflowCoverage(StrictModel):
+    workflow: str
+    items: list[CoverageItem]
+
+    @property
+    def percent(self) -> float:
+        """Covered share of the items, in percent."""
+        return 100.0 * sum(i.covered for i in self.items) / len(self.items) if self.items else 100.0
+
+
+class TestReport(StrictModel):
+    """The result of ``wfkit test``."""
+
+    __test__ = False  # not a pytest test class
+
+    cases: list[CaseResult]
+    passed: int
+    failed: int
+    errors: int
+    #: cases that errored because their suite or workflow file did not load
+    invalid: int = 0
+    duration_ms: float
+    coverage: list[WorkflowCoverage] | None = None
+    coverage_percent: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every case passed."""
+        return self.failed == 0 and self.errors == 0

@@ -12,13 +12,20 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wfkit.commands._base import StrictModel
+from wfkit.commands._runs import run_to_end
 from wfkit.commands.results import ErrorEntry, RunReport
-from wfkit.commands.run import run_to_end, run_workflow_async
-from wfkit.commands.suite_expect import check
-from wfkit.commands.suite_mocks import MockShell, MockTools, VirtualClock
-from wfkit.commands.suite_models import Case, CaseResult, Suite, discover, load_suite
-from wfkit.commands.suite_reports import WorkflowCoverage, measure_coverage
+from wfkit.commands.run import run_workflow_async
+from wfkit.commands.suite.expect import check
+from wfkit.commands.suite.mocks import MockShell, MockTools, VirtualClock
+from wfkit.commands.suite.models import (
+    Case,
+    CaseResult,
+    Suite,
+    TestReport,
+    discover,
+    load_suite,
+)
+from wfkit.commands.suite.reports import measure_coverage
 from wfkit.engine.events import Event, StepFinished
 from wfkit.engine.inject import parse_fault
 from wfkit.errors import (
@@ -194,30 +201,9 @@ def run_case(
 # --- whole suites ----------------------------------------------------------------------
 
 
-class TestReport(StrictModel):
-    """The result of ``wfkit test``."""
-
-    __test__ = False  # not a pytest test class
-
-    cases: list[CaseResult]
-    passed: int
-    failed: int
-    errors: int
-    #: cases that errored because their suite or workflow file did not load
-    invalid: int = 0
-    duration_ms: float
-    coverage: list[WorkflowCoverage] | None = None
-    coverage_percent: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when every case passed."""
-        return self.failed == 0 and self.errors == 0
-
-
 def _prune_test_store(path: Path) -> None:
     """Keep the newest :data:`TEST_RUNS_KEPT` case runs (the test store stays bounded)."""
-    from wfkit.commands.manage import apply_retention
+    from wfkit.commands._runs import apply_retention
     from wfkit.store.retention import PrunePolicy
 
     with open_store(path, create=False) as run_store:

@@ -6,7 +6,7 @@ import asyncio
 import re
 from typing import Any
 
-from wfkit.commands.suite_models import ShellMock, ShellReply, ToolMock, ToolReply
+from wfkit.commands.suite.models import ShellMock, ShellReply, ToolMock, ToolReply
 from wfkit.errors import (
     ERROR_TYPES,
     StepError,
