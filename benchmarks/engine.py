@@ -23,7 +23,8 @@ from pathlib import Path
 
 from wallclock import wall_section
 
-from wfkit.engine.runtime import Run, RunOptions
+from wfkit.engine.context import RunOptions
+from wfkit.engine.runtime import Run
 from wfkit.language.expressions import compile_expr
 from wfkit.language.loader import LoadedWorkflow, load_text
 from wfkit.store.sqlite import RunStore

@@ -63,9 +63,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1,000 executions")
     args = parser.parse_args()
     loop, items = (500, 100) if args.quick else (5_000, 1_000)
+    from wfkit.cli.views.html import run_page_html
     from wfkit.commands import run_workflow
     from wfkit.commands.report import report_run
-    from wfkit.render_html import run_page_html
 
     with tempfile.TemporaryDirectory() as tmp:
         flow = Path(tmp) / "big.yaml"

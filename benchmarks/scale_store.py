@@ -12,7 +12,7 @@ Two cases, each on both stores:
 - 16 ``wfkit run`` processes started at once on one fresh store (they also race to create
   its schema): wall time until the last ends, runs/s, and a count of what was stored.
 
-The PostgreSQL server is a throwaway cluster in a temporary folder (``wfkit.testing_pg``)
+The PostgreSQL server is a throwaway cluster in a temporary folder (``tests.pg_cluster``)
 with its default, durable settings (``fsync`` on); SQLite runs in WAL mode with
 ``synchronous=NORMAL``, as wfkit opens it.
 """
@@ -32,11 +32,14 @@ from pathlib import Path
 
 from wallclock import child_env, trivial
 
+from wfkit.engine.context import RunOptions
 from wfkit.engine.events import Checkpoint, RunStarted, StepFinished
-from wfkit.engine.runtime import Run, RunOptions
+from wfkit.engine.runtime import Run
 from wfkit.language.loader import load_text
 from wfkit.store import open_store
-from wfkit.testing_pg import Cluster, ClusterUnavailableError, start_cluster
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test cluster helper
+from tests.pg_cluster import Cluster, ClusterUnavailableError, start_cluster
 
 PROCESSES = 16
 WFKIT = [sys.executable, "-m", "wfkit"]

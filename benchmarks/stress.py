@@ -40,8 +40,9 @@ async def _no_sleep(_: float) -> None:
 
 def large_state(scale: float, tmp: Path) -> dict[str, Any]:
     """A 200,000-item list and 1,000 keys of ~1 KB, then 200 writes to an unrelated field."""
+    from wfkit.engine.context import RunOptions
     from wfkit.engine.events import Checkpoint
-    from wfkit.engine.runtime import Run, RunOptions
+    from wfkit.engine.runtime import Run
     from wfkit.language.loader import load_text
     from wfkit.store.sqlite import RunStore
 

@@ -179,9 +179,9 @@ def report_render(steps: int, repeat: int) -> tuple[float, float, int, float]:
     from wfkit.commands.run import run_workflow_async
 
     try:
-        from wfkit.render_run import run_report
+        from wfkit.cli.views.run import run_report
     except ImportError:  # an installation from before the bounded report: always full
-        from wfkit.render import run_report as old_report  # type: ignore[attr-defined]
+        from wfkit.cli.views.common import run_report as old_report  # type: ignore[attr-defined]
 
         def run_report(report: Any, full: bool = False) -> Any:
             return old_report(report)

@@ -25,7 +25,7 @@ MARKER = Path("/tmp/wfkit-docs-ready")  # fixed: state sizes in the output depen
 
 def _cli(*args: str) -> tuple[int, str]:
     env = {"NO_COLOR": "1", "COLUMNS": "100", "TERM": "dumb"}
-    from wfkit.cli import app
+    from wfkit.cli.app import app
 
     result = CliRunner().invoke(app, list(args), env=env)
     return result.exit_code, result.stdout + result.stderr

@@ -23,7 +23,7 @@ def _type(schema: dict[str, Any]) -> str:
 async def _tools() -> list[Any]:
     from mcp.client import Client
 
-    from wfkit.mcp_server import build_server
+    from wfkit.mcp_server.server import build_server
 
     async with Client(build_server(ROOT)) as client:
         return list((await client.list_tools()).tools)

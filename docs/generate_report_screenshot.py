@@ -21,9 +21,9 @@ OUT = ROOT / "docs" / "images" / "report.png"
 def main() -> None:
     sys.path.insert(0, str(ROOT))
     from tests import browser as chrome
+    from wfkit.cli.views.html import run_page_html
     from wfkit.commands import run_workflow
     from wfkit.commands.report import report_run
-    from wfkit.render_html import run_page_html
 
     reason = chrome.missing()
     if reason is not None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from wfkit.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, app
+from wfkit.cli.app import app
+from wfkit.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 Invoke = Callable[..., "object"]
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from wfkit.cli import EXPLAIN_TREE_STEPS, app
+from wfkit.cli.app import app
+from wfkit.cli.common import EXPLAIN_TREE_STEPS
 
 
 @pytest.fixture

@@ -16,8 +16,11 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from wfkit import __version__, render, render_run
-from wfkit.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, app
+from wfkit import __version__
+from wfkit.cli.app import app
+from wfkit.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from wfkit.cli.views import common, debug, explain, health
+from wfkit.cli.views import run as run_view
 from wfkit.controls import CONTROL
 
 ERROR_KEYS = {"type", "message", "file", "line", "column", "field"}
@@ -165,16 +168,16 @@ def test_hostile_strings_show_exactly_in_every_view(write) -> None:  # type: ign
     flow = write(HOSTILE_FLOW)
     report = run_workflow(flow)
     views = {
-        "run": render_run.run_report(report, True),
-        "explain": render.explanation_tree(explain_workflow(flow)),
-        "debug": render.debug_view(debug_run(report.run_id)),
-        "trace": render.trace_view(trace_run(report.run_id)),
-        "runs": render.runs_table(list_runs()),
-        "health": render.health_view(check_health(workflow=flow)),
-        "transform": render.transform_result(
+        "run": run_view.run_report(report, True),
+        "explain": explain.explanation_tree(explain_workflow(flow)),
+        "debug": debug.debug_view(debug_run(report.run_id)),
+        "trace": debug.trace_view(trace_run(report.run_id)),
+        "runs": debug.runs_table(list_runs()),
+        "health": health.health_view(check_health(workflow=flow)),
+        "transform": explain.transform_result(
             evaluate_transform("input ~ ' :fire: [b]'", HOSTILE, None)
         ),
-        "error": render.error_view(LoadError(f"bad {HOSTILE}", file="[x].yaml")),
+        "error": common.error_view(LoadError(f"bad {HOSTILE}", file="[x].yaml")),
     }
     texts = {name: rendered(view) for name, view in views.items()}
     for name in ("run", "debug", "trace", "runs", "health", "explain"):
@@ -203,7 +206,7 @@ def test_hostile_strings_show_exactly_through_the_cli(cli, write) -> None:  # ty
 
 
 def test_a_warning_keeps_its_brackets() -> None:
-    from wfkit.cli import error_view_text
+    from wfkit.cli.common import error_view_text
 
     text = rendered(error_view_text(ValueError("pip install 'wfkit[metrics]'")))
     assert text == "warning: pip install 'wfkit[metrics]'\n"
@@ -212,7 +215,7 @@ def test_a_warning_keeps_its_brackets() -> None:
 def test_a_prompt_from_the_workflow_is_shown_as_written() -> None:
     out = StringIO()
     console = Console(width=100, color_system=None, file=out, force_terminal=False)
-    reporter = render_run.LiveReporter(console)
+    reporter = run_view.LiveReporter(console)
     console.file = out
     sys_stdin = sys.stdin
     try:
@@ -395,7 +398,7 @@ def test_a_hyperlink_target_is_cleaned_and_styling_kept() -> None:
     from rich.style import Style
     from rich.text import Text
 
-    from wfkit.terminal import SafeConsole
+    from wfkit.cli.terminal import SafeConsole
 
     out = StringIO()
     console = SafeConsole(file=out, force_terminal=True, color_system="standard", width=80)
@@ -409,7 +412,7 @@ def test_a_hyperlink_target_is_cleaned_and_styling_kept() -> None:
 
 
 def test_visible_keeps_tab_newline_and_printable_text() -> None:
-    from wfkit.terminal import visible
+    from wfkit.cli.terminal import visible
 
     assert visible("a\tb\nc ✓ é") == "a\tb\nc ✓ é"
     assert visible("\x00\x1b\x1f\x7f\x80\x9f") == "␀␛␟␡��"

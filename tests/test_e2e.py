@@ -40,7 +40,7 @@ def test_help_does_not_import_heavy_modules() -> None:
     code = (
         "import sys\n"
         "sys.argv = ['wfkit', '--help']\n"
-        "from wfkit.cli import main\n"
+        "from wfkit.cli.app import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('mcp', 'jinja2', 'prometheus_client', 'pyinstrument', 'rich',"
         " 'wfkit.language', 'wfkit.engine', 'psycopg') if m in sys.modules]\n"
@@ -56,8 +56,8 @@ def test_core_never_imports_presentation_or_protocol_layers() -> None:
     code = (
         "import sys\n"
         "import wfkit.engine.runtime, wfkit.language.loader, wfkit.store.sqlite, wfkit.commands\n"
-        "bad = [m for m in ('typer', 'click', 'rich', 'mcp', 'wfkit.cli', 'wfkit.render',"
-        " 'psycopg') if m in sys.modules]\n"
+        "bad = [m for m in ('typer', 'click', 'rich', 'mcp', 'wfkit.cli.app',"
+        " 'wfkit.cli.views.common', 'psycopg') if m in sys.modules]\n"
         "print('BAD', bad)\n"
     )
     out = subprocess.run(

@@ -15,7 +15,9 @@ from mcp.client.stdio import StdioServerParameters
 
 from tests.conftest import EXAMPLES
 from wfkit.errors import InputError
-from wfkit.mcp_server import READ_ONLY, build_server, confine, json_arg
+from wfkit.mcp_server.arguments import confine, json_arg
+from wfkit.mcp_server.server import build_server
+from wfkit.mcp_server.tools import READ_ONLY
 
 FLOW = """
 name: agent-flow

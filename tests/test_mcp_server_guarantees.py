@@ -17,7 +17,8 @@ from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
 from wfkit.commands import run_workflow
-from wfkit.mcp_server import READ_ONLY, build_server
+from wfkit.mcp_server.server import build_server
+from wfkit.mcp_server.tools import READ_ONLY
 
 PWNED_FLOW = """
 name: pwn

@@ -412,7 +412,7 @@ def test_without_otel_no_sink_is_installed_and_nothing_is_imported(tmp_path: Pat
     code = (
         "import sys\n"
         "sys.argv = ['wfkit', 'run', 'flow.yaml', '-q']\n"
-        "from wfkit.cli import main\n"
+        "from wfkit.cli.app import main\n"
         "try:\n    main()\nexcept SystemExit as e:\n    print('EXIT', e.code)\n"
         "print('LOADED', sorted(m for m in sys.modules if m.startswith('opentelemetry')"
         " or m.startswith('wfkit.otel.')))\n"
@@ -437,7 +437,7 @@ def test_help_and_the_engine_never_import_opentelemetry() -> None:
         "import sys\n"
         "import wfkit.engine.runtime, wfkit.engine.steps.parallel, wfkit.otel\n"
         "sys.argv = ['wfkit', '--help']\n"
-        "from wfkit.cli import main\n"
+        "from wfkit.cli.app import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "print('LOADED', [m for m in sys.modules if m.startswith('opentelemetry')])\n"
     )

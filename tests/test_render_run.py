@@ -10,10 +10,11 @@ from pathlib import Path
 from rich.console import Console
 from typer.testing import CliRunner
 
-from wfkit.cli import EXIT_OK, EXIT_USAGE, app
+from wfkit.cli.app import app
+from wfkit.cli.common import EXIT_OK, EXIT_USAGE
+from wfkit.cli.views.run import aligned_rows, run_report
 from wfkit.commands import RunReport
 from wfkit.commands.results import ErrorEntry, RunState, StepSummary
-from wfkit.render_run import aligned_rows, run_report
 
 Runner = Callable[..., RunReport]
 
@@ -171,8 +172,8 @@ def test_aligned_rows_without_a_status_column() -> None:
 
 
 def test_live_reporter_spins_only_on_a_terminal() -> None:
+    from wfkit.cli.views.run import LiveReporter
     from wfkit.engine.events import Message, StepFinished, StepStarted
-    from wfkit.render_run import LiveReporter
 
     events = [
         StepStarted("r", "a", "state_update", "steps[0]", 1, 0.0),

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from tests import browser as chrome
 from tests.commands.test_report import FLOW
-from wfkit.cli import app
+from wfkit.cli.app import app
+from wfkit.cli.views.html import COLLAPSE_AFTER
 from wfkit.commands import run_workflow
-from wfkit.render_html import COLLAPSE_AFTER
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser

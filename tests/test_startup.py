@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from tests.test_e2e import wfkit
 from wfkit import __version__
-from wfkit.cli import app, app_for, invoked_command
+from wfkit.cli.app import app, app_for, invoked_command
 
 
 def fresh(code: str) -> str:
@@ -28,9 +28,9 @@ def test_version_imports_neither_the_cli_nor_the_engine(argv: list[str]) -> None
     out = fresh(
         "import sys\n"
         f"sys.argv = ['wfkit', *{argv!r}]\n"
-        "from wfkit.entry import main\n"
+        "from wfkit.cli.entry import main\n"
         "main()\n"
-        "heavy = [m for m in ('typer', 'rich', 'pydantic', 'yaml', 'jinja2', 'wfkit.cli',"
+        "heavy = [m for m in ('typer', 'rich', 'pydantic', 'yaml', 'jinja2', 'wfkit.cli.app',"
         " 'wfkit.language', 'wfkit.engine') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
@@ -125,7 +125,8 @@ def test_a_finished_run_is_not_formatted_by_the_event_loop_at_its_end(tmp_path: 
     code = (
         "import asyncio, sys\n"
         "from wfkit.commands.results import RunReport\n"
-        "from wfkit.commands.run import run_to_end, run_workflow_async\n"
+        "from wfkit.commands._runs import run_to_end\n"
+        "from wfkit.commands.run import run_workflow_async\n"
         "made = []\n"
         "RunReport.__repr__ = lambda self: made.append(1) or 'report'\n"
         f"flow, store = {str(tmp_path / 'flow.yaml')!r}, {str(tmp_path / 'store')!r}\n"

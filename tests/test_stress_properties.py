@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from wfkit.commands import list_runs, run_workflow, run_workflow_async
 from wfkit.commands.debug import debug_run
 from wfkit.commands.explain import explain_workflow
+from wfkit.engine.context import RunOptions
 from wfkit.engine.events import Checkpoint
-from wfkit.engine.runtime import Run, RunOptions
+from wfkit.engine.runtime import Run
 from wfkit.engine.tools import FunctionTools
 from wfkit.errors import WfkitError
 from wfkit.language.expressions import compile_expr

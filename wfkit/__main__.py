@@ -1,5 +1,5 @@
 """``python -m wfkit``."""
 
-from wfkit.entry import main
+from wfkit.cli.entry import main
 
 main()

@@ -1,4 +1,4 @@
-"""Terminal control characters shown, never obeyed (see :mod:`wfkit.terminal`).
+"""Terminal control characters shown, never obeyed (see :mod:`wfkit.cli.terminal`).
 
 Text from workflows, values, tools and commands may hold ESC sequences that clear the
 screen, retitle the window or write the clipboard (OSC 52). Wherever wfkit writes such text

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import EXAMPLES
-from wfkit.cli import app
+from wfkit.cli.app import app
 from wfkit.commands.bench import BenchError, bench_workflow
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from mcp.client import Client
 from typer.testing import CliRunner
 
-from wfkit.cli import app
+from wfkit.cli.app import app
 from wfkit.commands import run_workflow
 from wfkit.commands.diff import StepSide, _compare, diff_runs, value_diffs
-from wfkit.mcp_server import build_server
+from wfkit.mcp_server.server import build_server
 
 FLOW = """
 name: diffed

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from wfkit.cli import app
+from wfkit.cli.app import app
 from wfkit.commands import run_workflow
 from wfkit.commands.debug import debug_run
 from wfkit.commands.trace import chrome_trace, trace_run

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from wfkit.cli import EXIT_USAGE, app
+from wfkit.cli.app import app
+from wfkit.cli.common import EXIT_USAGE
 from wfkit.commands import RunReport, list_runs
 from wfkit.commands._runs import retention_policy
 from wfkit.commands.manage import cancel_run, prune_runs

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from tests.conftest import EXAMPLES
-from wfkit.cli import app
+from wfkit.cli.app import app
 from wfkit.commands import run_workflow
 from wfkit.commands.debug import debug_run
 from wfkit.commands.health import check_health
@@ -202,6 +202,6 @@ def test_json_logs_carry_structured_fields(write: Callable[..., Path], tmp_path:
     text = CliRunner().invoke(app, ["--log-format", "text", "run", str(write(FLOW))])
     assert "INFO wfkit.run run succeeded" in text.stderr
     assert CliRunner().invoke(app, ["--log-format", "xml", "runs"]).exit_code == 2
-    from wfkit.logs import configure
+    from wfkit.cli.eventlog import configure
 
     configure(None, None)  # back to quiet for the rest of the suite

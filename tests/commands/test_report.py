@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from wfkit.cli import app
+from wfkit.cli.app import app
+from wfkit.cli.views.html import json_for_script, run_page_html, suite_page_html
 from wfkit.commands import report as report_module
 from wfkit.commands import run_workflow
 from wfkit.commands.report import _state_note, chain_of, report_run
 from wfkit.commands.report_timeline import critical_path, execution_at
 from wfkit.commands.suite.runner import run_tests
-from wfkit.render_html import json_for_script, run_page_html, suite_page_html
 
 FLOW = """
 name: reportflow
@@ -396,7 +396,7 @@ def test_an_attempt_still_running_lasts_until_now() -> None:
     import time
 
     from wfkit.commands.report_timeline import unfinished
-    from wfkit.store.outputs import OutputRow
+    from wfkit.store.base import OutputRow
 
     started = time.time() - 5
     out = OutputRow("k", "fan/work", 3, 1, 2, "tool", started, None, "running", None, 0, 0, 0, 0)
@@ -488,7 +488,7 @@ def test_cli_test_html_writes_the_suite_page(write: Callable[..., Path], tmp_pat
 
 def test_attempts_of_recorded_executions_are_not_taken_for_open_ones() -> None:
     from wfkit.commands.report_timeline import unfinished
-    from wfkit.store.outputs import OutputRow
+    from wfkit.store.base import OutputRow
 
     history = [
         {

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import EXAMPLES
-from wfkit.cli import app
+from wfkit.cli.app import app
 from wfkit.commands.suite.expect import matches
 from wfkit.commands.suite.models import CaseResult, load_suite
 from wfkit.commands.suite.reports import write_junit, write_lcov

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.cached_install import cached
-from wfkit.cli import app
+from wfkit.cli.app import app
 
 PYTEST = version("pytest")
 XSD = "junit-10.xsd"

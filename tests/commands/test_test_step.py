@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from wfkit.cli import app
+from wfkit.cli.app import app
 from wfkit.commands.step_trial import run_one_step
 from wfkit.errors import InputError
 

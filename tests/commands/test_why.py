@@ -13,12 +13,12 @@ import pytest
 from mcp.client import Client
 from typer.testing import CliRunner
 
-from wfkit.cli import app
+from wfkit.cli.app import app
 from wfkit.commands import run_workflow
 from wfkit.commands.trace import trace_run
 from wfkit.commands.why import why_step
 from wfkit.engine.tracing import OPERAND_CHARS
-from wfkit.mcp_server import build_server
+from wfkit.mcp_server.server import build_server
 from wfkit.store.sqlite import RunStore
 
 FLOW = """

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from wfkit.cli.views.output import LiveOutput
 from wfkit.commands import RunReport, resume_workflow
 from wfkit.commands.logs import run_logs
 from wfkit.engine.capture import MAX_PENDING_LINE, StreamCapture
 from wfkit.engine.events import OutputChunk
 from wfkit.errors import LoadError, ToolError
-from wfkit.render_output import LiveOutput
 from wfkit.store.sqlite import SCHEMA_VERSION, RunStore
 
 
@@ -323,7 +323,7 @@ def test_the_tail_keeps_lines_and_characters_whole(
     wrote, and no character is cut into replacement characters."""
     from typer.testing import CliRunner
 
-    from wfkit.cli import app
+    from wfkit.cli.app import app
 
     report = run_yaml(
         "name: big\nconfig: {max_output_bytes: 4096}\nsteps:\n  - id: flood\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from wfkit.cli import app
+from wfkit.cli.app import app
 from wfkit.commands import run_workflow, run_workflow_async
 from wfkit.commands.why import why_step
 from wfkit.engine.inject import parse_fault

@@ -69,7 +69,7 @@ def test_the_parallel_step_row_counts_its_items(run_yaml: Callable[..., RunRepor
 
     from rich.console import Console
 
-    from wfkit.render_run import run_report
+    from wfkit.cli.views.run import run_report
 
     report = run_yaml(FAN.format(extra=""))
     fan = next(s for s in report.steps if s.id == "fan")

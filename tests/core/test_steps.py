@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from wfkit.commands import RunReport, run_workflow_async
-from wfkit.engine.runtime import Run, RunOptions
+from wfkit.engine.context import RunOptions
+from wfkit.engine.runtime import Run
 from wfkit.engine.tools import FunctionTools
 from wfkit.language.loader import load_text
 

@@ -143,7 +143,7 @@ def test_an_unreachable_scheduler_exits_2_naming_it(flow: Path, tmp_path: Path) 
 def test_without_the_extra_the_hint_names_it(flow: Path, tmp_path: Path) -> None:
     code = (
         "import sys; sys.modules['distributed'] = None; sys.argv = ['wfkit'] + sys.argv[1:];"
-        "from wfkit.entry import main; sys.exit(main())"
+        "from wfkit.cli.entry import main; sys.exit(main())"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, "run", str(flow), "--executor", "dask"],

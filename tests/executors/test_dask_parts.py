@@ -11,9 +11,10 @@ import pytest
 
 from tests.conftest import EXAMPLES
 from tests.executors.conftest import Cluster
+from wfkit.engine.context import RunOptions
 from wfkit.engine.detached import context_of
 from wfkit.engine.items import ItemJob
-from wfkit.engine.runtime import Run, RunOptions
+from wfkit.engine.runtime import Run
 from wfkit.executors import dask as dask_executor
 from wfkit.executors.dask import DaskExecutor, Definition, run_remote
 from wfkit.language.loader import load_text

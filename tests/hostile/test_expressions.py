@@ -154,7 +154,7 @@ def peak():
             if line.startswith("VmHWM:"):
                 print("PEAK", line.split()[1], file=sys.stderr)
 atexit.register(peak)
-from wfkit.cli import main
+from wfkit.cli.app import main
 sys.argv = ["wfkit", *sys.argv[1:]]
 main()
 """

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.hostile.test_expressions import peak_kib
-from wfkit.cli import app
+from wfkit.cli.app import app
 from wfkit.language.yamlsrc import MAX_NODES_ENV
 
 FLOW = "name: t\ninputs: {x: {type: any, required: false}}\nsteps: []\n"

@@ -1,5 +1,5 @@
 """Store specs for the contract suite: a SQLite path, or a fresh database of a throwaway
-PostgreSQL cluster started once per session (``wfkit.testing_pg``)."""
+PostgreSQL cluster started once per session (``tests.pg_cluster``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from wfkit.testing_pg import Cluster, ClusterUnavailableError, start_cluster
+from tests.pg_cluster import Cluster, ClusterUnavailableError, start_cluster
 
 _databases = itertools.count()
 

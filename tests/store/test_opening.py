@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from wfkit.cli import app
+from tests.pg_cluster import free_port
+from wfkit.cli.app import app
 from wfkit.errors import StoreError
 from wfkit.store import is_url, local_dir, open_store, store_spec
 from wfkit.store.postgres import redact, translate
-from wfkit.testing_pg import free_port
 
 ARGV = [sys.executable, "-m", "wfkit"]
 
@@ -102,7 +102,7 @@ def test_other_import_errors_are_not_hidden(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_no_postgresql_binaries_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    from wfkit import testing_pg
+    from tests import pg_cluster as testing_pg
 
     monkeypatch.setattr(testing_pg, "find_binaries", lambda: None)
     with pytest.raises(testing_pg.ClusterUnavailableError, match="install Debian's postgresql"):
@@ -112,7 +112,7 @@ def test_no_postgresql_binaries_is_reported(monkeypatch: pytest.MonkeyPatch) -> 
 def test_a_cluster_that_does_not_start_says_why_and_leaves_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from wfkit import testing_pg
+    from tests import pg_cluster as testing_pg
 
     if testing_pg.find_binaries() is None:
         if os.environ.get("CI") == "true":

@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
+from tests.pg_cluster import Cluster
 from wfkit.errors import StoreError
 from wfkit.store import open_store, postgres
 from wfkit.store.base import Db
-from wfkit.testing_pg import Cluster
 
 _names = iter(range(1_000_000))
 LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))"

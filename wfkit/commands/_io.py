@@ -1,14 +1,17 @@
-"""Reading the small files commands accept: inputs, answers."""
+"""Reading what commands accept as text: inputs, answers, JSON arguments, injected faults."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wfkit.errors import InputError, LoadError
 from wfkit.language.stateplan import TextInput
 from wfkit.language.yamlsrc import parse, read_source
+
+if TYPE_CHECKING:
+    from wfkit.engine.inject import Fault
 
 
 def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:
@@ -52,3 +55,10 @@ def read_mapping(path: str | Path, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise LoadError(f"the {what} file must hold a mapping", file=file, line=1, column=1)
     return data
+
+
+def parse_faults(texts: list[str] | None) -> list[Fault]:
+    """``--inject`` texts as faults (an InputError names a malformed one)."""
+    from wfkit.engine.inject import parse_fault
+
+    return [parse_fault(text) for text in texts or []]

@@ -23,8 +23,9 @@ from wfkit.commands.results import (
     RunState,
     StepSummary,
 )
+from wfkit.engine.context import Ask, RunOptions
 from wfkit.engine.events import ErrorRecord, Event
-from wfkit.engine.runtime import Ask, Run, RunOptions, RunOutcome
+from wfkit.engine.runtime import Run, RunOutcome
 from wfkit.engine.tools import NoTools, ToolProvider
 from wfkit.language.durations import parse_duration
 from wfkit.language.loader import LoadedWorkflow
@@ -93,7 +94,7 @@ def default_tools(loaded: LoadedWorkflow) -> ToolProvider:
     """The workflow's MCP servers (started on first use), or no tools."""
     if not loaded.workflow.mcp_servers:
         return NoTools()
-    from wfkit.mcp_tools import McpTools
+    from wfkit.mcp_client.tools import McpTools
 
     return McpTools(loaded.workflow.mcp_servers, Path(loaded.source_path).parent)
 

@@ -81,7 +81,7 @@ async def _server_checks(loaded: LoadedWorkflow, start: bool) -> list[Check]:
             Check(name=f"mcp server {name}", ok=True, detail="not checked in read-only mode")
             for name in loaded.workflow.mcp_servers
         ]
-    from wfkit.mcp_tools import McpTools
+    from wfkit.mcp_client.tools import McpTools
 
     tools = McpTools(loaded.workflow.mcp_servers, Path(loaded.source_path).parent)
     checks = []

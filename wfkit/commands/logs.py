@@ -9,7 +9,7 @@ from pathlib import Path
 from wfkit.commands._base import StrictModel
 from wfkit.commands._runs import iso
 from wfkit.store import open_store
-from wfkit.store.outputs import ChunkRow, OutputRow
+from wfkit.store.base import ChunkRow, OutputRow
 
 FOLLOW_POLL_SECONDS = 0.25
 

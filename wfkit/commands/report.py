@@ -1,6 +1,6 @@
 """``report``: everything one HTML page of a run shows, read from the run store.
 
-The page (``wfkit/render_html.py``) is a view of :class:`RunPage`: the run's status and
+The page (``wfkit/cli/views/html.py``) is a view of :class:`RunPage`: the run's status and
 inputs, its step executions and attempts on one time axis (parallel items as lanes, the
 critical path marked), the error chain, the state per tier at the end and after each
 top-level step (from the checkpoint log), computed-field traces, captured output and breaker

@@ -18,9 +18,10 @@ from wfkit.commands._runs import (
     until_signalled,
 )
 from wfkit.commands.results import RunReport
+from wfkit.engine.context import Ask
 from wfkit.engine.events import Event
 from wfkit.engine.frame import StepRecord
-from wfkit.engine.runtime import Ask, Run
+from wfkit.engine.runtime import Run
 from wfkit.engine.tools import ToolProvider
 from wfkit.errors import ResumeError
 from wfkit.language.fingerprint import step_structure, structure_change

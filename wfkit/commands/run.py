@@ -23,9 +23,10 @@ from wfkit.commands.results import (
     RunSummary,
     check_statuses,
 )
+from wfkit.engine.context import Ask
 from wfkit.engine.events import Event
 from wfkit.engine.inject import Fault
-from wfkit.engine.runtime import Ask, Run
+from wfkit.engine.runtime import Run
 from wfkit.engine.tools import ToolProvider
 from wfkit.language import compile_cache
 from wfkit.language.loader import LoadedWorkflow, load_file

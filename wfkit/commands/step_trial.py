@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from wfkit.commands._base import StrictModel
+from wfkit.engine.context import RunOptions
 from wfkit.engine.isolate import _MISSING, trial
-from wfkit.engine.runtime import RunOptions
 from wfkit.errors import InputError
 from wfkit.language.loader import load_file
 

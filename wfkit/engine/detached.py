@@ -27,8 +27,8 @@ from wfkit.engine.items import ItemJob, run_item
 from wfkit.errors import CircuitOpenError, StepError, WfkitError
 
 if TYPE_CHECKING:
+    from wfkit.engine.context import RunContext
     from wfkit.engine.frame import StepRecord
-    from wfkit.engine.runtime import Run
     from wfkit.engine.tools import ToolProvider
     from wfkit.language.loader import LoadedWorkflow
 
@@ -71,7 +71,7 @@ class ItemReport:
     trace_step: str | None = None  # the tracer's step when the item ended
 
 
-def context_of(run: Run) -> ItemContext:
+def context_of(run: RunContext) -> ItemContext:
     """The context to send with an item of ``run`` now."""
     options = run.options
     return ItemContext(
@@ -116,7 +116,8 @@ async def run_detached(
     import os
     import socket
 
-    from wfkit.engine.runtime import Run, RunOptions
+    from wfkit.engine.context import RunOptions
+    from wfkit.engine.runtime import Run
 
     events: list[Event] = []
 
@@ -171,7 +172,7 @@ async def run_detached(
     )
 
 
-def adopt(run: Run, report: ItemReport) -> None:
+def adopt(run: RunContext, report: ItemReport) -> None:
     """Take an item's records into ``run`` as if the item had run in it: events go to its
     sinks, errors into its history (with their new indexes), step records, messages,
     traces and decisions into its own, breaker calls counted by its breakers."""

@@ -15,7 +15,7 @@ from wfkit.language.models import StepBase
 from wfkit.language.plan import CompiledUpdate
 
 if TYPE_CHECKING:
-    from wfkit.engine.runtime import Run
+    from wfkit.engine.context import RunContext
 
 
 @dataclass
@@ -92,7 +92,7 @@ class Frame:
 
     def __init__(
         self,
-        run: Run,
+        run: RunContext,
         body: Body,
         state: State,
         prefix: str = "",
@@ -238,7 +238,7 @@ class Frame:
 
     async def run_steps(self, steps: list[Any]) -> None:
         """Execute a list of steps in order (continuing a saved cursor when resuming)."""
-        execute = self.run.runner.execute_step
+        execute = self.run.execute_step
         level = Level(size=len(steps))
         start = 0
         resume = self.resume

@@ -15,8 +15,9 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
+from wfkit.engine.context import RunOptions
 from wfkit.engine.frame import Frame, Level
-from wfkit.engine.runtime import Run, RunOptions
+from wfkit.engine.runtime import Run
 from wfkit.engine.state import to_state_value
 from wfkit.engine.steps.registry import HANDLERS
 from wfkit.errors import ERROR_TYPES, InputError, StepError, WfkitError

@@ -20,8 +20,8 @@ from wfkit.engine.events import (
 from wfkit.errors import CancelledRunError, StepError, WfkitError
 
 if TYPE_CHECKING:
+    from wfkit.engine.context import RunContext
     from wfkit.engine.frame import Frame, FrameCheckpoint
-    from wfkit.engine.runtime import Run
     from wfkit.engine.state import State
 
 
@@ -49,17 +49,17 @@ class ItemJob:
 class ItemExecutor(Protocol):
     """Runs parallel items somewhere and reports them to the run as if they ran in it."""
 
-    async def run_item(self, run: Run, job: ItemJob) -> ItemOutcome:
+    async def run_item(self, run: RunContext, job: ItemJob) -> ItemOutcome:
         """Run one item; its records reach ``run`` (events, errors, step records) before this
         returns, also when it is cancelled."""
         ...
 
-    async def close_run(self, run: Run) -> None:
+    async def close_run(self, run: RunContext) -> None:
         """The run ended: release what its items hold wherever they ran."""
         ...
 
 
-async def run_item(run: Run, job: ItemJob) -> ItemOutcome:
+async def run_item(run: RunContext, job: ItemJob) -> ItemOutcome:
     """Run the item's task, ``job.retries`` more times after a failure; report its entry."""
     from wfkit.engine.frame import Frame
 

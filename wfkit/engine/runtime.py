@@ -12,12 +12,12 @@ import asyncio
 import os
 import time
 import traceback
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import wfkit.engine.steps  # noqa: F401  (registers every step type's handler)
 from wfkit.engine.breakers import Breaker, Breakers
+from wfkit.engine.context import RunOptions
 from wfkit.engine.events import (
     BreakerChanged,
     Checkpoint,
@@ -32,11 +32,9 @@ from wfkit.engine.events import (
     TracesCollected,
 )
 from wfkit.engine.frame import Frame, FrameCheckpoint, StepRecord
-from wfkit.engine.inject import Fault, InjectingTools, Injector
-from wfkit.engine.items import ItemExecutor
+from wfkit.engine.inject import InjectingTools, Injector
 from wfkit.engine.state import SizeLimits, State
 from wfkit.engine.step_runner import StepRunner
-from wfkit.engine.tools import NoTools, ToolProvider
 from wfkit.engine.tracing import DecisionLog, Tracer
 from wfkit.errors import (
     CancelledRunError,
@@ -72,47 +70,6 @@ def rss_bytes() -> int:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-Ask = Callable[[str, list[Any] | None, Any], Any]
-
-
-@dataclass
-class RunOptions:
-    """How to run: where answers and tools come from, how to sleep, who listens."""
-
-    answers: dict[str, Any] = field(default_factory=dict)
-    ask: Ask | None = None
-    tools: ToolProvider = field(default_factory=NoTools)
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    sinks: list[Callable[[Event], None]] = field(default_factory=list)
-    max_output_bytes: int | None = None
-    """Bytes kept of each end of each output stream; ``config.max_output_bytes`` when None."""
-    kill_grace_seconds: float = 2.0
-    seed: str | None = None
-    """Seed of retry jitter; the run id when not given."""
-    clock: Callable[[], float] = time.time
-    """Wall clock of circuit breakers (their state outlives the process)."""
-    breaker_state: dict[str, dict[str, object]] = field(default_factory=dict)
-    """Breaker states stored by earlier runs of the workflow."""
-    resume: Callable[[str], FrameCheckpoint | None] | None = None
-    """Loads stored frames when this run continues an earlier one."""
-    trace: bool = False
-    """Trace even when the workflow's ``config.trace`` does not ask for it."""
-    shell: Callable[[str | list[str]], dict[str, Any] | None] | None = None
-    """Test mocks: given a command, its ``{stdout, stderr, exit_code}``, or None to run it."""
-    pause_for_input: bool = False
-    """A ``user_input`` without an answer pauses the run as ``waiting`` (no terminal)."""
-    initial_raw: dict[str, Any] = field(default_factory=dict)
-    changed_inputs: list[str] = field(default_factory=list)
-    faults: list[Fault] = field(default_factory=list)
-    """Injected faults (``--inject``)."""
-    inject_seed: str | None = None
-    """Seed of the faults' draws; the retry seed when not given."""
-    executor: ItemExecutor | None = None
-    """Where ``parallel_foreach`` items run; in this process when None."""
-    """Inputs a resume changed: the computed fields reading them are recomputed."""
-    """Raw values written over the defaults before the first step (test cases' ``state``)."""
 
 
 @dataclass
@@ -165,6 +122,7 @@ class Run:
             tools = InjectingTools(self.options.tools, self.injector, self.options.sleep)
             self.options = replace(self.options, tools=tools)
         self.runner = StepRunner(self)
+        self.execute_step = self.runner.execute_step
         self.breakers = Breakers(
             loaded.workflow.config.circuit_breakers,
             self.options.breaker_state,

@@ -30,7 +30,7 @@ from wfkit.language.plan import StepPlan
 from wfkit.language.policy import RetryPolicy, retry_verdict
 
 if TYPE_CHECKING:
-    from wfkit.engine.runtime import Run
+    from wfkit.engine.context import RunContext
 
 
 _ATTEMPTS = "attempts:"
@@ -48,7 +48,7 @@ class Attempts:
 class StepRunner:
     """Runs steps for one :class:`~wfkit.engine.runtime.Run`."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: RunContext) -> None:
         self.run = run
 
     def _record(self, step_id: str, step_type: str) -> StepRecord:

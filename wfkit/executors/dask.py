@@ -30,8 +30,8 @@ from wfkit.engine.events import ToolServerLog
 from wfkit.errors import ExecutorError, MissingExtraError, StepError
 
 if TYPE_CHECKING:
+    from wfkit.engine.context import RunContext
     from wfkit.engine.items import ItemJob, ItemOutcome
-    from wfkit.engine.runtime import Run
     from wfkit.engine.tools import ToolProvider
     from wfkit.language.loader import LoadedWorkflow
 
@@ -116,7 +116,7 @@ class DaskExecutor:
             self._definitions[loaded.digest + loaded.file] = future
         return future
 
-    async def run_item(self, run: Run, job: ItemJob) -> ItemOutcome:
+    async def run_item(self, run: RunContext, job: ItemJob) -> ItemOutcome:
         """Send the item to the cluster, wait for its report and adopt it into ``run``."""
         cancel = f"wfkit-cancel-{uuid.uuid4().hex}"
         try:  # no workers (scatter's TimeoutError), a lost scheduler...: the item fails, named
@@ -163,7 +163,7 @@ class DaskExecutor:
             await event.clear()
         return report
 
-    async def close_run(self, run: Run) -> None:
+    async def close_run(self, run: RunContext) -> None:
         """Close the run's MCP servers on every worker; keep what they wrote to stderr."""
         import time
 
@@ -228,7 +228,7 @@ def _tools_for(run_id: str, loaded: LoadedWorkflow, directory: str) -> ToolProvi
         from wfkit.engine.tools import NoTools
 
         if loaded.workflow.mcp_servers:
-            from wfkit.mcp_tools import McpTools
+            from wfkit.mcp_client.tools import McpTools
 
             tools = McpTools(loaded.workflow.mcp_servers, Path(directory))
         else:

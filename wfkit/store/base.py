@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from wfkit.engine.events import ErrorRecord, Event, Message
     from wfkit.engine.frame import FrameCheckpoint
-    from wfkit.store.outputs import ChunkRow, OutputRow
 
 
 #: text no database can hold: lone surrogates (from a ``from_json`` of ``"\\udc80"``, or a
@@ -145,3 +144,35 @@ class Db(Protocol):
     def lock_run(self, run_id: str) -> None: ...
     def transaction(self) -> AbstractContextManager[Db]: ...
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class OutputRow:
+    """One attempt of one step execution that produced output."""
+
+    key: str
+    step_id: str
+    item: int | None
+    execution: int
+    attempt: int
+    kind: str
+    started_at: float
+    finished_at: float | None
+    status: str
+    exit_code: int | None
+    stdout_bytes: int
+    stdout_dropped: int
+    stderr_bytes: int
+    stderr_dropped: int
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """Bytes of one stream of an attempt, as they arrived."""
+
+    key: str
+    stream: str
+    seq: int
+    head: bool
+    timestamp: float
+    data: bytes

@@ -2,43 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from wfkit.store.base import Db
-
-
-@dataclass(frozen=True)
-class OutputRow:
-    """One attempt of one step execution that produced output."""
-
-    key: str
-    step_id: str
-    item: int | None
-    execution: int
-    attempt: int
-    kind: str
-    started_at: float
-    finished_at: float | None
-    status: str
-    exit_code: int | None
-    stdout_bytes: int
-    stdout_dropped: int
-    stderr_bytes: int
-    stderr_dropped: int
-
-
-@dataclass(frozen=True)
-class ChunkRow:
-    """Bytes of one stream of an attempt, as they arrived."""
-
-    key: str
-    stream: str
-    seq: int
-    head: bool
-    timestamp: float
-    data: bytes
+from wfkit.store.base import ChunkRow, Db, OutputRow
 
 
 def read_outputs(

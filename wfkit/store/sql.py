@@ -32,8 +32,8 @@ from wfkit.engine.events import (
 from wfkit.engine.frame import FrameCheckpoint
 from wfkit.engine.state import MISSING
 from wfkit.errors import RunNotFoundError, StoreError
-from wfkit.store.base import Db, RunRow
-from wfkit.store.outputs import ChunkRow, OutputRow, read_chunks, read_outputs
+from wfkit.store.base import ChunkRow, Db, OutputRow, RunRow
+from wfkit.store.outputs import read_chunks, read_outputs
 from wfkit.store.pending import SERVER_LOG, Pending
 from wfkit.store.schema import RUN_COLUMNS, RUN_TABLES
 

@@ -16,8 +16,8 @@ from wfkit.errors import ShellCommandError
 from wfkit.language.models import ShellCommandStep
 
 if TYPE_CHECKING:
+    from wfkit.engine.context import RunContext
     from wfkit.engine.frame import Frame
-    from wfkit.engine.runtime import Run
 
 _CHUNK = 65_536
 
@@ -89,7 +89,7 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
     return _result(step, shown, result, (out.last_lines(), err.last_lines()), limited_by)
 
 
-def output_limit(run: Run) -> int:
+def output_limit(run: RunContext) -> int:
     """Bytes kept of each end of each stream: ``config.max_output_bytes`` unless overridden."""
     override = run.options.max_output_bytes
     return override if override is not None else run.loaded.workflow.config.max_output_bytes

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from rich.console import Group
 from rich.text import Text
 
-from wfkit.render import status_text, titled_table
+from wfkit.cli.views.common import status_text, titled_table
 
 if TYPE_CHECKING:
     from wfkit.commands.diff import DiffResult, StepSide

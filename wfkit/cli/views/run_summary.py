@@ -4,7 +4,8 @@ A run's report lists one entry per step id, which can be tens of thousands; a ta
 them takes seconds to draw and nobody reads it. The report instead shows a summary line, the
 failed, retried and slowest steps (a bounded number of each), and how many it left out;
 ``--steps all`` asks for every row. Picking the rows is one pass over the steps; drawing them
-costs the same whatever the run's size. Plain Python: :mod:`wfkit.render` draws the result.
+costs the same whatever the run's size. Plain Python: :mod:`wfkit.cli.views.run` draws the
+result.
 """
 
 from __future__ import annotations

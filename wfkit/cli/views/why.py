@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from rich.console import Group
 from rich.text import Text
 
-from wfkit.render import status_text
+from wfkit.cli.views.common import status_text
 
 if TYPE_CHECKING:
     from wfkit.commands.why import WhyResult

@@ -62,7 +62,7 @@ def escape(text: str) -> str:
 
 
 def _asset(name: str) -> str:
-    return resources.files("wfkit").joinpath("report_assets", name).read_text(encoding="utf-8")
+    return resources.files("wfkit.cli").joinpath("assets", name).read_text(encoding="utf-8")
 
 
 def json_for_script(data: Any) -> str:

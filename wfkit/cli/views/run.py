@@ -1,7 +1,7 @@
 """Human output of runs: the bounded run report and the live display while a run goes.
 
 Everything here reads result models or engine events; nothing here changes a run. The report
-shows a run of any size in about the same time (see :mod:`wfkit.run_summary`).
+shows a run of any size in about the same time (see :mod:`wfkit.cli.views.run_summary`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console, Group
 from rich.text import Text
 
-from wfkit.render import LEVEL_STYLE, STATUS_STYLE, _short, status_text
+from wfkit.cli.views.common import LEVEL_STYLE, STATUS_STYLE, short, status_text
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -65,10 +65,10 @@ def _items_text(items: dict[str, int]) -> str:
 def run_report(report: RunReport, full: bool = False) -> Group:
     """The summary of a finished run: counts, the steps worth a look, errors, final state.
 
-    Bounded whatever the run's size (see :mod:`wfkit.run_summary`); ``full`` lists every
+    Bounded whatever the run's size (see :mod:`wfkit.cli.views.run_summary`); ``full`` lists every
     step, failed attempt and value.
     """
-    from wfkit import run_summary as rs
+    from wfkit.cli.views import run_summary as rs
 
     parts: list[Any] = []
     head = Text.assemble(
@@ -141,7 +141,7 @@ def run_report(report: RunReport, full: bool = False) -> Group:
         lines = Text(no_wrap=True, overflow="ellipsis")
         for n, (name, value) in enumerate(pairs):
             lines.append(("\n" if n else "") + name.ljust(width), style="dim")
-            lines.append("  " + _short(value))
+            lines.append("  " + short(value))
         parts.append(lines)
     if len(pairs) < total:
         parts.append(Text(f"… {total - len(pairs)} more values (--steps all, --json)", "dim"))
@@ -164,7 +164,7 @@ class LiveReporter:
     """
 
     def __init__(self, console: Console, *, stream: bool = True) -> None:
-        from wfkit.render_output import LiveOutput
+        from wfkit.cli.views.output import LiveOutput
 
         self.console = console
         #: step output shown live as it arrives (off with --quiet)

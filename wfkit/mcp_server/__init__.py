@@ -1,0 +1,1 @@
+"""``wfkit mcp``: the command functions served as MCP tools and resources for agents."""

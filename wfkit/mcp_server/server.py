@@ -1,0 +1,184 @@
+"""``wfkit mcp``: the command functions as MCP tools over stdio, for agents.
+
+Every tool calls the same function as the CLI and returns its result model as structured
+output, plus the run id and the next useful calls. Object and list arguments also accept JSON
+text. Workflow paths stay inside the server's root, also through a run id whose recorded file
+lies outside. Unknown arguments are refused; argument errors are one sentence. Nothing but
+protocol messages reaches stdout: tools run with stdout sent to stderr, and logs go to stderr.
+
+``--read-only`` serves only tools that execute, start and write nothing: health reports the
+workflow's servers as not checked, and every store is opened read-only (a missing one is read
+as empty, never created). docs/mcp.md holds the audit of each tool.
+
+Runs and workflow files are also served as resources: ``wfkit://runs``,
+``wfkit://runs/{run_id}`` and ``wfkit://workflows/{path}``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from wfkit.errors import WfkitError
+from wfkit.mcp_server.arguments import argument_error
+
+LOGGER = logging.getLogger("wfkit.mcp")
+
+
+@dataclass(frozen=True)
+class _Hints:
+    """What a tool does, as MCP tool annotations say it."""
+
+    title: str
+    read_only: bool
+    destructive: bool = False
+    idempotent: bool = True
+    open_world: bool = False
+
+
+_RUNS = _Hints("Run", read_only=False, destructive=True, idempotent=False, open_world=True)
+_HINTS = {
+    "workflow_run": _RUNS,
+    "workflow_resume": _Hints("Resume a run", False, True, False, True),
+    "workflow_explain_plan": _Hints("Explain a workflow", True),
+    "workflow_trace_transformations": _Hints("Trace a run", True),
+    "workflow_debug_info": _Hints("Debug a run", True),
+    "workflow_test_transformation": _Hints("Test an expression", True),
+    "workflow_list_runs": _Hints("List runs", True),
+    "workflow_health": _Hints("Health", True),
+    "workflow_why": _Hints("Why a step did what it did", True),
+    "workflow_diff": _Hints("Compare two runs", True),
+}
+
+
+def _description(func: Callable[..., Any]) -> str:
+    """The docstring as clean text: paragraphs kept, lines joined, no indentation."""
+    paragraphs = inspect.cleandoc(func.__doc__ or "").split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
+def _server_class() -> type:
+    """``MCPServer`` with arguments checked before the SDK validates them."""
+    from mcp.server import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+    from pydantic import ValidationError
+
+    class WfkitServer(MCPServer):
+        """Refuses unknown arguments, NUL bytes and over-long paths; one-sentence errors."""
+
+        parameters: dict[str, list[str]]
+
+        async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+            valid = self.parameters.get(name)
+            if valid is not None:
+                unknown = sorted(set(arguments) - set(valid))
+                if unknown:
+                    raise ToolError(
+                        f"{name} takes no argument {', '.join(map(repr, unknown))}; "
+                        f"its arguments are: {', '.join(valid) or 'none'}"
+                    )
+                for key, value in arguments.items():
+                    if isinstance(value, str) and "\0" in value:
+                        raise ToolError(f"{name}: argument {key!r} contains a NUL byte")
+            try:
+                return await super().call_tool(name, arguments, context)
+            except ToolError as exc:
+                if isinstance(exc.__cause__, ValidationError):
+                    raise ToolError(argument_error(name, exc.__cause__)) from None
+                prefix = f"Error executing tool {name}: "  # the SDK's, before our sentence
+                message = str(exc)
+                if message.startswith(prefix):
+                    raise ToolError(message[len(prefix) :]) from exc.__cause__
+                raise
+
+        async def list_tools(self) -> list[Any]:
+            tools = await super().list_tools()
+            for tool in tools:  # what call_tool refuses, the schema says
+                tool.input_schema["additionalProperties"] = False
+            return tools
+
+    return WfkitServer
+
+
+def build_server(
+    root: str | Path = ".", read_only: bool = False, store: str | Path | None = None
+) -> Any:
+    """The MCP server with the wfkit tools (all, or only those that run nothing)."""
+    from wfkit.mcp_server.resources import add_resources
+    from wfkit.mcp_server.tools import READ_ONLY, TOOLS, Scope
+
+    scope = Scope(Path(root).resolve(), store, read_only)
+    server = _server_class()(
+        "wfkit",
+        instructions=(
+            "Run, explain, trace and debug YAML workflows. Every result carries the run id "
+            "and `next`: the useful calls that follow. "
+            + (
+                "This server is read-only: it runs, starts and writes nothing."
+                if read_only
+                else "workflow_run and workflow_resume run shell commands and tools."
+            )
+        ),
+    )
+    server.parameters = {}
+    for func in TOOLS:
+        if not read_only or func.__name__ in READ_ONLY:
+            _add_tool(server, func, scope)
+    add_resources(server, scope.root, store, read_only)
+    return server
+
+
+def _add_tool(server: Any, func: Callable[..., Awaitable[Any]], scope: Any) -> None:
+    """Register a tool function bound to the server's scope (its first parameter): the tool's
+    schema is its other parameters, its output schema its result model. Tools run with stdout
+    sent to stderr; errors reach the client as one sentence."""
+    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp_types import ToolAnnotations
+
+    name = func.__name__
+    hints = _HINTS[name]
+    if name == "workflow_health" and not scope.read_only:  # it starts the workflow's servers
+        hints = _Hints(hints.title, read_only=False, open_world=True)
+
+    @wraps(func)
+    async def tool(**arguments: Any) -> Any:
+        try:
+            with redirect_stdout(sys.stderr):  # stdout carries the protocol only
+                return await func(scope, **arguments)
+        except WfkitError as exc:
+            raise ToolError(f"{exc.type_name}: {exc}") from exc
+        except Exception as exc:  # a bug: say what, keep the traceback in the log
+            LOGGER.exception("tool %s failed", name)
+            raise ToolError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
+
+    signature = inspect.signature(func, eval_str=True)
+    parameters = list(signature.parameters.values())[1:]  # the scope is bound here
+    tool.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    del tool.__wrapped__  # the SDK reads the signature above, not the function's own
+    server.add_tool(
+        tool,
+        title=hints.title,
+        description=_description(func),
+        annotations=ToolAnnotations(
+            title=hints.title,
+            read_only_hint=hints.read_only,
+            destructive_hint=hints.destructive,
+            idempotent_hint=hints.idempotent,
+            open_world_hint=hints.open_world,
+        ),
+        structured_output=True,
+    )
+    server.parameters[name] = [p.name for p in parameters]
+
+
+def serve(root: str | Path = ".", read_only: bool = False, store: str | Path | None = None) -> None:
+    """Serve the tools over stdio until the client goes away."""
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)  # before the SDK's own
+    build_server(root, read_only, store).run("stdio")
