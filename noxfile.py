@@ -7,6 +7,7 @@ they need no other interpreter: under ``CI=true`` nox fails on interpreters it c
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import nox
 
@@ -27,10 +28,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff: lint and formatting."""
+    """ruff (lint and formatting) and import-linter (the layers and circles of pyproject.toml)."""
     paths = ("wfkit", "tests", "noxfile.py", "benchmarks", "docs")
     session.run(PY, "-m", "ruff", "check", *paths)
     session.run(PY, "-m", "ruff", "format", "--check", *paths)
+    session.run(str(Path(PY).with_name("lint-imports")))
 
 
 @nox.session

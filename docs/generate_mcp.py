@@ -125,7 +125,7 @@ MCP Inspector: `npx @modelcontextprotocol/inspector --cli wfkit mcp --method too
 
 `wfkit mcp --read-only` serves only the tools below marked read-only, and each of them
 executes, starts and writes nothing. Audited tool by tool (tests in
-`tests/test_mcp_server_guarantees.py` drive a real `wfkit mcp --read-only` over stdio):
+`tests/mcp_server/test_guarantees.py` drive a real `wfkit mcp --read-only` over stdio):
 
 - `workflow_explain_plan` reads the workflow file; static analysis only: no step, server or
   command runs.

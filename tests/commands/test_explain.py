@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from tests.conftest import EXAMPLES
 from wfkit.cli.app import app
-from wfkit.commands.explain import Explanation, explain_workflow
+from wfkit.commands.explain import explain_workflow
+from wfkit.commands.explanation import Explanation
 
 Write = Callable[..., Path]
 

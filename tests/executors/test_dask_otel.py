@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from tests.executors.conftest import Cluster
+from tests.otel.test_export import RETRY_AND_FAN, flow, wfkit
 from tests.otlp_receiver import children, receiving, the
-from tests.test_otel import RETRY_AND_FAN, flow, wfkit
 
 
 def _item_tree(tmp_path: Path, *extra: str) -> list[tuple[int, list[str], list[int]]]:

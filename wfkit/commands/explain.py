@@ -10,8 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
+from wfkit.commands.explanation import (
+    ComputedPlanView,
+    Explanation,
+    InputPlan,
+    PlanWarning,
+    RetryPlan,
+    StepPlanView,
+    ToolNeed,
+)
 from wfkit.engine.state import State, parse_path
 from wfkit.errors import InputError, StepError
 from wfkit.language import models as m
@@ -24,82 +31,6 @@ from wfkit.language.policy import ErrorPolicy
 from wfkit.language.shellquote import place_values, unneeded_quotes
 
 RESULT_FIELDS = {"shell_command": ("stdout", "stderr", "exit_code")}
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class InputPlan(_Model):
-    name: str
-    type: str
-    required: bool
-    status: str  # given | default | missing | optional
-    value: Any = None
-    description: str | None = None
-
-
-class RetryPlan(_Model):
-    strategy: str
-    attempts: int
-    delays_ms: list[float]
-    jitter_ms: int
-    worst_case_wait_ms: float
-    retry_on: list[str] | str | None
-    fallback: Any = None
-
-
-class ToolNeed(_Model):
-    tool: str
-    server: str | None
-    available: bool | None  # None: a server is declared but not asked (it would have to start)
-
-
-class StepPlanView(_Model):
-    id: str
-    type: str
-    path: str
-    line: int | None
-    depth: int
-    scope: str  # workflow | finally | <sub_agent_task name>
-    condition: str | None = None
-    condition_value: bool | None = None
-    reads: list[str]
-    writes: list[str]
-    policy: RetryPlan
-    timeout: float | None
-    worst_case_ms: float | None
-    tools: list[ToolNeed] = []
-    reachable: bool = True
-    dead: bool = False  # in a branch the inputs decide against
-
-
-class ComputedPlanView(_Model):
-    name: str
-    sources: list[str]
-    transform: str
-    dependencies: list[str]
-    on_error: str
-
-
-class PlanWarning(_Model):
-    kind: str
-    message: str
-    step_id: str | None = None
-    line: int | None = None
-
-
-class Explanation(_Model):
-    """The result of ``wfkit explain`` (SPEC section 6)."""
-
-    workflow: str
-    file: str
-    inputs: list[InputPlan]
-    steps: list[StepPlanView]
-    computed: list[ComputedPlanView]
-    warnings: list[PlanWarning]
-    worst_case_ms: float | None
-    timeout: float | None
 
 
 @dataclass

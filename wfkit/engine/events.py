@@ -6,7 +6,7 @@ The engine only emits these; sinks decide what to keep and how to show it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,9 +239,3 @@ Event = (
     | OutputFinished
     | RunFinished
 )
-
-
-class Sink(Protocol):
-    """Anything that receives engine events."""
-
-    def __call__(self, event: Event) -> None: ...

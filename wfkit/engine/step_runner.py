@@ -150,28 +150,15 @@ class StepRunner:
             if not isinstance(exc, StepError):
                 return False  # cancellation, loop signals and bugs are never retried
             failed.append(exc)
-            tracer = self.run.tracer
-            decisions = self.run.decisions
             retry_on = _retry_on_text(retry)
-            if tries.count >= retry.attempts:
-                decisions.retry(
-                    sid,
-                    tries.count,
-                    exc.type_name,
-                    False,
-                    f"all {retry.attempts} attempts used",
-                    None,
-                    retry_on,
+
+            def verdict(retried: bool, reason: str, delay_ms: float | None) -> None:
+                _record_retry(
+                    self.run, sid, tries.count, exc.type_name, retried, reason, delay_ms, retry_on
                 )
-                if tracer is not None:
-                    tracer.retry(
-                        sid,
-                        tries.count,
-                        exc.type_name,
-                        False,
-                        f"all {retry.attempts} attempts used",
-                        None,
-                    )
+
+            if tries.count >= retry.attempts:
+                verdict(False, f"all {retry.attempts} attempts used", None)
                 return False
             scope = frame.view({"error": exc.details()})
             try:
@@ -182,14 +169,10 @@ class StepRunner:
                 )
                 return False
             if not retried:
-                decisions.retry(sid, tries.count, exc.type_name, False, reason, None, retry_on)
-                if tracer is not None:
-                    tracer.retry(sid, tries.count, exc.type_name, False, reason, None)
+                verdict(False, reason, None)
                 return False
             wait_ms = retry.delay_ms_for(tries.count, self.run.seed, sid)
-            decisions.retry(sid, tries.count, exc.type_name, True, reason, wait_ms, retry_on)
-            if tracer is not None:
-                tracer.retry(sid, tries.count, exc.type_name, True, reason, wait_ms)
+            verdict(True, reason, wait_ms)
             if frame.needs_checkpoint():  # the attempts made survive a kill during the wait
                 frame.remember(_ATTEMPTS + sid, tries.count)
                 self.run.checkpoint(frame)
@@ -418,6 +401,23 @@ class StepRunner:
                 error_message,
             )
         )
+
+
+def _record_retry(
+    run: RunContext,
+    step_id: str,
+    attempt: int,
+    error_type: str,
+    retried: bool,
+    reason: str,
+    delay_ms: float | None,
+    retry_on: str | None,
+) -> None:
+    """One retry verdict, recorded once: in the run's decisions (``why``) and, when the run
+    is traced, in its trace."""
+    run.decisions.retry(step_id, attempt, error_type, retried, reason, delay_ms, retry_on)
+    if run.tracer is not None:
+        run.tracer.retry(step_id, attempt, error_type, retried, reason, delay_ms)
 
 
 def _retry_on_text(retry: RetryPolicy) -> str | None:

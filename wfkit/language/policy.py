@@ -1,9 +1,9 @@
 """Error policy as data: what a step does when an attempt fails.
 
 A step's inline fields and its ``error_handler:`` block are merged once, at load, into an
-:class:`ErrorPolicy`. :func:`should_retry` is the one place that classifies an error as worth
-another attempt, and :meth:`RetryPolicy.delay_ms` the one formula for waits (``explain`` shows
-the same schedule).
+:class:`ErrorPolicy`. :func:`retry_verdict` is the one place that classifies an error as worth
+another attempt (and says why), and :meth:`RetryPolicy.delay_ms` the one formula for waits
+(``explain`` shows the same schedule).
 
 Delay before retry ``n`` (1-based), in milliseconds::
 
@@ -175,8 +175,3 @@ def retry_verdict(
     if error.permanent:
         return False, f"{error.type_name} is permanent"
     return True, f"{error.type_name} is transient"
-
-
-def should_retry(error: StepError, policy: RetryPolicy, scope: Mapping[str, Any]) -> bool:
-    """Whether ``error`` is worth another attempt (see :func:`retry_verdict`)."""
-    return retry_verdict(error, policy, scope)[0]

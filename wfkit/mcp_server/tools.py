@@ -17,7 +17,7 @@ from pydantic import Field
 from wfkit.commands._base import StrictModel
 from wfkit.commands.debug import DebugInfo
 from wfkit.commands.diff import DiffResult
-from wfkit.commands.explain import Explanation
+from wfkit.commands.explanation import Explanation
 from wfkit.commands.health import HealthReport
 from wfkit.commands.results import RunList, RunReport
 from wfkit.commands.trace import TraceView

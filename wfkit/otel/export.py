@@ -106,7 +106,6 @@ class TraceExport:
         )
         self._provider.add_span_processor(BatchSpanProcessor(self._exporter))
         self._builder = SpanBuilder(self._provider.get_tracer("wfkit", __version__), self._ids)
-        self._spans = 0
 
     def __call__(self, event: Event) -> None:
         """Take one engine event; a failure here turns the export off, never the run."""

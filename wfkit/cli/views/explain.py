@@ -10,7 +10,7 @@ from rich.text import Text
 from wfkit.cli.views.common import add_row, short, titled_table
 
 if TYPE_CHECKING:
-    from wfkit.commands.explain import Explanation, StepPlanView
+    from wfkit.commands.explanation import Explanation, StepPlanView
     from wfkit.commands.transform import TransformResult
 
 

@@ -112,6 +112,44 @@ def test_every_tool_in_process(root: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_every_tool_publishes_the_output_schema_of_its_result(root: Path) -> None:
+    import jsonschema
+
+    async def scenario() -> dict[str, Any]:
+        async with Client(build_server(root, store=root / "store")) as client:
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            run = await client.call_tool("workflow_run", {"workflow": "flows/flow.yaml"})
+            debug = await client.call_tool(
+                "workflow_debug_info", {"run_id": run.structured_content["run_id"]}
+            )
+            schemas = {name: tool.output_schema for name, tool in tools.items()}
+            for name, result in (("workflow_run", run), ("workflow_debug_info", debug)):
+                jsonschema.validate(result.structured_content, schemas[name])
+            return schemas
+
+    schemas = asyncio.run(scenario())
+    expected = {
+        "workflow_run": {"run_id", "status", "state", "steps", "errors", "next"},
+        "workflow_resume": {"run_id", "status", "state", "steps", "errors", "next"},
+        "workflow_explain_plan": {"workflow", "inputs", "steps", "warnings"},
+        "workflow_trace_transformations": {"run_id", "traces", "events"},
+        "workflow_debug_info": {"run_id", "status", "state", "bottlenecks", "next"},
+        "workflow_test_transformation": {"expression", "output", "error"},
+        "workflow_list_runs": {"runs"},
+        "workflow_health": {"ok", "checks"},
+        "workflow_why": {"run_id", "step_id", "status"},
+        "workflow_diff": {"run_a", "run_b", "first_divergence"},
+    }
+    shown = {name: set((schemas[name] or {}).get("properties", {})) for name in expected}
+    assert {name: fields & shown[name] for name, fields in expected.items()} == expected
+    assert schemas["workflow_run"]["properties"]["next"]["items"] == {"$ref": "#/$defs/NextCall"}
+    assert set(schemas["workflow_run"]["$defs"]["NextCall"]["properties"]) == {
+        "tool",
+        "arguments",
+        "why",
+    }
+
+
 def test_errors_are_useful_tool_errors(root: Path) -> None:
     async def scenario() -> None:
         async with Client(build_server(root, store=root / "store")) as client:

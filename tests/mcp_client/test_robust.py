@@ -16,7 +16,7 @@ import pytest
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
-from tests.test_mcp_client import SERVER, flow
+from tests.mcp_client.test_client import SERVER, flow
 from wfkit.commands import RunReport, run_workflow
 from wfkit.commands.debug import debug_run
 

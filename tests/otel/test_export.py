@@ -448,7 +448,7 @@ def test_help_and_the_engine_never_import_opentelemetry() -> None:
 
 
 def test_the_documented_trace_is_what_a_run_exports(tmp_path: Path, receiver: Receiver) -> None:
-    page = (Path(__file__).parent.parent / "docs" / "otel.md").read_text()
+    page = (Path(__file__).parents[2] / "docs" / "otel.md").read_text()
     workflow = page.split("```yaml\n", 1)[1].split("```", 1)[0]
     done = wfkit(tmp_path, "run", flow(tmp_path, workflow), "-q", "--otlp", receiver.url)
     assert done.returncode == 0, done.stderr

@@ -378,7 +378,7 @@ def test_text_logs_and_a_servers_echoed_stderr_show_control_characters(write) ->
     assert "wfkit.run" in logged.stderr, logged.stderr
     assert "\x1b" not in logged.stderr
     assert "␛]0;pwned" in logged.stderr
-    notes = Path(__file__).parents[1] / "examples" / "servers" / "notes.py"
+    notes = Path(__file__).parents[2] / "examples" / "servers" / "notes.py"
     noisy = write(
         "name: noisy\nmcp_servers:\n  notes:\n    command: sh\n    args:\n      - -c\n"
         '      - printf \'srv \\033]0;PWNED\\007 \\302\\233 up\\n\' >&2; exec "$0" "$1"\n'

@@ -1,0 +1,79 @@
+"""What ``wfkit explain`` returns: the plan of a workflow, step by step, with its warnings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wfkit.commands._base import FrozenModel
+
+
+class InputPlan(FrozenModel):
+    name: str
+    type: str
+    required: bool
+    status: str  # given | default | missing | optional
+    value: Any = None
+    description: str | None = None
+
+
+class RetryPlan(FrozenModel):
+    strategy: str
+    attempts: int
+    delays_ms: list[float]
+    jitter_ms: int
+    worst_case_wait_ms: float
+    retry_on: list[str] | str | None
+    fallback: Any = None
+
+
+class ToolNeed(FrozenModel):
+    tool: str
+    server: str | None
+    available: bool | None  # None: a server is declared but not asked (it would have to start)
+
+
+class StepPlanView(FrozenModel):
+    id: str
+    type: str
+    path: str
+    line: int | None
+    depth: int
+    scope: str  # workflow | finally | <sub_agent_task name>
+    condition: str | None = None
+    condition_value: bool | None = None
+    reads: list[str]
+    writes: list[str]
+    policy: RetryPlan
+    timeout: float | None
+    worst_case_ms: float | None
+    tools: list[ToolNeed] = []
+    reachable: bool = True
+    dead: bool = False  # in a branch the inputs decide against
+
+
+class ComputedPlanView(FrozenModel):
+    name: str
+    sources: list[str]
+    transform: str
+    dependencies: list[str]
+    on_error: str
+
+
+class PlanWarning(FrozenModel):
+    kind: str
+    message: str
+    step_id: str | None = None
+    line: int | None = None
+
+
+class Explanation(FrozenModel):
+    """The result of ``wfkit explain`` (SPEC section 6)."""
+
+    workflow: str
+    file: str
+    inputs: list[InputPlan]
+    steps: list[StepPlanView]
+    computed: list[ComputedPlanView]
+    warnings: list[PlanWarning]
+    worst_case_ms: float | None
+    timeout: float | None
