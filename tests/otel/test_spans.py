@@ -29,9 +29,8 @@ from wfkit.engine.events import (
     StepStarted,
 )
 from wfkit.errors import InputError
-from wfkit.otel import start_export
+from wfkit.otel import requested, start_export, traces_url
 from wfkit.otel.export import TraceExport, flush_timeout, resource
-from wfkit.otel.settings import requested, traces_url
 from wfkit.otel.spans import RunIds, SpanBuilder, trace_id_of
 
 T0 = 1_700_000_000.0

@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from wfkit import __version__
 from wfkit.engine.events import Event
-from wfkit.otel.settings import FLUSH_TIMEOUT_S, shown_url
+from wfkit.otel import FLUSH_TIMEOUT_S, shown_url
 from wfkit.otel.spans import RunIds, SpanBuilder
 
 _SDK_LOGGER = "opentelemetry"
