@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
 
 import typer
 
@@ -32,6 +34,23 @@ from wfkit.cli.common import (
     streams,
     trace_export,
 )
+
+
+@contextlib.contextmanager
+def _shown_live(
+    otlp: str | None, quiet: bool, stream: bool, json_out: bool
+) -> Iterator[tuple[Any, Callable[[Any], None]]]:
+    """While a run goes: its live display (questions asked on a terminal only, never with
+    ``--json``) and its event sink, with the trace export when asked for."""
+    from wfkit.cli.views.run import LiveReporter
+
+    err = console(stderr=True)
+    with (
+        trace_export(otlp, err) as export,
+        LiveReporter(err, stream=streams(quiet, stream, json_out)) as live,
+    ):
+        interactive = sys.stdin.isatty() and not json_out
+        yield (live.ask if interactive else None), sink(live, export)
 
 
 def run(
@@ -66,12 +85,9 @@ def run(
     scheduler: SchedulerOpt = None,
 ) -> None:
     """Run a workflow and record it in the run store."""
-    from wfkit.cli.views.run import LiveReporter
     from wfkit.commands import run_workflow
     from wfkit.commands._io import parse_assignments, parse_faults
     from wfkit.commands.results import RunReport
-
-    err = console(stderr=True)
 
     def execute() -> RunReport:
         given = parse_assignments(inputs)
@@ -80,11 +96,7 @@ def run(
 
             require_prometheus()
         faults = parse_faults(inject)
-        with (
-            trace_export(otlp, err) as export,
-            LiveReporter(err, stream=streams(quiet, stream, json_out)) as live,
-        ):
-            interactive = sys.stdin.isatty() and not json_out
+        with _shown_live(otlp, quiet, stream, json_out) as (ask, on_event):
             return run_workflow(
                 file,
                 given,
@@ -92,8 +104,8 @@ def run(
                 answers_file=answers,
                 store=store,
                 trace=trace,
-                ask=live.ask if interactive else None,
-                on_event=sink(live, export),
+                ask=ask,
+                on_event=on_event,
                 faults=faults,
                 inject_seed=inject_seed,
                 executor=executor,
@@ -139,20 +151,13 @@ def resume(
     scheduler: SchedulerOpt = None,
 ) -> None:
     """Continue a failed, interrupted, cancelled or timed-out run where it stopped."""
-    from wfkit.cli.views.run import LiveReporter
     from wfkit.commands import resume_workflow
     from wfkit.commands._io import parse_assignments
     from wfkit.commands.results import RunReport
 
-    err = console(stderr=True)
-
     def execute() -> RunReport:
         given = parse_assignments(inputs)
-        with (
-            trace_export(otlp, err) as export,
-            LiveReporter(err, stream=streams(quiet, stream, json_out)) as live,
-        ):
-            interactive = sys.stdin.isatty() and not json_out
+        with _shown_live(otlp, quiet, stream, json_out) as (ask, on_event):
             return resume_workflow(
                 run_id,
                 force=force,
@@ -161,8 +166,8 @@ def resume(
                 inputs_file=inputs_file,
                 answers_file=answers,
                 store=store,
-                ask=live.ask if interactive else None,
-                on_event=sink(live, export),
+                ask=ask,
+                on_event=on_event,
                 executor=executor,
                 scheduler=scheduler,
             )
