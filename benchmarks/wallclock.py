@@ -31,7 +31,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
@@ -176,15 +175,8 @@ def report_render(steps: int, repeat: int) -> tuple[float, float, int, float]:
 
     from rich.console import Console
 
+    from wfkit.cli.views.run import run_report
     from wfkit.commands.run import run_workflow_async
-
-    try:
-        from wfkit.cli.views.run import run_report
-    except ImportError:  # an installation from before the bounded report: always full
-        from wfkit.cli.views.common import run_report as old_report  # type: ignore[attr-defined]
-
-        def run_report(report: Any, full: bool = False) -> Any:
-            return old_report(report)
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "big.yaml")

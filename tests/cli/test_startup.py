@@ -141,3 +141,22 @@ def test_a_finished_run_is_not_formatted_by_the_event_loop_at_its_end(tmp_path: 
     mine, plain = fresh(code).split()
     assert mine == "0"
     assert int(plain) > 0  # what it avoids: the plain asyncio.run formats it
+
+
+def test_the_pytest_plugin_loads_neither_the_engine_nor_jinja2() -> None:
+    out = fresh(
+        "import sys\n"
+        "import wfkit.testing.pytest_plugin\n"
+        "heavy = [m for m in ('wfkit.engine', 'wfkit.commands', 'wfkit.language', 'jinja2')"
+        " if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    assert out.splitlines() == ["HEAVY []"]
+
+
+def test_the_testing_helpers_load_on_first_use() -> None:
+    out = fresh(
+        "from wfkit.testing import RunReport, assert_state, matches, run_with_mocks\n"
+        "print(RunReport.__name__, matches({'ge': 1}, 2)[0], callable(run_with_mocks))\n"
+    )
+    assert out.splitlines() == ["RunReport True True"]

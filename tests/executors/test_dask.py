@@ -4,10 +4,12 @@ workflow."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -515,6 +517,20 @@ def test_step_timeouts_match_local(dask_cluster: Cluster, tmp_path: Path) -> Non
     same(shape(remote), shape(local))
 
 
+def _wait_for_items_stored(store: Path, *keys: str, seconds: float = 120) -> None:
+    """Until the run store holds the results of the items named (their parent's memory)."""
+    deadline = time.monotonic() + seconds
+    query = "SELECT name FROM checkpoint_values WHERE tier = 'memory'"
+    while time.monotonic() < deadline:
+        if (store / "runs.db").exists():
+            with contextlib.closing(sqlite3.connect(store / "runs.db", timeout=30)) as db:
+                names = {row[0] for row in db.execute(query)}
+            if set(keys) <= names:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"the store never held {keys}")
+
+
 def _wait_for(path: Path, lines: int = 1, seconds: float = 60) -> list[str]:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -612,7 +628,9 @@ def test_resume_after_the_coordinator_is_killed_reruns_only_unfinished_items(
                 type: shell_command
                 command: >-
                   echo {{{{ item }}}} >> {marks}/ran;
-                  if [ {{{{ item }}}} -ge 2 ] && [ ! -e {marks}/resumed ]; then sleep 4; fi
+                  if [ {{{{ item }}}} -ge 2 ]; then
+                  n=0; while [ ! -e {marks}/resumed ] && [ $n -lt 1200 ]; do
+                  sleep 0.1; n=$((n + 1)); done; fi
         """,
     )
     store = str(tmp_path / "store")
@@ -623,8 +641,8 @@ def test_resume_after_the_coordinator_is_killed_reruns_only_unfinished_items(
         stderr=subprocess.PIPE,
         text=True,
     )
-    _wait_for(marks / "ran", 2)
-    time.sleep(1.5)  # the finished items' results reach the store (committed every 0.2 s)
+    _wait_for(marks / "ran", 4)
+    _wait_for_items_stored(tmp_path / "store", "item:fan:0", "item:fan:1")
     process.kill()
     process.communicate(timeout=30)
     (marks / "resumed").touch()

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from wfkit.commands._base import FrozenModel
 from wfkit.errors import InputError
 
 
-class _Result(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
-
-class StepSummary(_Result):
+class StepSummary(FrozenModel):
     """A step id's last execution, and how many it had."""
 
     id: str
@@ -28,7 +26,7 @@ class StepSummary(_Result):
     items: dict[str, int] | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
-class ErrorEntry(_Result):
+class ErrorEntry(FrozenModel):
     """One failed attempt (the seed's ``WorkflowError``)."""
 
     step_id: str
@@ -41,7 +39,7 @@ class ErrorEntry(_Result):
     details: dict[str, Any] = {}
 
 
-class MessageEntry(_Result):
+class MessageEntry(FrozenModel):
     """A ``user_message`` or a warning, in order."""
 
     step_id: str | None
@@ -49,7 +47,7 @@ class MessageEntry(_Result):
     text: str
 
 
-class RunState(_Result):
+class RunState(FrozenModel):
     inputs: dict[str, Any]
     raw: dict[str, Any]
     computed: dict[str, Any]
@@ -79,7 +77,7 @@ def check_statuses(statuses: list[str] | None) -> None:
             )
 
 
-class RunReport(_Result):
+class RunReport(FrozenModel):
     """The outcome of ``wfkit run`` (SPEC section 6)."""
 
     run_id: str
@@ -103,7 +101,7 @@ class RunReport(_Result):
         return self.status == "succeeded"
 
 
-class RunSummary(_Result):
+class RunSummary(FrozenModel):
     """One line of ``wfkit runs``."""
 
     run_id: str
@@ -113,7 +111,7 @@ class RunSummary(_Result):
     duration_ms: float | None
 
 
-class RunList(_Result):
+class RunList(FrozenModel):
     """Recorded runs, newest first (``workflow_list_runs``)."""
 
     runs: list[RunSummary]

@@ -158,10 +158,14 @@ def _add_tool(server: Any, func: Callable[..., Awaitable[Any]], scope: Any) -> N
             LOGGER.exception("tool %s failed", name)
             raise ToolError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
 
+    # the scope is bound here: the SDK reads the tool's signature and type hints without it
     signature = inspect.signature(func, eval_str=True)
-    parameters = list(signature.parameters.values())[1:]  # the scope is bound here
+    parameters = list(signature.parameters.values())[1:]
     tool.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
-    del tool.__wrapped__  # the SDK reads the signature above, not the function's own
+    tool.__annotations__ = {
+        **{p.name: p.annotation for p in parameters},
+        "return": signature.return_annotation,
+    }
     server.add_tool(
         tool,
         title=hints.title,

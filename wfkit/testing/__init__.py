@@ -12,14 +12,26 @@ Runs use the same mocks, virtual time and expectations as ``wfkit test``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from wfkit.commands.results import RunReport
-from wfkit.commands.suite.expect import matches
-from wfkit.commands.suite.models import Case, Expect, Mocks, ShellMock, Suite, ToolMock
-from wfkit.commands.suite.runner import run_case
+if TYPE_CHECKING:
+    from wfkit.commands.results import RunReport
 
 __all__ = ["RunReport", "assert_state", "matches", "run_with_mocks"]
+
+
+def __getattr__(name: str) -> Any:
+    """``RunReport`` and ``matches`` on first use: the pytest plugin in this package loads in
+    every pytest run, and must not bring the engine with it."""
+    if name == "RunReport":
+        from wfkit.commands.results import RunReport
+
+        return RunReport
+    if name == "matches":
+        from wfkit.commands.suite.expect import matches
+
+        return matches
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run_with_mocks(
@@ -34,6 +46,9 @@ def run_with_mocks(
 ) -> RunReport:
     """Run a workflow with mocked tools (name -> value returned, or a ``{returns|raises|
     sequence}`` mock), shell mocks and answers, in virtual time, with its own store."""
+    from wfkit.commands.suite.models import Case, Expect, Mocks, ShellMock, Suite, ToolMock
+    from wfkit.commands.suite.runner import run_case
+
     tool_mocks = {
         name: ToolMock.model_validate(spec)
         if isinstance(spec, dict) and set(spec) <= {"returns", "raises", "sequence"} and spec
@@ -64,7 +79,7 @@ def assert_state(report: RunReport, path: str, expected: Any) -> None:
     """Assert that the state at ``path`` (``raw.x``, ``computed.y`` or a flat name) is
     ``expected`` or satisfies a matcher (``{"ge": 1}``, ``{"matches": "re"}``...)."""
     __tracebackhide__ = True  # a failure points at the caller's assert_state line
-    from wfkit.commands.suite.expect import read_state
+    from wfkit.commands.suite.expect import matches, read_state
 
     actual = read_state(report, path)
     ok, described = matches(expected, actual)
