@@ -418,14 +418,20 @@ def hostile_shell(scale: float, tmp: Path) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from tests.hostile.test_shell_injection import CONTEXTS, PAYLOADS
     from wfkit.language.expressions import Value
+    from wfkit.language.shellquote import render_command
 
     tried = exact = executed = 0
     started = time.perf_counter()
     for template, expected in CONTEXTS:
+        compiled = Value(template, shell=True)
         for payload in PAYLOADS:
-            command = Value(template, shell=True).render({"v": payload})
+            command = render_command(lambda: compiled.render({"v": payload}))  # noqa: B023
             done = subprocess.run(
-                ["/bin/sh", "-c", command], cwd=tmp, capture_output=True, check=False
+                ["/bin/sh", "-c", command.text],
+                cwd=tmp,
+                env={**os.environ, **command.env},
+                capture_output=True,
+                check=False,
             )
             tried += 1
             exact += done.stdout == expected(payload).encode()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Any
+import shlex
+from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings
@@ -9,6 +10,7 @@ from jinja2.exceptions import SecurityError
 
 from wfkit.errors import ExpressionError, UndefinedVariableError
 from wfkit.language.expressions import Value, compile_expr
+from wfkit.language.shellquote import ShellCommand, render_command
 
 
 def ev(source: Any, scope: dict[str, Any] | None = None, **kw: Any) -> Any:
@@ -132,14 +134,24 @@ def test_references_are_the_longest_static_paths() -> None:
     assert compile_expr("{{ d['key'].sub }}").references == {"d.key.sub"}
 
 
-def test_shell_templates_quote_every_value() -> None:
+def test_shell_templates_pass_every_value_as_data() -> None:
     hostile = "a'; rm -rf / #$(reboot)`id`"
-    rendered = ev("echo {{ v }} {{ n }}", {"v": hostile, "n": 3}, shell=True)
-    import shlex
 
-    assert shlex.split(rendered) == ["echo", hostile, "3"]
-    assert ev("echo {{ v }}", {"v": None}, shell=True) == "echo ''"
-    assert shlex.split(ev("echo {{ v }}", {"v": {"a": 1}}, shell=True)) == ["echo", '{"a": 1}']
+    def command(template: str, scope: dict[str, Any]) -> ShellCommand:
+        compiled = Value(template, shell=True)
+        return cast(ShellCommand, render_command(lambda: compiled.render(scope)))
+
+    both = command("echo {{ v }} {{ n }}", {"v": hostile, "n": 3})
+    assert both.text == 'echo "${WFKIT_V1}" "${WFKIT_V2}"'
+    assert both.env == {"WFKIT_V1": hostile, "WFKIT_V2": "3"}
+    assert shlex.split(both.shown) == ["echo", hostile, "3"]
+    assert command("echo {{ v }}", {"v": None}).env == {"WFKIT_V1": ""}
+    assert command("echo {{ v }}", {"v": {"a": 1}}).env == {"WFKIT_V1": '{"a": 1}'}
+
+
+def test_a_shell_template_renders_only_as_a_command() -> None:
+    with pytest.raises(ExpressionError, match="rendered only as a command"):
+        Value("echo {{ v }}", shell=True).render({"v": 1})
 
 
 def test_value_trees_render_only_templated_parts() -> None:

@@ -28,7 +28,7 @@ from wfkit.language.expressions import Expr, Value, truthy
 from wfkit.language.loader import LoadedWorkflow, load_file
 from wfkit.language.plan import CompiledUpdate
 from wfkit.language.policy import ErrorPolicy
-from wfkit.language.shellquote import place_values, unneeded_quotes
+from wfkit.language.shellquote import place_values, shell_text, unneeded_quotes
 
 RESULT_FIELDS = {"shell_command": ("stdout", "stderr", "exit_code")}
 
@@ -250,6 +250,7 @@ class _Walker:
             tools=self.tools_of(step),
             reachable=reachable,
             dead=ctx.dead or gate_value is False,
+            shell=_shell_text(step),
         )
         self.steps.append(view)
         self.check_budget(step, policy)
@@ -471,3 +472,11 @@ def explain_workflow(
         worst_case_ms=total,
         timeout=timeout,
     )
+
+
+def _shell_text(step: m.StepBase) -> str | None:
+    """A shell command as the shell reads it, where its values stand as references."""
+    if not isinstance(step, m.ShellCommandStep) or not isinstance(step.command, str):
+        return None
+    shown = shell_text(step.command)
+    return None if shown == step.command else shown

@@ -49,6 +49,8 @@ class StepPlanView(FrozenModel):
     tools: list[ToolNeed] = []
     reachable: bool = True
     dead: bool = False  # in a branch the inputs decide against
+    #: a shell command as /bin/sh reads it: its values as references to variables
+    shell: str | None = None
 
 
 class ComputedPlanView(FrozenModel):

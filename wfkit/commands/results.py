@@ -10,7 +10,6 @@ from wfkit.commands._base import FrozenModel
 from wfkit.errors import InputError
 
 
-
 class StepSummary(FrozenModel):
     """A step id's last execution, and how many it had."""
 

@@ -13,6 +13,7 @@ from wfkit.language.compile import Body
 from wfkit.language.expressions import Expr, Scope, make_scope, truthy
 from wfkit.language.models import StepBase
 from wfkit.language.plan import CompiledUpdate
+from wfkit.language.shellquote import render_command
 
 if TYPE_CHECKING:
     from wfkit.engine.context import RunContext
@@ -181,8 +182,13 @@ class Frame:
         return self._scope.new_child(dict(extra)) if extra else self._scope
 
     def eval(self, step: StepBase, name: str, extra: Mapping[str, Any] | None = None) -> Any:
-        """Evaluate a compiled field of ``step`` in this frame."""
-        return self.run.plan(step).compiled[name].render(self.view(extra))
+        """Evaluate a compiled field of ``step`` in this frame (a command string as a
+        :class:`~wfkit.language.shellquote.ShellCommand`: its values as data)."""
+        compiled = self.run.plan(step).compiled[name]
+        if getattr(compiled, "shell", False):
+            scope = self.view(extra)
+            return render_command(lambda: compiled.render(scope))
+        return compiled.render(self.view(extra))
 
     def test(self, expr: Expr, step_id: str, role: str) -> bool:
         """A condition's truth (traced, with its operands, when the run is traced)."""

@@ -24,6 +24,7 @@ from wfkit.errors import ERROR_TYPES, InputError, StepError, WfkitError
 from wfkit.language.loader import LoadedWorkflow
 from wfkit.language.models import StepBase
 from wfkit.language.policy import retry_verdict
+from wfkit.language.shellquote import ShellCommand
 
 _MISSING = object()
 
@@ -128,12 +129,7 @@ async def trial(
             out.ran, out.branch, out.reason = False, "skip", "its condition is false"
             return out
     try:
-        for name in step.expr_fields:
-            if name in ("if_", "retry_on", "fallback_value") or name not in plan.compiled:
-                continue
-            out.rendered[type(step).model_fields[name].alias or name] = to_state_value(
-                frame.eval(step, name)
-            )
+        _render_fields(step, plan.compiled, frame, out.rendered)
     except WfkitError as exc:
         out.render_error = exc.details()
     before = copy.deepcopy(live.snapshot())
@@ -190,3 +186,17 @@ def _branch(out: Trial, run: Run, frame: Frame, step: StepBase, error: StepError
         return
     out.branch = "fail"
     out.cleanup = [f"{s.step_id} ({s.step_type})" for s in step.cleanup]
+
+
+def _render_fields(
+    step: StepBase, compiled: dict[str, Any], frame: Frame, rendered: dict[str, Any]
+) -> None:
+    """The step's fields as they render in ``frame`` (a command with its values quoted in
+    place, as shown), into ``rendered`` by their names in the file."""
+    for name in step.expr_fields:
+        if name in ("if_", "retry_on", "fallback_value") or name not in compiled:
+            continue
+        value = frame.eval(step, name)
+        if isinstance(value, ShellCommand):
+            value = value.shown
+        rendered[type(step).model_fields[name].alias or name] = to_state_value(value)

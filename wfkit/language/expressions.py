@@ -62,7 +62,7 @@ def make_scope(*layers: Mapping[str, Any]) -> Scope:
 
 
 SHELL_ENV = make_env()
-SHELL_ENV.filters.update(shellquote.FILTERS)  # each value escaped for its quoting context
+SHELL_ENV.filters.update(shellquote.FILTERS)  # each value kept aside, referenced by the text
 
 _LONE = re.compile(r"^\s*\{\{(?P<body>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
 _TEMPLATE_MARK = re.compile(r"\{\{|\{%")
@@ -294,10 +294,11 @@ class Value:
     Literal parts are returned as they are; templated parts are evaluated per call.
     """
 
-    __slots__ = ("_render", "literal", "references", "source")
+    __slots__ = ("_render", "literal", "references", "shell", "source")
 
     def __init__(self, source: Any, *, shell: bool = False) -> None:
         self.source = source
+        self.shell = shell  # a command string: render it with shellquote.render_command
         refs: set[str] = set()
         self._render = _compile_tree(source, refs, shell)
         self.references = frozenset(refs)

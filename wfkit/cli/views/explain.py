@@ -96,6 +96,8 @@ def _step_label(step: StepPlanView) -> Text:
         text.append(f"  reads {', '.join(step.reads)}", style="dim")
     if step.writes:
         text.append(f"  writes {', '.join(step.writes)}", style="green")
+    if step.shell is not None:
+        text.append(f"  runs: {step.shell}", style="dim")
     if not step.reachable:
         text.append("  UNREACHABLE", style="bold red")
     elif step.dead:

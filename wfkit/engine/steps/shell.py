@@ -14,6 +14,7 @@ from wfkit.engine.memlimit import limited_argv
 from wfkit.engine.steps.registry import handles
 from wfkit.errors import ShellCommandError
 from wfkit.language.models import ShellCommandStep
+from wfkit.language.shellquote import ShellCommand
 
 if TYPE_CHECKING:
     from wfkit.engine.context import RunContext
@@ -26,14 +27,21 @@ _CHUNK = 65_536
 async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
     """Run the command; the result is ``{stdout, stderr, exit_code}``.
 
-    A string runs through ``/bin/sh -c`` with templated values shell-quoted; a list is an
-    argv run directly. ``stdout``/``stderr`` lose one trailing newline.
+    A string runs through ``/bin/sh -c``, each templated value passed as an environment
+    variable the text references (:mod:`wfkit.language.shellquote`); a list is an argv run
+    directly. ``stdout``/``stderr`` lose one trailing newline.
     """
     run = frame.run
-    command = frame.eval(step, "command")
-    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else [str(a) for a in command]
+    rendered = frame.eval(step, "command")
     env = dict(os.environ)
     env.update({str(k): str(v) for k, v in (frame.eval(step, "env") or {}).items()})
+    if isinstance(rendered, ShellCommand):  # its values as variables the text references
+        command: str | list[str] = rendered.shown
+        argv = ["/bin/sh", "-c", rendered.text]
+        env.update(rendered.env)
+    else:
+        command = [str(a) for a in rendered]
+        argv = command
     workflow_dir = Path(run.loaded.file).resolve().parent
     env["WFKIT_RUN_ID"] = run.run_id
     env["WFKIT_WORKFLOW_DIR"] = str(workflow_dir)
