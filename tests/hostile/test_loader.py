@@ -15,6 +15,8 @@ from wfkit.language.yamlsrc import MAX_NODES_ENV
 FLOW = "name: t\ninputs: {x: {type: any, required: false}}\nsteps: []\n"
 DEEP_JSON = "[" * 3000 + "]" * 3000
 
+HANG = 120  # seconds: a bound that turns a hang into a failure, never a measure of speed
+
 
 def _files(tmp: Path) -> dict[str, Path]:
     files = {
@@ -59,7 +61,7 @@ def test_parser_attacks_are_clean_usage_errors(
     argv = [a.format(**files) if "{" in a and "}" in a and len(a) < 100 else a for a in args]
     started = time.perf_counter()
     result = CliRunner().invoke(app, argv)
-    assert time.perf_counter() - started < 10
+    assert time.perf_counter() - started < HANG
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output
@@ -81,6 +83,6 @@ def test_big_rejected_files_are_reported_fast_and_small(tmp_path: Path, name: st
     files = _files(tmp_path)
     started = time.perf_counter()
     _, peak, err = peak_kib("run", str(files[name]))
-    assert time.perf_counter() - started < 10  # was over 30 s and 1.75 GB
+    assert time.perf_counter() - started < HANG  # speed: nox -s stress
     assert "LoadError" in err
     assert peak < 200 * 1024
