@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def _type(schema: dict[str, Any]) -> str:
     if "anyOf" in schema:
         return " or ".join(_type(s) for s in schema["anyOf"])
-    return str(schema.get("type", "any"))
+    kind = schema.get("type", "any")
+    if isinstance(kind, list):
+        return "any JSON value" if len(kind) >= 6 else " or ".join(map(str, kind))
+    return str(kind)
 
 
 async def _tools() -> list[Any]:

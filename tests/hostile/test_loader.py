@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -33,6 +34,11 @@ def _files(tmp: Path) -> dict[str, Path]:
     (tmp / "garbage.yaml").write_bytes(b"\x00\xff garbage [")
     out["latin"] = tmp / "latin.yaml"
     out["garbage"] = tmp / "garbage.yaml"
+    for name, file in (("fifo", "fifo.yaml"), ("fifo_suite", "fifo.wftest.yaml")):
+        os.mkfifo(tmp / file)  # opening one waits for a writer: it must never be opened
+        out[name] = tmp / file
+    out["folder"] = tmp / "folder.yaml"
+    out["folder"].mkdir()
     return out
 
 
@@ -46,7 +52,11 @@ CASES: list[tuple[list[str], str]] = [
     (["run", "{flow}", "--answers", "{garbage}"], "not UTF-8 text (byte 0xff"),
     (["test", "{garbage}"], "not UTF-8 text"),
     (["test-transform", "input", "--input", "@/nonexistent"], "no such file"),
-    (["run", "/dev/zero"], "larger than 5000000 bytes"),
+    (["run", "/dev/zero"], "not a regular file"),
+    (["explain", "{fifo}"], "not a regular file"),
+    (["run", "{fifo}"], "not a regular file"),
+    (["test", "{fifo_suite}"], "not a regular file"),
+    (["explain", "{folder}"], "not a regular file"),
     (["run", "{flow}", "--inputs", "/dev/zero"], "larger than 5000000 bytes"),
     (["run", "{seconds}"], "number out of range"),
     (["run", "{nodes}"], "more than 100000 YAML nodes"),

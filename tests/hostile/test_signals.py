@@ -53,7 +53,7 @@ def test_a_busy_step_times_out_on_its_timeout(run_yaml: Runner) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_signal_cancels_a_busy_run(tmp_path: Path, sig: signal.Signals) -> None:
     flow = tmp_path / "busy.yaml"
     flow.write_text(BUSY.format(timeout=""))

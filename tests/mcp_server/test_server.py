@@ -241,3 +241,29 @@ def test_examples_through_the_shim() -> None:
             assert report["status"] == "succeeded"
 
     asyncio.run(scenario())
+
+
+def test_a_fifo_given_as_a_workflow_is_refused_not_waited_on(root: Path) -> None:
+    os.mkfifo(root / "flows" / "pipe.yaml")
+
+    async def scenario() -> str:
+        async with Client(build_server(root, store=root / "store")) as client:
+            return await error_of(client, "workflow_explain_plan", workflow="flows/pipe.yaml")
+
+    message = asyncio.run(asyncio.wait_for(scenario(), timeout=120))
+    assert "LoadError" in message
+    assert "not a regular file" in message
+
+
+def test_every_argument_has_a_json_schema_type(root: Path) -> None:
+    async def scenario() -> dict[str, dict[str, Any]]:
+        async with Client(build_server(root, store=root / "store")) as client:
+            return {t.name: t.input_schema for t in (await client.list_tools()).tools}
+
+    untyped = [
+        (tool, name)
+        for tool, schema in asyncio.run(scenario()).items()
+        for name, prop in schema["properties"].items()
+        if not ({"type", "anyOf", "$ref"} & set(prop))
+    ]
+    assert untyped == []

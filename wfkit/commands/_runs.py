@@ -133,7 +133,7 @@ def run_options(
 
 
 def until_signalled(work: Callable[[], Awaitable[T]]) -> T:
-    """Run ``work`` in a new event loop, where SIGINT and SIGTERM cancel it (a run then ends
+    """Run ``work`` in a new event loop, where SIGINT, SIGTERM and SIGHUP cancel it (a run then ends
     as ``cancelled`` after its ``finally`` steps, instead of dying mid-step)."""
 
     async def main() -> T:
@@ -166,11 +166,12 @@ def run_to_end(work: Awaitable[T], runner: asyncio.Runner | None = None) -> T:
 
 @contextlib.contextmanager
 def _cancel_on_signals() -> Iterator[None]:
-    """Turn SIGINT/SIGTERM into cancellation of the current task (main thread only)."""
+    """Turn SIGINT, SIGTERM and SIGHUP (the terminal closed) into cancellation of the current
+    task (main thread only)."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         try:
             loop.add_signal_handler(sig, task.cancel if task else lambda: None)
             installed.append(sig)

@@ -58,7 +58,8 @@ class LoadedWorkflow:
 
 def load_file(path: str | Path, cache: Path | None = None) -> LoadedWorkflow:
     """Read and load a workflow file; ``cache`` is a compile-cache directory to use."""
-    return load_text(read_source(path, limit=MAX_FILE_BYTES), str(path), cache)
+    text = read_source(path, limit=MAX_FILE_BYTES, regular=True)
+    return load_text(text, str(path), cache)
 
 
 def load_text(text: str, file: str = "<string>", cache: Path | None = None) -> LoadedWorkflow:

@@ -8,6 +8,7 @@ plain values from it, recording the ``line:column`` of every mapping key and seq
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any
@@ -37,14 +38,26 @@ MAX_DEPTH = 200
 MAX_FILE_BYTES = 5_000_000
 
 
-def read_source(path: str | FilePath, what: str = "file", limit: int = MAX_FILE_BYTES) -> str:
+def read_source(
+    path: str | FilePath,
+    what: str = "file",
+    limit: int = MAX_FILE_BYTES,
+    regular: bool = False,
+) -> str:
     """The UTF-8 text of a file, reading at most ``limit`` bytes (``/dev/zero`` included).
 
-    Every failure is a :class:`LoadError` naming the file: missing, unreadable, too large,
-    not UTF-8.
+    With ``regular``, anything but a regular file (a FIFO or a terminal, whose opening or
+    reading waits for a writer; a device; a folder) is refused before it is opened. Every
+    failure is a :class:`LoadError` naming the file: missing, unreadable, not a regular file,
+    too large, not UTF-8.
     """
     file = str(path)
     try:
+        if regular and not stat.S_ISREG(os.stat(path).st_mode):
+            raise LoadError(
+                f"cannot read {what}: not a regular file (a FIFO, a device or a folder)",
+                file=file,
+            )
         with open(path, "rb") as handle:
             raw = handle.read(limit + 1)
     except FileNotFoundError:

@@ -34,6 +34,8 @@ from wfkit.mcp_server.arguments import (
     json_arg,
 )
 
+JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -239,7 +241,11 @@ async def workflow_test_transformation(
         Field(description="A Jinja2 expression, e.g. 'input | length > 2'."),
     ] = None,
     input: Annotated[
-        Any, Field(description="The value bound to `input` in the expression.")
+        Any,
+        Field(
+            description="The value bound to `input` in the expression (any JSON value).",
+            json_schema_extra={"type": list(JSON_TYPES)},
+        ),
     ] = None,
     context: Annotated[
         dict[str, Any] | str | None,

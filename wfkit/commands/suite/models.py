@@ -163,7 +163,7 @@ class CaseResult(StrictModel):
 def load_suite(path: str | Path) -> Suite:
     """Read a ``*.wftest.yaml`` file; errors name file, line and field."""
     file = str(path)
-    source = parse(read_source(path), file)
+    source = parse(read_source(path, regular=True), file)
     if not isinstance(source.data, dict):
         raise LoadError(
             "a test suite must be a mapping (workflow:, cases:)", file=file, line=1, column=1
