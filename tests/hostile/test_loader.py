@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -96,3 +97,28 @@ def test_big_rejected_files_are_reported_fast_and_small(tmp_path: Path, name: st
     assert time.perf_counter() - started < HANG  # speed: nox -s stress
     assert "LoadError" in err
     assert peak < 200 * 1024
+
+
+def test_aliases_that_expand_past_the_byte_bound_are_refused_fast_and_small(
+    tmp_path: Path,
+) -> None:
+    big = "x" * 4_900_000
+    uses = ", ".join(["*a"] * 1000)
+    flow = tmp_path / "alias.yaml"
+    flow.write_text(
+        f'name: a\ndefault_state:\n  raw:\n    a: &a "{big}"\n    b: [{uses}]\n'
+        "steps:\n  - {type: user_message, message: hi}\n"
+    )
+    store = str(tmp_path / "store")
+    for command in (
+        ["explain", str(flow), "--json"],
+        ["run", str(flow), "--json", "--store", store],
+    ):
+        started = time.perf_counter()
+        out, peak, err = peak_kib(*command)
+        assert time.perf_counter() - started < HANG  # was 47-71 s
+        error = json.loads(out)["error"]
+        assert error["type"] == "LoadError", err
+        assert "more than 20000000 characters once its aliases are expanded" in error["message"]
+        assert (error["line"], error["field"]) == (4, "default_state.raw.b[3]")
+        assert peak < 100 * 1024  # KiB; was 4.8 GB and more

@@ -71,3 +71,13 @@ def test_non_scalar_keys_are_refused() -> None:
 def test_format_path() -> None:
     assert format_path(("steps", 0, "then", 2, "command")) == "steps[0].then[2].command"
     assert format_path(()) == ""
+
+
+def test_aliases_are_charged_at_every_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "a: &a [xxxxxxxxxx, yyyyyyyyyy]\nb: [*a, *a, *a]\n"  # 20 characters, used 4 times
+    monkeypatch.setenv("WFKIT_MAX_YAML_BYTES", "80")
+    assert parse(text, "f.yaml").data["b"][2] == ["xxxxxxxxxx", "yyyyyyyyyy"]
+    monkeypatch.setenv("WFKIT_MAX_YAML_BYTES", "79")
+    with pytest.raises(LoadError, match="more than 79 characters once its aliases") as info:
+        parse(text, "f.yaml")
+    assert (info.value.line, info.value.field) == (1, "b[2][1]")

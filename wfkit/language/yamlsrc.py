@@ -36,6 +36,11 @@ a node costs ~8 µs to compose and resolve, so 100,000 keep any file under a sec
 MAX_DEPTH = 200
 """Deepest nesting of mappings and lists a file may have (a recursive alias has no end)."""
 MAX_FILE_BYTES = 5_000_000
+MAX_BYTES_ENV = "WFKIT_MAX_YAML_BYTES"
+DEFAULT_MAX_EXPANDED = 4 * MAX_FILE_BYTES
+"""Characters of text a document may hold once its aliases are expanded (each use of an
+anchored value counts its size again): aliases share one object while loading, but anything
+that copies or serialises the value pays for every use."""
 
 
 def read_source(
@@ -146,6 +151,13 @@ def parse(text: str, file: str) -> Source:
     return Source(file, data, builder.positions, builder.word_booleans)
 
 
+def max_expanded() -> int:
+    """The expanded-size bound: ``WFKIT_MAX_YAML_BYTES`` when set to a number, else the
+    default."""
+    value = os.environ.get(MAX_BYTES_ENV, "")
+    return int(value) if value.isdigit() else DEFAULT_MAX_EXPANDED
+
+
 def max_nodes() -> int:
     """The node bound: ``WFKIT_MAX_YAML_NODES`` when set to a number, else the default."""
     value = os.environ.get(MAX_NODES_ENV, "")
@@ -180,6 +192,8 @@ class _Builder:
         self.constructor = yaml.constructor.SafeConstructor()
         self.count = 0
         self.word_booleans: dict[Path, str] = {}
+        self.size = 0  # characters of scalar text, every use of an alias counted again
+        self.limit = max_expanded()
 
     def _error(self, message: str, node: yaml.Node, path: Path) -> LoadError:
         return LoadError(
@@ -199,6 +213,10 @@ class _Builder:
                 f"nested deeper than {MAX_DEPTH} levels (a recursive alias?)", node, path
             )
         self.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.ScalarNode):  # an alias's node is built again at each use
+            self.size += len(node.value)
+            if self.size > self.limit:
+                self._too_big(node, path)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
@@ -216,6 +234,16 @@ class _Builder:
             return self.constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
             raise self._error(f"invalid value: {exc.problem}", node, path) from exc
+
+    def _too_big(self, node: yaml.Node, path: Path) -> None:
+        line = node.start_mark.line + 1
+        raise self._error(
+            f"the document holds more than {self.limit} characters once its aliases are "
+            f"expanded (the value from line {line} used again, through an alias, at "
+            f"{format_path(path) or 'the top'}); set {MAX_BYTES_ENV} to allow more",
+            node,
+            path,
+        )
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
         out: dict[str, Any] = {}
