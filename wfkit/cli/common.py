@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
 
+from wfkit.controls import encodable
+
 if TYPE_CHECKING:
     from pydantic import BaseModel
     from rich.console import Console, RenderableType
@@ -128,7 +130,8 @@ def error_document(exc: BaseException) -> dict[str, Any]:
 
 def write_error_json(exc: BaseException) -> None:
     """Write the JSON document of a failure to stdout."""
-    sys.stdout.write(json.dumps(error_document(exc), indent=2) + "\n")
+    sys.stdout.write(encodable(json.dumps(error_document(exc), indent=2, ensure_ascii=False)))
+    sys.stdout.write("\n")
 
 
 def console(stderr: bool = False) -> Console:
@@ -148,8 +151,10 @@ def emit_json(result: BaseModel | list[Any]) -> None:
         if isinstance(result, list)
         else result.model_dump(mode="json")
     )
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
+    write = sys.stdout.write
+    for chunk in json.JSONEncoder(indent=2, ensure_ascii=False).iterencode(data):
+        write(encodable(chunk))  # valid UTF-8 whatever the values hold
+    write("\n")
 
 
 def error_view_text(exc: Exception) -> Text:
@@ -293,6 +298,7 @@ def write_page(page: str, output: str) -> None:
     """Write an HTML page to ``output`` ('-': stdout) and name the file on stderr."""
     from wfkit.errors import InputError
 
+    page = encodable(page)
     if output == "-":
         sys.stdout.write(page)
         return

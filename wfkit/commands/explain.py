@@ -409,8 +409,10 @@ def explain_workflow(
     plan = loaded.main.state
     input_views = []
     for name, spec in plan.inputs.items():
-        if name in given:
-            status, value = "given", given[name]
+        if name in given:  # text from the command line as plain text (a str subclass
+            # holding an undecodable byte does not serialise)
+            value = given[name]
+            status, value = "given", str(value) if isinstance(value, str) else value
         elif spec.has_default:
             status, value = "default", spec.default
         else:

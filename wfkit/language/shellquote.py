@@ -57,17 +57,21 @@ def text_of(value: Any) -> str:
         text = json.dumps(value)
     else:
         text = "" if value is None else str(value)
+    return os_text(text, "a value templated into a shell command")
+
+
+def os_text(text: str, what: str) -> str:
+    """``text`` if a command line or an environment can carry it, else an InputError naming
+    ``what``: no NUL byte, and no lone surrogate but those standing for undecodable bytes."""
     if _MARK in text:
         raise InputError(
-            f"a value templated into a shell command contains a NUL byte: {text[:40]!r}; "
-            "a command line cannot carry it"
+            f"{what} contains a NUL byte: {text[:40]!r}; a command line cannot carry it"
         )
     try:
         text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         raise InputError(
-            f"a value templated into a shell command is not valid text: {text[:40]!r} "
-            "(it holds a lone surrogate)"
+            f"{what} is not valid text: {text[:40]!r} (it holds a lone surrogate)"
         ) from None
     return text
 

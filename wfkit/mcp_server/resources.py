@@ -10,6 +10,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
+from wfkit.controls import encodable
 from wfkit.errors import InputError, WfkitError
 from wfkit.mcp_server.arguments import check_path_text, confine
 
@@ -64,7 +65,8 @@ def add_resources(server: Any, base: Path, store: str | Path | None, read_only: 
         from wfkit.commands.debug import debug_run
 
         check_path_text(run_id, "run_id")
-        return debug_run(run_id, store=store, read_only=read_only).model_dump_json(indent=2)
+        info = debug_run(run_id, store=store, read_only=read_only).model_dump(mode="json")
+        return encodable(json.dumps(info, indent=2, ensure_ascii=False))
 
     def workflow(path: str) -> str:
         """A workflow file under the root."""

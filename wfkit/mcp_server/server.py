@@ -26,6 +26,9 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import PydanticSerializationError
+
+from wfkit.controls import encodable
 from wfkit.errors import WfkitError
 from wfkit.mcp_server.arguments import argument_error
 
@@ -135,6 +138,27 @@ def build_server(
     return server
 
 
+def encodable_result(result: Any) -> Any:
+    """``result`` as the protocol can carry it: the SDK writes UTF-8 JSON, which holds no lone
+    surrogate (an undecodable byte of a command line, a ``from_json`` value), so any string
+    holding one gets the escape text ``\\udXXX`` in its place; other results pass as they are."""
+    try:
+        result.model_dump_json()
+    except (UnicodeEncodeError, PydanticSerializationError):
+        return type(result).model_validate(_encodable_data(result.model_dump(mode="json")))
+    return result
+
+
+def _encodable_data(value: Any) -> Any:
+    if isinstance(value, str):
+        return encodable(value)
+    if isinstance(value, list):
+        return [_encodable_data(item) for item in value]
+    if isinstance(value, dict):
+        return {_encodable_data(k): _encodable_data(v) for k, v in value.items()}
+    return value
+
+
 def _add_tool(server: Any, func: Callable[..., Awaitable[Any]], scope: Any) -> None:
     """Register a tool function bound to the server's scope (its first parameter): the tool's
     schema is its other parameters, its output schema its result model. Tools run with stdout
@@ -151,7 +175,7 @@ def _add_tool(server: Any, func: Callable[..., Awaitable[Any]], scope: Any) -> N
     async def tool(**arguments: Any) -> Any:
         try:
             with redirect_stdout(sys.stderr):  # stdout carries the protocol only
-                return await func(scope, **arguments)
+                return encodable_result(await func(scope, **arguments))
         except WfkitError as exc:
             raise ToolError(f"{exc.type_name}: {exc}") from exc
         except Exception as exc:  # a bug: say what, keep the traceback in the log

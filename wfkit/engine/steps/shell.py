@@ -14,7 +14,7 @@ from wfkit.engine.memlimit import limited_argv
 from wfkit.engine.steps.registry import handles
 from wfkit.errors import ShellCommandError
 from wfkit.language.models import ShellCommandStep
-from wfkit.language.shellquote import ShellCommand
+from wfkit.language.shellquote import ShellCommand, os_text
 
 if TYPE_CHECKING:
     from wfkit.engine.context import RunContext
@@ -34,13 +34,14 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
     run = frame.run
     rendered = frame.eval(step, "command")
     env = dict(os.environ)
-    env.update({str(k): str(v) for k, v in (frame.eval(step, "env") or {}).items()})
+    for key, value in (frame.eval(step, "env") or {}).items():
+        env[os_text(str(key), "an env name")] = os_text(str(value), f"env {key}")
     if isinstance(rendered, ShellCommand):  # its values as variables the text references
         command: str | list[str] = rendered.shown
-        argv = ["/bin/sh", "-c", rendered.text]
+        argv = ["/bin/sh", "-c", os_text(rendered.text, "the command")]
         env.update(rendered.env)
     else:
-        command = [str(a) for a in rendered]
+        command = [os_text(str(a), "an argument of the command") for a in rendered]
         argv = command
     workflow_dir = Path(run.loaded.file).resolve().parent
     env["WFKIT_RUN_ID"] = run.run_id
