@@ -116,3 +116,30 @@ def test_text_a_command_cannot_carry_is_named_not_an_internal_error(
     error = json.loads(done.stdout.decode("utf-8"))["error"]
     assert "is not valid text: 'A\\ud800B' (it holds a lone surrogate)" in error["message"]
     assert "internal error" not in error["message"]
+
+
+@pytest.mark.parametrize("depth", [300, 700])
+def test_deep_values_are_refused_where_they_enter_naming_the_limit(
+    depth: int, tmp_path: Path
+) -> None:
+    value = f"{{{{ ('['*{depth} ~ ']'*{depth})|from_json }}}}"
+    (tmp_path / "deep.yaml").write_text(
+        "name: deep\nstate_schema: {raw: {v: any}}\nsteps:\n"
+        f'  - {{id: d, type: state_update, path: raw.v, value: "{value}"}}\n'
+    )
+    done = wfkit("run", "deep.yaml", "--json", cwd=tmp_path)
+    report = json.loads(done.stdout.decode("utf-8"))  # one document, whatever the depth
+    assert (done.returncode, report["status"]) == (1, "failed")
+    assert report["error"]["message"] == "raw.v: the value is nested deeper than 100 levels"
+    debug = wfkit("debug", report["run_id"], "--json", cwd=tmp_path)
+    assert json.loads(debug.stdout.decode("utf-8"))["status"] == "failed"
+
+
+def test_a_deep_input_is_an_input_error(tmp_path: Path) -> None:
+    (tmp_path / "in.yaml").write_text(
+        "name: in\ninputs: {x: {type: any}}\nsteps:\n  - {type: user_message, message: hi}\n"
+    )
+    done = wfkit("run", "in.yaml", "-i", "x=" + "[" * 150 + "]" * 150, "--json", cwd=tmp_path)
+    error = json.loads(done.stdout.decode("utf-8"))["error"]
+    assert (done.returncode, error["type"]) == (2, "InputError")
+    assert error["message"] == "input 'x': the value is nested deeper than 100 levels"

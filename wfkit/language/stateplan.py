@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from wfkit.errors import InputError
+from wfkit.errors import InputError, StateError
 from wfkit.language.expressions import Expr
 from wfkit.language.models import ComputedField, FieldType, InputSpec
 from wfkit.language.values import json_type, matches_type, to_state_value, zero_value
@@ -75,7 +75,10 @@ class StatePlan:
             if _has_nul(value):
                 problems.append(f"input {name!r} contains a NUL byte, which no command can take")
                 continue
-            out[name] = to_state_value(value, f"input {name!r}")
+            try:
+                out[name] = to_state_value(value, f"input {name!r}")
+            except StateError as exc:  # an input is the caller's mistake, not a step's
+                problems.append(exc.message)
         if problems:
             raise InputError("; ".join(problems))
         return out

@@ -91,11 +91,17 @@ def a_type(value: Any) -> str:
     return ("an " if kind[0] in "aeiou" else "a ") + kind
 
 
-def to_state_value(value: Any, where: str = "value") -> Any:
+MAX_DEPTH = 100
+"""Levels of nesting a value may have (lists and objects): deeper values are refused where
+they enter the state, so every output (JSON, the console, the store) can show what was kept."""
+
+
+def to_state_value(value: Any, where: str = "value", depth: int = 0) -> Any:
     """A fresh JSON-compatible copy of ``value``; tuples become lists.
 
     Copying keeps state independent of the objects expressions return (two fields never
-    alias one list). Anything that JSON cannot hold is a :class:`StateError`.
+    alias one list). Anything that JSON cannot hold, or nested deeper than
+    :data:`MAX_DEPTH`, is a :class:`StateError`.
     """
     if value is None or isinstance(value, (str, bool, int)):
         return value
@@ -103,14 +109,16 @@ def to_state_value(value: Any, where: str = "value") -> Any:
         if math.isnan(value) or math.isinf(value):
             raise StateError(f"{where}: {value} cannot be stored (not valid JSON)")
         return value
+    if depth >= MAX_DEPTH and isinstance(value, (Mapping, list, tuple)):
+        raise StateError(f"{where}: the value is nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
             name = key if isinstance(key, str) else _key_text(key, where)
-            out[name] = to_state_value(item, where)
+            out[name] = to_state_value(item, where, depth + 1)
         return out
     if isinstance(value, (list, tuple)):
-        return [to_state_value(item, where) for item in value]
+        return [to_state_value(item, where, depth + 1) for item in value]
     if isinstance(value, Undefined):  # an undefined name inside a list or mapping
         raise UndefinedVariableError(
             f"{where}: the value holds an undefined name {value._undefined_name!r}",
