@@ -58,6 +58,11 @@ WORDS: list[tuple[str, Expected]] = [
     ('"C:\\{{ v }}"', None),
     ("$'{{ v }}'", None),
     ("{% filter upper %}{{ v }}{% endfilter %}", None),
+    ('"$\\\n{{ v }}"', None),
+    ("$[{{ v }}]", None),
+    ('"x \\\n{{ v }}"', lambda v, d: f"x {v}"),
+    ('${x:-"}"}{{ v }}', lambda v, d: "}" + v),
+    ("{% raw %}${#x}{% endraw %}{{ v }}{# c #}", lambda v, d: "0" + v),
 ]
 DELIMITERS = ["EOF", "%%", "E-O.F", "_9", "end:"]
 
@@ -125,5 +130,5 @@ def test_a_value_is_refused_or_reaches_the_command_exactly(
 
 def test_the_grammar_covers_every_refused_context() -> None:
     refused = [w for w, e in WORDS if e is None]
-    assert len(refused) == 12
+    assert len(refused) == 14
     assert shutil.which("dash") or shutil.which("bash")

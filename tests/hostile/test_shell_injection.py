@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from wfkit.commands import RunReport
 from wfkit.commands.explain import explain_workflow
 from wfkit.commands.logs import run_logs
-from wfkit.errors import InputError, LoadError
+from wfkit.errors import ExpressionError, InputError, LoadError
 from wfkit.language.expressions import Value
 from wfkit.language.loader import load_text
 from wfkit.language.shellquote import render_command
@@ -249,3 +249,43 @@ def test_shapes_without_an_exact_reference_are_load_errors(command: str, why: st
         "steps[0].command",
     )
     assert 'pass the value in `env:` and write "$NAME"' in info.value.message
+
+
+# Shapes a red-team review of the by-construction mechanism tried: each is refused, or both
+# shells print exactly the value; no canary in either case.
+PROBES: list[tuple[str, Callable[[str], str] | None]] = [
+    ("{% raw %}len=${#name}{% endraw %}\nprintf %s {{ v }}\n{# it #}", lambda v: v),
+    ('{% set a = "%}{#" %}printf %s {{ v }}{# c #}', lambda v: v),
+    ('{%+ filter replace("X", v) %}echo X{% endfilter %}', None),
+    ('{% filter replace("%", v) %}echo %{% endfilter %}', None),
+    ("cat <<EOF\n$((\n{{ v }} ))\nEOF", None),
+    ("echo $(true)#$(( {{ v }} ))", None),
+    ('echo "$(true)"#$(( {{ v }} ))', None),
+    ("echo $\\\n(( {{ v }} ))", None),
+    ("cat <\\\n<EOF\n{{ v }}\nEOF", None),
+    ("cat <<EOF\na\\\nEOF\n# $(( {{ v }} ))\nEOF", None),
+    ('echo "$\\\n{{ v }}"', None),
+    ("(( {{ v }} ))", None),
+    ("[[ {{ v }} -eq 1 ]]", None),
+    ("echo $[{{ v }}]", None),
+    ("let x={{ v }}", None),
+    ('printf %s ${x:-"}"}{{ v }}', lambda v: "}" + v),
+    ("printf %s ${x:-'}'}{{ v }}", lambda v: "}" + v),
+    ("printf %s \\\n  {{ v }}", lambda v: v),
+    ("cat <<EOF\nx {{ v }} y\nEOF", lambda v: f"x {v} y\n"),
+]
+
+
+@pytest.mark.parametrize(("template", "expected"), PROBES)
+@pytest.mark.parametrize("payload", ["a[$(touch CANARY)]", "x; touch CANARY", "a   *", "1+1"])
+def test_probes_are_refused_or_exact_in_dash_and_bash(
+    template: str, expected: Callable[[str], str] | None, payload: str, tmp_path: Path
+) -> None:
+    if expected is None:
+        with pytest.raises(ExpressionError):
+            _run(template, payload, tmp_path)
+        assert not (tmp_path / "CANARY").exists()
+        return
+    for shell in ("/bin/dash", "/bin/bash"):
+        assert _run(template, payload, tmp_path, shell).decode() == expected(payload), shell
+        assert not (tmp_path / "CANARY").exists()

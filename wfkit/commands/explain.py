@@ -24,7 +24,7 @@ from wfkit.errors import InputError, StepError
 from wfkit.language import models as m
 from wfkit.language.compile import Body, walk
 from wfkit.language.diagnostics import suggest
-from wfkit.language.expressions import Expr, Value, truthy
+from wfkit.language.expressions import SHELL_ENV, Expr, Value, truthy
 from wfkit.language.loader import LoadedWorkflow, load_file
 from wfkit.language.plan import CompiledUpdate
 from wfkit.language.policy import ErrorPolicy
@@ -297,7 +297,7 @@ class _Walker:
         if not isinstance(step, m.ShellCommandStep):
             return
         if isinstance(step.command, str):
-            for note in unneeded_quotes(place_values(step.command)[1]):
+            for note in unneeded_quotes(place_values(step.command, SHELL_ENV.parse)):
                 self.warn("shell_quotes", note, step)
         if step.memory_limit_mb is not None:
             from wfkit.engine.memlimit import RLIMIT, mechanism
@@ -480,5 +480,5 @@ def _shell_text(step: m.StepBase) -> str | None:
     """A shell command as the shell reads it, where its values stand as references."""
     if not isinstance(step, m.ShellCommandStep) or not isinstance(step.command, str):
         return None
-    shown = shell_text(step.command)
+    shown = shell_text(step.command, SHELL_ENV.parse)
     return None if shown == step.command else shown

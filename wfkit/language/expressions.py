@@ -62,7 +62,7 @@ def make_scope(*layers: Mapping[str, Any]) -> Scope:
 
 
 SHELL_ENV = make_env()
-SHELL_ENV.filters.update(shellquote.FILTERS)  # each value kept aside, referenced by the text
+SHELL_ENV.finalize = shellquote.keep  # every {{ }} output kept aside as data, a marker in the text
 
 _LONE = re.compile(r"^\s*\{\{(?P<body>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
 _TEMPLATE_MARK = re.compile(r"\{\{|\{%")
@@ -217,7 +217,9 @@ def _compile(env: Sandbox, source: str, bare: bool, shell: bool) -> Expr:
         if _TEMPLATE_MARK.search(source):
             tree = env.parse(source)
             refs = _references(tree, binds="{%" in source)  # before code generation
-            code = env.compile(shellquote.place_values(source)[0] if shell else tree)
+            if shell:  # refuses what could put a value into the text, or where it stands
+                shellquote.place_values(source, env.parse)
+            code = env.compile(tree)
             return Expr(source, "text", refs, _template(env, code), code)
         if bare:
             return _compile_native(env, source, source)

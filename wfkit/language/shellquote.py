@@ -1,25 +1,25 @@
 """Values templated into a shell command string reach the command as data, never as text.
 
-At load, :func:`place_values` rewrites each ``{{ }}`` of a ``command`` template to pass its
-value through one filter, which keeps the value aside and leaves a marker in the text. When
-the step runs, :func:`render_command` renders the template and :func:`bind` replaces each
-marker with a reference to an environment variable holding the value: ``echo {{ x }}``
-runs as ``echo "${WFKIT_V1}"`` with ``WFKIT_V1`` set to the value. The text handed to
-``/bin/sh`` is the author's text and those references, and nothing else: no byte of any
-value is ever parsed by the shell, whatever the value and whatever the author's quoting.
+Commands compile in an environment whose ``finalize`` (:func:`keep`) Jinja applies to every
+``{{ }}`` output: it keeps the value aside and leaves a marker in the text. So the rendered
+text is the author's text (template data, ``{% raw %}`` included) and markers, and nothing
+else: no value can reach it another way. When the step runs, :func:`render_command` renders
+the template and :func:`bind` replaces each marker with a reference to an environment
+variable holding the value: ``echo {{ x }}`` runs as ``echo "${WFKIT_V1}"`` with
+``WFKIT_V1`` set to the value. No byte of any value is ever parsed by the shell.
 
-Only ``{{ }}`` outputs put values into the text, so the template may use ``{% if %}``,
-``{% for %}`` and ``{% set x = ... %}`` freely; blocks that rewrite rendered text
-(``{% filter %}``, ``{% call %}``, ``{% macro %}``, ``{% set %}...{% endset %}``) are refused
-at load.
+Blocks whose output bypasses ``finalize`` or rewrites rendered text (``{% filter %}``,
+``{% call %}``, ``{% macro %}``, ``{% set %}...{% endset %}``) are refused at load, found in
+Jinja's own parse tree. ``{% if %}``, ``{% for %}`` and ``{% set x = ... %}`` are free to use.
 
-How a reference is written depends on where the value stands, read as ``/bin/sh`` reads it:
-unquoted ``"${WFKIT_V1}"``; inside double quotes or an unquoted here-document
-``${WFKIT_V1}``; inside single quotes ``'"${WFKIT_V1}"'`` (the quote is closed and reopened
-around it, which the shell reads as one word). Where no reference means the value as written
-(after a backslash or a ``$``, inside backticks, ``${...}``, ``$((...))``, ``$'...'`` or a
-here-document with a quoted delimiter), the command is refused with the fix: at load when the
-template has no ``{% %}`` blocks, else when the step runs.
+How a reference is written depends on where the value stands, read as ``/bin/sh`` reads it
+(:mod:`wfkit.language.shellscan`): unquoted ``"${WFKIT_V1}"``; inside double quotes or an
+unquoted here-document ``${WFKIT_V1}``; inside single quotes ``'"${WFKIT_V1}"'`` (the quote
+is closed and reopened around it, which the shell reads as one word). Where no reference
+means the value as written (after a backslash or a ``$``, inside backticks, ``${...}``,
+arithmetic, ``$'...'``, a here-document with a quoted delimiter or one that opens an
+expansion, next to a line continuation that splits an operator) the command is refused with
+the fix: at load when the template has no ``{% %}`` blocks, else when the step runs.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
+
+from jinja2 import nodes, pass_context
 
 from wfkit.errors import ExpressionError, InputError
 from wfkit.language.shellscan import (
@@ -48,7 +50,6 @@ from wfkit.language.shellscan import (
 VARIABLE = "WFKIT_V"
 """Values are ``WFKIT_V1``, ``WFKIT_V2``, ... in the command's environment."""
 
-_TAG = re.compile(r"\{\{(?P<open>[-+]?)(?P<body>.*?)(?P<close>[-+]?)\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 _FIX = 'pass the value in `env:` and write "$NAME" there, or give `command` as an argv list'
 _VALUES: ContextVar[list[str] | None] = ContextVar("wfkit_shell_values", default=None)
 
@@ -78,17 +79,16 @@ def os_text(text: str, what: str) -> str:
     return text
 
 
-def _keep(value: Any) -> str:
-    """The filter every ``{{ }}`` of a command goes through: the value is kept, a marker
-    stands in the text."""
+@pass_context
+def keep(context: Any, value: Any) -> str:
+    """The ``finalize`` of command templates: every ``{{ }}`` output's value is kept aside and
+    a marker stands in the text. (Taking the context keeps Jinja from applying it to constant
+    outputs at compile time.)"""
     values = _VALUES.get()
     if values is None:
         raise ExpressionError("a shell command template is rendered only as a command")
     values.append(text_of(value))
     return f"{MARK}{len(values) - 1}{MARK}"
-
-
-FILTERS: dict[str, Callable[[Any], str]] = {"_wfkit_sh_value": _keep}
 
 
 @dataclass(frozen=True)
@@ -112,46 +112,60 @@ class ShellCommand:
         return self.shown or self.text
 
 
-def place_values(source: str) -> tuple[str, list[Placement]]:
-    """The command template with each ``{{ }}`` kept aside as data, and where each stands
-    (known when the template has no ``{% %}`` block; a refused place is an ExpressionError)."""
+def place_values(source: str, parse: Callable[[str], Any]) -> list[Placement]:
+    """Check a command template at load: no NUL, no block that could put a value into the
+    text (found in ``parse(source)``, Jinja's tree), and, when the template has no ``{% %}``
+    block, every ``{{ }}`` in a place a reference means its value (else ExpressionError).
+    Returns where each ``{{ }}`` stands (empty when blocks decide it at run time)."""
     if MARK in source:
         raise ExpressionError("a shell command cannot hold a NUL byte", expression=source)
-    _refuse_rewriting_blocks(source)
-    out: list[str] = []
-    bodies: list[str] = []
-    position = 0
-    for match in _TAG.finditer(source):
-        out.append(source[position : match.start()])
-        position = match.end()
-        body = match.group("body")
-        if body is None:  # {% %} and {# #} put no text in the command themselves
-            out.append(match.group(0))
-            continue
-        bodies.append(body.strip())
-        opener, closer = match.group("open"), match.group("close")
-        out.append(f"{{{{{opener} ({body}) | _wfkit_sh_value {closer}}}}}")
-    out.append(source[position:])
-    if "{%" in source:
-        return "".join(out), []
-    numbers = iter(range(len(bodies)))
-    sample = _TAG.sub(
-        lambda m: "" if m.group("body") is None else f"{MARK}{next(numbers)}{MARK}", source
-    )
+    tree = parse(source)
+    for node in tree.find_all((nodes.FilterBlock, nodes.CallBlock, nodes.Macro, nodes.AssignBlock)):
+        word = {"FilterBlock": "filter", "CallBlock": "call", "Macro": "macro"}.get(
+            type(node).__name__, "set"
+        )
+        raise ExpressionError(
+            f"{{% {word} %}} rewrites the text of a shell command, so a value could become "
+            f"part of it: use {{% if %}}, {{% for %}} and {{% set x = ... %}} with "
+            f"{{{{ }}}} outputs, or {_FIX}",
+            expression=source,
+        )
+    if _has_blocks(tree):
+        return []
+    sample, bodies = _sample(tree)
     found = _scan(sample, lambda i: f"{{{{ {bodies[i]} }}}}")
-    return "".join(out), [Placement(bodies[i], context) for i, context, _ in found]
+    return [Placement(bodies[i], context) for i, context, _ in found]
 
 
-def _refuse_rewriting_blocks(source: str) -> None:
-    for tag in re.finditer(r"\{%-?\s*(\w+)(?P<rest>[^%]*)%\}", source):
-        word, rest = tag.group(1), tag.group("rest")
-        if word in ("filter", "call", "macro") or (word == "set" and "=" not in rest):
-            raise ExpressionError(
-                f"{{% {word} %}} rewrites the text of a shell command, so a value could become "
-                f"part of it: use {{% if %}}, {{% for %}} and {{% set x = ... %}} with "
-                f"{{{{ }}}} outputs, or {_FIX}",
-                expression=source,
-            )
+def _has_blocks(tree: Any) -> bool:
+    """Whether anything but plain text and ``{{ }}`` outputs makes up the template."""
+    return any(not isinstance(node, nodes.Output) for node in tree.body)
+
+
+def _sample(tree: Any) -> tuple[str, list[str]]:
+    """The text a block-free template renders with a marker for each output, and the outputs'
+    expressions (as written, for messages)."""
+    parts: list[str] = []
+    bodies: list[str] = []
+    for output in tree.body:
+        for child in output.nodes:
+            if isinstance(child, nodes.TemplateData):
+                parts.append(child.data)
+            else:
+                parts.append(f"{MARK}{len(bodies)}{MARK}")
+                bodies.append(_source_of(child))
+    return "".join(parts), bodies
+
+
+def _source_of(node: Any) -> str:
+    """An output expression as the author wrote it, near enough for a message."""
+    if isinstance(node, nodes.Name):
+        return str(node.name)
+    if isinstance(node, nodes.Getattr):
+        return f"{_source_of(node.node)}.{node.attr}"
+    if isinstance(node, nodes.Filter) and node.node is not None:
+        return f"{_source_of(node.node)} | {node.name}"
+    return "..." if not isinstance(node, nodes.Const) else repr(node.value)
 
 
 @contextlib.contextmanager
@@ -212,19 +226,14 @@ _SHOWN: dict[str, Callable[[str], str]] = {
 }
 
 
-def shell_text(source: str) -> str | None:
+def shell_text(source: str, parse: Callable[[str], Any]) -> str | None:
     """What ``/bin/sh`` reads for the command template ``source``: its text with each value
     as its reference (``explain``); None when ``{% %}`` blocks decide it at run time."""
-    if "{%" in source:
+    tree = parse(source)
+    if _has_blocks(tree):
         return None
-    _, placements = place_values(source)
-    if not placements:
-        return source
-    numbers = iter(range(len(placements)))
-    sample = _TAG.sub(
-        lambda m: "" if m.group("body") is None else f"{MARK}{next(numbers)}{MARK}", source
-    )
-    return bind(sample, [""] * len(placements)).text
+    sample, bodies = _sample(tree)
+    return bind(sample, [""] * len(bodies)).text if bodies else source
 
 
 def unneeded_quotes(placements: list[Placement]) -> list[str]:

@@ -21,17 +21,28 @@ MARK = "\0"  # a marker is "\0<index>\0": neither a command line nor a value can
 
 
 _COMMAND_START = frozenset(";&|(\n")
-
-
 _OPENING_WORDS = frozenset({"then", "do", "else", "elif", "if", "while", "until", "!", "{", "time"})
+_BLANK = " \t\n"
+_WHERE = {
+    "backtick": "inside backticks (use $( ) instead)",
+    "param": "inside a ${...} parameter expansion",
+    "arith": "inside arithmetic ($((...)), ((...)) or $[...]), which bash evaluates",
+    "ansi": "inside $'...' quotes",
+    "test": "inside [[ ... ]], which bash may evaluate as arithmetic (use [ ] instead)",
+}
 
 
 @dataclass
 class _Frame:
-    kind: str  # top, cmdsub, double, single, backtick, param, arith, ansi, comment
+    kind: str  # top, cmdsub, double, single, comment; or one of _WHERE's (values refused)
+    closer: str = ""  # what ends an arithmetic frame: "))" or "]"
     parens: int = 0
     cases: int = 0
     braces: int = 0
+    quote: str = ""  # inside ${...}: the quote open there
+    word: str = ""  # the word being read (unquoted frames)
+    command_start: bool = True
+    let: bool = False  # in a `let` command: its words are arithmetic
 
 
 class Refused(Exception):
@@ -42,9 +53,9 @@ class Refused(Exception):
 
 
 class Scanner:
-    """Reads a rendered command as POSIX sh does, far enough to know where each marker
-    stands: quotes, escapes, ``$( )`` (with ``case`` patterns), backticks, ``${ }``,
-    ``$(( ))``, comments and here-documents."""
+    """Reads a rendered command as POSIX sh (and bash) does, far enough to know where each
+    marker stands: quotes, escapes, ``$( )`` (with ``case`` patterns), backticks, ``${ }``,
+    arithmetic, comments and here-documents. Where it cannot be sure, it refuses."""
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -52,14 +63,31 @@ class Scanner:
         self.stack = [_Frame("top")]
         self.found: list[tuple[int, str, tuple[int, int]]] = []
         self.heredocs: list[tuple[str, bool, bool]] = []  # delimiter, quoted, strip tabs
-        self.word = ""
-        self.command_start = True
 
     def run(self) -> list[tuple[int, str, tuple[int, int]]]:
         text = self.text
+        self.continuations()
         while self.i < len(text):
             self.step(text[self.i])
         return self.found
+
+    def continuations(self) -> None:
+        """A backslash-newline is removed before the shell reads the text, joining what it
+        splits: only one after a blank (which splits nothing) is read here as it is."""
+        at = self.text.find("\\\n")
+        while at >= 0:
+            if not _escaped_backslash(self.text, at) and at and self.text[at - 1] not in _BLANK:
+                first = self.text.find(MARK)
+                if first >= 0:
+                    index = int(self.text[first + 1 : self.text.index(MARK, first + 1)])
+                    line = self.text.count("\n", 0, at) + 1
+                    raise Refused(
+                        index,
+                        f"in a command whose line {line} ends in a backslash right after "
+                        f"{self.text[at - 1]!r} (a line continuation joining what the shell "
+                        "reads as one word; put a blank before the backslash)",
+                    )
+            at = self.text.find("\\\n", at + 2)
 
     # markers ---------------------------------------------------------------------------
 
@@ -68,18 +96,21 @@ class Scanner:
         end = self.text.index(MARK, start + 1) + 1
         index = int(self.text[start + 1 : end - 1])
         before = self.text[start - 1] if start else ""
+        frame = self.stack[-1]
         if refused is None and context in (BARE, DOUBLE, HEREDOC):
             if before == "$":
                 refused = "right after a `$`"
             elif before == "\\" and not _escaped_backslash(self.text, start - 1):
                 refused = "right after a backslash, which would escape its reference"
+            elif frame.let:
+                refused = "in a `let` command, which bash evaluates as arithmetic"
         if refused is not None:
             raise Refused(index, refused)
         assert context is not None
         self.found.append((index, context, (start, end)))
         self.i = end
-        self.word += "x"
-        self.command_start = False
+        frame.word += "x"
+        frame.command_start = False
 
     # the machine -----------------------------------------------------------------------
 
@@ -108,53 +139,55 @@ class Scanner:
             self.closed(kind, ch)
 
     def closed(self, kind: str, ch: str) -> None:
-        """Backticks, ``${ }``, ``$(( ))`` and ``$' '``: a value has no exact place there."""
+        """Backticks, ``${ }``, arithmetic, ``[[ ]]`` and ``$' '``: no exact place for a value."""
         frame = self.stack[-1]
-        where = {
-            "backtick": "inside backticks (use $( ) instead)",
-            "param": "inside a ${...} parameter expansion",
-            "arith": "inside $((...)) arithmetic",
-            "ansi": "inside $'...' quotes",
-        }[kind]
         if ch == MARK:
-            self.marker(None, where)
+            self.marker(None, _WHERE[kind])
             return
         self.i += 1
         if ch == "\\":
             self.i += 1
+        elif kind == "param":
+            self.param(frame, ch)
         elif (kind == "backtick" and ch == "`") or (kind == "ansi" and ch == "'"):
             self.stack.pop()
-        elif kind == "param":
-            if ch == "{":
-                frame.braces += 1
-            elif ch == "}":
-                if frame.braces:
-                    frame.braces -= 1
-                else:
-                    self.stack.pop()
-        elif kind == "arith":
-            if ch == "(":
-                frame.parens += 1
-            elif ch == ")":
-                if frame.parens:
-                    frame.parens -= 1
-                elif self.text.startswith(")", self.i):
-                    self.i += 1
-                    self.stack.pop()
+        elif kind in ("arith", "test") and ch in "([":
+            frame.parens += 1
+        elif kind in ("arith", "test") and ch in ")]":
+            if frame.parens:
+                frame.parens -= 1
+            elif self.text.startswith(frame.closer[1:], self.i):
+                self.i += len(frame.closer) - 1
+                self.stack.pop()
+
+    def param(self, frame: _Frame, ch: str) -> None:
+        if frame.quote:
+            if ch == frame.quote:
+                frame.quote = ""
+        elif ch in "'\"":
+            frame.quote = ch
+        elif ch == "{":
+            frame.braces += 1
+        elif ch == "}":
+            if frame.braces:
+                frame.braces -= 1
+            else:
+                self.stack.pop()
 
     def dollar(self) -> bool:
-        """``$(``, ``$((``, ``${`` or ``$'`` at ``self.i``: push its frame."""
+        """``$(``, ``$((``, ``${``, ``$[`` or ``$'`` at ``self.i``: push its frame."""
         rest = self.text[self.i : self.i + 3]
         if rest.startswith("$(("):
-            self.stack.append(_Frame("arith"))
+            self.stack.append(_Frame("arith", closer="))"))
             self.i += 3
         elif rest.startswith("$("):
             self.stack.append(_Frame("cmdsub"))
             self.i += 2
-            self.command_start = True
-            self.word = ""
         elif rest.startswith("${"):
             self.stack.append(_Frame("param"))
+            self.i += 2
+        elif rest.startswith("$["):
+            self.stack.append(_Frame("arith", closer="]"))
             self.i += 2
         elif rest.startswith("$'"):
             self.stack.append(_Frame("ansi"))
@@ -184,17 +217,23 @@ class Scanner:
         if ch == MARK:
             self.marker(BARE)
             return
-        if ch == "$" and self.dollar():
-            self.word += "$"
-            return
+        if ch == "$":
+            frame.word += "$"
+            if self.dollar():
+                return
         if ch == "\\":
             self.i += 1
             if not self.text.startswith(MARK, self.i):
                 self.i += 1  # the escaped character (a newline: a line continuation)
-            self.word += "x"
+            frame.word += "x"
             return
         if ch in " \t\n;&|()<>":
-            self.end_word()
+            self.end_word(frame)
+        if frame.command_start and not frame.word and self.text.startswith(("((", "[["), self.i):
+            closer = "))" if ch == "(" else "]]"
+            self.stack.append(_Frame("arith" if ch == "(" else "test", closer=closer))
+            self.i += 2
+            return
         self.i += 1
         if ch == "'":
             self.stack.append(_Frame("single"))
@@ -202,7 +241,7 @@ class Scanner:
             self.stack.append(_Frame("double"))
         elif ch == "`":
             self.stack.append(_Frame("backtick"))
-        elif ch == "#" and not self.word:
+        elif ch == "#" and not frame.word:
             self.stack.append(_Frame("comment"))
         elif ch == "<" and self.text.startswith("<", self.i):
             self.heredoc()
@@ -215,24 +254,27 @@ class Scanner:
                 pass  # the end of a case pattern
             elif frame.kind == "cmdsub":
                 self.stack.pop()
+                self.stack[-1].word += ")"  # the substitution is part of the outer word
         elif ch == "\n":
             self.newline()
             return
         if ch in _COMMAND_START:
-            self.command_start = True
+            frame.command_start = True
+            frame.let = False
         elif ch not in " \t)<>":
-            self.word += ch
+            frame.word += ch
 
-    def end_word(self) -> None:
-        word, self.word = self.word, ""
+    def end_word(self, frame: _Frame) -> None:
+        word, frame.word = frame.word, ""
         if not word:
             return
-        frame = self.stack[-1]
-        if self.command_start and word == "case":
+        if frame.command_start and word == "case":
             frame.cases += 1
-        elif self.command_start and word == "esac" and frame.cases:
+        elif frame.command_start and word == "esac" and frame.cases:
             frame.cases -= 1
-        self.command_start = word in _OPENING_WORDS or (frame.cases > 0 and word == "in")
+        elif frame.command_start and word == "let":
+            frame.let = True
+        frame.command_start = word in _OPENING_WORDS or (frame.cases > 0 and word == "in")
 
     def heredoc(self) -> None:
         """``<<WORD`` or ``<<-WORD`` (not bash's ``<<<``): note it for the next line."""
@@ -267,41 +309,58 @@ class Scanner:
 
     def newline(self) -> None:
         """After an unquoted newline: the bodies of the here-documents begun on that line."""
-        self.command_start = True
-        self.word = ""
+        frame = self.stack[-1]
+        frame.command_start, frame.word, frame.let = True, "", False
         while self.heredocs:
             delimiter, quoted, strip = self.heredocs.pop(0)
             self.heredoc_body(delimiter, quoted, strip)
 
     def heredoc_body(self, delimiter: str, quoted: bool, strip: bool) -> None:
+        """Lines up to the delimiter's line (for an unquoted delimiter, lines ending in a
+        backslash are joined first, as the shell joins them). A value stands in an unquoted
+        body only before any expansion opens in it (the rest is read as the shell reads
+        double-quoted text, which this reader does not follow there): after one, refused."""
         text = self.text
+        expanded = False
         while self.i < len(text):
             end = text.find("\n", self.i)
             end = len(text) if end < 0 else end
             line = text[self.i : end]
+            while not quoted and _continued(line):
+                nxt = text.find("\n", end + 1)
+                nxt = len(text) if nxt < 0 else nxt
+                line, end = line[:-1] + text[end + 1 : nxt], nxt
+                if end >= len(text):
+                    break
             if (line.lstrip("\t") if strip else line) == delimiter:
                 self.i = min(end + 1, len(text))
                 return
-            self.heredoc_line(end, quoted)
+            expanded = self.heredoc_text(end, quoted, expanded)
             self.i = min(end + 1, len(text))
 
-    def heredoc_line(self, end: int, quoted: bool) -> None:
-        """One line of a here-document's body: a marker is exact only where the line, up to
-        it, opens no expansion (the body is otherwise read like double-quoted text)."""
-        start = self.i
+    def heredoc_text(self, end: int, quoted: bool, expanded: bool) -> bool:
+        """Read a body's text up to ``end``; whether an expansion has opened in the body."""
+        text = self.text
         while self.i < end:
-            ch = self.text[self.i]
+            ch = text[self.i]
             if ch == MARK:
                 if quoted:
                     self.marker(None, "in a here-document whose delimiter is quoted")
-                    continue
-                before = self.text[start : self.i]
-                if "$(" in before or "`" in before or "${" in before:
-                    self.marker(None, "inside an expansion within a here-document")
-                    continue
+                elif expanded:
+                    self.marker(None, "in a here-document after an expansion opens in it")
                 self.marker(HEREDOC)
                 continue
+            if not quoted and (
+                ch == "`" or (ch == "$" and text[self.i + 1 : self.i + 2] in ("(", "{", "["))
+            ):
+                expanded = True
             self.i += 1
+        return expanded
+
+
+def _continued(line: str) -> bool:
+    """Whether ``line`` ends in a backslash that is not itself escaped."""
+    return line.endswith("\\") and not _escaped_backslash(line, len(line) - 1)
 
 
 def _escaped_backslash(text: str, at: int) -> bool:
