@@ -182,3 +182,20 @@ def test_big_values_stay_under_100_mib_in_test_transform(expression: str) -> Non
     out, peak, _ = peak_kib("test-transform", expression, "--json")
     assert json.loads(out)["error"]["type"] == "ExpressionError"
     assert peak < 100 * 1024
+
+
+@pytest.mark.slow
+def test_a_replacement_is_charged_before_it_is_built() -> None:
+    expression = "{{ ('a' * 100000) | regex_replace('.+', '\\\\g<0>' * 2000) | length }}"
+    out, peak, _ = peak_kib("test-transform", expression, "--json")
+    error = json.loads(out)["error"]
+    assert error["type"] == "ExpressionError"
+    assert "regex_replace result would be 200010000 characters long" in error["message"]
+    assert peak < 100 * 1024  # KiB; it was 238 MiB: the replacement was built, then checked
+
+
+def test_replacement_references_still_expand() -> None:
+    template = "{{ 'abcabc' | regex_replace('(b)(c)', '\\\\2\\\\1') }}|"
+    named = "{{ 'abc' | regex_replace('(?P<x>b)', '[\\\\g<x>]') }}"
+    result, _ = _transform(template + named)
+    assert (result.error, result.output) == (None, "acbacb|a[b]c")

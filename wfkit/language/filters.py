@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -271,6 +272,19 @@ def _regex_search(value: str, pattern: str, ignorecase: bool = False) -> str | N
     return found
 
 
+#: a group reference in a replacement: ``\g<name>``, ``\g<0>`` or ``\1`` to ``\99``
+_GROUP_REFERENCE = re.compile(r"\\g<([^>]*)>|\\(\d{1,2})")
+
+
+def _group_size(match: Any, ref: int | str) -> int:
+    """The length of group ``ref`` of ``match`` (0 for one it does not have: ``expand``
+    reports that)."""
+    try:
+        return len(match.group(ref) or "")
+    except (IndexError, KeyError, TypeError, ValueError):
+        return 0
+
+
 def _regex_replace(
     value: str, pattern: str, replacement: str = "", ignorecase: bool = False, count: int = 0
 ) -> str:
@@ -278,13 +292,21 @@ def _regex_replace(
     check_chars(len(text), "regex_replace input")
     size = len(text)
 
+    template = str(replacement)
+    references = [
+        int(ref) if ref.isdigit() else ref
+        for ref in (a or b for a, b in _GROUP_REFERENCE.findall(template))
+    ]
+
     def expand(match: Any) -> str:
-        # each expansion (``\g<0>`` repeated included) is counted before the result is built
+        # each expansion (``\g<0>`` repeated included) is charged at its largest size before
+        # it is built: the template's own length plus every group it names
         nonlocal size
         spend()
-        piece: str = match.expand(str(replacement))
+        largest = len(template) + sum(_group_size(match, ref) for ref in references)
+        check_chars(size + largest - (match.end() - match.start()), "regex_replace result")
+        piece: str = match.expand(template)
         size += len(piece) - (match.end() - match.start())
-        check_chars(size, "regex_replace result")
         return piece
 
     result: str = _pattern(str(pattern), bool(ignorecase)).sub(expand, text, count=int(count))
