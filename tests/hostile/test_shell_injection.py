@@ -289,3 +289,9 @@ def test_probes_are_refused_or_exact_in_dash_and_bash(
     for shell in ("/bin/dash", "/bin/bash"):
         assert _run(template, payload, tmp_path, shell).decode() == expected(payload), shell
         assert not (tmp_path / "CANARY").exists()
+
+
+def test_a_commands_values_are_charged_as_template_output() -> None:
+    compiled = Value('echo {{ "x" * 900000 }} {{ "y" * 900000 }}', shell=True)
+    with pytest.raises(ExpressionError, match="output more than 1000000 characters"):
+        render_command(lambda: compiled.render({}))

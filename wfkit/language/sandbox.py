@@ -152,7 +152,7 @@ class _Bounder(NodeTransformer):
         return nodes.Filter(items, "_wfkit_concat", [], [], None, None, lineno=node.lineno)
 
 
-def _finalize_output(value: Any) -> Any:
+def charge_output(value: Any) -> Any:
     """Every ``{{ }}`` of a text template: its text is refused before it is built when large."""
     if isinstance(value, str):
         emit(len(value))
@@ -279,7 +279,7 @@ def make_env(*, finalize: Callable[[Any], Any] | None = None) -> Sandbox:
     """A sandbox with the allowed filters and globals; ``finalize`` post-processes outputs."""
 
     def output(value: Any) -> Any:
-        value = _finalize_output(value)
+        value = charge_output(value)
         return finalize(value) if finalize is not None else value
 
     env = Sandbox(undefined=StrictUndefined, finalize=output, autoescape=False)
@@ -290,4 +290,12 @@ def make_env(*, finalize: Callable[[Any], Any] | None = None) -> Sandbox:
     return env
 
 
-__all__ = ["GLOBALS", "LIMITS", "Sandbox", "bounded_concat", "check_chars", "make_env"]
+__all__ = [
+    "GLOBALS",
+    "LIMITS",
+    "Sandbox",
+    "bounded_concat",
+    "charge_output",
+    "check_chars",
+    "make_env",
+]

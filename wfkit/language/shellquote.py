@@ -36,6 +36,7 @@ from typing import Any
 from jinja2 import nodes, pass_context
 
 from wfkit.errors import ExpressionError, InputError
+from wfkit.language.sandbox import charge_output
 from wfkit.language.shellscan import (
     BARE,
     COMMENT,
@@ -87,7 +88,7 @@ def keep(context: Any, value: Any) -> str:
     values = _VALUES.get()
     if values is None:
         raise ExpressionError("a shell command template is rendered only as a command")
-    values.append(text_of(value))
+    values.append(text_of(charge_output(value)))  # charged as any template's output is
     return f"{MARK}{len(values) - 1}{MARK}"
 
 
