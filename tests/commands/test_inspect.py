@@ -228,3 +228,10 @@ def test_cli_trace_and_debug(write, tmp_path) -> None:  # type: ignore[no-untype
     )
     assert runner.invoke(app, ["debug", "nope"]).exit_code == 2
     assert runner.invoke(app, ["trace", "nope"]).exit_code == 2
+
+
+def test_debug_suggests_trace_only_for_a_traced_run(write: Callable[..., Path]) -> None:
+    traced = traced_run(write)
+    untraced = run_workflow(write("name: u\nsteps:\n  - {type: user_message, message: x}\n"))
+    assert debug_run(traced).next == [f"wfkit trace {traced}"]
+    assert debug_run(untraced.run_id).next == [f"wfkit report {untraced.run_id}"]

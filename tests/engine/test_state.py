@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from wfkit.engine.state import State, TransformRecord, parse_path, to_state_value
 from wfkit.errors import ExpressionError, InputError, StateError
 from wfkit.language.loader import load_text
+from wfkit.language.models import InputSpec
+from wfkit.language.stateplan import StatePlan
 
 
 def make_state(text: str, inputs: dict[str, Any] | None = None) -> State:
@@ -232,3 +234,12 @@ def test_inputs_are_checked() -> None:
 def test_path_parsing_round_trips(names: list[str], indexes: list[int]) -> None:
     text = "raw." + ".".join(names) + "".join(f"[{i}]" for i in indexes)
     assert parse_path(text) == ("raw", *names, *indexes)
+
+
+def test_input_mistakes_say_what_to_write() -> None:
+    plan = StatePlan(inputs={"count": InputSpec(type="integer")}, raw_types={}, raw_defaults={})
+    missing = r"missing required input 'count' \(for example -i count=\.\.\.\)"
+    with pytest.raises(InputError, match=missing):
+        plan.resolve_inputs({})
+    with pytest.raises(InputError, match="unknown input\\(s\\): cuont; did you mean 'count'\\?"):
+        plan.resolve_inputs({"count": 1, "cuont": 2})

@@ -267,3 +267,13 @@ def test_every_argument_has_a_json_schema_type(root: Path) -> None:
         if not ({"type", "anyOf", "$ref"} & set(prop))
     ]
     assert untyped == []
+
+
+def test_the_server_reports_its_version(root: Path) -> None:
+    from wfkit import __version__
+
+    async def scenario() -> str:
+        async with Client(build_server(root, store=root / "store")) as client:
+            return str(client.server_info.version)
+
+    assert asyncio.run(scenario()) == __version__

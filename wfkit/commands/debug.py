@@ -100,6 +100,7 @@ def debug_run(
         messages = run_store.messages(row.run_id)
         server_logs = run_store.server_logs(row.run_id)
         traces = run_store.traces(row.run_id)
+        traced = any(r.get("kind") != "decision" for r in traces)
         breakers = run_store.breakers(row.workflow)
         last = last_success(run_store, row.workflow)
         state_source, state = _state_of(row, run_store)
@@ -199,15 +200,17 @@ def debug_run(
         metrics=figures(
             history, errors, traces, row.state, breakers, row.duration_ms, row.status, last
         ),
-        next=_next_steps(row.run_id, status),
+        next=_next_steps(row.run_id, status, traced),
     )
 
 
-def _next_steps(run_id: str, status: str) -> list[str]:
+def _next_steps(run_id: str, status: str, traced: bool) -> list[str]:
+    """The commands that usefully follow ``debug`` (``trace`` only for a traced run)."""
+    trace = [f"wfkit trace {run_id}"] if traced else []
     if status == "waiting":
         return [f"wfkit resume {run_id} --answers FILE"]
     if status in ("failed", "timed_out", "cancelled", "interrupted"):
-        return [f"wfkit resume {run_id}", f"wfkit trace {run_id}"]
+        return [f"wfkit resume {run_id}", *trace]
     if status == "running":
         return [f"wfkit debug {run_id}"]
-    return [f"wfkit trace {run_id}"]
+    return trace or [f"wfkit report {run_id}"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfkit.errors import InputError, StateError
+from wfkit.language.diagnostics import suggest
 from wfkit.language.expressions import Expr
 from wfkit.language.models import ComputedField, FieldType, InputSpec
 from wfkit.language.values import json_type, matches_type, to_state_value, zero_value
@@ -44,7 +45,8 @@ class StatePlan:
         problems: list[str] = []
         unknown = sorted(set(given) - set(self.inputs))
         if unknown:
-            problems.append(f"unknown input(s): {', '.join(unknown)}")
+            hints = "".join(suggest(name, list(self.inputs)) for name in unknown[:1])
+            problems.append(f"unknown input(s): {', '.join(unknown)}{hints}")
         out: dict[str, Any] = {}
         for name, spec in self.inputs.items():
             if name in given:
@@ -60,7 +62,7 @@ class StatePlan:
             elif spec.has_default:
                 value = spec.default
             elif spec.is_required:
-                problems.append(f"missing required input {name!r}")
+                problems.append(f"missing required input {name!r} (for example -i {name}=...)")
                 continue
             else:
                 value = zero_value(spec.type)

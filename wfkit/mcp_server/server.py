@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic_core import PydanticSerializationError
 
+from wfkit import __version__
 from wfkit.controls import encodable
 from wfkit.errors import WfkitError
 from wfkit.mcp_server.arguments import argument_error
@@ -120,6 +121,7 @@ def build_server(
     scope = Scope(Path(root).resolve(), store, read_only)
     server = _server_class()(
         "wfkit",
+        version=__version__,
         instructions=(
             "Run, explain, trace and debug YAML workflows. Every result carries the run id "
             "and `next`: the useful calls that follow. "
