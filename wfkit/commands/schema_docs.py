@@ -103,7 +103,7 @@ BY_MODEL: dict[tuple[str, str], str] = {
     ("Workflow", "name"): "The workflow's name (namespaces with ':' welcome).",
     ("McpServerSpec", "command"): "The server executable (never read by a shell).",
     ("McpServerSpec", "env"): "Extra environment variables of the server.",
-    ("ShellCommandStep", "command"): "A shell string (templated values are quoted) or argv list.",
+    ("ShellCommandStep", "command"): "A shell string (values passed as variables) or argv list.",
     ("ShellCommandStep", "env"): "Extra environment variables of the command.",
     ("Config", "timeout"): "Seconds for the whole run (WorkflowTimeoutError).",
     ("InputSpec", "type"): "string, number, integer, boolean, object, array or any.",

@@ -109,9 +109,6 @@ class ShellCommand:
     env: dict[str, str] = field(default_factory=dict)
     shown: str = ""
 
-    def __str__(self) -> str:
-        return self.shown or self.text
-
 
 def place_values(source: str, parse: Callable[[str], Any]) -> list[Placement]:
     """Check a command template at load: no NUL, no block that could put a value into the
