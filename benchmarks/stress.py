@@ -392,6 +392,8 @@ def _hostile(category: str) -> Any:
             "big values": corpus.BIG_VALUES,
             "mutations": corpus.MUTATIONS,
             "not JSON": list(corpus.NOT_JSON),
+            "costly operations": ["{{ " + e + " }}" for e in corpus.COSTLY],
+            "big allocations": ["{{ " + e + " }}" for e in corpus.BIG_ALLOCATIONS],
         }[category]
         context = {"raw": {"n": 1, "blob": [1]}, "inputs": {"limit": 3}}
         refused = 0
@@ -462,6 +464,8 @@ SCENARIOS = {
     "hostile: big values": _hostile("big values"),
     "hostile: mutations": _hostile("mutations"),
     "hostile: not JSON": _hostile("not JSON"),
+    "hostile: costly operations": _hostile("costly operations"),
+    "hostile: big allocations": _hostile("big allocations"),
     "hostile: shell injection": hostile_shell,
 }
 

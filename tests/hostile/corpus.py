@@ -112,3 +112,32 @@ NOT_JSON: dict[str, str] = {
     "range": "function",
 }
 """Results that are not JSON data, with the type their error names."""
+
+COSTLY = [
+    "((('v'*1000000)|int(base=32)) // (('v'*500000)|int(base=32))) % 2",
+    "('a'*999999 ~ 'b') in (['a'*1000000]*400000)",
+    "(['a'*1000000]*400000) == (['a'*1000000]*399999 + ['a'*999999 ~ 'b'])",
+    "(['a'*1000000]*400000).count('a'*999999 ~ 'b')",
+    "(['a'*1000000]*100000)|unique|list",
+    "(['a'*1000000]*100000)|max",
+    "(['a'*1000000]*100000)|select('equalto', 'a'*999999 ~ 'b')|list",
+    "(['a'*1000000]*100000)|reject('in', ['a'*999999 ~ 'b'])|list|length",
+    "(['a'*1000000]*100000)|sort(case_sensitive=true)|length",
+]
+"""One C-level operation on huge operands (a comparison, a search, a sort, a parse): each is
+charged by the size of its operands and refused before it runs."""
+
+BIG_ALLOCATIONS = [
+    "'{0:{1}}'.format('x','2000000000')|length",
+    "'{x:{w}}'.format_map({'x': 'x', 'w': '2000000000'})|length",
+    "'{0:.{1}f}'.format(1.5, '2000000000')|length",
+    "'{0:\u20ac>{1}}'.format('x', '2000000')|length",
+    "'{!s}'.format(['a'*999999]*999)|length",
+    "(['a'*1000000]*2500)|sort|length",
+    "(['a'*100000]*2500)|unique|list|length",
+    "(['a'*1000000]*2500)|groupby('x')|list|length",
+    "([range(100000)]*1000)|map('list')|list|length",
+    "([range(99999)|list]*1000)|map('reverse')|map('list')|list|length",
+]
+"""Allocations a small expression asks for (widths given as text, case-folded sort keys,
+materialised ranges): refused before they are made."""

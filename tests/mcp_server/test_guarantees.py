@@ -309,3 +309,33 @@ def test_a_nul_inside_an_object_argument_is_an_input_error(root: Path, mode: str
             assert error.startswith("InputError: input 'word' contains a NUL byte")
 
     drive(scenario)
+
+
+SLOW_EXPRESSION = (
+    "{{ ([range(99999)|map('string')|list]*40)|map('sort', false, true)|map('length')|sum }}"
+)
+
+
+def test_a_slow_expression_does_not_block_other_calls(root: Path, mode: str) -> None:
+    order: list[str] = []
+
+    async def scenario() -> None:
+        async with wfkit_mcp(root, "--read-only") as client:
+
+            async def slow() -> None:
+                result = await client.call_tool(
+                    "workflow_test_transformation", {"transform": SLOW_EXPRESSION}
+                )
+                order.append("slow")
+                assert "CPU time" in (result.structured_content or {})["error"]["message"]
+
+            async def quick() -> None:
+                await asyncio.sleep(0.2)  # the slow call is under way
+                for _ in range(3):
+                    await ok(client, "workflow_list_runs")
+                order.append("quick")
+
+            await asyncio.gather(slow(), quick())
+
+    drive(scenario)
+    assert order == ["quick", "slow"]

@@ -25,6 +25,7 @@ from wfkit.commands.results import (
 )
 from wfkit.engine.context import Ask, RunOptions
 from wfkit.engine.events import ErrorRecord, Event
+from wfkit.engine.interrupts import SIGNALS, cancel_on
 from wfkit.engine.runtime import Run, RunOutcome
 from wfkit.engine.tools import NoTools, ToolProvider
 from wfkit.language.durations import parse_duration
@@ -167,21 +168,19 @@ def run_to_end(work: Awaitable[T], runner: asyncio.Runner | None = None) -> T:
 @contextlib.contextmanager
 def _cancel_on_signals() -> Iterator[None]:
     """Turn SIGINT, SIGTERM and SIGHUP (the terminal closed) into cancellation of the current
-    task (main thread only)."""
+    task (main thread only). The handlers are Python signal handlers, not the loop's: they run
+    even while an expression keeps the loop busy, and stop that evaluation at once."""
     loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        try:
-            loop.add_signal_handler(sig, task.cancel if task else lambda: None)
-            installed.append(sig)
-        except (RuntimeError, ValueError, NotImplementedError):
-            pass  # not the main thread: the caller handles signals
+    handler = cancel_on(loop, asyncio.current_task())
+    previous = {}
+    for sig in SIGNALS:
+        with contextlib.suppress(ValueError):  # not the main thread: the caller handles them
+            previous[sig] = signal.signal(sig, handler)
     try:
         yield
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def report(outcome: RunOutcome, file: str, store: str) -> RunReport:

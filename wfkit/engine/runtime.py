@@ -33,6 +33,7 @@ from wfkit.engine.events import (
 )
 from wfkit.engine.frame import Frame, FrameCheckpoint, StepRecord
 from wfkit.engine.inject import InjectingTools, Injector
+from wfkit.engine.interrupts import deadline_in, guarded
 from wfkit.engine.state import SizeLimits, State
 from wfkit.engine.step_runner import StepRunner
 from wfkit.engine.tracing import DecisionLog, Tracer
@@ -320,7 +321,8 @@ class Run:
                     state.write(f"raw.{name}", "set", value)
             try:
                 async with asyncio.timeout(loaded.workflow.config.timeout):
-                    await frame.run_steps(loaded.main.steps)
+                    with deadline_in(loaded.workflow.config.timeout):
+                        await guarded(frame.run_steps(loaded.main.steps))
             except TimeoutError:
                 status = "timed_out"
                 error = WorkflowTimeoutError(

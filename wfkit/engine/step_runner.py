@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from wfkit.engine.events import RetryScheduled, StepFinished, StepStarted
 from wfkit.engine.frame import Frame, StepRecord
 from wfkit.engine.inject import InjectingTools, make_error
+from wfkit.engine.interrupts import deadline_in, evaluated, guarded
 from wfkit.engine.state import to_state_value
 from wfkit.engine.steps.registry import HANDLERS, LoopSignal
 from wfkit.errors import (
@@ -74,7 +75,9 @@ class StepRunner:
             if (
                 not reentered
                 and plan.condition is not None
-                and not frame.test(plan.condition, plan.step_id, "if")
+                and not await evaluated(
+                    functools.partial(frame.test, plan.condition, plan.step_id, "if")
+                )
             ):
                 self._finish(record, plan, frame, "skipped", started, None, None, completed=True)
                 return
@@ -245,14 +248,15 @@ class StepRunner:
             try:
                 if plan.timeout is not None:
                     async with asyncio.timeout(plan.timeout):
-                        result = await self._handle(plan, step, frame, tries, sid)
+                        with deadline_in(plan.timeout):
+                            result = await guarded(self._handle(plan, step, frame, tries, sid))
                 else:
-                    result = await self._handle(plan, step, frame, tries, sid)
+                    result = await guarded(self._handle(plan, step, frame, tries, sid))
             except TimeoutError:
                 raise StepTimeoutError(
                     f"step {sid!r} timed out after {plan.timeout} s", step_id=sid
                 ) from None
-            frame.apply(plan.updates, {"result": result})
+            await evaluated(functools.partial(frame.apply, plan.updates, {"result": result}))
         except WfkitError as exc:
             error = _as_step_error(exc, sid)
             error.attempt = tries.count

@@ -1,11 +1,13 @@
 """The filters an expression may use: Jinja2's harmless ones, bounded, plus wfkit's own.
 
-Each allowed filter runs through :func:`bounded`: it charges the evaluation's budget for the
-items it walks, refuses inputs whose text would pass the character cap before stringifying
-them, checks the size of what it returns, and makes lazy results (``map``, ``select``...)
-charge per item. Filters that can build large values from small arguments (``batch``,
-``slice``, ``sum``, ``join``, ``replace``) are checked before they allocate. Regular
-expressions use RE2, which runs in time linear in the input (no backtracking).
+Each allowed filter runs through :func:`bounded`: it charges the evaluation's budget by the
+size of its input and arguments (sorting filters by size times depth of the comparison tree;
+case-insensitive ones also charge the memory of the folded keys they build), refuses inputs
+whose text would pass the character cap before stringifying them, checks the size of what it
+returns, and makes lazy results (``map``, ``select``...) charge per item. Filters that can
+build large values from small arguments (``batch``, ``slice``, ``sum``, ``join``,
+``replace``) are checked before they allocate. Regular expressions use RE2, which runs in
+time linear in the input (no backtracking).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -22,12 +25,17 @@ from jinja2.exceptions import SecurityError
 from jinja2.filters import make_attrgetter
 
 from wfkit.language.budget import (
+    ITEM_BYTES,
     LIMITS,
     BudgetIterator,
+    allocate,
+    charge,
+    charge_sort,
     check_chars,
     check_items,
     check_text_weight,
-    sized,
+    folded_bytes,
+    limit_items,
     spend,
     text_weight,
 )
@@ -88,6 +96,11 @@ _CONSTANT_COST = frozenset(
 )
 """Filters that look at their input without walking it: no charge per item."""
 
+_SORTING = frozenset({"sort", "unique", "min", "max", "groupby", "dictsort"})
+"""Filters that compare their items with each other: charged by size times the depth of the
+comparison tree; a lazy input is gathered first (charged per item), so it can be weighed.
+Case-insensitive by default, they build a folded copy of every string as its key."""
+
 _STRINGIFYING = frozenset(
     {
         "string",
@@ -109,6 +122,30 @@ _STRINGIFYING = frozenset(
     }
 )
 """Filters that turn a non-string input into its text first."""
+
+
+def _check_sorting(name: str, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    charge_sort(value)
+    sensitive = kwargs.get("case_sensitive", False)
+    if name in {"sort", "dictsort"} and len(args) > 1:
+        sensitive = args[1] if name == "sort" else args[0]
+    elif name in {"unique", "min", "max"} and args:
+        sensitive = args[0]
+    if not sensitive:
+        allocate(folded_bytes(value), f"{name} filter's case-insensitive keys")
+
+
+def _check_int(value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse ``'v'*1000000 | int(base=32)`` before parsing: its digits give its size."""
+    if not isinstance(value, (str, bytes)):
+        return
+    base = kwargs.get("base", args[1] if len(args) > 1 else 10)
+    base = base if isinstance(base, int) and 2 <= base <= 36 else 16
+    digits = len(value.strip())
+    if digits * math.log2(base) > LIMITS.max_int_bits + 64:
+        raise SecurityError(
+            f"int of a {digits}-character text would pass {LIMITS.max_int_bits} bits"
+        )
 
 
 def _check_batch(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -138,7 +175,19 @@ def bounded(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if len(args) > offset:
             value = args[offset]
-            spend(1 if name in _CONSTANT_COST else 1 + sized(value))
+            if name in _SORTING:
+                if isinstance(value, Iterator):
+                    items = value if isinstance(value, BudgetIterator) else BudgetIterator(value)
+                    value = list(items)
+                    check_items(len(value), f"{name} filter")
+                    args = (*args[:offset], value, *args[offset + 1 :])
+                _check_sorting(name, value, args[offset + 1 :], kwargs)
+            elif name in _CONSTANT_COST:
+                spend()
+                if name == "int":
+                    _check_int(value, args[offset + 1 :], kwargs)
+            else:
+                charge(value, *args[offset + 1 :], *kwargs.values())
             if name in _STRINGIFYING and not isinstance(value, str):
                 check_text_weight(value, f"{name} filter")
             if isinstance(value, Iterator) and not isinstance(value, BudgetIterator):
@@ -151,11 +200,13 @@ def bounded(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def checked_result(value: Any, what: str) -> Any:
-    """Refuse an over-size string or list; make a lazy result charge per item."""
+    """Refuse an over-size string or list and charge its memory; make a lazy result charge
+    per item."""
     if isinstance(value, str):
         check_chars(len(value), what)
     elif isinstance(value, (list, tuple)):
         check_items(len(value), what)
+        allocate(ITEM_BYTES * len(value), what)
     elif isinstance(value, Iterator) and not isinstance(value, BudgetIterator):
         return BudgetIterator(value)
     return value
@@ -211,7 +262,7 @@ def _sum(env: Environment, iterable: Iterable[Any], attribute: Any = None, start
             if not isinstance(item, type(start)):
                 raise TypeError(f"sum(): cannot add {type(item).__name__} to a list")
             size += len(item)
-            check_items(size, "sum")
+            limit_items(size, "sum")
             parts.append(item)
         return type(start)(itertools.chain.from_iterable(parts))
     total = start

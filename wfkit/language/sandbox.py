@@ -6,7 +6,10 @@ On top of Jinja2's immutable sandbox (no attribute escapes, no mutation of insta
   goes through a size-checked join: the template is rewritten before code generation, so no
   loop can run outside the budget (a deadline checked only in calls and operators never fires
   in ``{% for i in r %}{% for j in r %}{% endfor %}{% endfor %}``);
-- calls and operators charge the budget and check the size of what they would build first;
+- comparisons (``==``, ``<``, ``in``...), tests, calls, operators and slices charge the budget
+  by the size of their operands (:func:`~wfkit.language.budget.charge`) and check the size of
+  what they would build first; ``str.format`` checks each field's width and precision after
+  its nested fields are filled in;
 - unbound methods of ``dict``/``list``/``set`` that mutate (``dict.update(raw, ...)``) are
   refused, so state, inputs, results and loop values are read-only inside expressions;
 - every ``{{ }}`` output and every block (``{% set %}...{% endset %}``, macros) is size-checked.
@@ -14,20 +17,24 @@ On top of Jinja2's immutable sandbox (no attribute escapes, no mutation of insta
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+import types
 from collections import deque
-from collections.abc import Callable, Mapping, MutableMapping, MutableSequence, MutableSet
-from typing import Any
+from collections.abc import Callable, Mapping, MutableMapping, MutableSequence, MutableSet, Set
+from typing import Any, cast
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes, pass_context
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
 from jinja2.visitor import NodeTransformer
 
 from wfkit.language.budget import (
     LIMITS,
     BudgetIterator,
+    allocate,
+    charge,
     check_chars,
     check_items,
     check_text_weight,
@@ -90,6 +97,38 @@ def _check_format(fmt: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) ->
     check_chars(len(fmt) + text_weight(values), "formatted string")
 
 
+class _BoundedFormatter(SandboxedFormatter):
+    """``str.format``/``format_map`` with each field checked once its spec is complete: a
+    width or precision given through a nested field (``'{0:{1}}'.format(x, '2000000000')``)
+    is a number in the final spec like any other, and the text built so far is counted."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        self._size = 0
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if conversion is not None and not isinstance(value, str):
+            check_text_weight(value, "formatted field")
+        return super().convert_field(value, conversion)
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        _check_widths(format_spec)
+        if not isinstance(value, (str, int, float)):
+            check_text_weight(value, "formatted field")
+        charge(value)
+        text = super().format_field(value, format_spec)
+        self._size += len(text)
+        check_chars(self._size, "formatted string")
+        return text
+
+
+def _check_widths(spec: str) -> None:
+    """Refuse a format spec with any number (width, precision) over the character cap."""
+    for number in _WIDTH.findall(spec):
+        if len(number) > 7 or int(number) > LIMITS.max_chars:
+            raise SecurityError(f"format width {number} is over the limit")
+
+
 def _check_str_method(text: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     if name in {"ljust", "rjust", "center", "zfill"} and args and isinstance(args[0], int):
         check_chars(args[0], f"str.{name}")
@@ -99,9 +138,6 @@ def _check_str_method(text: str, name: str, args: tuple[Any, ...], kwargs: dict[
         check_chars(replace_size(text, str(args[0]), str(args[1])), "str.replace")
     elif name == "join" and args:
         check_chars(join_size(args[0], text), "str.join")
-    elif name in {"format", "format_map"}:
-        mapping = args[0] if name == "format_map" and args else kwargs
-        _check_format(text, args if name == "format" else (), mapping)
     elif name == "translate" and args and isinstance(args[0], Mapping):
         longest = max((sized(v) for v in args[0].values()), default=1)
         check_chars(len(text) * max(longest, 1), "str.translate")
@@ -133,8 +169,34 @@ def bounded_concat(parts: Any) -> str:
     return "".join(pieces)
 
 
+@pass_context
+def _operand(_context: Any, value: Any) -> Any:
+    """A comparison's operand, charged by its size: ``==``, ``<`` and ``in`` touch all of it."""
+    charge(value)
+    return value
+
+
+@pass_context
+def _container(_context: Any, value: Any) -> Any:
+    """The right side of ``in``: a mapping or set is a hash lookup (the key is charged as the
+    left operand); a list, tuple or string is searched through."""
+    if isinstance(value, (Mapping, Set)):
+        spend()
+    else:
+        charge(value)
+    return value
+
+
 class _Bounder(NodeTransformer):
-    """Rewrites a template so loops and ``~`` go through the budget."""
+    """Rewrites a template so loops, comparisons and ``~`` go through the budget."""
+
+    def visit_Compare(self, node: nodes.Compare) -> nodes.Node:
+        self.generic_visit(node)
+        node.expr = _charged(node.expr, "_wfkit_operand")
+        for operand in node.ops:
+            name = "_wfkit_container" if operand.op in {"in", "notin"} else "_wfkit_operand"
+            operand.expr = _charged(operand.expr, name)
+        return node
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
         self.generic_visit(node)
@@ -150,6 +212,10 @@ class _Bounder(NodeTransformer):
         self.generic_visit(node)
         items = nodes.List(node.nodes, lineno=node.lineno)
         return nodes.Filter(items, "_wfkit_concat", [], [], None, None, lineno=node.lineno)
+
+
+def _charged(node: nodes.Expr, name: str) -> nodes.Expr:
+    return nodes.Filter(node, name, [], [], None, None, lineno=node.lineno)
 
 
 def charge_output(value: Any) -> Any:
@@ -192,8 +258,37 @@ class Sandbox(ImmutableSandboxedEnvironment):
             return obj[attribute]
         return super().getattr(obj, attribute)
 
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        """``x[a:b]`` copies the slice: charged by its size, checked before it is built."""
+        if isinstance(argument, slice) and sized(obj):
+            count = len(range(*argument.indices(len(obj))))
+            spend(1 + count // 16)
+            allocate(count if isinstance(obj, (str, bytes)) else 8 * count, "slice")
+        return super().getitem(obj, argument)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """``str.format``/``format_map`` through :class:`_BoundedFormatter`."""
+        if not isinstance(value, (types.MethodType, types.BuiltinMethodType)) or (
+            value.__name__ not in ("format", "format_map")
+        ):
+            return None
+        text = value.__self__
+        if not isinstance(text, str):
+            return None
+        is_map = value.__name__ == "format_map"
+
+        def wrapper(*args: Any, **kwargs: Any) -> str:
+            if is_map:
+                if kwargs or len(args) != 1:
+                    raise TypeError("format_map() takes exactly one argument")
+                mapping: Mapping[str, Any] = args[0]
+                return str(_BoundedFormatter(self).vformat(text, (), mapping))
+            return str(_BoundedFormatter(self).vformat(text, args, kwargs))
+
+        return functools.update_wrapper(wrapper, value)
+
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        spend()
+        charge(left, right)
         if operator == "*":
             _check_product(left, right)
             return left * right
@@ -216,15 +311,37 @@ class Sandbox(ImmutableSandboxedEnvironment):
         return left // right
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        spend()
         method = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
+        name = getattr(method, "__name__", "")
         owner = getattr(method, "__objclass__", None)  # an unbound method: dict.update
-        if isinstance(owner, type) and _mutates(owner, getattr(method, "__name__", "")):
+        if isinstance(owner, type) and _mutates(owner, name):
             raise SecurityError(f"{owner.__name__}.{method.__name__} would change a value")
         bound_to = getattr(method, "__self__", None)
+        if isinstance(bound_to, (Mapping, Set)) and name not in _WALKING_METHODS:
+            charge(*args, *kwargs.values())  # a lookup: only the key is touched
+        elif isinstance(bound_to, types.ModuleType):
+            charge(*args, *kwargs.values())
+        else:
+            charge(bound_to, *args, *kwargs.values())
         if isinstance(bound_to, str):
-            _check_str_method(bound_to, getattr(method, "__name__", ""), args, kwargs)
+            _check_str_method(bound_to, name, args, kwargs)
         return checked_result(super().call(__context, __obj, *args, **kwargs), "call")
+
+
+_WALKING_METHODS = frozenset(
+    {
+        "copy",
+        "union",
+        "intersection",
+        "difference",
+        "symmetric_difference",
+        "issubset",
+        "issuperset",
+        "isdisjoint",
+        "fromkeys",
+    }
+)
+"""Methods of a mapping or set that touch every item (the others look one key up)."""
 
 
 def _check_product(left: Any, right: Any) -> None:
@@ -275,6 +392,20 @@ GLOBALS: dict[str, Any] = {
 }
 
 
+def _charged_test(test: Callable[..., Any]) -> Callable[..., Any]:
+    """A test (``is eq``, ``is in``, ``select('equalto', x)``) charged by its operands."""
+
+    @functools.wraps(test)
+    def charged(value: Any, *args: Any) -> Any:
+        if test.__name__ == "test_in" and args and isinstance(args[0], (Mapping, Set)):
+            charge(value)
+        else:
+            charge(value, *args)
+        return test(value, *args)
+
+    return charged
+
+
 def make_env(*, finalize: Callable[[Any], Any] | None = None) -> Sandbox:
     """A sandbox with the allowed filters and globals; ``finalize`` post-processes outputs."""
 
@@ -286,6 +417,9 @@ def make_env(*, finalize: Callable[[Any], Any] | None = None) -> Sandbox:
     env.filters = filters_for(env.filters)
     env.filters["_wfkit_each"] = _each
     env.filters["_wfkit_concat"] = _concat
+    env.filters["_wfkit_operand"] = _operand
+    env.filters["_wfkit_container"] = _container
+    env.tests = {name: _charged_test(cast(Any, test)) for name, test in env.tests.items()}
     env.globals = dict(GLOBALS)
     return env
 

@@ -8,10 +8,13 @@ information also carry ``next``: the useful calls that follow.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+import anyio.to_thread
 from pydantic import Field
 
 from wfkit.commands._base import StrictModel
@@ -35,6 +38,14 @@ from wfkit.mcp_server.arguments import (
 )
 
 JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
+
+T = TypeVar("T")
+
+
+async def apart(work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` on a worker thread: an evaluation that takes its full bound (seconds of
+    CPU) leaves the server's loop free to answer every other call meanwhile."""
+    return await anyio.to_thread.run_sync(functools.partial(work, *args))
 
 
 @dataclass(frozen=True)
@@ -201,7 +212,8 @@ async def workflow_explain_plan(
     """
     from wfkit.commands.explain import explain_workflow
 
-    return explain_workflow(confine(scope.root, workflow), json_arg(inputs, "inputs"))
+    path, given = confine(scope.root, workflow), json_arg(inputs, "inputs")
+    return await apart(explain_workflow, path, given)
 
 
 async def workflow_trace_transformations(
@@ -267,13 +279,16 @@ async def workflow_test_transformation(
     """
     from wfkit.commands.transform import evaluate_transform
 
-    return evaluate_transform(
-        transform,
-        input,
-        json_arg(context, "context"),
-        workflow=confine(scope.root, workflow) if workflow else None,
-        field=field,
-        state=json_arg(state, "state"),
+    return await apart(
+        functools.partial(
+            evaluate_transform,
+            transform,
+            input,
+            json_arg(context, "context"),
+            workflow=confine(scope.root, workflow) if workflow else None,
+            field=field,
+            state=json_arg(state, "state"),
+        )
     )
 
 
