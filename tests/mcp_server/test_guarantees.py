@@ -311,9 +311,7 @@ def test_a_nul_inside_an_object_argument_is_an_input_error(root: Path, mode: str
     drive(scenario)
 
 
-SLOW_EXPRESSION = (
-    "{{ ([range(99999)|map('string')|list]*40)|map('sort', false, true)|map('length')|sum }}"
-)
+SLOW_EXPRESSION = "{{ (['a'*100000]*99999)|map('regex_search', 'a*b')|select|list|length }}"
 
 
 def test_a_slow_expression_does_not_block_other_calls(root: Path, mode: str) -> None:
@@ -339,3 +337,73 @@ def test_a_slow_expression_does_not_block_other_calls(root: Path, mode: str) -> 
 
     drive(scenario)
     assert order == ["quick", "slow"]
+
+
+def _raw_session(root: Path, *requests: dict[str, Any]) -> list[dict[str, Any]]:
+    """Lines written straight to ``wfkit mcp`` (no SDK client: it would refuse to send what
+    these tests send); the answers, one per request with an id."""
+    import select
+    import subprocess
+    import time
+
+    hello = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"},
+        },
+    }
+    lines = [hello, {"jsonrpc": "2.0", "method": "notifications/initialized"}, *requests]
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wfkit", "mcp", "--root", str(root), "--read-only"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "WFKIT_STORE": str(root / "store")},
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    proc.stdin.write(text.encode())
+    proc.stdin.flush()
+    wanted = 1 + sum("id" in r for r in requests)
+    received = b""
+    deadline = time.monotonic() + 120  # a hang becomes a failure, never a measure of speed
+    while received.count(b"\n") < wanted and time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 1)
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            received += chunk
+    proc.kill()
+    proc.communicate(timeout=120)  # closes the pipes
+    answers = [json.loads(line) for line in received.splitlines()]
+    assert len(answers) == wanted, answers
+    return answers[1:]
+
+
+def test_a_request_nested_too_deeply_is_answered(root: Path) -> None:
+    deep: Any = 1
+    for _ in range(300):
+        deep = [deep]
+    call = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {
+            "name": "workflow_test_transformation",
+            "arguments": {"transform": "{{ input|length }}", "input": deep},
+        },
+    }
+    after = {**call, "id": 8}
+    after["params"] = {**call["params"], "arguments": {"transform": "{{ 1 + 1 }}"}}
+    answers = _raw_session(root, call, after)
+    assert [a["id"] for a in answers] == [7, 8]
+    refused, fine = answers[0]["result"], answers[1]["result"]
+    assert refused["isError"]
+    assert "nests too deeply" in refused["content"][0]["text"]
+    assert fine["structuredContent"]["output"] == 2  # the server still serves

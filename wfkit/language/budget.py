@@ -218,15 +218,34 @@ def weight(value: Any, limit: int) -> int:
     stops once the weight passes ``limit``, and looks at the clock as it goes, so weighing
     costs at most the bound it protects.
     """
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         return len(value)
+    if kind is int or kind is bool:
+        return value.bit_length() // 8 + 1
+    if kind is float or value is None:
+        return 1
     total = 0
     stack = [value]
     walked = 0
     budget = _current.get()
     while stack:
         item = stack.pop()
-        if isinstance(item, (str, bytes)):
+        kind = type(item)
+        if kind is str or kind is bytes:
+            total += len(item) + 1
+        elif kind is dict:
+            total += ITEM_UNITS * len(item) + 1
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            total += ITEM_UNITS * len(item) + 1
+            stack.extend(item)
+        elif kind is int or kind is bool:
+            total += item.bit_length() // 8 + 1
+        elif kind is float or item is None:
+            total += 1
+        elif isinstance(item, (str, bytes)):
             total += len(item) + 1
         elif isinstance(item, int):
             total += item.bit_length() // 8 + 1
@@ -331,9 +350,14 @@ def limit_items(size: int, what: str) -> None:
 
 def check_chars(size: int, what: str) -> None:
     """Refuse a string of ``size`` characters before it is built, and charge its memory."""
+    limit_chars(size, what)
+    allocate(size, what)
+
+
+def limit_chars(size: int, what: str) -> None:
+    """Refuse a string of ``size`` characters (one that exists already: no memory charged)."""
     if size > LIMITS.max_chars:
         raise SecurityError(f"{what} would be {size} characters long (limit {LIMITS.max_chars})")
-    allocate(size, what)
 
 
 def sized(value: Any) -> int:

@@ -35,7 +35,9 @@ from wfkit.language.budget import (
     check_items,
     check_text_weight,
     folded_bytes,
+    limit_chars,
     limit_items,
+    sized,
     spend,
     text_weight,
 )
@@ -95,6 +97,13 @@ _CONSTANT_COST = frozenset(
     | {"regex_search", "regex_replace"}  # RE2 is linear in C; replace charges per match
 )
 """Filters that look at their input without walking it: no charge per item."""
+
+_STRUCTURAL = frozenset(
+    {"list", "map", "select", "reject", "selectattr", "rejectattr", "batch", "slice", "items"}
+    | {"sum"}
+)
+"""Filters that move references to their items without touching the items' contents: one
+step per item (the tests and filters they apply to items are charged on their own)."""
 
 _SORTING = frozenset({"sort", "unique", "min", "max", "groupby", "dictsort"})
 """Filters that compare their items with each other: charged by size times the depth of the
@@ -186,6 +195,8 @@ def bounded(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
                 spend()
                 if name == "int":
                     _check_int(value, args[offset + 1 :], kwargs)
+            elif name in _STRUCTURAL:
+                spend(1 + sized(value))
             else:
                 charge(value, *args[offset + 1 :], *kwargs.values())
             if name in _STRINGIFYING and not isinstance(value, str):
@@ -273,7 +284,7 @@ def _sum(env: Environment, iterable: Iterable[Any], attribute: Any = None, start
 
 def _from_json(value: str) -> Any:
     text = str(value)
-    check_chars(len(text), "from_json input")
+    limit_chars(len(text), "from_json input")
     try:
         return json.loads(text)
     except RecursionError as exc:
@@ -315,7 +326,7 @@ def _pattern(pattern: str, ignorecase: bool) -> Any:
 
 def _regex_search(value: str, pattern: str, ignorecase: bool = False) -> str | None:
     text = str(value)
-    check_chars(len(text), "regex_search input")
+    limit_chars(len(text), "regex_search input")
     match = _pattern(str(pattern), bool(ignorecase)).search(text)
     if match is None:
         return None
@@ -340,7 +351,7 @@ def _regex_replace(
     value: str, pattern: str, replacement: str = "", ignorecase: bool = False, count: int = 0
 ) -> str:
     text = str(value)
-    check_chars(len(text), "regex_replace input")
+    limit_chars(len(text), "regex_replace input")
     size = len(text)
 
     template = str(replacement)

@@ -215,7 +215,19 @@ class _Bounder(NodeTransformer):
 
 
 def _charged(node: nodes.Expr, name: str) -> nodes.Expr:
+    """``node`` charged through filter ``name``; a literal needs no charge (its size is the
+    template's own)."""
+    if _literal(node):
+        return node
     return nodes.Filter(node, name, [], [], None, None, lineno=node.lineno)
+
+
+def _literal(node: nodes.Node) -> bool:
+    if isinstance(node, nodes.Const):
+        return True
+    if isinstance(node, (nodes.List, nodes.Tuple)):
+        return all(_literal(item) for item in node.items)
+    return False
 
 
 def charge_output(value: Any) -> Any:

@@ -32,6 +32,7 @@ from wfkit import __version__
 from wfkit.controls import encodable
 from wfkit.errors import WfkitError
 from wfkit.mcp_server.arguments import argument_error
+from wfkit.mcp_server.wire import REFUSED, GuardedLines, private_stdin
 
 LOGGER = logging.getLogger("wfkit.mcp")
 
@@ -80,6 +81,8 @@ def _server_class() -> type:
         parameters: dict[str, list[str]]
 
         async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+            if name == REFUSED:  # a request the wire could not read (see wire.py)
+                raise ToolError(str(arguments.get("reason")))
             valid = self.parameters.get(name)
             if valid is not None:
                 unknown = sorted(set(arguments) - set(valid))
@@ -101,6 +104,20 @@ def _server_class() -> type:
                 if message.startswith(prefix):
                     raise ToolError(message[len(prefix) :]) from exc.__cause__
                 raise
+
+        async def run_stdio_async(self) -> None:
+            """Serve over stdio, every line through the wire's depth guard."""
+            import anyio
+            from mcp.server.stdio import stdio_server
+
+            with private_stdin() as stdin:
+                lines: Any = GuardedLines(anyio.wrap_file(stdin))
+                async with stdio_server(stdin=lines) as (read_stream, write_stream):
+                    await self._lowlevel_server.run(
+                        read_stream,
+                        write_stream,
+                        self._lowlevel_server.create_initialization_options(),
+                    )
 
         async def list_tools(self) -> list[Any]:
             tools = await super().list_tools()
