@@ -222,7 +222,8 @@ def weight(value: Any, limit: int) -> int:
     if kind is str:
         return len(value)
     if kind is int or kind is bool:
-        return value.bit_length() // 8 + 1
+        bits: int = value.bit_length()
+        return bits // 8 + 1
     if kind is float or value is None:
         return 1
     total = 0
