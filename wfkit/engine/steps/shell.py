@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from wfkit.engine.capture import TAIL_CHARS, TAIL_LINES, OutputCapture, StreamCapture
 from wfkit.engine.memlimit import limited_argv
 from wfkit.engine.steps.registry import handles
+from wfkit.engine.warden import WARDEN
 from wfkit.errors import ShellCommandError
 from wfkit.language.models import ShellCommandStep
 from wfkit.language.shellquote import ShellCommand, os_text
@@ -76,6 +77,7 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
             stderr=str(exc),
             stderr_tail=str(exc),
         ) from exc
+    WARDEN.watch(proc.pid)  # ended with the engine, even one killed with SIGKILL
     capture = OutputCapture(frame, step.step_id, "shell", output_limit(run))
     assert proc.stdout is not None
     assert proc.stderr is not None
@@ -206,6 +208,7 @@ async def terminate_group(proc: asyncio.subprocess.Process, grace: float) -> Non
 
 
 def _kill_leftovers(pgid: int) -> None:
-    """Whatever the command left running in its group goes with it."""
+    """Whatever the command left running in its group goes with it (the warden forgets it)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+    WARDEN.forget(pgid)
