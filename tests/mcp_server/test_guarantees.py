@@ -407,3 +407,72 @@ def test_a_request_nested_too_deeply_is_answered(root: Path) -> None:
     assert refused["isError"]
     assert "nests too deeply" in refused["content"][0]["text"]
     assert fine["structuredContent"]["output"] == 2  # the server still serves
+
+
+LONG_FLOW = """
+name: long
+steps:
+  - {{id: wait, type: shell_command, command: "touch {started}; sleep 300"}}
+finally:
+  - {{id: fin, type: shell_command, command: "touch {finished}"}}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("closed", ["stdin", "stdout"])
+def test_a_client_that_goes_away_cancels_its_run_with_finally(root: Path, closed: str) -> None:
+    import subprocess
+    import time
+
+    started, finished = root / "STARTED", root / "FINISHED"
+    (root / "long.yaml").write_text(LONG_FLOW.format(started=started, finished=finished))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wfkit", "mcp", "--root", str(root)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "WFKIT_STORE": str(root / "store")},
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+
+    def send(message: dict[str, Any]) -> None:
+        assert proc.stdin is not None
+        proc.stdin.write((json.dumps(message) + "\n").encode())
+        proc.stdin.flush()
+
+    send(
+        {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "1"},
+            },
+        }
+    )
+    assert json.loads(proc.stdout.readline())["id"] == 0
+    send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    call = {"name": "workflow_run", "arguments": {"workflow": "long.yaml"}}
+    send({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": call})
+    deadline = time.monotonic() + 120  # a hang becomes a failure, never a measure of speed
+    while not started.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    if closed == "stdout":
+        proc.stdout.close()
+        listing = {"name": "workflow_list_runs", "arguments": {}}  # an answer to write
+        send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": listing})
+    _, err = proc.communicate(timeout=120)  # closes stdin: the client is gone
+    assert "Traceback" not in err.decode(), err.decode()
+    assert finished.exists()  # the run's finally step ran
+    runs = subprocess.run(
+        [sys.executable, "-m", "wfkit", "runs", "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "WFKIT_STORE": str(root / "store")},
+        check=True,
+    )
+    assert [r["status"] for r in json.loads(runs.stdout)] == ["cancelled"]

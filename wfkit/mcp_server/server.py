@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import redirect_stdout
@@ -228,4 +229,12 @@ def _add_tool(server: Any, func: Callable[..., Awaitable[Any]], scope: Any) -> N
 def serve(root: str | Path = ".", read_only: bool = False, store: str | Path | None = None) -> None:
     """Serve the tools over stdio until the client goes away."""
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)  # before the SDK's own
-    build_server(root, read_only, store).run("stdio")
+    try:
+        build_server(root, read_only, store).run("stdio")
+    except* (BrokenPipeError, ConnectionResetError):
+        # the client closed its end: runs in progress ended cancelled, with their finally
+        # steps, before the server's task group let this through
+        print("wfkit mcp: the client closed the connection", file=sys.stderr)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())  # nothing left to flush into a closed pipe at exit
+        os.close(null)

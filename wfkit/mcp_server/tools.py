@@ -8,12 +8,15 @@ information also carry ``next``: the useful calls that follow.
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import anyio
 import anyio.to_thread
 from pydantic import Field
 
@@ -40,6 +43,25 @@ from wfkit.mcp_server.arguments import (
 JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
 
 T = TypeVar("T")
+LOGGER = logging.getLogger("wfkit.mcp")
+
+
+async def to_the_end(run: Coroutine[Any, Any, T]) -> T:
+    """Await a run in its own task. When the call is cancelled (the client cancelled it,
+    went away, or the server is ending), the run is cancelled once, as Ctrl-C cancels a CLI
+    run, and awaited shielded: it ends ``cancelled`` after its ``finally`` steps, and its
+    record says so. (The server's cancel scope would otherwise cancel every await of the
+    ``finally`` steps too, and the server would exit with the run still ``running``.)"""
+    task = asyncio.ensure_future(run)
+    try:
+        return await asyncio.shield(task)
+    except BaseException:
+        task.cancel()
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait({task})
+        if not task.cancelled() and task.exception() is None:
+            LOGGER.info("a run ended %s after its call was cancelled", task.result())
+        raise
 
 
 async def apart(work: Callable[..., T], *args: Any) -> T:
@@ -163,13 +185,15 @@ async def workflow_run(
     """
     from wfkit.commands import run_workflow_async
 
-    report = await run_workflow_async(
-        confine(scope.root, workflow),
-        json_arg(inputs, "inputs"),
-        answers=json_arg(answers, "answers"),
-        store=scope.store,
-        trace=trace,
-        pause_for_input=True,
+    report = await to_the_end(
+        run_workflow_async(
+            confine(scope.root, workflow),
+            json_arg(inputs, "inputs"),
+            answers=json_arg(answers, "answers"),
+            store=scope.store,
+            trace=trace,
+            pause_for_input=True,
+        )
     )
     return _run_result(scope, report, "workflow_run")
 
@@ -191,13 +215,15 @@ async def workflow_resume(
     from wfkit.commands import resume_workflow_async
 
     check_path_text(run_id, "run_id")
-    report = await resume_workflow_async(
-        run_id,
-        force=force,
-        answers=json_arg(answers, "answers"),
-        store=scope.store,
-        pause_for_input=True,
-        workflow_path=lambda recorded: confine(scope.root, recorded),
+    report = await to_the_end(
+        resume_workflow_async(
+            run_id,
+            force=force,
+            answers=json_arg(answers, "answers"),
+            store=scope.store,
+            pause_for_input=True,
+            workflow_path=lambda recorded: confine(scope.root, recorded),
+        )
     )
     return _run_result(scope, report, "workflow_resume")
 
