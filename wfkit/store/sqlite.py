@@ -124,6 +124,12 @@ class SqliteDb:
         self.connection.close()
 
 
+def _writable(path: Path) -> bool:
+    """Whether the store file and its folder can be written (``access`` says no on a
+    read-only mount, also to root)."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
 class RunStore(SqlStore):
     """Access to one store file; cheap to open, one per run or command."""
 
@@ -139,8 +145,8 @@ class RunStore(SqlStore):
             if self.missing:
                 self._check_could_exist()
                 self._db = memory_db()
-            elif read_only:
-                self._db = self._open_read_only()
+            elif read_only or (not create and not _writable(self._path)):
+                self._db = self._open_read_only()  # also a store on a read-only mount
             else:
                 self._path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(
@@ -175,14 +181,16 @@ class RunStore(SqlStore):
             raise StoreError(f"cannot open run store {self._path}: {above} is not a folder")
 
     def _open_read_only(self) -> sqlite3.Connection:
-        db = sqlite3.connect(
-            f"{self._path.resolve().as_uri()}?mode=ro",
-            uri=True,
-            timeout=30.0,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        db.execute("PRAGMA busy_timeout = 30000")
+        """SQLite's read-only mode; where even that cannot open the file (a WAL store on a
+        read-only mount: a reader needs to create the shared-memory file), an immutable open,
+        which reads the database file as it is (what a crashed writer left in its WAL, never
+        checkpointed, is not seen)."""
+        uri = self._path.resolve().as_uri()
+        try:
+            db = self._connect_uri(f"{uri}?mode=ro")
+            self._version(db)
+        except sqlite3.OperationalError:
+            db = self._connect_uri(f"{uri}?mode=ro&immutable=1")
         try:
             version = self._version(db)
             if version < SCHEMA_VERSION:
@@ -193,6 +201,14 @@ class RunStore(SqlStore):
         except StoreError:
             db.close()
             raise
+        return db
+
+    @staticmethod
+    def _connect_uri(uri: str) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        db.execute("PRAGMA busy_timeout = 30000")
         return db
 
     def _version(self, db: sqlite3.Connection) -> int:
