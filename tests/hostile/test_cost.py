@@ -215,3 +215,43 @@ def test_a_signal_during_a_busy_condition_cancels_the_run(
     assert report["status"] == "cancelled", err
     assert report["messages"][-1]["text"] == "finally cancelled"
     assert not after.exists()  # nothing after the signal ran
+
+
+GROWING = """
+name: grow
+config: {{max_memory_mb: {limit}, max_state_bytes: 1000000000}}
+state_schema:
+  raw: {{blobs: array}}
+default_state:
+  raw: {{blobs: []}}
+steps:
+  - id: each
+    type: foreach
+    items: "{{{{ range(400)|list }}}}"
+    body:
+      - {{id: add, type: state_update, path: raw.blobs, operation: append,
+         value: "{{{{ 'x' * 999990 ~ loop.item }}}}"}}
+"""
+
+ONE_BIG_STEP = """
+name: big
+config: {{max_memory_mb: {limit}}}
+steps:
+  - {{id: build, type: state_update, path: raw.big,
+     value: "{{{{ (['a' * 1000000] * 1500)|map('upper')|list|length }}}}"}}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("text", "limit"), [(GROWING, 150), (ONE_BIG_STEP, 80)])
+def test_max_memory_mb_is_checked_before_the_allocation(
+    tmp_path: Path, text: str, limit: int
+) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(text.format(limit=limit))
+    out, peak, err = peak_kib("run", str(flow), "--json")
+    report = json.loads(out)
+    assert report["status"] == "failed", err
+    assert report["error"]["type"] in {"MemoryLimitError", "ExpressionError"}
+    assert "max_memory_mb" in report["error"]["message"]
+    assert peak < limit * 1024 * 1.25  # KiB: the promise; 1.44x and 10x were measured

@@ -172,6 +172,10 @@ class State:
         if seeds:
             self._recompute(seeds, "inputs changed on resume")
 
+    def changed_bytes(self) -> int:
+        """Bytes of the values the next checkpoint encodes (their measured JSON sizes)."""
+        return sum(self._sizes.get(key, 0) for key in self.changed)
+
     def take_changes(self) -> dict[tuple[str, str], Any]:
         """Values written since the last call (``MISSING`` for deleted names)."""
         changes = {}

@@ -98,6 +98,17 @@ class Deadline:
 _deadline: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
     "wfkit_deadline", default=None
 )
+_allowance: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "wfkit_allowance", default=None
+)
+
+
+def memory_allowance(size: int) -> None:
+    """Let evaluations from here on allocate at most ``size`` bytes (less than their own
+    bound): the engine passes what is left under ``max_memory_mb`` before each step."""
+    _allowance.set(max(size, 0))
+
+
 _signals = [0]
 """Signals received so far (the engine's handler counts them): an evaluation that began before
 the latest one stops; one that begins after it (``finally``, cleanup) runs."""
@@ -124,13 +135,15 @@ def deadline_in(seconds: float | None) -> Iterator[None]:
 class Budget:
     """What is left of one evaluation's steps, time and memory."""
 
-    __slots__ = ("bytes", "chars", "deadline", "signals", "steps", "until_clock", "wall")
+    __slots__ = ("allowed", "bytes", "chars", "deadline", "signals", "steps", "until_clock", "wall")
 
     def __init__(self, limits: Limits | None = None) -> None:
         limits = limits or LIMITS
         self.steps = limits.max_steps
         self.chars = limits.max_chars
-        self.bytes = limits.max_bytes
+        allowance = _allowance.get()
+        self.bytes = limits.max_bytes if allowance is None else min(limits.max_bytes, allowance)
+        self.allowed = self.bytes
         # CPU time of this thread: the bound is on the work an expression does, so a busy
         # machine does not fail a legitimate expression that a quiet one runs in time
         self.deadline = time.thread_time() + limits.max_seconds
@@ -163,8 +176,9 @@ class Budget:
         """Charge ``size`` bytes about to be allocated; refuse past the allowance."""
         self.bytes -= size
         if self.bytes < 0:
+            whose = "its" if self.allowed == LIMITS.max_bytes else "what max_memory_mb leaves,"
             raise SecurityError(
-                f"{what} would take the expression past {LIMITS.max_bytes // (1024 * 1024)} MiB"
+                f"{what} would take the expression past {whose} {self.allowed // 1024} KiB"
                 " of memory"
             )
 
