@@ -118,6 +118,10 @@ def run_options(
     sinks: list[Callable[[Event], None]] = [run_store]
     if on_event is not None:
         sinks.append(on_event)
+    from wfkit.commands._secrets import read_env_file, read_secrets
+
+    more.setdefault("secrets", read_secrets(loaded))
+    more.setdefault("env_file", read_env_file(loaded))
     options = RunOptions(
         answers=answers,
         ask=ask,

@@ -19,6 +19,7 @@ from wfkit.commands.explanation import (
     StepPlanView,
     ToolNeed,
 )
+from wfkit.engine.secrets import MASK, Masker
 from wfkit.engine.state import State, parse_path
 from wfkit.errors import InputError, StepError
 from wfkit.language import models as m
@@ -406,10 +407,20 @@ def explain_workflow(
     """
     loaded = load_file(file, cache)
     given = dict(inputs or {})
+    secret = {n for n, spec in loaded.workflow.inputs.items() if spec.secret and n in given}
+    masked: Explanation = Masker({n: str(given[n]) for n in secret}).value(
+        _explained(loaded, given)
+    )
+    return masked
+
+
+def _explained(loaded: LoadedWorkflow, given: dict[str, Any]) -> Explanation:
     plan = loaded.main.state
     input_views = []
     for name, spec in plan.inputs.items():
-        if name in given:  # text from the command line as plain text (a str subclass
+        if name in given and loaded.workflow.inputs[name].secret:
+            status, value = "given", MASK  # a secret is never shown
+        elif name in given:  # text from the command line as plain text (a str subclass
             # holding an undecodable byte does not serialise)
             value = given[name]
             status, value = "given", str(value) if isinstance(value, str) else value

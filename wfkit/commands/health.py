@@ -54,6 +54,34 @@ def _store_check(store: str | Path | None, read_only: bool) -> tuple[Check, Path
     return Check(name="store", ok=ok, detail=f"{where}: {runs} runs, integrity {result}"), path
 
 
+def _privacy_check(path: Path) -> list[Check]:
+    """A store readable by other users exposes every run's state and output."""
+    exposed = [
+        p
+        for p in (path.parent, path, Path(f"{path}-wal"), Path(f"{path}-shm"))
+        if p.exists() and p.stat().st_mode & 0o077
+    ]
+    if not exposed:
+        return [] if not path.exists() else [Check(name="store privacy", ok=True, detail="private")]
+    folder = [str(p) for p in exposed if p.is_dir()]
+    files = [str(p) for p in exposed if not p.is_dir()]
+    fix = " && ".join(
+        part
+        for part in (
+            f"chmod 700 {' '.join(folder)}" if folder else "",
+            f"chmod 600 {' '.join(files)}" if files else "",
+        )
+        if part
+    )
+    return [
+        Check(
+            name="store privacy",
+            ok=False,
+            detail=f"readable by other users: {', '.join(map(str, exposed))}; run: {fix}",
+        )
+    ]
+
+
 def _memory_available_mb() -> int | None:
     try:
         with open("/proc/meminfo", encoding="ascii") as meminfo:
@@ -125,6 +153,8 @@ async def check_health_async(
     """
     store_check, path = _store_check(store, read_only)
     checks = [store_check]
+    if path is not None:
+        checks.extend(_privacy_check(path))
     where = path.parent if path else Path.cwd()
     while not where.exists() and where != where.parent:  # a store not created yet
         where = where.parent

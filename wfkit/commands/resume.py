@@ -17,6 +17,7 @@ from wfkit.commands._runs import (
     run_options,
     until_signalled,
 )
+from wfkit.commands._secrets import require_secret_inputs, secret_inputs
 from wfkit.commands.results import RunReport
 from wfkit.engine.context import Ask
 from wfkit.engine.events import Event
@@ -95,13 +96,15 @@ async def resume_workflow_async(
         choice = executor_choice(loaded, executor, scheduler, in_process=tools is not None)
         if from_step is not None:
             run_store.reset_to(row.run_id, top)
+        require_secret_inputs(loaded, given, row.run_id)
         declared = loaded.main.state.inputs
         kept = {k: v for k, v in row.inputs.items() if k in declared}
         resolved = loaded.main.state.resolve_inputs({**kept, **given})
+        secret = set(secret_inputs(loaded))  # stored as ***: given again, never "changed"
         changed = sorted(
             k
             for k in set(resolved) | set(row.inputs)
-            if resolved.get(k, _GONE) != row.inputs.get(k, _GONE)
+            if k not in secret and resolved.get(k, _GONE) != row.inputs.get(k, _GONE)
         )
         options = run_options(
             run_store,

@@ -101,6 +101,14 @@ BY_NAME: dict[str, str] = {
 
 BY_MODEL: dict[tuple[str, str], str] = {
     ("Workflow", "name"): "The workflow's name (namespaces with ':' welcome).",
+    ("Workflow", "secrets"): "Secrets read when the run starts: secrets.NAME, masked as ***.",
+    ("Workflow", "env"): "Variables (templates) for every shell command and MCP server.",
+    ("Workflow", "env_file"): "A dotenv file of variables, relative to the workflow file.",
+    ("InputSpec", "secret"): "Mask the value as *** everywhere; never stored, given on resume.",
+    ("SecretSpec", "env"): "The environment variable holding the secret.",
+    ("SecretSpec", "file"): "The file holding the secret, relative to the workflow file.",
+    ("SecretSpec", "required"): "false: a missing secret is an empty string.",
+    ("SecretSpec", "description"): "What the secret is for.",
     ("McpServerSpec", "command"): "The server executable (never read by a shell).",
     ("McpServerSpec", "env"): "Extra environment variables of the server.",
     ("ShellCommandStep", "command"): "A shell string (values passed as variables) or argv list.",

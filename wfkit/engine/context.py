@@ -57,6 +57,10 @@ class RunOptions:
     shell: Callable[[str | list[str]], dict[str, Any] | None] | None = None
     """Test mocks: given a command, its ``{stdout, stderr, exit_code}``, or None to run it."""
     pause_for_input: bool = False
+    secrets: dict[str, str] = field(default_factory=dict)
+    """The values of the workflow's ``secrets:`` map, read when the run started."""
+    env_file: dict[str, str] = field(default_factory=dict)
+    """The variables of the workflow's ``env_file``, read when the run started."""
     """A ``user_input`` without an answer pauses the run as ``waiting`` (no terminal)."""
     initial_raw: dict[str, Any] = field(default_factory=dict)
     changed_inputs: list[str] = field(default_factory=list)
@@ -76,6 +80,8 @@ class RunContext(Protocol):
     loaded: LoadedWorkflow
     run_id: str
     options: RunOptions
+    names: dict[str, Any]  # ``secrets`` and ``env``: read by expressions beside the state
+    env: dict[str, str]  # the workflow's ``env:``, rendered: every shell command gets it
     seed: str
     records: dict[str, StepRecord]
     tracer: Tracer | None

@@ -120,7 +120,7 @@ class Frame:
         self.ends_with_parent = False
         self._changed_steps: set[str] = set()
         self._changed_memory: set[str] = set()
-        self._scope = make_scope(self.locals, state.flat)
+        self._scope = make_scope(self.locals, state.flat, run.names)
 
     def restore(self, checkpoint: FrameCheckpoint) -> None:
         """Continue from a stored checkpoint."""

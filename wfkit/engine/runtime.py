@@ -34,6 +34,7 @@ from wfkit.engine.events import (
 from wfkit.engine.frame import Frame, FrameCheckpoint, StepRecord
 from wfkit.engine.inject import InjectingTools, Injector
 from wfkit.engine.interrupts import deadline_in, guarded
+from wfkit.engine.secrets import Masker
 from wfkit.engine.state import SizeLimits, State
 from wfkit.engine.step_runner import StepRunner
 from wfkit.engine.tracing import DecisionLog, Tracer
@@ -46,6 +47,7 @@ from wfkit.errors import (
     WorkflowTimeoutError,
 )
 from wfkit.language.budget import memory_allowance
+from wfkit.language.expressions import compile_expr, make_scope
 from wfkit.language.fingerprint import step_structure
 from wfkit.language.loader import LoadedWorkflow
 from wfkit.language.models import StepBase, TraceConfig
@@ -130,6 +132,23 @@ class Run:
         if self.injector is not None and any(f.tool for f in self.options.faults):
             tools = InjectingTools(self.options.tools, self.injector, self.options.sleep)
             self.options = replace(self.options, tools=tools)
+        workflow = loaded.workflow
+        self.masker = Masker(
+            {
+                **{
+                    f"inputs.{name}": str(inputs[name])
+                    for name, spec in workflow.inputs.items()
+                    if spec.secret and inputs.get(name) is not None
+                },
+                **{f"secrets.{name}": value for name, value in self.options.secrets.items()},
+            }
+        )
+        #: names expressions read beside state: ``secrets.NAME`` and the declared ``env.NAME``
+        self.names: dict[str, Any] = {
+            "secrets": dict(self.options.secrets),
+            "env": dict(self.options.env_file),
+        }
+        self.env: dict[str, str] = dict(self.options.env_file)
         self.runner = StepRunner(self)
         self.execute_step = self.runner.execute_step
         self.breakers = Breakers(
@@ -158,9 +177,33 @@ class Run:
     # events ----------------------------------------------------------------------------
 
     def emit(self, event: Event) -> None:
-        """Send an event to every sink."""
+        """Send an event to every sink, its secrets masked first (a checkpoint's, as
+        references a resume restores)."""
+        if self.masker:
+            if isinstance(event, Checkpoint):
+                event = self.masker.value(event, self.masker.referenced)
+            else:
+                event = self.masker.value(event)
         for sink in self._sinks:
             sink(event)
+
+    def _render_env(self, state: State) -> State:
+        """The workflow's ``env:`` (templates over inputs, secrets, the ``env_file`` and the
+        initial state), after the ``env_file``'s variables; expressions read it as ``env``."""
+        declared = self.loaded.workflow.env
+        if not declared and not self.env:
+            return state
+        scope = make_scope(self.names, state.flat)
+        for name, template in declared.items():
+            try:
+                self.env[name] = str(compile_expr(template).render(scope))
+            except WfkitError as exc:
+                raise StepError(f"env {name}: {exc.message}", step_id="workflow") from exc
+        self.names["env"] = dict(self.env)
+        use_env = getattr(self.options.tools, "use_env", None)
+        if use_env is not None:  # MCP servers get the workflow's environment too
+            use_env(self.env)
+        return state
 
     def new_state(self, plan: StatePlan, inputs: dict[str, Any]) -> State:
         """A state with the workflow's size limits, warning through this run."""
@@ -217,8 +260,12 @@ class Run:
         self.emit(Checkpoint(self.run_id, frame.key, cursor, changes))
 
     def load_frame(self, key: str) -> FrameCheckpoint | None:
-        """A stored frame to continue (resumed runs only)."""
-        return self.options.resume(key) if self.options.resume is not None else None
+        """A stored frame to continue (resumed runs only), its secret references restored
+        from this run's secrets."""
+        if self.options.resume is None:
+            return None
+        saved = self.options.resume(key)
+        return self.masker.restore(saved) if saved is not None else None
 
     def warn(self, text: str, step_id: str | None = None) -> None:
         """Record a warning (once per distinct text)."""
@@ -328,7 +375,7 @@ class Run:
         error: StepError | None = None
         state: State | None = None
         try:
-            state = self.new_state(loaded.main.state, self.inputs)
+            state = self._render_env(self.new_state(loaded.main.state, self.inputs))
             frame = Frame(self, loaded.main, state)
             saved = self.load_frame(frame.key)
             if saved is not None:
@@ -380,19 +427,26 @@ class Run:
                 self.run_id, status, final, duration, time.time(), details, self.errors_dropped
             )
         )
-        return RunOutcome(
-            run_id=self.run_id,
-            workflow=loaded.name,
-            status=status,
-            state=snapshot,
-            steps=list(self.records.values()),
-            errors=list(self.errors),
-            warnings=list(self.warnings),
-            messages=list(self.messages),
-            duration_ms=duration,
-            error=details,
-            errors_dropped=self.errors_dropped,
+        return self._masked(
+            RunOutcome(
+                run_id=self.run_id,
+                workflow=loaded.name,
+                status=status,
+                state=snapshot,
+                steps=list(self.records.values()),
+                errors=list(self.errors),
+                warnings=list(self.warnings),
+                messages=list(self.messages),
+                duration_ms=duration,
+                error=details,
+                errors_dropped=self.errors_dropped,
+            )
         )
+
+    def _masked(self, outcome: RunOutcome) -> RunOutcome:
+        """The outcome the caller shows or returns: its secrets masked too."""
+        masked: RunOutcome = self.masker.value(outcome)
+        return masked
 
     async def _finally(
         self, frame: Frame, status: str, error: StepError | None

@@ -12,6 +12,7 @@ What escapes: a process that leaves its step's group and session (``setsid cmd &
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import subprocess
 import threading
@@ -42,6 +43,7 @@ class Warden:
                 return
             if self._proc is None:
                 try:
+                    atexit.register(self.close)
                     self._proc = subprocess.Popen(
                         ["/bin/sh", "-c", SCRIPT],
                         stdin=subprocess.PIPE,

@@ -4,6 +4,7 @@ ids, choices and state writes checked, each problem reported at its YAML positio
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,16 +159,46 @@ def _compile_step(source: Source, step: m.StepBase, where: NodePath) -> None:
     step._compiled = compiled
 
 
+DECLARED: ContextVar[dict[str, list[str]] | None] = ContextVar("declared", default=None)
+"""While a workflow compiles: its ``secrets`` and ``env`` names (``env`` is absent when an
+``env_file`` may declare more, read only when the run starts)."""
+
+
 def compile_field(source: Source, value: Any, mode: str, where: NodePath) -> Expr | Value:
     try:
         if mode == "bare":
-            return compile_expr(value, bare=True)
-        if mode == "text":
-            return compile_expr(value)
-        return Value(value, shell=mode == "shell" and isinstance(value, str))
+            compiled: Expr | Value = compile_expr(value, bare=True)
+        elif mode == "text":
+            compiled = compile_expr(value)
+        else:
+            compiled = Value(value, shell=mode == "shell" and isinstance(value, str))
     except ExpressionError as exc:
         problem(source.error(exc.message, where))
         return compile_expr("", bare=False) if mode != "value" else Value(None)
+    _check_declared(source, compiled, where)
+    return compiled
+
+
+def _check_declared(source: Source, compiled: Expr | Value, where: NodePath) -> None:
+    """``secrets.X`` and ``env.X`` must name what the workflow declares."""
+    declared = DECLARED.get()
+    if declared is None:
+        return
+    for ref in getattr(compiled, "references", ()):
+        root, _, rest = ref.partition(".")
+        names = declared.get(root)
+        name = rest.split(".", 1)[0]
+        if names is None or not name or name in names:
+            continue
+        kind = "secret" if root == "secrets" else "env variable"
+        top = "secrets:" if root == "secrets" else "env: or env_file:"
+        problem(
+            source.error(
+                f"{root}.{name}: no {kind} {name!r} is declared{suggest(name, names)}"
+                f" (declare it under {top})",
+                where,
+            )
+        )
 
 
 def _compile_updates(

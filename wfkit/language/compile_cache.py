@@ -137,7 +137,9 @@ def store(
     tmp: str | None = None
     try:
         blob = pickle.dumps((parsed, dict(expressions)), protocol=pickle.HIGHEST_PROTOCOL)
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not directory.parent.exists():  # the store's folder: private like the store
+            directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
             handle.write(blob)

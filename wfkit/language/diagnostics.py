@@ -62,7 +62,7 @@ _VOCABULARY = sorted(
 
 def suggest(word: str, options: list[str] | tuple[str, ...]) -> str:
     """``; did you mean 'x'?`` for the closest of ``options``, or nothing."""
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(word, [o for o in options if o != word], n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 

@@ -15,8 +15,13 @@ from pydantic import ValidationError
 from wfkit.errors import LoadError
 from wfkit.language import compile_cache
 from wfkit.language import models as m
-from wfkit.language.compile import Body, prepare_body, walk
-from wfkit.language.diagnostics import FOUND, combine_problems, translate_validation_error
+from wfkit.language.compile import DECLARED, Body, compile_field, prepare_body, walk
+from wfkit.language.diagnostics import (
+    FOUND,
+    combine_problems,
+    problem,
+    translate_validation_error,
+)
 from wfkit.language.expressions import precompiled, recording
 from wfkit.language.plan import StepPlan
 from wfkit.language.state_schema import build_state_plan, raw_writes
@@ -115,7 +120,36 @@ def _compile_workflow(text: str, file: str, source: Source, workflow: m.Workflow
 
 
 def _compile_checked(text: str, file: str, source: Source, workflow: m.Workflow) -> LoadedWorkflow:
+    # an input or state field of the same name shadows ``secrets``/``env``: not checked then
+    shadowing = {*workflow.inputs, *workflow.state_schema.raw, *workflow.state_schema.computed}
+    declared = {"secrets": sorted(workflow.secrets)} if "secrets" not in shadowing else {}
+    if workflow.env_file is None and "env" not in shadowing:
+        declared["env"] = sorted(workflow.env)
+    token = DECLARED.set(declared)
+    try:
+        return _compile_declared(text, file, source, workflow)
+    finally:
+        DECLARED.reset(token)
+
+
+def _check_environment(source: Source, workflow: m.Workflow) -> None:
+    """Secret inputs have no default; the workflow's ``env:`` values compile."""
+    for name, spec in workflow.inputs.items():
+        if spec.secret and spec.has_default:
+            problem(
+                source.error(
+                    f"input {name!r} is secret: it cannot have a default (a default is written"
+                    " in the workflow file; give it with -i, or read it from `secrets:`)",
+                    ("inputs", name, "default"),
+                )
+            )
+    for name, template in workflow.env.items():
+        compile_field(source, template, "text", ("env", name))
+
+
+def _compile_declared(text: str, file: str, source: Source, workflow: m.Workflow) -> LoadedWorkflow:
     digest = hashlib.sha256(text.encode()).hexdigest()
+    _check_environment(source, workflow)
     written = raw_writes(workflow.steps, workflow.finally_)
     main_plan = build_state_plan(
         source,

@@ -37,6 +37,8 @@ class InputSpec(_Model):
     default: Any = None
     required: bool | None = None
     description: str | None = None
+    #: masked as ``***`` on every surface and never stored; given again on resume
+    secret: bool = False
 
     @property
     def has_default(self) -> bool:
@@ -47,6 +49,21 @@ class InputSpec(_Model):
     def is_required(self) -> bool:
         """Required unless it has a default or says ``required: false``."""
         return self.required if self.required is not None else not self.has_default
+
+
+class SecretSpec(_Model):
+    """A secret read when the run starts: from a variable of the environment or a file."""
+
+    env: str | None = None
+    file: str | None = None  # relative to the workflow file
+    required: bool = True  # a missing one is a start error; else an empty string
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretSpec:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of `env` or `file`")
+        return self
 
 
 class ComputedField(_Model):
@@ -455,6 +472,12 @@ class Workflow(_Model):
     state_schema: StateSchema = Field(default_factory=StateSchema)
     config: Config = Field(default_factory=Config)
     mcp_servers: dict[str, McpServerSpec] = Field(default_factory=dict)
+    #: read when the run starts, masked everywhere, never part of state: ``secrets.NAME``
+    secrets: dict[str, SecretSpec] = Field(default_factory=dict)
+    #: variables (templates) for every shell command and MCP server; a step's ``env`` wins
+    env: dict[str, str] = Field(default_factory=dict)
+    #: dotenv-style variables, relative to the workflow file; ``env`` entries win
+    env_file: str | None = None
     steps: list[Step] = Field(default_factory=list)
     finally_: list[Step] = Field(default_factory=list, alias="finally")
     sub_agent_tasks: dict[str, SubAgentTask] = Field(default_factory=dict)

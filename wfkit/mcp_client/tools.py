@@ -92,6 +92,8 @@ class McpTools:
         self.echo_stderr = (
             bool(os.environ.get("WFKIT_VERBOSE")) if echo_stderr is None else echo_stderr
         )
+        #: the workflow's ``env:`` and ``env_file`` (the run passes them); a server's own wins
+        self.env: dict[str, str] = {}
         self._connections: dict[str, _Connection] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
@@ -101,6 +103,10 @@ class McpTools:
         self._stopping: dict[asyncio.Task[None], StderrTail] = {}
         #: the stderr of each start of each server in this run (the last few starts)
         self._stderr: dict[str, list[StderrTail]] = {}
+
+    def use_env(self, env: dict[str, str]) -> None:
+        """The workflow's environment for the servers started from now on."""
+        self.env = dict(env)
 
     def _parameters(self, spec: McpServerSpec) -> Any:
         from mcp.client.stdio import StdioServerParameters
@@ -114,6 +120,7 @@ class McpTools:
             for key in ("COVERAGE_PROCESS_START", "PYTHONPATH")
             if key in os.environ
         }
+        env.update(self.env)
         env.update(spec.env)
         command = self._command(spec, cwd, env)
         return StdioServerParameters(

@@ -8,6 +8,7 @@ are shared with the PostgreSQL store (:mod:`wfkit.store.sql`, :mod:`wfkit.store.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -124,6 +125,16 @@ class SqliteDb:
         self.connection.close()
 
 
+def _create_private(path: Path) -> None:
+    """A new store is private: its folder 0700, its file 0600 (SQLite gives the WAL and
+    shared-memory files the database file's mode)."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 def _writable(path: Path) -> bool:
     """Whether the store file and its folder can be written (``access`` says no on a
     read-only mount, also to root)."""
@@ -148,7 +159,7 @@ class RunStore(SqlStore):
             elif read_only or (not create and not _writable(self._path)):
                 self._db = self._open_read_only()  # also a store on a read-only mount
             else:
-                self._path.parent.mkdir(parents=True, exist_ok=True)
+                _create_private(self._path)
                 self._db = sqlite3.connect(
                     self._path, timeout=30.0, isolation_level=None, check_same_thread=False
                 )

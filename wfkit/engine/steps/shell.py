@@ -35,6 +35,7 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
     run = frame.run
     rendered = frame.eval(step, "command")
     env = dict(os.environ)
+    env.update(run.env)  # the workflow's env: and env_file; the step's own env wins
     for key, value in (frame.eval(step, "env") or {}).items():
         env[os_text(str(key), "an env name")] = os_text(str(value), f"env {key}")
     if isinstance(rendered, ShellCommand):  # its values as variables the text references
