@@ -394,6 +394,8 @@ def _hostile(category: str) -> Any:
             "not JSON": list(corpus.NOT_JSON),
             "costly operations": ["{{ " + e + " }}" for e in corpus.COSTLY],
             "big allocations": ["{{ " + e + " }}" for e in corpus.BIG_ALLOCATIONS],
+            "colliding hashes": ["{{ " + e + " }}" for e in corpus.CLOCKED],
+            "results no output shows": ["{{ " + e + " }}" for e in corpus.BROKEN_RESULTS],
         }[category]
         context = {"raw": {"n": 1, "blob": [1]}, "inputs": {"limit": 3}}
         refused = 0
@@ -466,6 +468,8 @@ SCENARIOS = {
     "hostile: not JSON": _hostile("not JSON"),
     "hostile: costly operations": _hostile("costly operations"),
     "hostile: big allocations": _hostile("big allocations"),
+    "hostile: colliding hashes": _hostile("colliding hashes"),
+    "hostile: results no output shows": _hostile("results no output shows"),
     "hostile: shell injection": hostile_shell,
 }
 

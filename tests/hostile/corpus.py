@@ -124,8 +124,31 @@ COSTLY = [
     "(['a'*1000000]*100000)|reject('in', ['a'*999999 ~ 'b'])|list|length",
     "(['a'*1000000]*100000)|sort(case_sensitive=true)|length",
 ]
+COSTLY += [
+    "1|round(-50000000)",
+    "1.5|round(10000000, 'ceil')",
+    "('a'*999999 ~ 'b') in dict.fromkeys(range(99999), 'a'*1000000).values()",
+    "dict.fromkeys(range(99999), 'a'*1000000).values()|string|length",
+]
 """One C-level operation on huge operands (a comparison, a search, a sort, a parse): each is
 charged by the size of its operands and refused before it runs."""
+
+CLOCKED: list[str] = [
+    "dict.fromkeys(range(0, (2**61-1)*40000, 2**61-1))|length",
+    "dict(dict.fromkeys(range(0, (2**61-1)*40000, 2**61-1)))|length",
+    "dict.fromkeys(range(9999), (0,)*99999).values()|unique|list|length",
+]
+"""Work that is slow for its inputs' shape, not their size (keys whose hashes collide): done
+one charged step at a time, so the CPU-time bound stops it."""
+
+BROKEN_RESULTS: list[str] = [
+    "('9'*4300)|from_json + 1",
+    "[" * 80 + "1" + "]" * 80,
+    "('['*300 ~ ']'*300)|from_json",
+    "['a'*1000000]*1000000",
+]
+"""Results no output could show (a 14,000-bit integer, 300 levels deep, 10^12 characters) or
+expressions too deep to compile: each is an ExpressionError."""
 
 BIG_ALLOCATIONS = [
     "'{0:{1}}'.format('x','2000000000')|length",
@@ -138,6 +161,14 @@ BIG_ALLOCATIONS = [
     "(['a'*1000000]*2500)|groupby('x')|list|length",
     "([range(100000)]*1000)|map('list')|list|length",
     "([range(99999)|list]*1000)|map('reverse')|map('list')|list|length",
+]
+BIG_ALLOCATIONS += [
+    "''.encode().center(300000000)|length",
+    "(('%999999s'*300) % ((1,)*300))|length",
+    "('%.*f'*300) % ((999999, 1.0)*300)",
+    "'%s' % (dict.fromkeys(range(200), 'a'*1000000).values(),)",
+    "('\t'*1000).expandtabs(tabsize=300000)|length",
+    "('a'*1000).translate(['x'*1000000]*98)|length",
 ]
 """Allocations a small expression asks for (widths given as text, case-folded sort keys,
 materialised ranges): refused before they are made."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile.corpus import BIG_ALLOCATIONS, COSTLY
+from tests.hostile.corpus import BIG_ALLOCATIONS, BROKEN_RESULTS, CLOCKED, COSTLY
 from tests.hostile.test_expressions import peak_kib
 from wfkit.commands import RunReport
 from wfkit.commands.transform import evaluate_transform
@@ -42,7 +42,27 @@ def refusal(expression: str) -> str:
 def test_an_operation_is_charged_for_its_operands(no_clock: None, expression: str) -> None:
     message = refusal(expression)
     assert "CPU time" not in message  # refused by its charge, before it ran
-    assert "steps of work" in message or "bits" in message or "characters" in message
+    assert any(why in message for why in ("steps of work", "bits", "characters", "limit"))
+
+
+@pytest.mark.parametrize("expression", CLOCKED)
+def test_slow_shapes_are_stopped_by_the_clock(expression: str) -> None:
+    started = time.perf_counter()
+    assert "CPU time" in refusal(expression)
+    assert time.perf_counter() - started < HANG
+
+
+@pytest.mark.parametrize("expression", BROKEN_RESULTS)
+def test_results_no_output_could_show_are_refused(expression: str) -> None:
+    refusal(expression)
+
+
+@pytest.mark.slow
+def test_a_refused_result_prints_json_through_the_cli() -> None:
+    for expression in BROKEN_RESULTS[:3]:
+        out, _, err = peak_kib("test-transform", "{{ " + expression + " }}", "--json")
+        assert json.loads(out)["error"]["type"] == "ExpressionError", err
+        assert "Traceback" not in err
 
 
 def test_an_integer_is_bounded_when_parsed() -> None:

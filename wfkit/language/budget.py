@@ -23,7 +23,7 @@ import contextlib
 import contextvars
 import math
 import time
-from collections.abc import Iterator, Mapping, Set
+from collections.abc import Collection, Iterator, Mapping, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -268,11 +268,11 @@ def weight(value: Any, limit: int) -> int:
             total += ITEM_UNITS * len(item) + 1
             stack.extend(item.keys())
             stack.extend(item.values())
-        elif isinstance(item, (list, tuple, Set)):
-            total += ITEM_UNITS * len(item) + 1
-            stack.extend(item)
         elif isinstance(item, range):
             total += ITEM_UNITS * len(item) + 1
+        elif isinstance(item, Collection):  # sets, tuples, dict views: every item counts
+            total += ITEM_UNITS * len(item) + 1
+            stack.extend(item)
         else:
             total += ITEM_UNITS
         if total > limit:
@@ -401,7 +401,7 @@ def text_weight(value: Any, limit: int | None = None) -> int:
                 stack.append(child)
                 if len(stack) > bound:
                     return bound + 1
-        elif isinstance(item, (list, tuple, set, frozenset)):
+        elif isinstance(item, Collection) and not isinstance(item, range):  # views too
             total += 2 + 2 * len(item)
             stack.extend(item)
             if len(stack) > bound:

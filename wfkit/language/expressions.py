@@ -227,6 +227,10 @@ def _compile(env: Sandbox, source: str, bare: bool, shell: bool) -> Expr:
         raise ExpressionError(
             f"invalid expression {source!r}: {exc.message}", expression=source
         ) from None
+    except RecursionError:
+        raise ExpressionError(
+            f"invalid expression {source!r}: it nests too deeply to compile", expression=source
+        ) from None
     return Expr(source=source, kind="literal")
 
 

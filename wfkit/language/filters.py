@@ -169,9 +169,20 @@ def _check_slice(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         raise SecurityError(f"slice into {count} parts is over the limit {LIMITS.max_range}")
 
 
+def _check_round(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    precision = kwargs.get("precision", args[0] if args else 0)
+    if isinstance(precision, int) and abs(precision) > MAX_ROUND_DIGITS:
+        raise SecurityError(f"round to {precision} digits is over the limit {MAX_ROUND_DIGITS}")
+
+
+MAX_ROUND_DIGITS = 400
+"""Most digits ``round`` may keep or drop (a float has about 17; ``round`` computes
+``10 ** precision``)."""
+
 _ARGUMENT_CHECKS: dict[str, Callable[[tuple[Any, ...], dict[str, Any]], None]] = {
     "batch": _check_batch,
     "slice": _check_slice,
+    "round": _check_round,
 }
 
 
@@ -218,6 +229,9 @@ def checked_result(value: Any, what: str) -> Any:
     elif isinstance(value, (list, tuple)):
         check_items(len(value), what)
         allocate(ITEM_BYTES * len(value), what)
+    elif isinstance(value, dict):
+        check_items(len(value), what)
+        allocate(2 * ITEM_BYTES * len(value), what)
     elif isinstance(value, Iterator) and not isinstance(value, BudgetIterator):
         return BudgetIterator(value)
     return value
@@ -286,11 +300,18 @@ def _from_json(value: str) -> Any:
     text = str(value)
     limit_chars(len(text), "from_json input")
     try:
-        return json.loads(text)
+        return json.loads(text, parse_int=_bounded_int)
     except RecursionError as exc:
         raise ValueError("from_json: the document is nested too deeply") from exc
     except (TypeError, ValueError) as exc:
         raise ValueError(f"from_json: {exc}") from exc
+
+
+def _bounded_int(digits: str) -> int:
+    """A JSON integer, refused past the integer bound before it is parsed."""
+    if (len(digits) - 1) * math.log2(10) > LIMITS.max_int_bits:
+        raise SecurityError(f"from_json: a {len(digits)}-digit integer is over the limit")
+    return int(digits)
 
 
 def _not_json(value: Any) -> Any:

@@ -12,6 +12,12 @@ from wfkit.errors import ExpressionError
 _SCALARS = (str, int, float, bool, type(None))
 
 
+MAX_RESULT_CHARS = 10_000_000
+"""Most characters the JSON of a native result may take (the default ``max_state_bytes``)."""
+MAX_DEPTH = 100
+"""Deepest nesting of a native result (the bound of state values)."""
+
+
 def json_result(value: Any, source: str) -> Any:
     """``value`` when it is JSON data (ranges, tuples and dict views become lists).
 
@@ -24,20 +30,38 @@ def json_result(value: Any, source: str) -> Any:
         value._fail_with_undefined_error()
     if isinstance(value, (range, tuple, KeysView, ValuesView, ItemsView)):
         value = [list(v) if isinstance(v, tuple) else v for v in value]
-    stack = [value]
+    stack = [(value, 0)]
+    size = 0
     while stack:  # iterative: a 3000-deep value cannot exhaust the stack
-        item = stack.pop()
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            size += len(item) + 2
+        elif isinstance(item, _SCALARS):
+            size += 8
+        if size > MAX_RESULT_CHARS:
+            raise ExpressionError(
+                f"expression {source!r} gave a value of over {MAX_RESULT_CHARS} characters"
+                " (the bound of a native result)",
+                expression=source,
+            )
         if isinstance(item, _SCALARS):
             continue
         if isinstance(item, Undefined):
             item._fail_with_undefined_error()
+        if depth >= MAX_DEPTH:
+            raise ExpressionError(
+                f"expression {source!r} gave a value nested deeper than {MAX_DEPTH} levels",
+                expression=source,
+            )
         if isinstance(item, Mapping):
             for key in item:
                 if not isinstance(key, _SCALARS):
                     raise _not_json(key, source, "a key")
-            stack.extend(item.values())
+            size += 4 * len(item)
+            stack.extend((child, depth + 1) for child in item.values())
         elif isinstance(item, (list, tuple)):
-            stack.extend(item)
+            size += 2 * len(item)
+            stack.extend((child, depth + 1) for child in item)
         else:
             raise _not_json(item, source, "a part" if item is not value else "")
     return value

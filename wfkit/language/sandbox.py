@@ -86,15 +86,20 @@ _WIDTH = re.compile(r"\d+")
 
 
 def _check_format(fmt: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
-    """Refuse ``%``/``str.format`` whose widths (written or passed in) or values are too big."""
+    """Refuse ``%`` formatting whose output could pass the cap: every width and precision,
+    written (``'%999999s' * 300``) or passed in (``'%*s' % (10**8, x)``), counts in full."""
+    widths = 0
     for number in _WIDTH.findall(fmt):
         if len(number) > 7 or int(number) > LIMITS.max_chars:
             raise SecurityError(f"format width {number} is over the limit")
+        widths += int(number)
     values = [*args, *kwargs.values()]
-    for value in values:  # ``'%*s' % (10**8, x)`` and ``'{:{}}'.format(x, 10**8)``
-        if isinstance(value, int) and not isinstance(value, bool) and value > LIMITS.max_chars:
-            raise SecurityError(f"format argument {value} is over the limit")
-    check_chars(len(fmt) + text_weight(values), "formatted string")
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value > LIMITS.max_chars:
+                raise SecurityError(f"format argument {value} is over the limit")
+            widths += max(value, 0)
+    check_chars(len(fmt) + widths + text_weight(values), "formatted string")
 
 
 class _BoundedFormatter(SandboxedFormatter):
@@ -130,16 +135,19 @@ def _check_widths(spec: str) -> None:
 
 
 def _check_str_method(text: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    if name in {"ljust", "rjust", "center", "zfill"} and args and isinstance(args[0], int):
-        check_chars(args[0], f"str.{name}")
+    width = args[0] if args else kwargs.get("width", kwargs.get("tabsize"))
+    if name in {"ljust", "rjust", "center", "zfill"} and isinstance(width, int):
+        check_chars(width, f"str.{name}")
     elif name == "expandtabs":
-        check_chars(len(text) * (args[0] if args and isinstance(args[0], int) else 8), name)
+        check_chars(len(text) * (width if isinstance(width, int) else 8), name)
     elif name == "replace" and len(args) >= 2:
         check_chars(replace_size(text, str(args[0]), str(args[1])), "str.replace")
     elif name == "join" and args:
         check_chars(join_size(args[0], text), "str.join")
-    elif name == "translate" and args and isinstance(args[0], Mapping):
-        longest = max((sized(v) for v in args[0].values()), default=1)
+    elif name == "translate" and args:
+        table = args[0]
+        parts = table.values() if isinstance(table, Mapping) else table
+        longest = max((sized(v) for v in parts), default=1) if sized(table) else 1
         check_chars(len(text) * max(longest, 1), "str.translate")
 
 
@@ -261,6 +269,8 @@ class Sandbox(ImmutableSandboxedEnvironment):
         """Also refuse mutating methods reached through the type: ``dict.update``."""
         if isinstance(obj, type) and _mutates(obj, attr):
             return False
+        if isinstance(obj, str) and attr == "encode":  # no bytes: they are not JSON, and
+            return False  # their methods would need every str check again
         return super().is_safe_attribute(obj, attr, value)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
@@ -337,7 +347,29 @@ class Sandbox(ImmutableSandboxedEnvironment):
             charge(bound_to, *args, *kwargs.values())
         if isinstance(bound_to, str):
             _check_str_method(bound_to, name, args, kwargs)
+        if name == "fromkeys" or __obj is dict:
+            return checked_result(_built_dict(method, args, kwargs), "call")
         return checked_result(super().call(__context, __obj, *args, **kwargs), "call")
+
+
+def _built_dict(build: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[Any, Any]:
+    """``dict(...)`` and ``dict.fromkeys(...)``, one insertion at a time, each charged: keys
+    whose hashes collide make each insertion slower than the last, and the clock is looked
+    at between insertions (one C call would insert them all, quadratic, unstoppable)."""
+    if build is dict:
+        source: Any = args[0] if args else ()
+        pairs = source.items() if isinstance(source, Mapping) else source
+        built: dict[Any, Any] = {}
+        for key, value in BudgetIterator(pairs):
+            built[key] = value
+        built.update(kwargs)
+        return built
+    keys = args[0] if args else ()
+    fill = args[1] if len(args) > 1 else kwargs.get("value")
+    made: dict[Any, Any] = {}
+    for key in BudgetIterator(keys):
+        made[key] = fill
+    return made
 
 
 _WALKING_METHODS = frozenset(
