@@ -712,3 +712,33 @@ def test_without_a_scheduler_a_local_cluster_runs_the_items(tmp_path: Path) -> N
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not _alive(pid)
+
+
+def test_a_secret_in_a_dask_item_is_masked(
+    dask_cluster: Cluster, tmp_path: Path, isolated_store: Path
+) -> None:
+    token = "tok_CANARY_dask"
+    path = write(
+        tmp_path,
+        """
+        name: secretive
+        inputs: {token: {type: string, secret: true}}
+        steps:
+          - id: fan
+            type: parallel_foreach
+            items: "{{ [token, token] }}"
+            sub_agent_task: t
+            on_item_error: continue
+        sub_agent_tasks:
+          t:
+            inputs: {item: {type: string}}
+            steps:
+              - {id: sh, type: shell_command, command: 'echo "got {{ item }}"; exit 3'}
+        """,
+    )
+    report = run_workflow(path, {"token": token}, executor="dask", scheduler=dask_cluster.address)
+    assert report.errors
+    assert token not in report.model_dump_json()
+    for file in isolated_store.rglob("*"):
+        if file.is_file():
+            assert token.encode() not in file.read_bytes(), file

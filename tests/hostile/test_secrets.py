@@ -309,3 +309,26 @@ def test_random_secrets_never_reach_the_report_or_the_store(
     for path in isolated_store.rglob("*"):
         if path.is_file():
             assert secret.encode("utf-8", "surrogatepass") not in path.read_bytes()
+
+
+@pytest.mark.slow
+def test_a_suite_case_never_shows_its_secret(project: Path) -> None:
+    (project / "leak.yaml").write_text(
+        "name: leak\ninputs: {token: {type: string, secret: true}}\nsteps:\n"
+        "  - {id: say, type: shell_command, command: 'echo {{ token }}; exit 5'}\n"
+    )
+    (project / "leak.wftest.yaml").write_text(
+        "workflow: leak.yaml\ncases:\n"
+        f"  - name: uses the token\n    inputs: {{token: {TOKEN}}}\n"
+        "    allow_real_shell: true\n    expect: {status: succeeded}\n"
+    )
+    done = wfkit(
+        project, "test", "leak.wftest.yaml", "--json", "--junit-xml", "j.xml", "--html", "h.html"
+    )
+    assert done.returncode == 1, done.stderr
+    assert b"uses the token" in done.stdout
+    assert leaks(done.stdout + done.stderr) == []
+    human = wfkit(project, "test", "leak.wftest.yaml")
+    assert leaks(human.stdout + human.stderr) == []
+    for name in ("j.xml", "h.html"):
+        assert leaks((project / name).read_bytes()) == [], name

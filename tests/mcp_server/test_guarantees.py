@@ -476,3 +476,27 @@ def test_a_client_that_goes_away_cancels_its_run_with_finally(root: Path, closed
         check=True,
     )
     assert [r["status"] for r in json.loads(runs.stdout)] == ["cancelled"]
+
+
+def test_a_secret_input_never_reaches_an_mcp_result(root: Path, mode: str) -> None:
+    token = "tok_CANARY_mcp"
+    (root / "secret.yaml").write_text(
+        "name: s\ninputs: {token: {type: string, secret: true}}\n"
+        "state_schema: {raw: {h: string}}\nsteps:\n"
+        "  - {type: state_update, path: raw.h, value: 'Bearer {{ token }}'}\n"
+        "  - {type: shell_command, command: 'echo {{ token }}; exit 3'}\n"
+    )
+
+    async def scenario() -> None:
+        async with wfkit_mcp(root) as client:
+            result = await client.call_tool(
+                "workflow_run", {"workflow": "secret.yaml", "inputs": {"token": token}}
+            )
+            text = json.dumps(result.structured_content) + str(result.content)
+            assert token not in text
+            assert (result.structured_content or {})["state"]["raw"]["h"] == "Bearer ***"
+            run_id = (result.structured_content or {})["run_id"]
+            debug = await client.call_tool("workflow_debug_info", {"run_id": run_id})
+            assert token not in json.dumps(debug.structured_content)
+
+    drive(scenario)

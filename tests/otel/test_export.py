@@ -455,3 +455,28 @@ def test_the_documented_trace_is_what_a_run_exports(tmp_path: Path, receiver: Re
     shown = tree(receiver.spans())
     print(shown)
     assert f"```\n{shown}\n```" in page
+
+
+def test_a_secret_never_reaches_a_span(tmp_path: Path, receiver: Receiver) -> None:
+    token = "tok_CANARY_0tel"
+    text = """
+        name: secretive
+        inputs: {token: {type: string, secret: true}}
+        steps:
+          - {id: boom, type: shell_command, command: 'echo "using {{ token }}" >&2; exit 4'}
+    """
+    done = wfkit(
+        tmp_path,
+        "run",
+        flow(tmp_path, text),
+        "-i",
+        f"token={token}",
+        "--otlp",
+        receiver.url + "/",
+        "-q",
+    )
+    assert done.returncode == 1, done.stderr
+    spans = receiver.spans()
+    (attempt,) = the(spans, "attempt", "boom")
+    assert "using ***" in attempt.message
+    assert token not in repr(spans)

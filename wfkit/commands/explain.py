@@ -408,10 +408,11 @@ def explain_workflow(
     loaded = load_file(file, cache)
     given = dict(inputs or {})
     secret = {n for n, spec in loaded.workflow.inputs.items() if spec.secret and n in given}
-    masked: Explanation = Masker({n: str(given[n]) for n in secret}).value(
-        _explained(loaded, given)
-    )
-    return masked
+    explained = _explained(loaded, given)
+    if not secret:
+        return explained
+    masker = Masker({n: str(given[n]) for n in secret})
+    return Explanation.model_validate(masker.value(explained.model_dump(by_alias=True)))
 
 
 def _explained(loaded: LoadedWorkflow, given: dict[str, Any]) -> Explanation:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import json
 import re
 import urllib.parse
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, cast
 
 MASK = "***"
 _OPEN, _CLOSE = "\ue000", "\ue001"
@@ -148,7 +149,31 @@ def references(value: Any) -> set[str]:
     return found
 
 
+_ATOMS = frozenset({int, float, bool, type(None)})
+
+_NAMES = frozenset(
+    {"run_id", "step_id", "step_type", "path", "frame", "workflow", "file", "digest"}
+    | {"status", "outcome", "error_type", "stream", "key", "level", "breaker"}
+)
+"""Fields of the engine's records that hold names the workflow file or the engine chose
+(ids, types, statuses), never a value: a secret cannot be there (secret inputs have no
+default, so the file holds none), and they are not walked."""
+
+
+@functools.cache
+def _init_fields(kind: Any) -> tuple[str, ...]:
+    """The fields a dataclass is built from, but those that only hold names."""
+    if dataclasses.is_dataclass(kind):
+        return tuple(f.name for f in dataclasses.fields(kind) if f.init and f.name not in _NAMES)
+    return ()
+
+
 def _walk(value: Any, text: Callable[[str], str], data: Callable[[bytes], bytes]) -> Any:
+    kind = type(value)
+    if kind is str:
+        return text(value)
+    if kind in _ATOMS:
+        return value
     if isinstance(value, str):
         return text(value)
     if isinstance(value, (bytes, bytearray)):
@@ -167,22 +192,20 @@ def _walk(value: Any, text: Callable[[str], str], data: Callable[[bytes], bytes]
         if all(new is old for new, old in zip(items, value, strict=True)):
             return value
         return type(value)(items) if isinstance(value, list) else tuple(items)
-    if hasattr(type(value), "model_fields") and hasattr(value, "model_copy"):  # pydantic
-        changed_fields = {}
-        for name in type(value).model_fields:
-            old = getattr(value, name)
-            new = _walk(old, text, data)
-            if new is not old:
-                changed_fields[name] = new
-        return value.model_copy(update=changed_fields) if changed_fields else value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {}
-        for spec in dataclasses.fields(value):
-            if not spec.init:
-                continue
-            old = getattr(value, spec.name)
-            new = _walk(old, text, data)
-            if new is not old:
-                changes[spec.name] = new
+    names = _init_fields(cast(Hashable, kind))
+    if names:
+        changes = _changed_fields(value, names, text, data)
         return dataclasses.replace(value, **changes) if changes else value
     return value
+
+
+def _changed_fields(
+    value: Any, names: tuple[str, ...], text: Callable[[str], str], data: Callable[[bytes], bytes]
+) -> dict[str, Any]:
+    changes = {}
+    for name in names:
+        old = getattr(value, name)
+        new = _walk(old, text, data)
+        if new is not old:
+            changes[name] = new
+    return changes
