@@ -112,6 +112,9 @@ def test_a_canary_sent_through_every_channel_appears_nowhere(project: Path) -> N
     assert MASK in json.dumps(report["state"])
     assert report["state"]["raw"]["copy"] == f"x-{MASK}-y"
     assert report["state"]["inputs"]["api_token"] == MASK
+    metrics = wfkit(project, "run", "ci.yaml", *given, "--metrics", "m.prom", "-q")
+    assert (project / "m.prom").exists(), metrics.stderr
+    assert leaks((project / "m.prom").read_bytes()) == []
     human = wfkit(project, "run", "ci.yaml", *given, "--steps", "all")
     assert leaks(human.stdout + human.stderr) == []
     assert b"region=eu west" in human.stdout + human.stderr  # the env file reached the step

@@ -132,3 +132,30 @@ def test_the_notes_example() -> None:
     assert report.status == "succeeded", report.errors
     assert report.state.raw == {"count": 2, "listed": ["groceries", "ideas"]}
     assert report.errors[0].recovered
+
+
+def test_a_tool_result_holding_a_secret_is_masked_and_servers_get_the_workflow_env(
+    write: Callable[..., Path], tmp_path: Path, isolated_store: Path, monkeypatch: Any
+) -> None:
+    token = "tok_CANARY_tool"
+    monkeypatch.setenv("WFKIT_TEST_TOOL_TOKEN", token)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    text = (
+        "name: mcp\nsecrets:\n  k: {env: WFKIT_TEST_TOOL_TOKEN}\n"
+        f"env: {{NOTES_STATE_DIR: '{notes}'}}\n"  # the workflow's env reaches the server
+        f"mcp_servers:\n  notes: {{command: python, args: ['{SERVER}']}}\n"
+        "state_schema:\n  raw: {out: any}\nsteps:\n"
+        "  - {id: add, type: mcp_call, tool: add_note,"
+        " parameters: {title: '{{ secrets.k }}', body: b},"
+        " state_update: {path: raw.out, value: '{{ result }}'}}\n"
+        "  - {id: f, type: mcp_call, tool: flaky, parameters: {key: k9, failures: 0}}\n"
+    )
+    report = run_workflow(write(text))
+    assert report.status == "succeeded", report.error
+    assert report.state.raw["out"]["title"] == "***"
+    assert token not in report.model_dump_json()
+    for path in isolated_store.rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path
+    assert (notes / "notes-flaky-k9").exists()  # the server had the workflow's env
