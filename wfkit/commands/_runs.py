@@ -22,6 +22,7 @@ from wfkit.commands.results import (
     RunReport,
     RunState,
     StepSummary,
+    ordered_statuses,
 )
 from wfkit.engine.context import Ask, RunOptions
 from wfkit.engine.events import ErrorRecord, Event
@@ -205,6 +206,7 @@ def report(outcome: RunOutcome, file: str, store: str) -> RunReport:
                 duration_ms=round(s.duration_ms, 3),
                 injected=s.injected,
                 items=s.items,
+                statuses=ordered_statuses(s.statuses) if sum(s.statuses.values()) > 1 else None,
             )
             for s in outcome.steps
         ],

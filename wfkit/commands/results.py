@@ -23,6 +23,39 @@ class StepSummary(FrozenModel):
     injected: bool = Field(default=False, exclude_if=lambda value: not value)
     #: parallel_foreach: its items by status, e.g. {"succeeded": 43, "failed": 7}
     items: dict[str, int] | None = Field(default=None, exclude_if=lambda v: v is None)
+    #: a step run more than once (in a loop, per parallel item): its executions by status,
+    #: e.g. {"succeeded": 3, "failed": 2}; ``status`` is the last execution's
+    statuses: dict[str, int] | None = Field(default=None, exclude_if=lambda v: v is None)
+
+    @property
+    def outcome(self) -> str:
+        """The step's status whatever order its executions finished in: the worst of them
+        (failed, timed out, cancelled, waiting, running, succeeded, skipped)."""
+        if not self.statuses:
+            return self.status
+        return min(self.statuses, key=_severity)
+
+    @property
+    def status_text(self) -> str:
+        """``succeeded``, or ``3 succeeded / 2 failed`` for several executions."""
+        if not self.statuses or len(self.statuses) == 1:
+            return self.status if not self.statuses else next(iter(self.statuses))
+        ordered = sorted(self.statuses, key=_severity, reverse=True)
+        return " / ".join(f"{self.statuses[s]} {s}" for s in ordered)
+
+
+_SEVERITY = ("failed", "timed_out", "cancelled", "waiting", "running", "succeeded", "skipped")
+_SHOWN = ("succeeded", "failed", "timed_out", "cancelled", "skipped", "waiting", "running")
+
+
+def ordered_statuses(statuses: dict[str, int]) -> dict[str, int]:
+    """``statuses`` in one fixed order, whatever order the executions finished in."""
+    rank = {s: i for i, s in enumerate(_SHOWN)}
+    return dict(sorted(statuses.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
+
+
+def _severity(status: str) -> int:
+    return _SEVERITY.index(status) if status in _SEVERITY else len(_SEVERITY)
 
 
 class ErrorEntry(FrozenModel):

@@ -39,6 +39,7 @@ def history_records(history: list[dict[str, Any]]) -> list[StepRecord]:
     for row in history:
         record = records.setdefault(row["step_id"], StepRecord(row["step_id"], row["step_type"]))
         record.status = row["status"]
+        record.statuses[row["status"]] = record.statuses.get(row["status"], 0) + 1
         record.attempts = row["attempts"]
         record.duration_ms = row["duration_ms"]
         record.executions += row["status"] != "skipped"

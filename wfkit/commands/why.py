@@ -181,10 +181,34 @@ def why_step(
         status=status,
         executions=len(history),
         attempts=attempts,
-        answer=_answer(status, condition, retries, recovered, trigger, errors, run_status),
+        answer=_answer(status, condition, retries, recovered, trigger, errors, run_status)
+        + _item_policy(row.file, step_id, status),
         reasons=reasons,
         breaker=breaker,
     )
+
+
+def _item_policy(file: str, step_id: str, status: str) -> str:
+    """For a failed ``parallel_foreach`` step or a step of its items: the items' own retry
+    policy (``item_retry_count``), which the step's policy does not show."""
+    if status != "failed":
+        return ""
+    from wfkit.errors import WfkitError
+    from wfkit.language.loader import load_file
+    from wfkit.language.models import ParallelForeachStep
+
+    try:
+        loaded = load_file(file)
+    except (WfkitError, OSError):
+        return ""
+    top = step_id.split("/", 1)[0].split("[", 1)[0]
+    step = loaded.main.by_id.get(top)
+    if not isinstance(step, ParallelForeachStep):
+        return ""
+    count = step.item_retry_count
+    if not count:
+        return f" (items of {top!r} are not retried: item_retry_count is 0)"
+    return f" (each failed item of {top!r} is rerun up to {count} time(s): item_retry_count)"
 
 
 def _answer(

@@ -32,6 +32,9 @@ class StepRecord:
     injected: bool = False  # an injected fault hit an attempt of one of its executions
     #: a parallel_foreach step's items of its last execution by status ({"succeeded": 43, ...})
     items: dict[str, int] | None = None
+    #: every execution's status, counted (``status`` is the last one's): what a summary shows,
+    #: the same whatever order parallel executions finished in
+    statuses: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -365,6 +365,7 @@ class StepRunner:
         finished, so whatever commits the report also commits the checkpoint."""
         duration = (time.perf_counter() - started) * 1000
         record.status = status
+        record.statuses[status] = record.statuses.get(status, 0) + 1
         record.duration_ms = duration
         if tries is not None:  # a skipped step keeps its last execution's attempts
             record.attempts = tries.count

@@ -88,7 +88,7 @@ def run_report(report: RunReport, full: bool = False) -> Group:
             (
                 step.id,
                 step.type,
-                _items_text(step.items) if step.items else step.status,
+                _items_text(step.items) if step.items else step.status_text,
                 str(step.attempts),
                 str(step.executions),
                 f"{step.duration_ms:.1f}",

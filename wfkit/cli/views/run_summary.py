@@ -69,10 +69,11 @@ def digest_steps(steps: Sequence[StepSummary], full: bool = False) -> StepDigest
     failed: list[int] = []
     retried: list[int] = []
     for index, step in enumerate(steps):
-        statuses[step.status] += 1
+        outcome = step.outcome  # the same whatever order its executions finished in
+        statuses[outcome] += 1
         executions += step.executions
         attempts += step.attempts
-        if step.status in FAILED and len(failed) < FAILED_ROWS:
+        if outcome in FAILED and len(failed) < FAILED_ROWS:
             failed.append(index)
         elif step.attempts > 1 and len(retried) < RETRIED_ROWS:
             retried.append(index)
