@@ -74,3 +74,35 @@ def test_why_names_the_item_retry_policy(write: Callable[..., Path]) -> None:
     assert report.status == "failed"
     answer = why_step(report.run_id, "fan").answer
     assert "rerun up to 1 time(s): item_retry_count" in answer
+
+
+ASK = """
+name: ask
+state_schema: {raw: {who: string}}
+steps:
+  - {id: q, type: user_input, prompt: "name?", state_update: {path: raw.who, value: "{{ result }}"}}
+  - {id: slow, type: shell_command, command: "sleep 0.2"}
+"""
+
+
+def test_a_waiting_question_is_waiting_then_recovered(write: Callable[..., Path]) -> None:
+    from wfkit.commands import resume_workflow
+
+    waiting = run_workflow(write(ASK), pause_for_input=True)
+    assert waiting.status == "waiting"
+    assert [(s.id, s.status) for s in waiting.steps] == [("q", "waiting")]
+    done = resume_workflow(waiting.run_id, answers={"q": "ada"})
+    assert done.status == "succeeded"
+    assert done.state.raw["who"] == "ada"
+    assert [(e.error_type, e.recovered) for e in done.errors] == [("InputRequiredError", True)]
+
+
+def test_a_resumed_runs_duration_is_the_total_of_its_segments(write: Callable[..., Path]) -> None:
+    from wfkit.commands import list_runs, resume_workflow
+
+    waiting = run_workflow(write(ASK), pause_for_input=True)
+    done = resume_workflow(waiting.run_id, answers={"q": "ada"})
+    assert done.duration_ms > waiting.duration_ms  # the first segment is part of it
+    assert any("in all" in m.text and "before it" in m.text for m in done.messages)
+    (row,) = list_runs(None, 5)
+    assert row.duration_ms == pytest.approx(done.duration_ms, abs=0.01)

@@ -118,6 +118,7 @@ async def resume_workflow_async(
             resume=lambda key: run_store.load_frame(row.run_id, key),
             pause_for_input=pause_for_input,
             changed_inputs=changed,
+            prior_ms=row.duration_ms or 0.0,
         )
         run = Run(loaded, row.run_id, resolved, options)
         run.continue_from(

@@ -59,6 +59,8 @@ class RunOptions:
     pause_for_input: bool = False
     secrets: dict[str, str] = field(default_factory=dict)
     """The values of the workflow's ``secrets:`` map, read when the run started."""
+    prior_ms: float = 0.0
+    """A resumed run's duration before this segment: its reported duration is the total."""
     env_file: dict[str, str] = field(default_factory=dict)
     """The variables of the workflow's ``env_file``, read when the run started."""
     """A ``user_input`` without an answer pauses the run as ``waiting`` (no terminal)."""

@@ -123,6 +123,7 @@ class Run:
         self._yielded = time.perf_counter()
         self.tracer = _tracer(loaded.workflow.config.trace, self.options.trace)
         self._stepping: str | None = None  # the step last started (for a checkpoint refusal)
+        self._inherited = 0  # errors carried over from the segments before a resume
         self.decisions = DecisionLog()
         self.injector = (
             Injector(self.options.faults, self.options.inject_seed or self.seed)
@@ -248,6 +249,7 @@ class Run:
         """Carry an interrupted run's history into this (resumed) run."""
         self.records = {r.id: r for r in records}
         self.errors = list(errors)
+        self._inherited = len(self.errors)
         self.messages = list(messages)
 
     def checkpoint(self, frame: Frame) -> None:
@@ -351,6 +353,41 @@ class Run:
         if indexes:
             self.emit(ErrorsRecovered(self.run_id, tuple(indexes)))
 
+    def _ended(self, status: str, started: float) -> float:
+        """The run's duration (a resumed run's: the total of its segments, said in a message),
+        after marking what its earlier segments' failures came to."""
+        self._recover_inherited(status)
+        segment = (time.perf_counter() - started) * 1000
+        duration = self.options.prior_ms + segment
+        if self.options.prior_ms:
+            self.message(
+                "info",
+                f"this segment took {segment:,.0f} ms; the run {duration:,.0f} ms in all "
+                f"({self.options.prior_ms:,.0f} ms before it)",
+            )
+        return duration
+
+    def _recover_inherited(self, status: str) -> None:
+        """Failures of earlier segments that this one got past (the run succeeded, or their
+        step succeeded now) did not fail the run: a waiting question answered, a failed step
+        that succeeded on resume."""
+        indexes = [
+            i
+            for i, error in enumerate(self.errors[: self._inherited])
+            if not error.recovered
+            and (
+                status == "succeeded"
+                or (
+                    (record := self.records.get(error.step_id)) is not None
+                    and record.status == "succeeded"
+                )
+            )
+        ]
+        for i in indexes:
+            self.errors[i] = replace(self.errors[i], recovered=True)
+        if indexes:
+            self.emit(ErrorsRecovered(self.run_id, tuple(indexes)))
+
     # the run ---------------------------------------------------------------------------
 
     async def execute(self) -> RunOutcome:
@@ -413,7 +450,7 @@ class Run:
             if state is not None
             else {"inputs": self.inputs, "raw": {}, "computed": {}}
         )
-        duration = (time.perf_counter() - started) * 1000
+        duration = self._ended(status, started)
         details = error.details() if error is not None else None
         if self.tracer is not None:
             self.emit(TracesCollected(self.run_id, list(self.tracer.records), self.tracer.dropped))

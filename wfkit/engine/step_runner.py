@@ -22,6 +22,7 @@ from wfkit.engine.steps.registry import HANDLERS, LoopSignal
 from wfkit.errors import (
     CancelledRunError,
     CircuitOpenError,
+    InputRequiredError,
     StepError,
     StepTimeoutError,
     WfkitError,
@@ -99,8 +100,17 @@ class StepRunner:
                 frame.forget(_ATTEMPTS + sid)
                 if frame.needs_checkpoint():
                     self.run.checkpoint(frame)
+            waits = isinstance(error, InputRequiredError)  # a question, not a failure
             self._finish(
-                record, plan, frame, "failed", started, None, tries, error.type_name, error.message
+                record,
+                plan,
+                frame,
+                "waiting" if waits else "failed",
+                started,
+                None,
+                tries,
+                error.type_name,
+                error.message,
             )
             if step.cleanup:
                 await self._cleanup(step, frame, error)
