@@ -106,3 +106,41 @@ def test_a_resumed_runs_duration_is_the_total_of_its_segments(write: Callable[..
     assert any("in all" in m.text and "before it" in m.text for m in done.messages)
     (row,) = list_runs(None, 5)
     assert row.duration_ms == pytest.approx(done.duration_ms, abs=0.01)
+
+
+REPEATED = """
+name: rec
+steps:
+  - id: fan
+    type: parallel_foreach
+    items: [1, 2, 3, 4, 5, 6, 7]
+    sub_agent_task: t
+    on_item_error: continue
+sub_agent_tasks:
+  t:
+    inputs: {item: {type: integer}}
+    steps:
+      - {id: x, type: shell_command, command: "test {{ item }} -eq 1"}
+"""
+
+
+def test_repeated_recovered_failures_are_shown_once_with_a_count(
+    write: Callable[..., Path],
+) -> None:
+    flow = write(REPEATED)
+    done = subprocess.run(
+        [sys.executable, "-m", "wfkit", "run", str(flow)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("✗")]
+    assert len(lines) == 1, done.stdout
+    assert "ShellCommandError 6 times (recovered), first:" in lines[0]
+    full = subprocess.run(
+        [sys.executable, "-m", "wfkit", "run", str(flow), "--steps", "all"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert len([line for line in full.stdout.splitlines() if line.startswith("✗")]) == 6

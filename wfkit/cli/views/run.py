@@ -104,16 +104,19 @@ def run_report(report: RunReport, full: bool = False) -> Group:
                 style="dim",
             )
         )
-    head_errors, tail_errors = rs.head_and_tail(len(report.errors), full)
+    errors = report.errors if full else [e for e in report.errors if not e.recovered]
+    head_errors, tail_errors = rs.head_and_tail(len(errors), full)
     for index in head_errors:
-        parts.append(_error_line(report.errors[index]))
+        parts.append(_error_line(errors[index]))
     if tail_errors:
-        hidden = len(report.errors) - len(head_errors) - len(tail_errors)
+        hidden = len(errors) - len(head_errors) - len(tail_errors)
         parts.append(
             Text(f"… {hidden} more failed attempts (--steps all, --json, wfkit debug)", "yellow")
         )
         for index in tail_errors:
-            parts.append(_error_line(report.errors[index]))
+            parts.append(_error_line(errors[index]))
+    if not full:
+        parts.extend(_recovered_lines(report.errors))
     if report.errors_dropped:
         parts.append(
             Text(
@@ -146,6 +149,24 @@ def run_report(report: RunReport, full: bool = False) -> Group:
     if len(pairs) < total:
         parts.append(Text(f"… {total - len(pairs)} more values (--steps all, --json)", "dim"))
     return Group(*parts)
+
+
+def _recovered_lines(errors: list[ErrorEntry]) -> list[Text]:
+    """Recovered failures, each kind once per step with a count and its first message (first
+    line): a fan-out's repeated item failures do not bury the summary."""
+    groups: dict[tuple[str, str], list[ErrorEntry]] = {}
+    for error in errors:
+        if error.recovered:
+            groups.setdefault((error.step_id or "", error.error_type), []).append(error)
+    lines = []
+    for (step_id, error_type), group in groups.items():
+        first = group[0].message.splitlines()[0] if group[0].message else ""
+        times = f" {len(group)} times" if len(group) > 1 else ""
+        more = ", first:" if len(group) > 1 else ":"
+        lines.append(
+            Text(f"✗ {step_id}: {error_type}{times} (recovered){more} {first}", style="yellow")
+        )
+    return lines
 
 
 def _error_line(error: ErrorEntry) -> Text:
