@@ -63,7 +63,13 @@ def test_items_and_iterations_align_and_the_input_is_named_first(
     write: Callable[..., Path],
 ) -> None:
     a, b = _runs(write, fail=1, skip=2)
-    result = diff_runs(a, b)
+    assert diff_runs(a, b).first_divergent_step is not None
+    plain = diff_runs(a, b)
+    first = plain.first_divergent_step
+    assert first is not None
+    assert (first.step_id, first.item) == ("fan/job", 1)  # the first step, not only the input
+    assert all("slower" not in s.changes and "faster" not in s.changes for s in plain.steps)
+    result = diff_runs(a, b, timing=True)
     assert result.first_divergence == "input 'fail' differs: -1 vs 1"
     assert [d.path for d in result.inputs] == ["fail", "skip"]
     behaved = {(s.step_id, s.item, s.execution): s for s in result.steps if s.changes != ["slower"]}
@@ -86,7 +92,10 @@ def test_items_and_iterations_align_and_the_input_is_named_first(
 
 def test_same_inputs_differ_at_most_in_timing(write: Callable[..., Path]) -> None:
     a, b = _runs(write)
-    result = diff_runs(a, b)
+    plain = diff_runs(a, b)
+    assert plain.steps == []  # timing is not a change unless asked
+    assert plain.first_divergent_step is None
+    result = diff_runs(a, b, timing=True)
     assert result.inputs == []
     assert result.state == []
     assert all(set(s.changes) <= {"slower", "faster"} for s in result.steps)

@@ -199,12 +199,15 @@ def diff(
     run_b: Annotated[str, typer.Argument(help="The run to compare with (id or prefix).")],
     store: StoreOpt = None,
     json_out: JsonOpt = False,
+    timing: Annotated[
+        bool, typer.Option("--timing", help="Count steps slower or faster by half as changes.")
+    ] = False,
 ) -> None:
     """Two runs aligned step by step (iterations, items), with their first divergence."""
     from wfkit.cli.views.diff import diff_view
     from wfkit.commands.diff import diff_runs
 
-    respond(lambda: diff_runs(run_a, run_b, store=store), diff_view, json_out)
+    respond(lambda: diff_runs(run_a, run_b, store=store, timing=timing), diff_view, json_out)
 
 
 def report(

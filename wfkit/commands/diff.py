@@ -42,7 +42,7 @@ class StepDiff(StrictModel):
     execution: int  # 1-based: the n-th execution of this step id (in this item)
     a: StepSide | None
     b: StepSide | None
-    changes: list[str]  # status | attempts | error | slower | faster | only_a | only_b
+    changes: list[str]  # status | attempts | error | only_a | only_b (| slower | faster: --timing)
     slower_by_ms: float | None = None
 
 
@@ -53,6 +53,14 @@ class ValueDiff(StrictModel):
     a: Any = None
     b: Any = None
     only: str | None = None  # "a" | "b" when one run lacks the path
+
+
+class StepRef(StrictModel):
+    """A step execution: its id, its parallel item (if any) and which execution."""
+
+    step_id: str
+    item: int | None
+    execution: int
 
 
 class DiffResult(StrictModel):
@@ -68,6 +76,8 @@ class DiffResult(StrictModel):
     duration_a_ms: float | None
     duration_b_ms: float | None
     first_divergence: str | None
+    #: the first step execution that behaved differently (timing aside), whatever else differs
+    first_divergent_step: StepRef | None = None
     inputs: list[ValueDiff]
     state: list[ValueDiff]
     steps: list[StepDiff]
@@ -149,9 +159,17 @@ def _compare(a: StepSide | None, b: StepSide | None) -> tuple[list[str], float |
 
 
 def diff_runs(
-    run_a: str, run_b: str, *, store: str | Path | None = None, read_only: bool = False
+    run_a: str,
+    run_b: str,
+    *,
+    store: str | Path | None = None,
+    read_only: bool = False,
+    timing: bool = False,
 ) -> DiffResult:
-    """Align two runs (of the same workflow or not) and name their first divergence."""
+    """Align two runs (of the same workflow or not) and name their first divergence.
+
+    Timing differences (a step ``slower``/``faster`` by half again) count as changes only
+    with ``timing``: two runs of the same work differ in time, not in behaviour."""
     from wfkit.commands._runs import effective_status
 
     with open_store(store, create=False, read_only=read_only) as run_store:
@@ -167,6 +185,8 @@ def diff_runs(
         a = side_a.get(key, (0, None))[1]
         b = side_b.get(key, (0, None))[1]
         changes, delta = _compare(a, b)
+        if not timing:
+            changes = [c for c in changes if c not in ("slower", "faster")]
         if not changes:
             identical += 1
             continue
@@ -195,6 +215,14 @@ def diff_runs(
         duration_a_ms=row_a.duration_ms,
         duration_b_ms=row_b.duration_ms,
         first_divergence=_first(row_a, row_b, inputs, steps, state, status_a, status_b),
+        first_divergent_step=next(
+            (
+                StepRef(step_id=s.step_id, item=s.item, execution=s.execution)
+                for s in steps
+                if set(s.changes) - {"slower", "faster"}
+            ),
+            None,
+        ),
         inputs=inputs,
         state=state,
         steps=steps,

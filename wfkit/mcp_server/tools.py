@@ -360,6 +360,9 @@ async def workflow_diff(
     scope: Scope,
     run_a: Annotated[str, Field(description="The run to compare from.")],
     run_b: Annotated[str, Field(description="The run to compare with.")],
+    timing: Annotated[
+        bool, Field(description="Count steps slower or faster by half as changes.")
+    ] = False,
 ) -> DiffResult:
     """Two runs aligned step by step (by step id, loop iteration and parallel item):
     status, attempts, durations, errors, input and state differences, and the first
@@ -368,7 +371,7 @@ async def workflow_diff(
 
     check_path_text(run_a, "run_a")
     check_path_text(run_b, "run_b")
-    return diff_runs(run_a, run_b, store=scope.store, read_only=scope.read_only)
+    return diff_runs(run_a, run_b, store=scope.store, read_only=scope.read_only, timing=timing)
 
 
 TOOLS = (
