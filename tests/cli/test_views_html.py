@@ -271,3 +271,40 @@ def test_a_page_of_10000_executions_loads(big_page: Path, browser: Browser) -> N
     assert page.locator(".lane").first.locator(".more").is_visible()  # 5,002 rows: in parts
     assert "10002 step execution(s)" in page.locator("header").inner_text()
     assert seen.problems() == []
+
+
+RECOVERING = """
+name: rec
+steps:
+  - id: fan
+    type: parallel_foreach
+    items: [1, 2, 3, 4, 5, 6, 7]
+    sub_agent_task: t
+    on_item_error: continue
+sub_agent_tasks:
+  t:
+    inputs: {item: {type: integer}}
+    steps:
+      - {id: x, type: shell_command, command: "test {{ item }} -eq 1"}
+"""
+
+
+@pytest.fixture
+def recovering_page(write: Callable[..., Path], tmp_path: Path) -> Path:
+    report = run_workflow(write(RECOVERING))
+    assert report.status == "succeeded"
+    return _report(report.run_id, tmp_path)
+
+
+def test_a_succeeded_run_with_recovered_failures_is_green_and_lists_them(
+    recovering_page: Path, browser: Browser
+) -> None:
+    seen = _open(browser, recovering_page)
+    page = seen.page
+    workflow_lane = page.locator('.lane[data-lane="workflow"]')
+    assert "st-succeeded" in (workflow_lane.get_attribute("class") or "")
+    listed = page.locator("section#recovered")
+    assert listed.is_visible()  # on the page without a click
+    assert "Recovered errors (6)" in listed.inner_text()
+    assert "ShellCommandError in fan/x (6 times)" in listed.inner_text()
+    assert seen.problems() == []

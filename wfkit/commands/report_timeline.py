@@ -77,6 +77,9 @@ class ReportLane(StrictModel):
     executions: int
     #: a parallel item's own state at its end (JSON text per value), when checkpointed
     state: dict[str, dict[str, str]] | None = None
+    #: failed executions the lane got past (a later execution of the step succeeded, or the
+    #: run's policy continued): the lane's colour is its outcome, these are marked apart
+    recovered: int = 0
 
 
 def critical_path(starts: list[float], ends: list[float], leaves: list[int]) -> set[int]:
@@ -250,9 +253,10 @@ class Timeline:
         self,
         executions: list[ReportExecution],
         item_states: dict[tuple[str, int], dict[str, dict[str, str]]],
+        run_status: str = "succeeded",
     ) -> list[ReportLane]:
         """The main workflow's lane, then one per parallel item, in order of appearance."""
-        return _lanes(self.lane_keys, executions, item_states)
+        return _lanes(self.lane_keys, executions, item_states, run_status)
 
 
 def execution_at(
@@ -287,6 +291,7 @@ def _lanes(
     keys: dict[tuple[str | None, int | None], int],
     executions: list[ReportExecution],
     item_states: dict[tuple[str, int], dict[str, dict[str, str]]],
+    run_status: str = "succeeded",
 ) -> list[ReportLane]:
     spans: dict[int, list[ReportExecution]] = {}
     for e in executions:
@@ -294,15 +299,23 @@ def _lanes(
     lanes = []
     for (fan, item), index in keys.items():
         rows = spans.get(index, [])
-        failed = any(e.status in ("failed", "timed_out") for e in rows)
-        cancelled = any(e.status == "cancelled" for e in rows)
+        last: dict[str, ReportExecution] = {}  # each step's latest execution: the outcome
+        for e in sorted(rows, key=lambda e: e.seq):
+            last[e.step_id] = e
+        failed = any(e.status in ("failed", "timed_out") for e in last.values())
+        cancelled = any(e.status == "cancelled" for e in last.values())
+        status = "failed" if failed else "cancelled" if cancelled else "succeeded"
+        if fan is None and run_status in ("succeeded", "failed", "timed_out", "cancelled"):
+            status = "failed" if run_status == "timed_out" else run_status  # the run's outcome
+        troubles = sum(e.status in ("failed", "timed_out") for e in rows)
         lanes.append(
             ReportLane(
                 index=index,
                 name="workflow" if fan is None else f"{fan} [item {item}]",
                 fan=fan,
                 item=item,
-                status="failed" if failed else "cancelled" if cancelled else "succeeded",
+                status=status,
+                recovered=troubles if status == "succeeded" else 0,
                 start_ms=min((e.start_ms for e in rows), default=0.0),
                 end_ms=max((e.start_ms + e.duration_ms for e in rows), default=0.0),
                 executions=len(rows),

@@ -86,6 +86,28 @@
     es.appendChild(chain);
   }
 
+  // ---- recovered errors: listed without a click -------------------------------------------
+  var recovered = D.errors.filter(function (e) { return e.recovered; });
+  if (recovered.length) {
+    var rs = section("recovered", "Recovered errors (" + recovered.length + ")");
+    var groups = {};
+    var order = [];
+    recovered.forEach(function (e) {
+      var key = (e.step_id || "") + " " + e.error_type;
+      if (!groups[key]) { groups[key] = []; order.push(key); }
+      groups[key].push(e);
+    });
+    var list = el("ul", { cls: "recovered" });
+    order.forEach(function (key) {
+      var g = groups[key];
+      var first = g[0].chain.length ? g[0].chain[0].message : "";
+      list.appendChild(el("li", null, el("b", { text: g[0].error_type }),
+        " in " + (g[0].step_id || "the workflow") + (g.length > 1 ? " (" + g.length + " times)" : "") + ": ",
+        el("span", { cls: "dim", text: first.split("\n")[0] })));
+    });
+    rs.appendChild(list);
+  }
+
   // ---- timeline --------------------------------------------------------------------------
   var tl = section("timeline", "Timeline");
   tl.className = "timeline";
@@ -171,7 +193,7 @@
     var head = el("button", { cls: "lane-head", type: "button", "aria-expanded": String(open) },
       el("span", { cls: "name", text: (open ? "▾ " : "▸ ") + lane.name }),
       el("span", { cls: "span" }, el("i", { style: "left:" + pct(lane.start_ms) + "%;width:" + Math.max(pct(lane.end_ms - lane.start_ms), 0.15) + "%" })),
-      el("span", { cls: "info", text: lane.status + " · " + lane.executions + " execution(s)" }));
+      el("span", { cls: "info", text: lane.status + " · " + lane.executions + " execution(s)" + (lane.recovered ? " · " + lane.recovered + " recovered failure(s)" : "") }));
     var wrap = el("div", { cls: "lane st-" + lane.status, "data-lane": lane.name }, head, box);
     function setOpen(value) {
       open = value;
