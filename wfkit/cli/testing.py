@@ -75,7 +75,12 @@ def step_trial_command(
         str | None, typer.Option("--mock-result", help="JSON result instead of running it.")
     ] = None,
     mock_error: Annotated[
-        str | None, typer.Option("--mock-error", help="Fail with this error type instead.")
+        str | None,
+        typer.Option(
+            "--mock-error",
+            help="Fail with this error instead: a type, with details as name=value "
+            "('ShellCommandError exit_code=75'), or a JSON object.",
+        ),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:

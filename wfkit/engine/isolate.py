@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,8 +75,16 @@ def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, An
     return out
 
 
-def mock_error(type_name: str, step_id: str) -> StepError:
-    """An instance of the named error type, as a mocked step would raise it."""
+def mock_error(spec: str, step_id: str) -> StepError:
+    """An instance of the error type ``spec`` names, as a mocked step would raise it.
+
+    ``spec`` is a type name, optionally with details (``ShellCommandError exit_code=75
+    stderr=boom``, values read as JSON when they parse), or a JSON object
+    (``{"type": "ShellCommandError", "exit_code": 75}``): what ``retry_on`` and
+    ``error_state_update`` read as ``error.<name>``.
+    """
+    given = _error_spec(spec)
+    type_name = str(given.pop("type", ""))
     kind = ERROR_TYPES.get(type_name)
     if kind is None or not issubclass(kind, StepError):
         raise InputError(
@@ -92,9 +101,41 @@ def mock_error(type_name: str, step_id: str) -> StepError:
         "choices": None,
     }
     params = inspect.signature(kind.__init__).parameters
-    extra = {k: v for k, v in required.items() if k in params}
-    error: StepError = kind(f"mocked {type_name}", step_id=step_id, **extra)
+    message = str(given.pop("message", f"mocked {type_name}"))
+    unknown = sorted(k for k in given if k not in params or k in ("self", "message", "step_id"))
+    if unknown:
+        known = sorted(k for k in params if k not in ("self", "message", "step_id", "args"))
+        raise InputError(
+            f"--mock-error: {type_name} has no detail {', '.join(map(repr, unknown))}"
+            f" (its details: {', '.join(known) or 'none'})"
+        )
+    extra = {k: v for k, v in {**required, **given}.items() if k in params}
+    error: StepError = kind(message, step_id=step_id, **extra)
     return error
+
+
+def _error_spec(spec: str) -> dict[str, Any]:
+    """``TYPE key=value ...`` or a JSON object, as a mapping with ``type``."""
+    text = spec.strip()
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except ValueError as exc:
+            raise InputError(f"--mock-error: not a JSON object: {exc}") from None
+        if not isinstance(parsed, dict):
+            raise InputError("--mock-error: give a JSON object with a `type`")
+        return dict(parsed)
+    head, *pairs = text.split()
+    data: dict[str, Any] = {"type": head}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise InputError(f"--mock-error: {pair!r} is not name=value")
+        try:
+            data[key] = json.loads(raw)
+        except ValueError:
+            data[key] = raw
+    return data
 
 
 async def trial(

@@ -22,6 +22,7 @@ from wfkit.engine.steps.registry import HANDLERS, LoopSignal
 from wfkit.errors import (
     CancelledRunError,
     CircuitOpenError,
+    ExpressionError,
     InputRequiredError,
     StepError,
     StepTimeoutError,
@@ -76,9 +77,7 @@ class StepRunner:
             if (
                 not reentered
                 and plan.condition is not None
-                and not await evaluated(
-                    functools.partial(frame.test, plan.condition, plan.step_id, "if")
-                )
+                and not await self._condition(plan, frame, sid)
             ):
                 self._finish(record, plan, frame, "skipped", started, None, None, completed=True)
                 return
@@ -122,6 +121,19 @@ class StepRunner:
             raise
         finally:
             frame.active.pop()
+
+    async def _condition(self, plan: StepPlan, frame: Frame, sid: str) -> bool:
+        """The step's ``if``; an error in it is recorded against the step, where it stands."""
+        assert plan.condition is not None
+        try:
+            return await evaluated(
+                functools.partial(frame.test, plan.condition, plan.step_id, "if")
+            )
+        except ExpressionError as error:
+            located(error, plan, sid)
+            self.run.record_error(error, sid, frame.active, 0, frame=frame.key)
+            error.recorded = True
+            raise
 
     async def _run_policy(
         self, plan: StepPlan, step: StepBase, frame: Frame, tries: Attempts, sid: str
@@ -269,6 +281,8 @@ class StepRunner:
             await evaluated(functools.partial(frame.apply, plan.updates, {"result": result}))
         except WfkitError as exc:
             error = _as_step_error(exc, sid)
+            if isinstance(error, ExpressionError):
+                located(error, plan, sid)
             error.attempt = tries.count
             if breaker is not None and not isinstance(error, CircuitOpenError):
                 self.run.breakers.record(breaker, ok=False)
@@ -451,6 +465,17 @@ def _quiet_stamina() -> None:
     import stamina.instrumentation
 
     stamina.instrumentation.set_on_retry_hooks([])
+
+
+def located(error: ExpressionError, plan: StepPlan, step_id: str) -> None:
+    """An expression's error says where the expression is: the file, line and field of its
+    step (as load errors do), once."""
+    if error.step_id is None:
+        error.step_id = step_id
+    where = f" (at {plan.where})"
+    if not error.message.endswith(where):
+        error.message += where
+        error.args = (error.message,)
 
 
 def _as_step_error(exc: WfkitError, step_id: str) -> StepError:

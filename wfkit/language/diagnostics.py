@@ -4,6 +4,7 @@ errors in the workflow's own words at their YAML positions, and "did you mean" s
 from __future__ import annotations
 
 import difflib
+import re
 from contextvars import ContextVar
 from typing import Any
 
@@ -142,18 +143,63 @@ def _locate(error: Any, data: Any, vocabulary: list[str]) -> tuple[NodePath, str
         elif kind == "missing" and i == len(loc) - 1:
             return tuple(path), f"missing required field {part!r}"
     if kind == "extra_forbidden":
-        return tuple(path), f"unknown field {path[-1]!r}{suggest(str(path[-1]), vocabulary)}"
+        name = str(path[-1])
+        if len(path) == 1 and name in m.Config.model_fields:  # a setting at the top
+            return tuple(path), f"unknown field {name!r}; did you mean 'config.{name}'?"
+        return tuple(path), f"unknown field {name!r}{suggest(name, vocabulary)}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tag = error.get("ctx", {}).get("tag")
         if tag is None:
             return tuple(path), f"a step needs a `type` (one of: {', '.join(m.STEP_TYPES)})"
         return (*path, "type"), f"unknown step type {tag!r}{suggest(str(tag), m.STEP_TYPES)}"
     message = str(error["msg"]).removeprefix("Value error, ")
+    field = str(path[-1]) if path and isinstance(path[-1], str) else "the value"
+    message = _in_own_words(kind, field, message, error)
     if kind not in ("value_error", "assertion_error") and "input" in error:
-        message += f", got {_short(error['input'])}"
-        if kind == "string_type" and isinstance(error["input"], bool):
+        value = error["input"]
+        message += f", got {_short(value)}"
+        if kind == "string_type" and isinstance(value, bool):
             message += " (YAML reads yes/no/on/off/true/false as booleans: quote the value)"
+        if isinstance(value, str) and "{{" in value and kind in _NUMBER_KINDS:
+            message += f" ({field} takes a number written in the file, not an expression)"
+        elif isinstance(value, str) and kind in _NUMBER_KINDS and value[:1].isdigit():
+            message += " (write the number alone: durations are seconds, 10 or 2.5)"
+        if kind in ("literal_error", "enum"):
+            options = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
+            message += suggest(str(value), options)
     return tuple(path), message
+
+
+_NUMBER_KINDS = frozenset(
+    {"int_parsing", "int_type", "int_from_float", "float_parsing", "float_type"}
+)
+_OWN_WORDS = {
+    "int_parsing": "a whole number",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "dict_type": "a mapping (name: value)",
+    "model_type": "a mapping (name: value)",
+    "model_attributes_type": "a mapping (name: value)",
+    "list_type": "a list",
+    "string_type": "a string",
+}
+
+
+def _in_own_words(kind: str, field: str, message: str, error: Any) -> str:
+    """pydantic's sentence in the workflow's words: the field by its name, never "Input
+    should be" or a class name."""
+    if kind in _OWN_WORDS:
+        return f"{field} must be {_OWN_WORDS[kind]}"
+    if kind in ("literal_error", "enum"):
+        expected = str(error.get("ctx", {}).get("expected", ""))
+        return f"{field} must be one of {expected}"
+    return message.replace("Input should be", f"{field} must be").replace(
+        "Input should have", f"{field} must have"
+    )
 
 
 def _short(value: Any) -> str:

@@ -102,7 +102,7 @@ class Expr:
                     return json_result(context.vars["result"], self.source)
                 return bounded_concat(self._code.root_render_func(context))
         except UndefinedError as exc:
-            raise self._undefined(exc) from None
+            raise self._undefined(exc, scope) from None
         except SecurityError as exc:
             raise ExpressionError(
                 f"expression {self.source!r} refused by the sandbox: {exc}", expression=self.source
@@ -126,7 +126,7 @@ class Expr:
 
     render = evaluate  # the same call as :meth:`Value.render`
 
-    def _undefined(self, exc: UndefinedError) -> UndefinedVariableError:
+    def _undefined(self, exc: UndefinedError, scope: Mapping[str, Any]) -> UndefinedVariableError:
         text = str(exc)
         match = re.search(r"'([^']+)' is undefined", text) or re.search(
             r"has no attribute '([^']+)'", text
@@ -134,8 +134,33 @@ class Expr:
         name = match.group(1) if match else text
         full = next((r for r in sorted(self.references) if r.endswith("." + name)), name)
         return UndefinedVariableError(
-            f"undefined name {full!r} in {self.source!r}", name=full, expression=self.source
+            f"undefined name {full!r} in {self.source!r}{_hint(full, scope)}",
+            name=full,
+            expression=self.source,
         )
+
+
+def _hint(full: str, scope: Mapping[str, Any]) -> str:
+    """A did-you-mean for an undefined name, from what the scope holds: the names, or the
+    keys of the mapping a dotted name stopped in (listed when few)."""
+    from wfkit.language.diagnostics import suggest  # only when a name is undefined
+
+    parts = full.split(".")
+    if parts[0] not in scope:
+        names = sorted(k for k in scope if isinstance(k, str) and not k.startswith("_"))
+        return suggest(parts[0], names)
+    value: Any = scope[parts[0]]
+    for part in parts[1:-1]:
+        if not isinstance(value, Mapping) or part not in value:
+            return ""
+        value = value[part]
+    if not isinstance(value, Mapping):
+        return ""
+    keys = sorted(str(k) for k in value)
+    listed = (
+        f" ({'.'.join(parts[:-1])} has: {', '.join(keys[:12])}{', ...' if len(keys) > 12 else ''})"
+    )
+    return suggest(parts[-1], keys) + (listed if keys else f" ({'.'.join(parts[:-1])} is empty)")
 
 
 def compile_expr(source: Any, *, bare: bool = False, shell: bool = False) -> Expr:

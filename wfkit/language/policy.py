@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wfkit.errors import ERROR_TYPES, StepError, WfkitError
+from wfkit.errors import ERROR_TYPES, ExpressionError, StepError, WfkitError
 from wfkit.language.expressions import Expr, Value, truthy
 from wfkit.language.models import StepBase
 
@@ -169,9 +169,14 @@ def retry_verdict(
             return False, f"{error.type_name} is permanent; retry_on names only its ancestor"
         return False, f"{error.type_name} is not in retry_on ({names})"
     if policy.retry_on_expr is not None:
-        if truthy(policy.retry_on_expr.render(scope)):
-            return True, f"retry_on {policy.retry_on_expr.source!r} is true"
-        return False, f"retry_on {policy.retry_on_expr.source!r} is false"
+        source = policy.retry_on_expr.source
+        try:
+            verdict = truthy(policy.retry_on_expr.render(scope))
+        except ExpressionError as exc:  # the step fails with its own error, and says why
+            return False, f"retry_on {source!r} could not be evaluated: {exc.message}"
+        if verdict:
+            return True, f"retry_on {source!r} is true"
+        return False, f"retry_on {source!r} is false"
     if error.permanent:
         return False, f"{error.type_name} is permanent"
     return True, f"{error.type_name} is transient"

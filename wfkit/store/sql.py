@@ -239,7 +239,8 @@ class SqlStore:
         self.commit()  # what this process wrote is visible to its reads
         prefix = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = self._sql.all(
-            f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ? OR run_id LIKE ? ESCAPE '\\' LIMIT 2",
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ? OR run_id LIKE ? ESCAPE '\\'"
+            " ORDER BY run_id LIMIT 6",
             (run_id, prefix),
         )
         exact = [r for r in rows if r[0] == run_id]
@@ -254,7 +255,9 @@ class SqlStore:
             raise RunNotFoundError(
                 f"no run {run_id!r} in {where}"
                 if not rows
-                else f"run id prefix {run_id!r} is ambiguous"
+                else f"run id prefix {run_id!r} is ambiguous: it starts "
+                + ", ".join(r[0] for r in rows[:5])
+                + (" and more" if len(rows) > 5 else "")
             )
         return self._row(rows[0])
 
