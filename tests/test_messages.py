@@ -182,3 +182,19 @@ def test_an_ambiguous_run_prefix_lists_the_candidates(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "is ambiguous: it starts" in done.stderr
     assert ids[0] in done.stderr.replace("\n", "")
+
+
+@pytest.mark.slow
+def test_a_suite_expecting_an_unknown_step_says_so_with_a_suggestion(tmp_path: Path) -> None:
+    (tmp_path / "su.yaml").write_text(
+        'name: su\nsteps:\n  - {id: unit_tests, type: shell_command, command: "true"}\n'
+    )
+    (tmp_path / "su.wftest.yaml").write_text(
+        "workflow: su.yaml\ncases:\n  - name: c\n    allow_real_shell: true\n"
+        "    expect: {status: succeeded, steps: {unit_test: {status: succeeded}}}\n"
+    )
+    done = wfkit("test", "su.wftest.yaml", "--json", cwd=tmp_path)
+    (case,) = json.loads(done.stdout)["cases"]
+    assert case["status"] == "error"
+    assert "expects step 'unit_test'" in case["error"]
+    assert "did you mean 'unit_tests'?" in case["error"]

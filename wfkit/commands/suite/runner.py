@@ -110,6 +110,25 @@ class CaseSession:
                 self._store.close()
 
 
+def _check_expected_steps(loaded: LoadedWorkflow, case: Case, suite_file: Path) -> None:
+    """A case expecting a step the workflow does not have is a mistake in the suite: said
+    before the case runs, with a did-you-mean, instead of "never ran" after."""
+    from wfkit.language.diagnostics import suggest
+
+    known = set(loaded.main.by_id)
+    for parent in loaded.main.by_id.values():
+        task = getattr(parent, "sub_agent_task", None)
+        if task in loaded.tasks:
+            known.update(f"{parent.id}/{sid}" for sid in loaded.tasks[task].by_id)
+    for step_id in case.expect.steps:
+        if step_id not in known:
+            raise LoadError(
+                f"case {case.name!r} expects step {step_id!r}, which {loaded.name!r} does not"
+                f" have{suggest(step_id, sorted(known))}",
+                file=str(suite_file),
+            )
+
+
 def first_error(report: RunReport) -> ErrorEntry | None:
     """The error that failed the run (its first unrecovered one), else its first error."""
     unrecovered = [e for e in report.errors if not e.recovered]
@@ -154,6 +173,7 @@ def run_case(
     kept = Path(store) if store is not None else case_store_path()
     try:
         loaded = suite_workflow(workflow)
+        _check_expected_steps(loaded, case, suite_file)
         running = run_workflow_async(
             workflow,
             case.inputs,
