@@ -119,7 +119,9 @@ def test_a_hanging_condition_fails_the_step_within_the_bound(run_yaml: Runner) -
     )
     assert time.perf_counter() - started < HANG_S
     assert report.status in {"failed", "timed_out"}
-    assert report.errors[0].error_type == "ExpressionError"
+    # refused by its CPU-time bound, or stopped by the step's timeout when the machine is so
+    # busy that 2 s of wall time pass before 2 s of CPU time: either ends it, in bound
+    assert report.errors[0].error_type in {"ExpressionError", "StepTimeoutError"}
 
 
 @pytest.mark.parametrize("expression", MUTATIONS[:6])
