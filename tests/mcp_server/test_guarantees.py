@@ -498,5 +498,7 @@ def test_a_secret_input_never_reaches_an_mcp_result(root: Path, mode: str) -> No
             run_id = (result.structured_content or {})["run_id"]
             debug = await client.call_tool("workflow_debug_info", {"run_id": run_id})
             assert token not in json.dumps(debug.structured_content)
+            resource = await client.read_resource(f"wfkit://runs/{run_id}")
+            assert token not in str(resource)
 
     drive(scenario)

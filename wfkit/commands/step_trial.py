@@ -65,12 +65,32 @@ def run_one_step(
         raise InputError(f"--attempt must be 1 or more, not {attempt}")
     if mock_error is not None and mock_result is not _MISSING:
         raise InputError("give --mock-result or --mock-error, not both")
+    from wfkit.commands._secrets import read_env_file, read_secrets
+    from wfkit.engine.secrets import Masker
+
     loaded = load_file(file)
     mocked = mock_error is not None or mock_result is not _MISSING
-    options = RunOptions(tools=NoTools() if mocked else default_tools(loaded), sleep=_no_wait)
+    secrets = read_secrets(loaded)
+    options = RunOptions(
+        tools=NoTools() if mocked else default_tools(loaded),
+        sleep=_no_wait,
+        secrets=secrets,
+        env_file=read_env_file(loaded),
+    )
     out = asyncio.run(
         trial(loaded, step_id, state or {}, attempt, options, mock_result, mock_error)
     )
-    data = dict(vars(out))
-    data["writes"] = [StateWrite(**w) for w in out.writes]
+    given = (state or {}).get("inputs") or {}
+    masker = Masker(  # what the step printed or wrote shows its secrets as ***, as in a run
+        {
+            **{f"secrets.{k}": v for k, v in secrets.items()},
+            **{
+                f"inputs.{name}": str(given[name])
+                for name, spec in loaded.workflow.inputs.items()
+                if spec.secret and given.get(name) is not None
+            },
+        }
+    )
+    data = masker.value(dict(vars(out)))
+    data["writes"] = [StateWrite(**w) for w in data["writes"]]
     return StepTrialResult(file=str(file), **data)

@@ -158,6 +158,7 @@ async def trial(
     live = run.new_state(body.state, body.state.resolve_inputs(state.get("inputs", {})))
     for key, value in state.get("raw", {}).items():
         live.write(f"raw.{key}", "set", value)
+    run.render_env(live)  # the workflow's env:, as a run has it
     frame = Frame(run, body, live)
     frame.cursor.append(Level(size=1))  # a container keeps its notes here, as when it runs
     frame.attempt = attempt

@@ -188,7 +188,7 @@ class Run:
         for sink in self._sinks:
             sink(event)
 
-    def _render_env(self, state: State) -> State:
+    def render_env(self, state: State) -> State:
         """The workflow's ``env:`` (templates over inputs, secrets, the ``env_file`` and the
         initial state), after the ``env_file``'s variables; expressions read it as ``env``."""
         declared = self.loaded.workflow.env
@@ -412,7 +412,7 @@ class Run:
         error: StepError | None = None
         state: State | None = None
         try:
-            state = self._render_env(self.new_state(loaded.main.state, self.inputs))
+            state = self.render_env(self.new_state(loaded.main.state, self.inputs))
             frame = Frame(self, loaded.main, state)
             saved = self.load_frame(frame.key)
             if saved is not None:
