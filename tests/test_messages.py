@@ -198,3 +198,52 @@ def test_a_suite_expecting_an_unknown_step_says_so_with_a_suggestion(tmp_path: P
     assert case["status"] == "error"
     assert "expects step 'unit_test'" in case["error"]
     assert "did you mean 'unit_tests'?" in case["error"]
+
+
+RUN_FAILURES = {
+    "ShellCommandError": "steps:\n  - {id: s, type: shell_command, command: 'exit 3'}\n",
+    "StepTimeoutError": (
+        "steps:\n  - {id: s, type: shell_command, command: 'sleep 5', timeout: 0.2}\n"
+    ),
+    "UserError": "steps:\n  - {id: s, type: error, message: 'stop {{ 1 + 1 }}'}\n",
+    "ToolNotFoundError": "steps:\n  - {id: s, type: mcp_call, tool: nothing_here}\n",
+    "StateSizeLimitError": (
+        "config: {max_state_bytes: 100}\nsteps:\n"
+        "  - {id: s, type: state_update, path: raw.v, value: \"{{ 'x' * 500 }}\"}\n"
+    ),
+    "UndefinedVariableError": "steps:\n  - {id: s, type: user_message, message: '{{ nope }}'}\n",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(RUN_FAILURES))
+def test_run_errors_name_their_step_in_the_workflows_words(tmp_path: Path, kind: str) -> None:
+    (tmp_path / "f.yaml").write_text("name: f\n" + RUN_FAILURES[kind])
+    human = wfkit("run", "f.yaml", cwd=tmp_path)
+    assert human.returncode == 1, human.stderr
+    assert_in_own_words(human.stdout + human.stderr)
+    report = json.loads(wfkit("run", "f.yaml", "--json", cwd=tmp_path).stdout)
+    assert report["error"]["type"] == kind
+    assert report["error"]["step_id"] == "s"
+    assert_in_own_words(json.dumps(report["error"]))
+
+
+@pytest.mark.slow
+def test_command_errors_are_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "f.yaml").write_text("name: f\ninputs: {count: {type: integer}}\nsteps: []\n")
+    (tmp_path / "file").write_text("")
+    done = json.loads(wfkit("run", "f.yaml", "-i", "count=1", "--json", cwd=tmp_path).stdout)
+    cases = {
+        "InputError": (["run", "f.yaml", "-i", "cuont=1"], "did you mean 'count'?"),
+        "RunNotFoundError": (["debug", "nope"], "no run 'nope'"),
+        "ResumeError": (["resume", done["run_id"]], "cannot be resumed"),
+        "CancelError": (["cancel", done["run_id"]], ""),
+        "StoreError": (["runs", "--store", str(tmp_path / "file" / "runs.db")], "not a folder"),
+        "NoTestsFoundError": (["test", str(tmp_path)], "no test suites found"),
+    }
+    for kind, (args, expected) in cases.items():
+        human = wfkit(*args, cwd=tmp_path)
+        assert human.returncode != 0, (kind, human.stdout)
+        assert kind in human.stderr or kind == "NoTestsFoundError", (kind, human.stderr)
+        assert expected in " ".join(human.stderr.split()), (kind, human.stderr)
+        assert_in_own_words(human.stdout + human.stderr)
