@@ -425,12 +425,15 @@ not an error.
 `wfkit diff RUN_A RUN_B` aligns two runs step by step: the n-th execution of a step id in A
 faces the n-th in B, so loop iterations line up by iteration, and a step inside a
 `parallel_foreach` item by item index (`[item 2]`) whatever order the items finished in. Each
-row that differs shows status, attempts and duration on both sides (`slower` when B took 1.5
-times as long and 5 ms more), with the error of a failed execution; then inputs and final state
-path by path. The first divergence is named at the top: a different workflow file, then an
+row that differs shows status, attempts and duration on both sides, with the error of a failed
+execution; then inputs and final state path by path. Timing alone is not a difference unless
+asked: with `--timing` a step is also `slower` when B took 1.5 times as long and 5 ms more (or
+`faster`). The first divergence is named at the top: a different workflow file, then an
 input, then the first step that behaved differently, then the state, then timing. `--json`
-gives `{first_divergence, inputs, state, steps: [{step_id, item, execution, a, b, changes,
-slower_by_ms}], identical_steps}`; the MCP shim serves it as `workflow_diff`. Here the resumed
+gives `{first_divergence, first_divergent_step: {step_id, item, execution}, inputs, state,
+steps: [{step_id, item, execution, a, b, changes, slower_by_ms}], identical_steps}`
+(`first_divergent_step` names the first step that behaved differently, also when an input
+differs too); the MCP shim serves it as `workflow_diff` (`timing` argument). Here the resumed
 run above against a fresh run once the marker exists:
 
 ```console
