@@ -79,7 +79,7 @@ def test_auto_ids_skip_ids_taken_explicitly() -> None:
             5,
             5,
             "steps[0].max_iterations",
-            "valid integer",
+            "must be a whole number",
         ),
         (
             "name: x\nsteps:\n  - {type: wait, seconds: 1, comand: x}\n",

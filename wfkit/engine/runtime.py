@@ -9,7 +9,6 @@ loop here knows no step type by name.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import traceback
 from dataclasses import dataclass, replace
@@ -34,6 +33,7 @@ from wfkit.engine.events import (
 from wfkit.engine.frame import Frame, FrameCheckpoint, StepRecord
 from wfkit.engine.inject import InjectingTools, Injector
 from wfkit.engine.interrupts import deadline_in, guarded
+from wfkit.engine.memlimit import CHECKPOINT_COPIES, rss_bytes
 from wfkit.engine.secrets import Masker
 from wfkit.engine.state import SizeLimits, State
 from wfkit.engine.step_runner import StepRunner
@@ -59,27 +59,10 @@ YIELD_SECONDS = 0.01
 10 ms, so a timeout or a signal (SIGINT/SIGTERM) is never starved by a busy run."""
 
 
-CHECKPOINT_COPIES = 6
-"""Bytes allocated while a checkpointed value is stored, per byte of it: its JSON text, the
-text's UTF-8 bytes, SQLite's copies and pages (measured: a state of one list growing 1 MB a
-step peaks at 5.5 times the list's size above the engine's RSS before the checkpoint)."""
-
-
 def _tracer(config: bool | TraceConfig, forced: bool) -> Tracer | None:
     if isinstance(config, TraceConfig):
         return Tracer(config) if config.enabled or forced else None
     return Tracer(TraceConfig()) if config or forced else None
-
-
-def rss_bytes() -> int:
-    """The engine's resident memory now (Linux ``/proc``), else its peak."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 @dataclass

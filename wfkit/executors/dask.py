@@ -129,6 +129,7 @@ class DaskExecutor:
                 cancel,
                 key=f"wfkit-item-{job.index}-{uuid.uuid4().hex}",
                 pure=False,
+                priority=-job.index,  # items start in their order, as they do locally
             )
         except Exception as exc:
             return _unrunnable(job, exc)
