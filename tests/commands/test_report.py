@@ -511,3 +511,47 @@ def test_attempts_of_recorded_executions_are_not_taken_for_open_ones() -> None:
     # one that began after every recorded execution ended is open
     (row,) = unfinished(history, [out(10.5, None)], "interrupted")
     assert row["status"] == "interrupted"
+
+
+ITEM_FIXED_ON_RESUME = """
+name: fixed
+inputs: {marker: {type: string}}
+steps:
+  - id: fan
+    type: parallel_foreach
+    items: [0, 1, 2]
+    max_parallel: 1
+    sub_agent_task: t
+    with: {item: "{{ loop.item }}", marker: "{{ marker }}"}
+sub_agent_tasks:
+  t:
+    inputs: {item: {type: integer}, marker: {type: string}}
+    steps:
+      - {id: x, type: shell_command, command: "test {{ item }} -ne 1 || test -e {{ marker }}"}
+"""
+
+
+def test_an_item_that_failed_then_succeeded_on_resume_is_green_and_counts_the_failure(
+    write: Callable[..., Path], tmp_path: Path
+) -> None:
+    from wfkit.commands import resume_workflow
+
+    marker = tmp_path / "fixed"
+    failed = run_workflow(write(ITEM_FIXED_ON_RESUME), {"marker": str(marker)})
+    assert failed.status == "failed"
+    marker.touch()
+    resumed = resume_workflow(failed.run_id)
+    assert resumed.status == "succeeded"
+    page = report_run(failed.run_id)
+    lanes = {lane.name: lane for lane in page.lanes}
+    item = lanes["fan [item 1]"]
+    assert item.status == "succeeded"  # coloured by its outcome: the execution on resume
+    assert item.recovered == 1  # the failure it got past, marked as such
+    assert lanes["workflow"].status == "succeeded"
+    assert all(lane.status == "succeeded" for lane in page.lanes)
+    # the item's failure and the step's, both got past on resume
+    assert {(e.error_type, e.step_id) for e in page.errors} == {
+        ("ShellCommandError", "fan/x"),
+        ("SubAgentError", "fan"),
+    }
+    assert all(e.recovered for e in page.errors)
