@@ -27,6 +27,7 @@
         ├── MemoryLimitError       the engine exceeded ``config.max_memory_mb``    [fatal]
         ├── CircuitOpenError       the step's circuit breaker is open
         ├── SubAgentError          a parallel item failed (index, cause)
+        ├── ExecutorLostError      the cluster running the items was lost            [fatal]
         ├── UserError              an ``error`` step or a refused ``user_input``     [permanent]
         ├── InputRequiredError     a ``user_input`` waits for an answer (status waiting) [fatal]
         └── CancelledRunError      the run was cancelled (Ctrl-C, SIGTERM)         [fatal]
@@ -156,6 +157,10 @@ class CancelError(WfkitError):
 
 class StoreError(WfkitError):
     """The run store cannot be opened, or holds inconsistent data."""
+
+
+class LeaseLostError(StoreError):
+    """A run's lease ran out and another process took the run over: this one stopped."""
 
 
 class ExecutorError(WfkitError):
@@ -305,6 +310,14 @@ class SubAgentError(StepError):
         return {**super().details(), "index": self.index}
 
 
+class ExecutorLostError(StepError):
+    """The cluster running a fan-out's items was lost (its scheduler went away): no item can
+    run or report, so the run ends whatever ``on_item_error`` says, resumable once the
+    cluster is back."""
+
+    fatal = True
+
+
 class UserError(StepError):
     """An ``error`` step ran, or a ``user_input`` could not be answered."""
 
@@ -358,6 +371,7 @@ ERROR_TYPES: dict[str, type[WfkitError]] = {
         MemoryLimitError,
         CircuitOpenError,
         SubAgentError,
+        ExecutorLostError,
         UserError,
         InputError,
         CancelledRunError,

@@ -54,18 +54,20 @@ class Cluster:
             return set(client.run(os.getpid).values())
 
 
-@pytest.fixture(scope="session")
-def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    _require_distributed()
+@contextlib.contextmanager
+def running_cluster(
+    logs: Path, port: int | None = None, nthreads: int = 1, worker_args: tuple[str, ...] = ()
+) -> Iterator[Cluster]:
+    """A scheduler on ``port`` (a free one when None) and two workers (``worker_args`` added
+    to their command), each its own process group; stopped (workers first) at the end."""
     dask = shutil.which("dask", path=str(VENV_BIN)) or shutil.which("dask")
     assert dask is not None, "the dask command comes with distributed"
-    logs = tmp_path_factory.mktemp("dask")
-    port = free_port()
+    port = port or free_port()
     address = f"tcp://127.0.0.1:{port}"
     processes: list[subprocess.Popen[bytes]] = []
 
     def start(name: str, *args: str) -> None:
-        with (logs / f"{name}.log").open("wb") as out:
+        with (logs / f"{name}.log").open("ab") as out:
             processes.append(
                 subprocess.Popen(
                     [dask, *args],
@@ -87,8 +89,9 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "--nworkers",
             "1",
             "--nthreads",
-            "1",
+            str(nthreads),
             "--no-dashboard",
+            *worker_args,
         )
     cluster = Cluster(address, processes, logs)
     try:
@@ -112,3 +115,10 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    _require_distributed()
+    with running_cluster(tmp_path_factory.mktemp("dask")) as cluster:
+        yield cluster

@@ -524,7 +524,10 @@ def _wait_for_items_stored(store: Path, *keys: str, seconds: float = 120) -> Non
     while time.monotonic() < deadline:
         if (store / "runs.db").exists():
             with contextlib.closing(sqlite3.connect(store / "runs.db", timeout=30)) as db:
-                names = {row[0] for row in db.execute(query)}
+                try:
+                    names = {row[0] for row in db.execute(query)}
+                except sqlite3.OperationalError:  # created, its tables not yet
+                    names = set()
             if set(keys) <= names:
                 return
         time.sleep(0.1)

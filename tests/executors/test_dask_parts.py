@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import wfkit
 from tests.conftest import EXAMPLES
 from tests.executors.conftest import Cluster
 from wfkit.engine.context import RunOptions
@@ -51,7 +52,7 @@ def job(index: int) -> ItemJob:
 
 def definition(text: str = FLOW, file: str = "parts.yaml") -> Definition:
     loaded = load_text(text, file)
-    return Definition(text, file, loaded.digest, str(Path.cwd()))
+    return Definition(text, file, loaded.digest, str(Path.cwd()), wfkit.__version__)
 
 
 def test_a_worker_cancels_its_item_when_the_run_says_so(dask_cluster: Cluster) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import started_run_id
+from tests.conftest import EXAMPLES, started_run_id
 from wfkit.engine.events import (
     BreakerChanged,
     ErrorRecord,
@@ -273,16 +273,44 @@ def test_the_schema_is_created_on_first_use_and_reopening_changes_nothing(
         assert query(store_spec, "SELECT COUNT(*) FROM schema_version") == [(version,)]
 
 
-def test_a_newer_schema_is_refused(store_spec: str) -> None:
-    open_store(store_spec).close()
+def test_a_newer_additive_schema_is_read_and_written(store_spec: str) -> None:
+    """A newer wfkit's migration that only adds (a table, a nullable column) leaves the store
+    usable by this one: it reads and writes it, the newer column untouched."""
+    with open_store(store_spec) as store:
+        store(started("before", 1.0))
+    query(store_spec, "ALTER TABLE runs ADD COLUMN newer_note TEXT")
+    query(store_spec, "INSERT INTO schema_compat VALUES (999, 1, '9.9.9')")
     if is_pg(store_spec):
         query(store_spec, "INSERT INTO schema_version VALUES (999, 0)")
     else:
         query(store_spec, "PRAGMA user_version = 999")
-    with pytest.raises(StoreError, match="newer wfkit"):
+    with open_store(store_spec) as store:
+        store(started("after", 2.0))
+        store.commit()
+        assert [r.run_id for r in store.list_runs()] == ["after", "before"]
+    assert schema_version(store_spec) == 999  # nothing migrated back
+
+
+def test_a_newer_schema_this_wfkit_cannot_write_is_read_only(store_spec: str) -> None:
+    with open_store(store_spec) as store:
+        store(started("r", 1.0))
+    query(store_spec, "INSERT INTO schema_compat VALUES (999, 999, '9.9.9')")
+    if is_pg(store_spec):
+        query(store_spec, "INSERT INTO schema_version VALUES (999, 0)")
+    else:
+        query(store_spec, "PRAGMA user_version = 999")
+    with pytest.raises(
+        StoreError,
+        match=r"newer wfkit \(schema 999\); writing it needs schema"
+        r" 999 \(wfkit 9\.9\.9 writes it\)",
+    ):
         open_store(store_spec)
-    with pytest.raises(StoreError, match="newer wfkit"):
-        open_store(store_spec, read_only=True)
+    with open_store(store_spec, read_only=True) as store:  # reads still work
+        assert [r.run_id for r in store.list_runs()] == ["r"]
+    done = wfkit(store_spec, "run", str(EXAMPLES / "hello.yaml"))
+    assert done.returncode == 2
+    assert "wfkit 9.9.9" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_read_only_and_no_create_opens_create_nothing(store_spec: str) -> None:

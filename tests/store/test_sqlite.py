@@ -19,14 +19,44 @@ def started(run_id: str, at: float) -> RunStarted:
     return RunStarted(run_id, "wf", "f.yaml", "d1", {"a": 1}, at)
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
+def test_a_newer_schema_without_a_word_on_writers_is_only_read(tmp_path: Path) -> None:
     path = tmp_path / "runs.db"
     RunStore(path).close()
     db = sqlite3.connect(path)
+    db.execute("DROP TABLE schema_compat")
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.commit()
     db.close()
-    with pytest.raises(StoreError, match="newer wfkit"):
+    with pytest.raises(StoreError, match=f"writing it needs schema {SCHEMA_VERSION + 1}"):
         RunStore(path)
+    RunStore(path, read_only=True).close()
+
+
+def test_a_store_of_schema_3_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None:
+    """The schema before leases: its runs read as before (no lease), the first writer adds
+    the lease column and the new tables."""
+    path = tmp_path / "runs.db"
+    with RunStore(path) as store:
+        store(started("r1", 1.0))
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE runs DROP COLUMN lease_until")
+    db.execute("DROP TABLE sources")
+    db.execute("DROP TABLE schema_compat")
+    db.execute("PRAGMA user_version = 3")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="older wfkit"):
+        RunStore(path, read_only=True)
+    with RunStore(path) as store:
+        row = store.get_run("r1")
+        assert (row.status, row.lease_left) == ("running", None)
+        store.keep_source("d1", "name: wf")
+        store.commit()
+        assert store.source("d1") == "name: wf"
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    assert db.execute("SELECT writable_from FROM schema_compat").fetchall() == [(1,)]
+    db.close()
 
 
 def test_unusable_store_path_is_a_store_error(tmp_path: Path) -> None:

@@ -141,6 +141,13 @@ def resume(
         str | None, typer.Option("--inputs", help="YAML/JSON file of inputs to change.")
     ] = None,
     answers: AnswersOpt = None,
+    workflow: Annotated[
+        str | None,
+        typer.Option(
+            "--workflow",
+            help="Resume with this copy of the workflow file (checked like an edit).",
+        ),
+    ] = None,
     store: StoreOpt = None,
     quiet: QuietOpt = False,
     stream: StreamOpt = False,
@@ -150,7 +157,8 @@ def resume(
     executor: ExecutorOpt = None,
     scheduler: SchedulerOpt = None,
 ) -> None:
-    """Continue a failed, interrupted, cancelled or timed-out run where it stopped."""
+    """Continue a failed, interrupted, cancelled or timed-out run where it stopped (on any
+    machine: where its file is not, with the workflow text recorded with the run)."""
     from wfkit.commands import resume_workflow
     from wfkit.commands._io import parse_assignments
     from wfkit.commands.results import RunReport
@@ -170,6 +178,7 @@ def resume(
                 on_event=on_event,
                 executor=executor,
                 scheduler=scheduler,
+                workflow=workflow,
             )
 
     show_report(call(execute, json_out), json_out, steps_choice(steps))

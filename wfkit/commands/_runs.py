@@ -33,6 +33,7 @@ from wfkit.language.durations import parse_duration
 from wfkit.language.loader import LoadedWorkflow
 from wfkit.language.models import Retention
 from wfkit.store.base import RunRow, Store
+from wfkit.store.leases import lost_lease
 from wfkit.store.pending import process_identity
 from wfkit.store.retention import PrunePolicy, delete_runs, select_runs
 
@@ -75,6 +76,7 @@ async def execute_recorded(
         policy = retention_policy(run.loaded.workflow.config.retention)
     except ValueError as exc:
         raise StoreError(f"WFKIT_RETENTION: {exc}") from None
+    run_store.keep_source(run.loaded.digest, run.loaded.text)
     async with open_executor(executor or ExecutorChoice()) as items:
         run.options.executor = items
         outcome = await execute_watched(run, run_store)
@@ -264,8 +266,14 @@ def run_process_alive(row: RunRow) -> bool | None:
 
 
 def effective_status(row: RunRow) -> str:
-    """A run's status, with ``interrupted`` for a ``running`` run whose process is gone."""
-    if row.status == "running" and row.pid != os.getpid() and run_process_alive(row) is False:
+    """A run's status, with ``interrupted`` for a ``running`` run whose process is gone: on
+    this machine as soon as it is (its process identity), on any machine once its lease ran
+    out (the process stopped renewing it)."""
+    if row.status != "running" or row.pid == os.getpid():
+        return row.status
+    if run_process_alive(row) is False:
+        return "interrupted"
+    if row.lease_left is not None and row.lease_left < 0:
         return "interrupted"
     return row.status
 
@@ -275,22 +283,38 @@ WATCH_SECONDS = 0.25
 
 
 async def execute_watched(run: Run, run_store: Store, poll: float = WATCH_SECONDS) -> RunOutcome:
-    """Execute the run while watching the store for a cancel request."""
+    """Execute the run while watching the store for a cancel request and renewing the run's
+    lease; a run whose lease another process took (it ran out, and the run was resumed or
+    cancelled elsewhere) is stopped, and :class:`LeaseLostError` says so."""
     engine = asyncio.ensure_future(run.execute())
+    renew_every = run_store.lease / 3
+    lost: list[str] = []
 
     async def watch() -> None:
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
         while not engine.done():
             await asyncio.sleep(poll)
             run_store.flush_if_due()
+            if loop.time() - renewed >= renew_every:
+                renewed = loop.time()
+                run_store.renew_lease(run.run_id)
+            if run_store.fenced(run.run_id):
+                lost.append(run.run_id)
+                engine.cancel()
+                return
             if run_store.cancel_requested(run.run_id):
                 engine.cancel()
                 return
 
     watcher = asyncio.ensure_future(watch())
     try:
-        return await engine
+        outcome = await engine
     finally:
         watcher.cancel()
+    if lost or run_store.fenced(run.run_id):
+        raise lost_lease(run.run_id, run_store.lease)
+    return outcome
 
 
 def retention_policy(config: str | Retention | None) -> PrunePolicy | None:

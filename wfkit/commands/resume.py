@@ -26,9 +26,9 @@ from wfkit.engine.runtime import Run
 from wfkit.engine.tools import ToolProvider
 from wfkit.errors import ResumeError
 from wfkit.language.fingerprint import step_structure, structure_change
-from wfkit.language.loader import LoadedWorkflow, load_file
+from wfkit.language.loader import LoadedWorkflow, load_file, load_text
 from wfkit.store import open_store
-from wfkit.store.base import RunRow
+from wfkit.store.base import RunRow, Store
 
 RESUMABLE = ("failed", "timed_out", "cancelled", "interrupted", "waiting")
 
@@ -65,6 +65,7 @@ async def resume_workflow_async(
     workflow_path: Callable[[str], Path] | None = None,
     executor: str | None = None,
     scheduler: str | None = None,
+    workflow: str | Path | None = None,
 ) -> RunReport:
     """Continue a stored run from its last checkpoint: completed steps do not run again.
 
@@ -74,8 +75,11 @@ async def resume_workflow_async(
     with the state as it was before it, like Temporal's reset; a succeeded run may be reset.
     Refuses (``ResumeError``) a run that succeeded (without ``from_step``) or is still
     running, and one whose step structure changed before the saved position, unless ``force``.
-    ``workflow_path`` turns the recorded file into the path to load, or refuses it (the MCP
-    shim confines it to its root). ``executor`` and ``scheduler`` as for ``run``.
+    The workflow is ``workflow`` when given (another copy of the file, checked against the
+    recorded structure like an edit), else the recorded file, else, where that file is not
+    (another machine, a deleted checkout), the text recorded with the run; a message says
+    which was used. ``workflow_path`` turns a path into the one to load, or refuses it (the
+    MCP shim confines it to its root). ``executor`` and ``scheduler`` as for ``run``.
     """
     all_answers = merged_answers(answers, answers_file)
     given = read_mapping(inputs_file, "inputs") if inputs_file else {}
@@ -86,7 +90,7 @@ async def resume_workflow_async(
         if status not in RESUMABLE and not (from_step is not None and status == "succeeded"):
             why = "it succeeded" if status == "succeeded" else f"it is {status} (pid {row.pid})"
             raise ResumeError(f"run {row.run_id} cannot be resumed: {why}")
-        loaded = load_file(workflow_path(row.file) if workflow_path else row.file)
+        loaded, used = _workflow_of(row, run_store, workflow, workflow_path)
         if from_step is not None:
             top = _top_index(loaded, from_step, run_store.step_history(row.run_id))
             cursor: list[dict[str, Any]] | None = [{"i": top, "done": False, "note": {}}]
@@ -126,6 +130,8 @@ async def resume_workflow_async(
             run_store.errors(row.run_id),
             run_store.messages(row.run_id),
         )
+        if used is not None:
+            run.message("info", used)
         if from_step is not None:
             run.message("info", f"resumed from step {from_step!r}, with the state before it")
         if changed:
@@ -142,6 +148,32 @@ async def resume_workflow_async(
 
 
 _GONE = object()
+
+
+def _workflow_of(
+    row: RunRow,
+    run_store: Store,
+    workflow: str | Path | None,
+    workflow_path: Callable[[str], Path] | None,
+) -> tuple[LoadedWorkflow, str | None]:
+    """The workflow to resume ``row`` with, and a message saying which, when it is not the
+    recorded file (module docstring of :mod:`wfkit.store.leases`)."""
+    if workflow is not None:
+        path = workflow_path(str(workflow)) if workflow_path else Path(workflow)
+        loaded = load_file(path)
+        if str(path.resolve()) == row.file:
+            return loaded, None
+        return loaded, f"resumed with {path} (the run was started from {row.file})"
+    path = workflow_path(row.file) if workflow_path else Path(row.file)
+    if path.exists():
+        return load_file(path), None
+    text = run_store.source(row.digest)
+    if text is None:  # recorded before texts were kept: the file is the only copy
+        return load_file(path), None
+    return (
+        load_text(text, file=row.file),
+        f"{row.file} is not on this machine: resumed with the workflow text recorded with the run",
+    )
 
 
 def _show(value: Any) -> str:

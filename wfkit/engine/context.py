@@ -57,23 +57,27 @@ class RunOptions:
     shell: Callable[[str | list[str]], dict[str, Any] | None] | None = None
     """Test mocks: given a command, its ``{stdout, stderr, exit_code}``, or None to run it."""
     pause_for_input: bool = False
+    """A ``user_input`` without an answer pauses the run as ``waiting`` (no terminal)."""
     secrets: dict[str, str] = field(default_factory=dict)
     """The values of the workflow's ``secrets:`` map, read when the run started."""
     prior_ms: float = 0.0
     """A resumed run's duration before this segment: its reported duration is the total."""
     env_file: dict[str, str] = field(default_factory=dict)
     """The variables of the workflow's ``env_file``, read when the run started."""
-    """A ``user_input`` without an answer pauses the run as ``waiting`` (no terminal)."""
     initial_raw: dict[str, Any] = field(default_factory=dict)
+    """Raw values written over the defaults before the first step (test cases' ``state``)."""
     changed_inputs: list[str] = field(default_factory=list)
+    """Inputs a resume changed: the computed fields reading them are recomputed."""
     faults: list[Fault] = field(default_factory=list)
     """Injected faults (``--inject``)."""
     inject_seed: str | None = None
     """Seed of the faults' draws; the retry seed when not given."""
     executor: ItemExecutor | None = None
     """Where ``parallel_foreach`` items run; in this process when None."""
-    """Inputs a resume changed: the computed fields reading them are recomputed."""
-    """Raw values written over the defaults before the first step (test cases' ``state``)."""
+    cwd: str | None = None
+    """The folder a ``shell_command`` without ``working_directory`` runs in: the process's
+    own when None. Items run elsewhere get their coordinator's, so relative paths mean the
+    same thing on every machine."""
 
 
 class RunContext(Protocol):

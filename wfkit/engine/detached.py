@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,8 @@ class ItemContext:
     #: probing): its state decides whether the item's calls go through
     breakers: dict[str, tuple[str, int, float, bool]]
     trace_step: str | None = None  # the step the run's tracer files records under now
+    #: the coordinator's working folder: the item's shell steps run there on the worker
+    cwd: str | None = None
 
 
 @dataclass(slots=True)
@@ -88,6 +91,7 @@ def context_of(run: RunContext) -> ItemContext:
             for name, b in run.breakers.items.items()
         },
         trace_step=run.tracer.step_id if run.tracer is not None else None,
+        cwd=options.cwd or os.getcwd(),
     )
 
 
@@ -113,7 +117,6 @@ async def run_detached(
     Cancelling the task running this ends the item as it would end in its run (cleanup and
     ``finally`` steps included) and reports it with ``entry`` None.
     """
-    import os
     import socket
 
     from wfkit.engine.context import RunOptions
@@ -135,6 +138,7 @@ async def run_detached(
         trace=context.trace,
         faults=context.faults,
         inject_seed=context.inject_seed,
+        cwd=context.cwd,
     )
     run = Run(loaded, context.run_id, {}, options)
     breakers = _ReportingBreakers(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import os
 import threading
 import uuid
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from wfkit.engine.detached import ItemContext, ItemReport, adopt, context_of, run_detached
 from wfkit.engine.events import ToolServerLog
-from wfkit.errors import ExecutorError, MissingExtraError, StepError
+from wfkit.errors import ExecutorError, ExecutorLostError, MissingExtraError, StepError
 
 if TYPE_CHECKING:
     from wfkit.engine.context import RunContext
@@ -42,6 +43,10 @@ FIRST_CANCEL_CHECK = 0.5
 CANCEL_CHECK_EVERY = 0.25
 """A worker looks whether its item was cancelled after 0.5 s, then every 0.25 s (a look asks
 the scheduler; items shorter than half a second never ask)."""
+
+LOST_CHECK_EVERY = 0.5
+"""How often a run waiting for its items looks whether its connection to the scheduler holds
+(a lost scheduler cancels every future; the ones submitted after it never finish)."""
 
 CANCEL_GRACE_SECONDS = 30.0
 """How long a cancelled item may take to end on its worker (its cleanup and ``finally``
@@ -64,14 +69,17 @@ class Definition:
     file: str  # as the run names it (in records and errors)
     digest: str
     directory: str  # the file's folder on the coordinating machine (MCP servers' cwd)
+    version: str  # the coordinator's wfkit: a worker running another refuses the items
 
 
 class DaskExecutor:
     """Items run as tasks of a Dask cluster; their records come back to the run."""
 
-    def __init__(self, client: Any, cluster: Any = None) -> None:
+    def __init__(self, client: Any, cluster: Any = None, address: str | None = None) -> None:
         self.client = client
         self.cluster = cluster
+        #: the scheduler as the user named it (messages)
+        self.address = address or "the local Dask cluster"
         self._definitions: dict[str, Any] = {}  # digest -> its scattered future
 
     @classmethod
@@ -79,6 +87,10 @@ class DaskExecutor:
         """Connect to ``scheduler``, or start a local cluster of processes (one per core)."""
         require_distributed()
         from distributed import Client, LocalCluster
+
+        # the client's connection troubles reach the user as the run's own one-line error
+        # (ExecutorError, ExecutorLostError), naming the scheduler, not as log lines
+        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
 
         if scheduler is None:
             cluster = await LocalCluster(  # type: ignore[no-untyped-call]
@@ -98,7 +110,37 @@ class DaskExecutor:
             raise ExecutorError(
                 f"cannot reach the Dask scheduler at {scheduler}: {reason}"
             ) from None
-        return cls(client)
+        executor = cls(client, address=f"the Dask scheduler at {scheduler}")
+        try:
+            await executor.check_workers(os.getcwd())
+        except BaseException:
+            await client.close()
+            raise
+        return executor
+
+    async def check_workers(self, cwd: str) -> None:
+        """Refuse workers that run another wfkit version, or cannot see the folder the items'
+        shell steps run in (this process's working folder)."""
+        import wfkit
+
+        try:
+            facts = await self.client.run(_worker_facts, cwd, on_error="ignore")
+        except Exception:  # the items say what went wrong, by name
+            return
+        for worker, answer in sorted(facts.items()):
+            if not isinstance(answer, tuple):
+                continue
+            version, has_folder = answer
+            if version != wfkit.__version__:
+                raise ExecutorError(
+                    f"the Dask worker {worker} runs wfkit {version}, this process wfkit"
+                    f" {wfkit.__version__}: install the same version on every worker"
+                )
+            if not has_folder:
+                raise ExecutorError(
+                    f"the Dask worker {worker} has no folder {cwd}: the items' shell steps run"
+                    " in the folder wfkit was started from, which must exist on every worker"
+                )
 
     async def aclose(self) -> None:
         """Close the connection (and the cluster started for the run)."""
@@ -109,16 +151,26 @@ class DaskExecutor:
     async def _definition(self, loaded: LoadedWorkflow) -> Any:
         future = self._definitions.get(loaded.digest + loaded.file)
         if future is None:
+            import wfkit
+
             definition = Definition(
-                loaded.text, loaded.file, loaded.digest, str(Path(loaded.source_path).parent)
+                loaded.text,
+                loaded.file,
+                loaded.digest,
+                str(Path(loaded.source_path).parent),
+                wfkit.__version__,
             )
             future = await self.client.scatter(definition, broadcast=True, hash=False)
             self._definitions[loaded.digest + loaded.file] = future
         return future
 
     async def run_item(self, run: RunContext, job: ItemJob) -> ItemOutcome:
-        """Send the item to the cluster, wait for its report and adopt it into ``run``."""
+        """Send the item to the cluster, wait for its report and adopt it into ``run``.
+
+        A lost scheduler is the run's failure, not the item's (:class:`ExecutorLostError`):
+        no item could run or report any more, whatever ``on_item_error`` says."""
         cancel = f"wfkit-cancel-{uuid.uuid4().hex}"
+        self._check_connected()
         try:  # no workers (scatter's TimeoutError), a lost scheduler...: the item fails, named
             definition = await self._definition(run.loaded)
             future = self.client.submit(
@@ -132,23 +184,53 @@ class DaskExecutor:
                 priority=-job.index,  # items start in their order, as they do locally
             )
         except Exception as exc:
+            self._check_connected()
             return _unrunnable(job, exc)
         try:
-            report: ItemReport = await future
+            report: ItemReport = await self._report(future)
         except asyncio.CancelledError:
             late = await self._cancelled(future, cancel)
             if late is not None:
                 adopt(run, late)
             raise
+        except ExecutorLostError:
+            raise
         except Exception as exc:  # the cluster could not run it (workers kept dying, ...)
+            self._check_connected()
             return _unrunnable(job, exc)
         adopt(run, report)
         assert report.entry is not None  # only a cancelled item has none
         return report.entry, report.error
 
+    def _check_connected(self) -> None:
+        """Raise :class:`ExecutorLostError` when the client lost its scheduler."""
+        status = self.client.status
+        if status not in ("running", "newly-created"):
+            raise ExecutorLostError(
+                f"{self.address} was lost (the connection is {status}): the items in flight"
+                " cannot finish; resume the run once the scheduler is back"
+            )
+
+    async def _report(self, future: Any) -> Any:
+        """The item's report, looking every ``LOST_CHECK_EVERY`` seconds whether the scheduler
+        is still there."""
+        waiter = asyncio.ensure_future(_result(future))
+        try:
+            while True:
+                done, _ = await asyncio.wait({waiter}, timeout=LOST_CHECK_EVERY)
+                if done:
+                    return waiter.result()
+                self._check_connected()
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+
     async def _cancelled(self, future: Any, cancel: str) -> ItemReport | None:
         """Stop a running item and wait (bounded) for what it did until it stopped."""
         from distributed import Event
+
+        if self.client.status != "running":  # the scheduler is gone, and the item with it
+            return None
 
         event: Any = Event(cancel, client=self.client)  # type: ignore[no-untyped-call]
         with contextlib.suppress(Exception):
@@ -158,7 +240,8 @@ class DaskExecutor:
                 asyncio.shield(_result(future)), CANCEL_GRACE_SECONDS
             )
         except (Exception, asyncio.CancelledError):
-            await self.client.cancel(future)
+            with contextlib.suppress(Exception):  # a lost scheduler cancelled it already
+                await self.client.cancel(future)
             return None
         with contextlib.suppress(Exception):
             await event.clear()
@@ -238,8 +321,23 @@ def _tools_for(run_id: str, loaded: LoadedWorkflow, directory: str) -> ToolProvi
     return tools
 
 
+def _worker_facts(cwd: str) -> tuple[str, bool]:
+    """On a worker: its wfkit version, and whether it sees the folder ``cwd``."""
+    import wfkit
+
+    return wfkit.__version__, os.path.isdir(cwd)
+
+
 def run_remote(definition: Definition, context: ItemContext, job: ItemJob, cancel: str) -> Any:
-    """The Dask task of one item: run it on this worker's item loop, watching for a cancel."""
+    """The Dask task of one item: run it on this worker's item loop, watching for a cancel.
+    A worker that joined after the run's check is checked here."""
+    version, has_folder = _worker_facts(context.cwd or ".")
+    if version != definition.version or not has_folder:
+        raise ExecutorError(
+            f"this worker runs wfkit {version} (the run: {definition.version})"
+            if version != definition.version
+            else f"this worker has no folder {context.cwd}, where the item's shell steps run"
+        )
     loaded = _workflow(definition)
     loop = _item_loop()
     running: list[asyncio.Task[Any]] = []

@@ -62,6 +62,9 @@ class RunRow:
     current: str | None = None  # the last effectful step that started
     errors_dropped: int = 0
     structure: list[str] | None = None  # the step structure it ran (resume checks it)
+    #: seconds left of the lease its process renews (by the store's clock; negative: the
+    #: process stopped renewing it); None for a run recorded before leases or finished
+    lease_left: float | None = None
 
 
 class Store(Protocol):
@@ -72,6 +75,8 @@ class Store(Protocol):
     read_only: bool
     #: no store there (read-only or ``create=False``): it reads as an empty one
     missing: bool
+    #: seconds a run of this process stays ``running`` for others without a renewal
+    lease: float
 
     @property
     def location(self) -> str:
@@ -91,6 +96,10 @@ class Store(Protocol):
     def flush_if_due(self) -> None: ...
     def request_cancel(self, run_id: str, by: str) -> None: ...
     def cancel_requested(self, run_id: str) -> bool: ...
+    def renew_lease(self, run_id: str) -> bool: ...
+    def fenced(self, run_id: str) -> bool: ...
+    def keep_source(self, digest: str, text: str) -> None: ...
+    def source(self, digest: str) -> str | None: ...
     def set_status(self, run_id: str, status: str) -> None: ...
     def reset_to(self, run_id: str, top: int) -> FrameCheckpoint: ...
     def delete_runs(self, run_ids: list[str]) -> None: ...
@@ -136,6 +145,10 @@ class Store(Protocol):
 class Db(Protocol):
     """The few calls the shared SQL makes on a connection (``?`` placeholders, ``rowid``
     for insertion order); each backend translates them for its database."""
+
+    #: the database's clock in UNIX seconds, as an SQL expression (leases are measured by
+    #: it, so machines with different clocks agree)
+    now: str
 
     def all(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]: ...
     def one(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> tuple[Any, ...] | None: ...

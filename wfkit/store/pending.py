@@ -372,10 +372,12 @@ class Pending:
                     )
                 )
             db.many("INSERT INTO traces VALUES (?,?,?,?,?,?)", rows)
+        mine = (os.getpid(), process_identity() or "") if self.finished else ()
         for event in self.finished:
-            db.run(
+            db.run(  # only while the run is this process's (not taken over after its lease)
                 "UPDATE runs SET status=?, finished_at=?, duration_ms=?, state=?, error=?,"
-                " errors_dropped=? WHERE run_id=?",
+                " errors_dropped=?, lease_until=NULL WHERE run_id=? AND pid=?"
+                " AND COALESCE(process, '') = ?",
                 (
                     event.status,
                     event.finished_at,
@@ -384,6 +386,7 @@ class Pending:
                     dumps(event.error) if event.error else None,
                     event.errors_dropped,
                     event.run_id,
+                    *mine,
                 ),
             )
             if event.status == "succeeded":  # nothing left to resume

@@ -28,12 +28,25 @@ from psycopg.conninfo import conninfo_to_dict
 
 from wfkit.errors import StoreError
 from wfkit.store.base import UNSTORABLE_IN_POSTGRES, storable
-from wfkit.store.schema import POSTGRES, TABLES, statements
+from wfkit.store.schema import POSTGRES, TABLES, check_newer, compat_row, statements
 from wfkit.store.sql import RetryableError, SqlStore
 
-SCHEMA_VERSION = 1
-#: version -> the statements that bring the previous version to it
-MIGRATIONS: dict[int, list[str]] = {1: statements(POSTGRES)}
+SCHEMA_VERSION = 2
+#: the tables version 2 added
+NEW_IN_2 = ("sources", "schema_compat")
+#: version -> the statements that bring the previous version to it (additive only: a new
+#: table or a nullable column, so an older wfkit still reads and writes a newer schema)
+MIGRATIONS: dict[int, list[str]] = {
+    1: statements(POSTGRES),
+    2: [
+        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS lease_until DOUBLE PRECISION",
+        *(
+            s
+            for s in statements(POSTGRES)
+            if s.startswith(tuple(f"CREATE TABLE IF NOT EXISTS {t} " for t in NEW_IN_2))
+        ),
+    ],
+}
 #: the advisory lock held while migrating ("wfkit" in ASCII)
 MIGRATION_LOCK = 0x7766_6B69_74
 CONNECT_TIMEOUT = 10
@@ -70,6 +83,10 @@ def _storable(args: Sequence[Any]) -> Sequence[Any]:
 
 class PostgresDb:
     """The shared SQL on a psycopg connection (autocommit between transactions)."""
+
+    #: the server's clock in UNIX seconds, as SQL: the one clock every machine of a team
+    #: reads the same
+    now = "(EXTRACT(EPOCH FROM clock_timestamp())::double precision)"
 
     def __init__(self, connection: psycopg.Connection[Any], where: str) -> None:
         self.connection = connection
@@ -137,7 +154,7 @@ class PostgresStore(SqlStore):
         connection = self._connect(url, read_only)
         db = PostgresDb(connection, self._location)
         try:
-            version = self._version(db)
+            version = self._version(db, read_only)
             if version == 0 and (read_only or not create):
                 self.missing = True  # nothing is created: it reads as an empty store
             elif version < SCHEMA_VERSION:
@@ -206,21 +223,41 @@ class PostgresStore(SqlStore):
     def __enter__(self) -> PostgresStore:
         return self
 
-    def _version(self, db: PostgresDb) -> int:
-        """The schema version (0: no tables); a newer one than this wfkit knows is refused."""
+    def _version(self, db: PostgresDb, read_only: bool) -> int:
+        """The schema version (0: no tables); a newer one is read as it is, and written only
+        when its ``schema_compat`` allows this wfkit (:func:`check_newer`)."""
         exists = db.one("SELECT to_regclass('schema_version')")
         if exists is None or exists[0] is None:
             return 0
         row = db.one("SELECT COALESCE(MAX(version), 0) FROM schema_version")
         version = int(row[0]) if row else 0
         if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"store {self._location} was written by a newer wfkit (schema {version})"
-            )
+
+            def one(sql: str) -> tuple[Any, ...] | None:
+                if db.one("SELECT to_regclass('schema_compat')") in (None, (None,)):
+                    return None
+                return db.one(sql)
+
+            check_newer(one, version, SCHEMA_VERSION, self._location, read_only)
         return version
 
     def _migrate(self, db: PostgresDb) -> None:
-        """Apply the missing migrations in one transaction, one process at a time."""
+        """Apply the missing migrations in one transaction, one process at a time; a role
+        that may not change the tables is told who can (docs/scaling.md, "Roles")."""
+        try:
+            self._apply_migrations(db)
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, pg_errors.InsufficientPrivilege):
+                raise
+            row = db.one("SELECT current_user")
+            raise StoreError(
+                f"store {self._location} needs schema {SCHEMA_VERSION} for this wfkit, and"
+                f" role {row[0] if row else '?'} may not create or alter its tables: run any"
+                " writing command (wfkit run) once as the store's owner role, which migrates"
+                " it for every role"
+            ) from None
+
+    def _apply_migrations(self, db: PostgresDb) -> None:
         with db.transaction():
             db.run("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
             db.run(
@@ -233,6 +270,10 @@ class PostgresStore(SqlStore):
                 for statement in MIGRATIONS[version]:
                     db.run(statement)
                 db.run("INSERT INTO schema_version VALUES (?, ?)", (version, time.time()))
+            db.run(
+                "INSERT INTO schema_compat VALUES (?, ?, ?) ON CONFLICT (version) DO NOTHING",
+                compat_row(SCHEMA_VERSION),
+            )
 
     def reclaim(self) -> None:
         """VACUUM the store's tables: the space of deleted rows is reused (autovacuum would

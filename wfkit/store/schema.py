@@ -9,7 +9,11 @@ translated to it (:mod:`wfkit.store.postgres`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from wfkit.errors import StoreError
 
 _TEMPLATE = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -28,7 +32,8 @@ CREATE TABLE IF NOT EXISTS runs (
     current     TEXT,
     errors_dropped {int} NOT NULL DEFAULT 0,
     structure   TEXT,
-    process     TEXT{order}
+    process     TEXT,
+    lease_until {real}{order}
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at DESC);
 CREATE TABLE IF NOT EXISTS steps (
@@ -129,6 +134,15 @@ CREATE TABLE IF NOT EXISTS cancel_requests (
     requested_at {real} NOT NULL,
     requested_by TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS schema_compat (
+    version       {int} PRIMARY KEY,
+    writable_from {int} NOT NULL,
+    written_by    TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sources (
+    digest    TEXT PRIMARY KEY,
+    text      TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS messages (
     run_id    TEXT NOT NULL,
     seq       {int} NOT NULL,
@@ -181,11 +195,52 @@ RUN_TABLES = (
     "cancel_requests",
 )
 
-#: every table of the schema
-TABLES = (*RUN_TABLES, "breakers")
+#: every table of the schema (``sources``: the workflow texts runs were started from, by
+#: digest, shared by the runs of one text)
+TABLES = (*RUN_TABLES, "breakers", "sources")
 
 #: the columns of ``runs`` as :class:`wfkit.store.base.RunRow` reads them
 RUN_COLUMNS = (
     "run_id, workflow, file, digest, status, inputs, started_at, finished_at, duration_ms,"
     " state, error, pid, current, errors_dropped, structure, process"
 )
+
+
+WRITABLE_FROM = 1
+"""The oldest schema version whose wfkit may still write a store of this schema: every
+migration so far is additive (a new table, a nullable column), so every wfkit may. A
+migration that is not raises it, and older wfkits then only read."""
+
+
+def compat_row(version: int) -> tuple[int, int, str]:
+    """The ``schema_compat`` row a migration to ``version`` writes."""
+    from wfkit import __version__
+
+    return (version, WRITABLE_FROM, __version__)
+
+
+def check_newer(
+    one: Callable[[str], tuple[Any, ...] | None],
+    version: int,
+    known: int,
+    where: str,
+    read_only: bool,
+) -> None:
+    """A store of a newer schema (``version`` > ``known``) is read as it is; written only
+    when its ``schema_compat`` says this wfkit's schema may write it, else refused naming
+    the wfkit that can."""
+    row = one("SELECT writable_from, written_by FROM schema_compat ORDER BY version DESC LIMIT 1")
+    if read_only or (row is not None and int(row[0]) <= known):
+        return
+    needed = f"schema {row[0]} (wfkit {row[1]} writes it)" if row else f"schema {version}"
+    raise StoreError(
+        f"store {where} was written by a newer wfkit (schema {version}); writing it needs"
+        f" {needed}, this wfkit writes schema {known}: read-only commands (runs, debug,"
+        " report) still work"
+    )
+
+
+def lease_column(now: str) -> str:
+    """The seconds left of a run's lease by the database's clock ``now`` (an SQL
+    expression): negative once the run's process stopped renewing it."""
+    return f"lease_until - {now}"

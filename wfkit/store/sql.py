@@ -33,9 +33,10 @@ from wfkit.engine.frame import FrameCheckpoint
 from wfkit.engine.state import MISSING
 from wfkit.errors import RunNotFoundError, StoreError
 from wfkit.store.base import ChunkRow, Db, OutputRow, RunRow
+from wfkit.store.leases import Leases, lease_seconds, lost_lease
 from wfkit.store.outputs import read_chunks, read_outputs
 from wfkit.store.pending import SERVER_LOG, Pending
-from wfkit.store.schema import RUN_COLUMNS, RUN_TABLES
+from wfkit.store.schema import RUN_COLUMNS, RUN_TABLES, lease_column
 
 COMMIT_INTERVAL = 0.2
 #: checkpointed values held for the next commit, at most (characters): large values go out
@@ -53,7 +54,7 @@ class RetryableError(StoreError):
     """The database aborted a transaction that can run again (deadlock, serialization)."""
 
 
-class SqlStore:
+class SqlStore(Leases):
     """A run store over one connection; cheap to open, one per run or command.
 
     Subclasses set ``_sql`` (the connection), ``read_only``, ``missing``, ``location`` and
@@ -70,6 +71,12 @@ class SqlStore:
         self._last_commit = time.monotonic()
         #: (run id, frame) with checkpoint rows in the database (written or loaded here)
         self._stored_frames: set[tuple[str, str]] = set()
+        #: how long a run of this process stays ``running`` for others without a renewal
+        self.lease = lease_seconds()
+        #: runs another process took over (their lease was lost): their events are dropped
+        self._fenced: set[str] = set()
+        self._renewed: dict[str, float] = {}
+        self._columns = f"{RUN_COLUMNS}, {lease_column(self._sql.now)}"
 
     @property
     def location(self) -> str:
@@ -125,12 +132,25 @@ class SqlStore:
 
     def __call__(self, event: Event) -> None:
         """Take one engine event; commit when the event calls for it (module docstring)."""
+        if self._fenced and getattr(event, "run_id", None) in self._fenced:
+            if isinstance(event, StepStarted) and event.effectful:
+                raise lost_lease(event.run_id, self.lease)  # never a step its successor ran
+            return
         if isinstance(event, StepStarted):
             if event.effectful:  # the step's effects start from a durable position
+                self._still_mine(event.run_id)
                 self._pending.add(event, self._next, self._stored_frames)
                 self.commit()
             return
         self._pending.add(event, self._next, self._stored_frames)
+        if isinstance(event, RunStarted):  # the run is this process's for a lease
+            self._renewed[event.run_id] = time.monotonic()
+            self._pending.ops.append(
+                (
+                    f"UPDATE runs SET lease_until = {self._sql.now} + ? WHERE run_id = ?",
+                    (self.lease, event.run_id),
+                )
+            )
         if (
             isinstance(event, (RunStarted, RunFinished, RetryScheduled))
             or getattr(event, "effectful", False)
@@ -138,10 +158,15 @@ class SqlStore:
             or self._pending.value_chars >= PENDING_VALUE_CHARS
         ):
             self.commit()
+        if isinstance(event, RunFinished):  # written: no lease to keep any more
+            self._renewed.pop(event.run_id, None)
 
     def commit(self) -> None:
         """Write everything pending in one transaction."""
         self._last_commit = time.monotonic()
+        if not self._pending:
+            return
+        self._still_mine_all()
         if not self._pending:
             return
         pending, self._pending = self._pending, Pending()
@@ -195,6 +220,7 @@ class SqlStore:
                 marks = ",".join("?" * len(batch))
                 for table in RUN_TABLES:
                     db.run(f"DELETE FROM {table} WHERE run_id IN ({marks})", batch)
+            db.run("DELETE FROM sources WHERE digest NOT IN (SELECT digest FROM runs)")
 
         if run_ids:
             self._write(delete)
@@ -228,7 +254,7 @@ class SqlStore:
             bound = " LIMIT ?"
             args.append(limit)
         rows = self._sql.all(
-            f"SELECT {RUN_COLUMNS} FROM runs WHERE {' AND '.join(where)}"
+            f"SELECT {self._columns} FROM runs WHERE {' AND '.join(where)}"
             f" ORDER BY started_at DESC, rowid DESC{bound}",
             args,
         )
@@ -239,7 +265,7 @@ class SqlStore:
         self.commit()  # what this process wrote is visible to its reads
         prefix = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = self._sql.all(
-            f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ? OR run_id LIKE ? ESCAPE '\\'"
+            f"SELECT {self._columns} FROM runs WHERE run_id = ? OR run_id LIKE ? ESCAPE '\\'"
             " ORDER BY run_id LIMIT 6",
             (run_id, prefix),
         )
@@ -472,4 +498,5 @@ class SqlStore:
             errors_dropped=r[13],
             structure=json.loads(r[14]) if r[14] else None,
             process=r[15],
+            lease_left=r[16] if r[4] == "running" else None,
         )

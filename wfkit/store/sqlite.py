@@ -19,7 +19,7 @@ from typing import Any
 
 from wfkit.errors import StoreError
 from wfkit.store.base import RunRow, storable
-from wfkit.store.schema import RUN_TABLES, SQLITE, statements
+from wfkit.store.schema import RUN_TABLES, SQLITE, check_newer, compat_row, statements
 from wfkit.store.sql import COMMIT_INTERVAL, SqlStore
 
 __all__ = [
@@ -34,7 +34,7 @@ __all__ = [
     "resolve_store_path",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_DIR = ".wfkit"
 
 #: statements that bring a store of an older schema version to the current one
@@ -46,6 +46,7 @@ _MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE steps ADD COLUMN item INTEGER",
         "ALTER TABLE steps ADD COLUMN injected INTEGER NOT NULL DEFAULT 0",
     ],
+    3: ["ALTER TABLE runs ADD COLUMN lease_until REAL"],  # + the sources table
 }
 
 
@@ -68,6 +69,9 @@ def resolve_store_path(store: str | Path | None) -> Path:
 
 class SqliteDb:
     """The shared SQL on a sqlite3 connection; its errors become :class:`StoreError`."""
+
+    #: the database's clock in UNIX seconds, as SQL
+    now = "((julianday('now') - 2440587.5) * 86400.0)"
 
     def __init__(self, connection: sqlite3.Connection, where: str) -> None:
         self.connection = connection
@@ -166,7 +170,7 @@ class RunStore(SqlStore):
                 self._db.execute("PRAGMA busy_timeout = 30000")
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute("PRAGMA synchronous = NORMAL")
-                version = self._version(self._db)
+                version = self._version(self._db, read_only=False)
                 if version < SCHEMA_VERSION:
                     migrate(SqliteDb(self._db, str(self._path)), version)
         except (sqlite3.Error, OSError) as exc:
@@ -222,11 +226,20 @@ class RunStore(SqlStore):
         db.execute("PRAGMA busy_timeout = 30000")
         return db
 
-    def _version(self, db: sqlite3.Connection) -> int:
-        """The store's schema version; a newer one than this wfkit knows is refused."""
+    def _version(self, db: sqlite3.Connection, read_only: bool = True) -> int:
+        """The store's schema version; a newer one is read as it is, and written only when
+        its ``schema_compat`` allows this wfkit (:func:`check_newer`)."""
         version: int = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise StoreError(f"store {self._path} was written by a newer wfkit (schema {version})")
+
+            def one(sql: str) -> tuple[Any, ...] | None:
+                try:
+                    row: tuple[Any, ...] | None = db.execute(sql).fetchone()
+                except sqlite3.Error:  # no such table: nothing says it may be written
+                    return None
+                return row
+
+            check_newer(one, version, SCHEMA_VERSION, str(self._path), read_only)
         return version
 
     @property
@@ -273,6 +286,7 @@ def migrate(db: SqliteDb, version: int) -> None:
                 db.run(statement)
         for statement in statements(SQLITE):
             db.run(statement)
+        db.run("INSERT OR IGNORE INTO schema_compat VALUES (?, ?, ?)", compat_row(SCHEMA_VERSION))
         db.run(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

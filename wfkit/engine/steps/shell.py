@@ -48,7 +48,7 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
     workflow_dir = Path(run.loaded.file).resolve().parent
     env["WFKIT_RUN_ID"] = run.run_id
     env["WFKIT_WORKFLOW_DIR"] = str(workflow_dir)
-    cwd = None
+    cwd: Path | str | None = run.options.cwd
     if step.working_directory:  # relative to the workflow file, so it runs from anywhere
         cwd = workflow_dir / str(frame.eval(step, "working_directory"))
     shown = command if isinstance(command, str) else " ".join(argv)

@@ -1,0 +1,123 @@
+"""Leases and kept workflow texts: what lets a team's runs be resumed on any machine.
+
+A running run's process renews a lease in the store (``lease_until``, by the database's
+clock, so machines with different clocks agree) every third of ``WFKIT_LEASE`` seconds. A
+run whose lease ran out is ``interrupted`` for every machine: it can be resumed or cancelled
+from anywhere. A live run is never taken over: a resume or cancel takes the run's row, and the
+process that lost it learns so at its next renewal, stops the run and writes nothing more of
+it. The text of every workflow a run started from is kept once per digest (``sources``), so
+a resume works where the file is not.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from wfkit.errors import LeaseLostError, StoreError
+from wfkit.store.base import Db
+from wfkit.store.pending import Pending, process_identity
+
+T = TypeVar("T")
+
+#: a running run's lease (seconds) when ``WFKIT_LEASE`` does not say
+DEFAULT_LEASE = 30.0
+#: the shortest lease taken: renewals every third of it must stay well apart
+MIN_LEASE = 1.0
+
+
+def lease_seconds() -> float:
+    """``WFKIT_LEASE`` (seconds, at least ``MIN_LEASE``), else ``DEFAULT_LEASE``."""
+    text = os.environ.get("WFKIT_LEASE", "").strip()
+    if not text:
+        return DEFAULT_LEASE
+    try:
+        value = float(text)
+    except ValueError:
+        raise StoreError(f"WFKIT_LEASE: {text!r} is not a number of seconds") from None
+    if not value >= MIN_LEASE or value == float("inf"):
+        raise StoreError(f"WFKIT_LEASE: {text!r} must be at least {MIN_LEASE:g} seconds")
+    return value
+
+
+def lost_lease(run_id: str, lease: float) -> LeaseLostError:
+    """The error of a process whose run was taken over."""
+    return LeaseLostError(
+        f"run {run_id} was taken over by another process after its lease of {lease:g} s ran"
+        " out (this process did not renew it in time): it stopped here and recorded nothing"
+        " more"
+    )
+
+
+class Leases:
+    """The lease and source calls of a SQL store (mixed into :class:`SqlStore`)."""
+
+    _sql: Db
+    _pending: Pending
+    lease: float
+    _fenced: set[str]
+    #: run id -> when (monotonic) this process last renewed its lease
+    _renewed: dict[str, float]
+
+    def _write(self, work: Callable[[Db], T]) -> T:  # pragma: no cover - SqlStore's
+        raise NotImplementedError
+
+    def renew_lease(self, run_id: str) -> bool:
+        """Extend this process's lease on a running run; False (and the run's further events
+        dropped) when the run is no longer this process's: its lease ran out and another
+        process resumed or cancelled it."""
+        mine = (run_id, os.getpid(), process_identity() or "")
+        renewed = self._write(
+            lambda db: db.all(
+                f"UPDATE runs SET lease_until = {db.now} + ? WHERE run_id = ?"
+                " AND status = 'running' AND pid = ? AND COALESCE(process, '') = ?"
+                " RETURNING run_id",
+                (self.lease, *mine),
+            )
+        )
+        if not renewed:
+            self._fenced.add(run_id)
+            return False
+        self._renewed[run_id] = time.monotonic()
+        return True
+
+    def _still_mine(self, run_id: str) -> None:
+        """Before an effectful step: when a renewal is overdue (the process was stopped or
+        starved past half its lease), renew now, and stop the run if it was taken over, so a
+        process that wakes up never repeats a step its successor already ran."""
+        last = self._renewed.get(run_id)
+        overdue = last is not None and time.monotonic() - last > self.lease / 2
+        if overdue and not self.renew_lease(run_id):
+            raise lost_lease(run_id, self.lease)
+
+    def _still_mine_all(self) -> None:
+        """Before a commit: renew every lease of this store that is overdue; when a run was
+        taken over while this process was stopped, what was pending is dropped, never
+        written after its successor's rows (a store writes the runs of one process, normally
+        one run), and the run is fenced: its next effectful step raises, and the command
+        running it reports :func:`lost_lease`."""
+        now = time.monotonic()
+        for run_id, last in list(self._renewed.items()):
+            if now - last > self.lease / 2 and not self.renew_lease(run_id):
+                self._pending = Pending()
+
+    def fenced(self, run_id: str) -> bool:
+        """Whether this process lost ``run_id`` to another (its lease ran out)."""
+        return run_id in self._fenced
+
+    def keep_source(self, digest: str, text: str) -> None:
+        """Keep a workflow's text with the next commit (once per text), so a run can be
+        resumed where its file is not."""
+        self._pending.ops.append(
+            (
+                "INSERT INTO sources (digest, text) VALUES (?, ?) ON CONFLICT (digest) DO NOTHING",
+                (digest, text),
+            )
+        )
+
+    def source(self, digest: str) -> str | None:
+        """The workflow text kept under ``digest``, if any."""
+        row = self._sql.one("SELECT text FROM sources WHERE digest = ?", (digest,))
+        return str(row[0]) if row else None
