@@ -74,6 +74,12 @@ class Cluster:
     def _cmd(self, *argv: str) -> list[str]:
         return ["runuser", "-u", self.run_as, "--", *argv] if self.run_as else list(argv)
 
+    def pg_ctl(self, *args: str) -> None:
+        """``pg_ctl -D DATA ARGS`` as the cluster's owner, waiting for it to finish (a server
+        it starts logs to the cluster's log, never to the pipes this process reads)."""
+        data, log = str(self.root / "data"), str(self.root / "log")
+        _run(self._cmd(str(self.bin / "pg_ctl"), "-D", data, "-l", log, "-w", *args))
+
     def stop(self) -> None:
         """Stop the server at once and remove its folder."""
         subprocess.run(

@@ -11,6 +11,7 @@
     ├── ResumeError                a run cannot be resumed (finished, running, file changed)
     ├── CancelError                a run cannot be cancelled (it is not running)
     ├── StoreError                 the run store cannot be opened or is inconsistent
+    │   └── LeaseLostError         the run was taken over after its lease ran out
     ├── ExecutorError              the executor cannot be used (bad option, unreachable cluster)
     └── StepError                  a step failed while running (step_id, attempt)
         ├── ShellCommandError      non-accepted exit code (exit_code, stderr, *_tail)

@@ -61,7 +61,9 @@ class Leases:
     #: run id -> when (monotonic) this process last renewed its lease
     _renewed: dict[str, float]
 
-    def _write(self, work: Callable[[Db], T]) -> T:  # pragma: no cover - SqlStore's
+    def _write(  # pragma: no cover - SqlStore's
+        self, work: Callable[[Db], T], applied: Callable[[Db], T] | None = None
+    ) -> T:
         raise NotImplementedError
 
     def renew_lease(self, run_id: str) -> bool:

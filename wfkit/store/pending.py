@@ -51,6 +51,13 @@ def process_identity(pid: int | None = None) -> str | None:
     return f"{socket.gethostname()}/{boot}/{start}"
 
 
+#: a run's highest step or message number in the database
+HIGHEST_SEQ = (
+    "SELECT MAX(seq) FROM (SELECT MAX(seq) AS seq FROM steps WHERE run_id = ?"
+    " UNION ALL SELECT MAX(seq) FROM messages WHERE run_id = ?) AS m"
+)
+
+
 class Pending:
     """Rows waiting for the next commit, coalesced where a later row replaces an earlier one.
 
@@ -394,6 +401,16 @@ class Pending:
                     db.run(f"DELETE FROM {table} WHERE run_id = ?", (event.run_id,))
         return renumbered
 
+    def numbers(self, db: Db) -> dict[str, int]:
+        """What :meth:`write` returns, read back after the batch was found committed (its
+        answer lost with a broken connection): the highest numbers of its runs."""
+        found: dict[str, int] = {}
+        for run_id in sorted({row[0] for row in (*self.steps, *self.messages)}):
+            top = db.one(HIGHEST_SEQ, (run_id, run_id))
+            if top is not None and top[0] is not None:
+                found[run_id] = int(top[0])
+        return found
+
     def _numbered(
         self, db: Db
     ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], dict[str, int]]:
@@ -408,11 +425,7 @@ class Pending:
         moved: dict[str, int] = {}
         for run_id in runs:
             db.lock_run(run_id)
-            top = db.one(
-                "SELECT MAX(seq) FROM (SELECT MAX(seq) AS seq FROM steps WHERE run_id = ?"
-                " UNION ALL SELECT MAX(seq) FROM messages WHERE run_id = ?) AS m",
-                (run_id, run_id),
-            )
+            top = db.one(HIGHEST_SEQ, (run_id, run_id))
             highest = top[0] if top is not None and top[0] is not None else 0
             first = min(row[1] for row in (*self.steps, *self.messages) if row[0] == run_id)
             if first > highest:

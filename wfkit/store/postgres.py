@@ -16,20 +16,29 @@ break a deadlock, or a serialization failure, runs again (:meth:`SqlStore._write
 from __future__ import annotations
 
 import functools
-import re
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 
 from wfkit.errors import StoreError
-from wfkit.store.base import UNSTORABLE_IN_POSTGRES, storable
+from wfkit.store.base import Db
+from wfkit.store.pg_db import (
+    ConnectionLostError,
+    PostgresDb,
+    StoreUnreachableError,
+    reconnect_seconds,
+    redact,
+    server_name,
+    translate,
+)
 from wfkit.store.schema import POSTGRES, TABLES, check_newer, compat_row, statements
-from wfkit.store.sql import RetryableError, SqlStore
+from wfkit.store.sql import WRITE_ATTEMPTS, SqlStore
+
+__all__ = ["PostgresDb", "PostgresStore", "redact", "server_name", "translate"]
 
 SCHEMA_VERSION = 2
 #: the tables version 2 added
@@ -40,6 +49,9 @@ MIGRATIONS: dict[int, list[str]] = {
     1: statements(POSTGRES),
     2: [
         "ALTER TABLE runs ADD COLUMN IF NOT EXISTS lease_until DOUBLE PRECISION",
+        # each open store's latest write transaction: "applied?" after a reconnect (pg_db)
+        "CREATE TABLE IF NOT EXISTS store_writers (writer TEXT PRIMARY KEY,"
+        " batch BIGINT NOT NULL, at DOUBLE PRECISION NOT NULL)",
         *(
             s
             for s in statements(POSTGRES)
@@ -50,97 +62,35 @@ MIGRATIONS: dict[int, list[str]] = {
 #: the advisory lock held while migrating ("wfkit" in ASCII)
 MIGRATION_LOCK = 0x7766_6B69_74
 CONNECT_TIMEOUT = 10
-_RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
-#: user:password@ of a URL: the password runs to the last @ before the host (quotes, spaces
-#: and other punctuation included; over-redacting is the safe side)
-_USERINFO = re.compile(r"(?<=://)([^:@/\s]*):[^/]*@")
-#: password=... as a URL parameter or a conninfo pair (quoted with '...' or bare)
-_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*)", re.IGNORECASE)
+T = TypeVar("T")
 
 
-def redact(text: str) -> str:
-    """``text`` with the password of any store URL (or ``password=`` parameter) removed."""
-    return _PASSWORD.sub(r"\1***", _USERINFO.sub(r"\1@", text))
+#: a server that is full or starting: worth waiting for (PostgreSQL's English messages; a
+#: refused connection carries no SQLSTATE)
+_BUSY = ("too many clients", "remaining connection slots", "system is starting up")
 
 
-def server_name(params: dict[str, Any]) -> str:
-    """``host:port/dbname`` of connection parameters, for messages."""
-    host = params.get("host") or "localhost"
-    port = params.get("port") or "5432"
-    return f"{host}:{port}/{params.get('dbname') or params.get('user') or ''}"
+def _open(url: str, read_only: bool) -> psycopg.Connection[Any]:
+    """A connection; a server that is full (``max_connections``) or starting is waited for,
+    as long as a reconnect would (``WFKIT_STORE_RECONNECT``): a team's runs queue for the
+    server's connections instead of failing at start. Anything else fails at once."""
+    import stamina
+    import stamina.instrumentation
 
-
-@functools.lru_cache(maxsize=512)
-def translate(sql: str) -> str:
-    """The shared SQL in psycopg's terms: ``%s`` placeholders (a literal ``%`` doubled) and
-    the ``rid`` identity column where SQLite has ``rowid``."""
-    return re.sub(r"\browid\b", "rid", sql.replace("%", "%%").replace("?", "%s"))
-
-
-def _storable(args: Sequence[Any]) -> Sequence[Any]:
-    return storable(args, UNSTORABLE_IN_POSTGRES)
-
-
-class PostgresDb:
-    """The shared SQL on a psycopg connection (autocommit between transactions)."""
-
-    #: the server's clock in UNIX seconds, as SQL: the one clock every machine of a team
-    #: reads the same
-    now = "(EXTRACT(EPOCH FROM clock_timestamp())::double precision)"
-
-    def __init__(self, connection: psycopg.Connection[Any], where: str) -> None:
-        self.connection = connection
-        self.where = where
-
-    def _error(self, exc: psycopg.Error) -> StoreError:
-        message = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
-        kind = RetryableError if isinstance(exc, _RETRYABLE) else StoreError
-        return kind(f"run store {self.where}: {message}")
-
-    def all(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
-        try:
-            return self.connection.execute(translate(sql), _storable(args)).fetchall()
-        except psycopg.Error as exc:
-            raise self._error(exc) from exc
-
-    def one(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> tuple[Any, ...] | None:
-        try:
-            return self.connection.execute(translate(sql), _storable(args)).fetchone()
-        except psycopg.Error as exc:
-            raise self._error(exc) from exc
-
-    def run(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> None:
-        try:
-            self.connection.execute(translate(sql), _storable(args))
-        except psycopg.Error as exc:
-            raise self._error(exc) from exc
-
-    def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        try:
-            with self.connection.cursor() as cursor:
-                cursor.executemany(translate(sql), [_storable(row) for row in rows])
-        except psycopg.Error as exc:
-            raise self._error(exc) from exc
-
-    def lock_run(self, run_id: str) -> None:
-        """Hold the run's advisory lock until the transaction ends: two writers of one run
-        then number its rows one after the other."""
-        self.run("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (run_id,))
-
-    @contextmanager
-    def transaction(self) -> Iterator[PostgresDb]:
-        """One transaction in pipeline mode: statements whose results nobody reads go out
-        together, so a commit costs two round trips (the run's numbers read, the rest)."""
-        try:
-            with self.connection.pipeline(), self.connection.transaction():
-                yield self
-        except psycopg.Error as exc:  # raised when the pipeline syncs, or by COMMIT
-            raise self._error(exc) from exc
-
-    def close(self) -> None:
-        self.connection.close()
+    stamina.instrumentation.set_on_retry_hooks([])
+    for attempt in stamina.retry_context(
+        on=lambda exc: (
+            isinstance(exc, StoreUnreachableError) and any(busy in exc.message for busy in _BUSY)
+        ),
+        attempts=None,
+        timeout=reconnect_seconds(),
+        wait_initial=0.2,
+        wait_max=2.0,
+        wait_jitter=0.5,
+    ):
+        with attempt:
+            return PostgresStore._connect(url, read_only)
+    raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
 
 class PostgresStore(SqlStore):
@@ -151,8 +101,13 @@ class PostgresStore(SqlStore):
         self._location = redact(url)
         self.read_only = read_only
         self.missing = False
-        connection = self._connect(url, read_only)
-        db = PostgresDb(connection, self._location)
+        connection = _open(url, read_only)
+        db = PostgresDb(
+            connection,
+            self._location,
+            functools.partial(self._connect, url, read_only),
+            server_name(conninfo_to_dict(url)),
+        )
         try:
             version = self._version(db, read_only)
             if version == 0 and (read_only or not create):
@@ -175,7 +130,25 @@ class PostgresStore(SqlStore):
             self._sql = SqliteDb(memory_db(), self._location)
         else:
             self._sql = db
+            db.marking = (not read_only and version != 0) or (not self.missing and not read_only)
         self._start()
+
+    def _write(self, work: Callable[[Db], T], applied: Callable[[Db], T] | None = None) -> T:
+        """As :meth:`SqlStore._write`, surviving a broken connection: reconnect (bounded),
+        then, if the transaction in flight had committed, ``applied`` (what ``work`` would
+        have returned, read back; ``work`` again when None: it is idempotent), else ``work``
+        again. Exactly once either way (:mod:`wfkit.store.pg_db`)."""
+        for _ in range(WRITE_ATTEMPTS):
+            try:
+                return super()._write(work)
+            except ConnectionLostError:
+                sql = self._sql
+                assert isinstance(sql, PostgresDb)
+                batch = sql.batch
+                sql.reconnect()
+                if applied is not None and sql.marking and sql.applied(batch):
+                    return applied(sql)
+        raise StoreError(f"run store {self._location}: the connection kept breaking")
 
     @staticmethod
     def _connect(url: str, read_only: bool) -> psycopg.Connection[Any]:
@@ -206,7 +179,10 @@ class PostgresStore(SqlStore):
             if password:
                 text = text.replace(str(password), "***")
             first = redact(text.splitlines()[0].strip() if text else repr(exc))  # the cause
-            raise StoreError(
+            kind = (
+                StoreUnreachableError if isinstance(exc, psycopg.OperationalError) else StoreError
+            )
+            raise kind(
                 f"cannot reach the PostgreSQL run store at {server_name(params)}: {first}"
             ) from None
 

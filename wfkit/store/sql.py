@@ -82,9 +82,11 @@ class SqlStore(Leases):
     def location(self) -> str:
         raise NotImplementedError
 
-    def _write(self, work: Callable[[Db], T]) -> T:
+    def _write(self, work: Callable[[Db], T], applied: Callable[[Db], T] | None = None) -> T:
         """``work`` in one transaction; run again when the database aborted it to break a
-        deadlock between writers (PostgreSQL), with a short growing pause."""
+        deadlock between writers (PostgreSQL), with a short growing pause. ``applied`` reads
+        back what ``work`` returned, for a store that lost its answer (PostgreSQL's
+        reconnect)."""
         for attempt in range(WRITE_ATTEMPTS):
             try:
                 with self._sql.transaction() as db:
@@ -170,7 +172,7 @@ class SqlStore(Leases):
         if not self._pending:
             return
         pending, self._pending = self._pending, Pending()
-        renumbered = self._write(pending.write)
+        renumbered = self._write(pending.write, pending.numbers)
         for run_id, last in renumbered.items():
             self._seq[run_id] = max(self._seq.get(run_id, 0), last)
         self._stored_frames.update(pending.cursors)
