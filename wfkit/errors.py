@@ -163,6 +163,10 @@ class StoreError(WfkitError):
 class LeaseLostError(StoreError):
     """A run's lease ran out and another process took the run over: this one stopped."""
 
+    def __init__(self, message: str, *, run_id: str = "") -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
 
 class ExecutorError(WfkitError):
     """The executor of parallel items cannot be used: an unknown kind, a bad scheduler

@@ -196,3 +196,27 @@ def test_resume_without_the_file_uses_the_recorded_text_or_another_copy(
     assert other.returncode == 0, other.stderr
     texts = [m["text"] for m in json.loads(other.stdout)["messages"]]
     assert any(f"resumed with {copy}" in t for t in texts)
+
+
+def test_of_two_takeovers_of_one_run_exactly_one_wins(store_spec: str) -> None:
+    """Two resumes (or a resume and a cancel) that saw the same interrupted run: the store
+    lets one take it, and the other is told, never both running it."""
+    from wfkit.engine.events import RunStarted
+    from wfkit.store import open_store
+
+    with open_store(store_spec) as store:
+        store(RunStarted("r1", "wf", "f.yaml", "d1", {}, 1.0))
+        store.commit()
+    query(
+        store_spec,
+        "UPDATE runs SET pid = 1, process = 'gone-host/boot/1' WHERE run_id = ?",
+        ("r1",),
+    )
+    with open_store(store_spec) as first, open_store(store_spec) as second:
+        seen = first.get_run("r1")
+        assert first.claim(seen)
+        assert not second.claim(seen)  # it saw the run before the first took it
+        assert not second.set_status("r1", "cancelled", seen=seen)
+    assert query(store_spec, "SELECT status, pid FROM runs WHERE run_id = ?", ("r1",)) == [
+        ("running", os.getpid())
+    ]

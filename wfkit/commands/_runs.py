@@ -29,6 +29,7 @@ from wfkit.engine.events import ErrorRecord, Event
 from wfkit.engine.interrupts import SIGNALS, cancel_on
 from wfkit.engine.runtime import Run, RunOutcome
 from wfkit.engine.tools import NoTools, ToolProvider
+from wfkit.errors import StoreError
 from wfkit.language.durations import parse_duration
 from wfkit.language.loader import LoadedWorkflow
 from wfkit.language.models import Retention
@@ -265,11 +266,19 @@ def run_process_alive(row: RunRow) -> bool | None:
     return row.pid is not None and process_identity(row.pid) == row.process
 
 
+def _this_process(row: RunRow) -> bool:
+    """Whether this process runs ``row`` (its identity when recorded: pids repeat across
+    machines and containers)."""
+    if row.process:
+        return row.process == process_identity()
+    return row.pid == os.getpid()
+
+
 def effective_status(row: RunRow) -> str:
     """A run's status, with ``interrupted`` for a ``running`` run whose process is gone: on
     this machine as soon as it is (its process identity), on any machine once its lease ran
     out (the process stopped renewing it)."""
-    if row.status != "running" or row.pid == os.getpid():
+    if row.status != "running" or _this_process(row):
         return row.status
     if run_process_alive(row) is False:
         return "interrupted"
@@ -288,22 +297,25 @@ async def execute_watched(run: Run, run_store: Store, poll: float = WATCH_SECOND
     cancelled elsewhere) is stopped, and :class:`LeaseLostError` says so."""
     engine = asyncio.ensure_future(run.execute())
     renew_every = run_store.lease / 3
-    lost: list[str] = []
+    failed: list[StoreError] = []  # the store failed the watcher: the run stops, saying so
 
     async def watch() -> None:
         loop = asyncio.get_running_loop()
         renewed = loop.time()
         while not engine.done():
             await asyncio.sleep(poll)
-            run_store.flush_if_due()
-            if loop.time() - renewed >= renew_every:
-                renewed = loop.time()
-                run_store.renew_lease(run.run_id)
-            if run_store.fenced(run.run_id):
-                lost.append(run.run_id)
-                engine.cancel()
-                return
-            if run_store.cancel_requested(run.run_id):
+            try:
+                run_store.flush_if_due()
+                if loop.time() - renewed >= renew_every:
+                    renewed = loop.time()
+                    run_store.renew_lease(run.run_id)
+                if run_store.fenced(run.run_id):
+                    raise lost_lease(run.run_id, run_store.lease)
+                if run_store.cancel_requested(run.run_id):
+                    engine.cancel()
+                    return
+            except StoreError as exc:
+                failed.append(exc)
                 engine.cancel()
                 return
 
@@ -312,7 +324,10 @@ async def execute_watched(run: Run, run_store: Store, poll: float = WATCH_SECOND
         outcome = await engine
     finally:
         watcher.cancel()
-    if lost or run_store.fenced(run.run_id):
+        await asyncio.wait({watcher})  # ended, its outcome kept in ``failed``
+    if failed:
+        raise failed[0]
+    if run_store.fenced(run.run_id):
         raise lost_lease(run.run_id, run_store.lease)
     return outcome
 

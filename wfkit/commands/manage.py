@@ -63,7 +63,8 @@ def cancel_run(
         row = run_store.get_run(run_id)
         status = effective_status(row)
         if status == "interrupted":
-            run_store.set_status(row.run_id, "cancelled")
+            if not run_store.set_status(row.run_id, "cancelled", seen=row):
+                raise CancelError(f"run {row.run_id} was resumed by another process just now")
             return CancelResult(run_id=row.run_id, status="cancelled", signalled=False)
         if status != "running":
             raise CancelError(f"run {row.run_id} is not running (it is {status})")

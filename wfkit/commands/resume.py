@@ -99,8 +99,6 @@ async def resume_workflow_async(
             cursor = main.cursor if main else None
         _check_structure(row, loaded, cursor, force)
         choice = executor_choice(loaded, executor, scheduler, in_process=tools is not None)
-        if from_step is not None:
-            run_store.reset_to(row.run_id, top)
         require_secret_inputs(loaded, given, row.run_id)
         declared = loaded.main.state.inputs
         kept = {k: v for k, v in row.inputs.items() if k in declared}
@@ -111,6 +109,13 @@ async def resume_workflow_async(
             for k in set(resolved) | set(row.inputs)
             if k not in secret and resolved.get(k, _GONE) != row.inputs.get(k, _GONE)
         )
+        if not run_store.claim(row):  # another process resumed or cancelled it meanwhile
+            raise ResumeError(
+                f"run {row.run_id} cannot be resumed: another process resumed or cancelled it"
+                " just now"
+            )
+        if from_step is not None:
+            run_store.reset_to(row.run_id, top)
         options = run_options(
             run_store,
             loaded,

@@ -124,12 +124,16 @@ class DaskExecutor:
         import wfkit
 
         try:
-            facts = await self.client.run(_worker_facts, cwd, on_error="ignore")
+            facts = await self.client.run(_worker_facts, cwd, on_error="return")
         except Exception:  # the items say what went wrong, by name
             return
         for worker, answer in sorted(facts.items()):
-            if not isinstance(answer, tuple):
-                continue
+            if not isinstance(answer, tuple):  # it could not even answer: another wfkit
+                raise ExecutorError(
+                    f"the Dask worker {worker} cannot check its wfkit version"
+                    f" ({type(answer).__name__}: {answer}): install wfkit"
+                    f" {wfkit.__version__} on every worker"
+                )
             version, has_folder = answer
             if version != wfkit.__version__:
                 raise ExecutorError(

@@ -1,4 +1,4 @@
-"""Leases and kept workflow texts: what lets a team's runs be resumed on any machine.
+"""Who holds a run, and kept workflow texts: what lets a team's runs be resumed on any machine.
 
 A running run's process renews a lease in the store (``lease_until``, by the database's
 clock, so machines with different clocks agree) every third of ``WFKIT_LEASE`` seconds. A
@@ -14,11 +14,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from wfkit.errors import LeaseLostError, StoreError
-from wfkit.store.base import Db
-from wfkit.store.pending import Pending, process_identity
+from wfkit.store.base import Db, RunRow
+from wfkit.store.pending import OWNED, Pending, process_identity
 
 T = TypeVar("T")
 
@@ -42,17 +42,27 @@ def lease_seconds() -> float:
     return value
 
 
+#: the condition that a run's row is as a command saw it (status, pid, process identity)
+SAME_AS_SEEN = " AND status = ? AND COALESCE(pid, -1) = ? AND COALESCE(process, '') = ?"
+
+
+def _seen_args(row: RunRow) -> tuple[Any, ...]:
+    return (row.status, row.pid if row.pid is not None else -1, row.process or "")
+
+
 def lost_lease(run_id: str, lease: float) -> LeaseLostError:
     """The error of a process whose run was taken over."""
     return LeaseLostError(
         f"run {run_id} was taken over by another process after its lease of {lease:g} s ran"
         " out (this process did not renew it in time): it stopped here and recorded nothing"
-        " more"
+        " more",
+        run_id=run_id,
     )
 
 
 class Leases:
-    """The lease and source calls of a SQL store (mixed into :class:`SqlStore`)."""
+    """The calls of a SQL store about who holds a run (leases, takeovers, cancel requests)
+    and the kept sources (mixed into :class:`SqlStore`)."""
 
     _sql: Db
     _pending: Pending
@@ -71,19 +81,75 @@ class Leases:
         dropped) when the run is no longer this process's: its lease ran out and another
         process resumed or cancelled it."""
         mine = (run_id, os.getpid(), process_identity() or "")
-        renewed = self._write(
-            lambda db: db.all(
+
+        def renew(db: Db) -> bool:  # UPDATE, then look (no RETURNING: SQLite before 3.35)
+            db.run(
                 f"UPDATE runs SET lease_until = {db.now} + ? WHERE run_id = ?"
-                " AND status = 'running' AND pid = ? AND COALESCE(process, '') = ?"
-                " RETURNING run_id",
+                " AND status = 'running' AND pid = ? AND COALESCE(process, '') = ?",
                 (self.lease, *mine),
             )
-        )
+            return db.one(OWNED, mine) is not None
+
+        renewed = self._write(renew)
         if not renewed:
             self._fenced.add(run_id)
             return False
         self._renewed[run_id] = time.monotonic()
         return True
+
+    def claim(self, row: RunRow) -> bool:
+        """Take a run over for a resume, only if its row is still as ``row`` saw it: of two
+        processes resuming one run at once, exactly one gets it (False for the other)."""
+        self.commit()
+        mine = (os.getpid(), process_identity() or "")
+
+        def take(db: Db) -> bool:
+            return bool(
+                db.changed(
+                    f"UPDATE runs SET pid = ?, process = ?, lease_until = {db.now} + ?"
+                    f" WHERE run_id = ?{SAME_AS_SEEN}",
+                    (*mine, self.lease, row.run_id, *_seen_args(row)),
+                )
+            )
+
+        return self._write(take)
+
+    def commit(self) -> None:  # pragma: no cover - SqlStore's
+        raise NotImplementedError
+
+    def request_cancel(self, run_id: str, by: str) -> None:
+        """Ask the process running ``run_id`` (on any machine) to cancel it."""
+        self._write(
+            lambda db: db.run(
+                "INSERT INTO cancel_requests VALUES (?, ?, ?) ON CONFLICT (run_id) DO UPDATE"
+                " SET requested_at = excluded.requested_at, requested_by = excluded.requested_by",
+                (run_id, time.time(), by),
+            )
+        )
+
+    def cancel_requested(self, run_id: str) -> bool:
+        """Whether someone asked to cancel the run (polled by the running process)."""
+        row = self._sql.one("SELECT 1 FROM cancel_requests WHERE run_id = ?", (run_id,))
+        return row is not None
+
+    def set_status(self, run_id: str, status: str, seen: RunRow | None = None) -> bool:
+        """Record a status for a run no process runs any more (an interrupted run cancelled);
+        with ``seen``, only if the run is still as it was seen (no one resumed it since):
+        whether it was recorded."""
+        self.commit()
+        same = SAME_AS_SEEN if seen is not None else ""
+        args = _seen_args(seen) if seen is not None else ()
+
+        def record(db: Db) -> bool:
+            return bool(
+                db.changed(
+                    "UPDATE runs SET status = ?, finished_at = COALESCE(finished_at, ?)"
+                    f" WHERE run_id = ?{same}",
+                    (status, time.time(), run_id, *args),
+                )
+            )
+
+        return self._write(record)
 
     def _still_mine(self, run_id: str) -> None:
         """Before an effectful step: when a renewal is overdue (the process was stopped or

@@ -29,6 +29,7 @@ from wfkit.engine.events import (
     ToolServerLog,
     TracesCollected,
 )
+from wfkit.errors import LeaseLostError
 from wfkit.language.values import MISSING, dumps
 
 if TYPE_CHECKING:
@@ -51,6 +52,11 @@ def process_identity(pid: int | None = None) -> str | None:
     return f"{socket.gethostname()}/{boot}/{start}"
 
 
+#: a run that is still this process's: running, under its pid and process identity
+OWNED = (
+    "SELECT 1 FROM runs WHERE run_id = ? AND status = 'running' AND pid = ?"
+    " AND COALESCE(process, '') = ?"
+)
 #: a run's highest step or message number in the database
 HIGHEST_SEQ = (
     "SELECT MAX(seq) FROM (SELECT MAX(seq) AS seq FROM steps WHERE run_id = ?"
@@ -81,6 +87,8 @@ class Pending:
         #: run -> top-level index -> "tier/name" -> serialized value; one row per commit
         self.log: dict[str, dict[int, dict[str, str | None]]] = {}
         self.finished: list[RunFinished] = []
+        #: runs whose rows are written only while they are this process's (leased runs)
+        self.owned: set[str] = set()
         self.traces: list[TracesCollected] = []
         #: output rows: head chunks (kept for good), and tail chunks per (run, attempt key,
         #: stream) in seq order, so a trim pops only what it drops
@@ -309,6 +317,9 @@ class Pending:
         steps, messages, renumbered = self._numbered(db)
         for sql, args in self.ops:
             db.run(sql, args)
+        for run_id in sorted(self.owned):  # in the transaction: never after a successor's rows
+            if not db.one(OWNED, (run_id, os.getpid(), process_identity() or "")):
+                raise LeaseLostError(f"run {run_id} is no longer this process's", run_id=run_id)
         db.many(
             "DELETE FROM output_chunks WHERE run_id = ? AND okey = ? AND stream = ?"
             " AND seq <= ? AND head = 0",
@@ -383,8 +394,8 @@ class Pending:
         for event in self.finished:
             db.run(  # only while the run is this process's (not taken over after its lease)
                 "UPDATE runs SET status=?, finished_at=?, duration_ms=?, state=?, error=?,"
-                " errors_dropped=?, lease_until=NULL WHERE run_id=? AND pid=?"
-                " AND COALESCE(process, '') = ?",
+                " errors_dropped=?, lease_until=NULL WHERE run_id=? AND status='running'"
+                " AND pid=? AND COALESCE(process, '') = ?",
                 (
                     event.status,
                     event.finished_at,

@@ -172,6 +172,10 @@ class PostgresDb:
     def run(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> None:
         self._ask(lambda: self.connection.execute(translate(sql), _storable(args)))
 
+    def changed(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> int:
+        """(``RETURNING``: a count that needs no sync of the pipeline.)"""
+        return len(self.all(f"{sql} RETURNING 1", args))
+
     def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
@@ -210,8 +214,22 @@ class PostgresDb:
 
     def applied(self, batch: int) -> bool:
         """Whether write transaction ``batch`` of this store committed (asked after a
-        reconnect, when the connection broke before its answer came)."""
-        row = self.one("SELECT batch FROM store_writers WHERE writer = ?", (self.writer,))
+        reconnect, when the connection broke before its answer came). The mark's row is
+        locked first: if the old session is still finishing that transaction (only the
+        client saw the break), this waits for its outcome, at most the reconnect budget."""
+        wait_ms = max(1, int(reconnect_seconds() * 1000))
+        try:
+            with self.connection.transaction():
+                self.connection.execute(f"SET LOCAL lock_timeout = {wait_ms}")
+                self.connection.execute(
+                    "INSERT INTO store_writers VALUES (%s, 0, %s) ON CONFLICT (writer) DO NOTHING",
+                    (self.writer, time.time()),
+                )
+                row = self.connection.execute(
+                    "SELECT batch FROM store_writers WHERE writer = %s FOR UPDATE", (self.writer,)
+                ).fetchone()
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
         return row is not None and int(row[0]) >= batch
 
     def reconnect(self) -> None:

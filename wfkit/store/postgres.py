@@ -121,12 +121,12 @@ class PostgresStore(SqlStore):
                     )
                 self._migrate(db)
         except BaseException:
-            connection.close()
+            db.connection.close()  # the one open now (a read may have reconnected)
             raise
         if self.missing:
             from wfkit.store.sqlite import SqliteDb, memory_db
 
-            connection.close()
+            db.connection.close()
             self._sql = SqliteDb(memory_db(), self._location)
         else:
             self._sql = db
@@ -138,17 +138,22 @@ class PostgresStore(SqlStore):
         then, if the transaction in flight had committed, ``applied`` (what ``work`` would
         have returned, read back; ``work`` again when None: it is idempotent), else ``work``
         again. Exactly once either way (:mod:`wfkit.store.pg_db`)."""
-        for _ in range(WRITE_ATTEMPTS):
+        for attempt in range(WRITE_ATTEMPTS):
             try:
                 return super()._write(work)
             except ConnectionLostError:
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise StoreError(
+                        f"run store {self._location}: the connection broke"
+                        f" {WRITE_ATTEMPTS} times in one write"
+                    ) from None
                 sql = self._sql
                 assert isinstance(sql, PostgresDb)
                 batch = sql.batch
                 sql.reconnect()
                 if applied is not None and sql.marking and sql.applied(batch):
                     return applied(sql)
-        raise StoreError(f"run store {self._location}: the connection kept breaking")
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
     def _connect(url: str, read_only: bool) -> psycopg.Connection[Any]:

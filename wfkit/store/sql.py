@@ -31,7 +31,7 @@ from wfkit.engine.events import (
 )
 from wfkit.engine.frame import FrameCheckpoint
 from wfkit.engine.state import MISSING
-from wfkit.errors import RunNotFoundError, StoreError
+from wfkit.errors import LeaseLostError, RunNotFoundError, StoreError
 from wfkit.store.base import ChunkRow, Db, OutputRow, RunRow
 from wfkit.store.leases import Leases, lease_seconds, lost_lease
 from wfkit.store.outputs import read_chunks, read_outputs
@@ -143,6 +143,8 @@ class SqlStore(Leases):
                 self._still_mine(event.run_id)
                 self._pending.add(event, self._next, self._stored_frames)
                 self.commit()
+                if event.run_id in self._fenced:  # found taken over as it committed
+                    raise lost_lease(event.run_id, self.lease)
             return
         self._pending.add(event, self._next, self._stored_frames)
         if isinstance(event, RunStarted):  # the run is this process's for a lease
@@ -172,7 +174,13 @@ class SqlStore(Leases):
         if not self._pending:
             return
         pending, self._pending = self._pending, Pending()
-        renumbered = self._write(pending.write, pending.numbers)
+        pending.owned = set(self._renewed)
+        try:
+            renumbered = self._write(pending.write, pending.numbers)
+        except LeaseLostError as lost:  # its rows are dropped; the run stops (execute_watched)
+            self._fenced.add(lost.run_id)
+            self._renewed.pop(lost.run_id, None)
+            return
         for run_id, last in renumbered.items():
             self._seq[run_id] = max(self._seq.get(run_id, 0), last)
         self._stored_frames.update(pending.cursors)
@@ -185,32 +193,6 @@ class SqlStore(Leases):
         """
         if self._pending and time.monotonic() - self._last_commit >= COMMIT_INTERVAL:
             self.commit()
-
-    def request_cancel(self, run_id: str, by: str) -> None:
-        """Ask the process running ``run_id`` (on any machine) to cancel it."""
-        self._write(
-            lambda db: db.run(
-                "INSERT INTO cancel_requests VALUES (?, ?, ?) ON CONFLICT (run_id) DO UPDATE"
-                " SET requested_at = excluded.requested_at, requested_by = excluded.requested_by",
-                (run_id, time.time(), by),
-            )
-        )
-
-    def cancel_requested(self, run_id: str) -> bool:
-        """Whether someone asked to cancel the run (polled by the running process)."""
-        row = self._sql.one("SELECT 1 FROM cancel_requests WHERE run_id = ?", (run_id,))
-        return row is not None
-
-    def set_status(self, run_id: str, status: str) -> None:
-        """Record a status for a run no process runs any more (an interrupted run cancelled)."""
-        self.commit()
-        self._write(
-            lambda db: db.run(
-                "UPDATE runs SET status = ?, finished_at = COALESCE(finished_at, ?)"
-                " WHERE run_id = ?",
-                (status, time.time(), run_id),
-            )
-        )
 
     def delete_runs(self, run_ids: list[str]) -> None:
         """Delete the runs and every row they own, in one transaction."""

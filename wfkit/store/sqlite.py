@@ -99,6 +99,12 @@ class SqliteDb:
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
+    def changed(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> int:
+        try:
+            return int(self.connection.execute(sql, storable(args)).rowcount)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
     def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if rows:
             try:
