@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import textwrap
 import time
@@ -15,6 +16,13 @@ from wfkit.commands import RunReport, run_workflow
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+
+# A suite started in the background of a non-interactive shell (`nohup ... &`, some CI
+# runners) inherits SIGINT ignored, and every process it starts would too: Ctrl-C tests
+# would send a signal nobody hears. The suite and its processes take Ctrl-C as a terminal
+# user's would (a Python handler here becomes the default disposition across exec).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

@@ -37,23 +37,31 @@ class Warden:
         self._lock = threading.Lock()
         self._broken = False
 
+    def ready(self) -> None:
+        """Start the warden now, before the step process it will watch: the group is then
+        told to it the moment that process exists, not after a process start of its own."""
+        with self._lock:
+            self._start()
+
+    def _start(self) -> None:
+        if self._proc is None and not self._broken:
+            try:
+                atexit.register(self.close)
+                self._proc = subprocess.Popen(
+                    ["/bin/sh", "-c", SCRIPT],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,  # no terminal signal reaches it
+                )
+            except OSError:
+                self._broken = True
+
     def _tell(self, line: str) -> None:
         with self._lock:
-            if self._broken:
+            self._start()
+            if self._broken or self._proc is None:
                 return
-            if self._proc is None:
-                try:
-                    atexit.register(self.close)
-                    self._proc = subprocess.Popen(
-                        ["/bin/sh", "-c", SCRIPT],
-                        stdin=subprocess.PIPE,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                        start_new_session=True,  # no terminal signal reaches it
-                    )
-                except OSError:
-                    self._broken = True
-                    return
             assert self._proc.stdin is not None
             try:
                 self._proc.stdin.write(line.encode("ascii"))

@@ -24,6 +24,34 @@ if TYPE_CHECKING:
 _CHUNK = 65_536
 
 
+async def _spawn(
+    argv: list[str], cwd: Path | str | None, env: dict[str, str], shown: str
+) -> asyncio.subprocess.Process:
+    """The step's process, in its own group, watched by the warden from its first moment
+    (the warden is started before it, told of it right after)."""
+    WARDEN.ready()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,  # its own process group, so we can end all of it
+        )
+    except OSError as exc:
+        code = 127 if isinstance(exc, FileNotFoundError) else 126
+        raise ShellCommandError(
+            f"cannot start {shown!r}: {exc.strerror}",
+            exit_code=code,
+            stderr=str(exc),
+            stderr_tail=str(exc),
+        ) from exc
+    WARDEN.watch(proc.pid)  # ended with the engine, even one killed with SIGKILL
+    return proc
+
+
 @handles(ShellCommandStep)
 async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
     """Run the command; the result is ``{stdout, stderr, exit_code}``.
@@ -60,25 +88,7 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
     if step.memory_limit_mb is not None:
         argv, limited_by = limited_argv(argv, step.memory_limit_mb, step.step_id)
         env["MALLOC_ARENA_MAX"] = "2"  # fewer malloc arenas: less address space per thread
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,  # its own process group, so we can end all of it
-        )
-    except OSError as exc:
-        code = 127 if isinstance(exc, FileNotFoundError) else 126
-        raise ShellCommandError(
-            f"cannot start {shown!r}: {exc.strerror}",
-            exit_code=code,
-            stderr=str(exc),
-            stderr_tail=str(exc),
-        ) from exc
-    WARDEN.watch(proc.pid)  # ended with the engine, even one killed with SIGKILL
+    proc = await _spawn(argv, cwd, env, shown)
     capture = OutputCapture(frame, step.step_id, "shell", output_limit(run))
     assert proc.stdout is not None
     assert proc.stderr is not None
