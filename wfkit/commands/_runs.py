@@ -35,7 +35,7 @@ from wfkit.language.loader import LoadedWorkflow
 from wfkit.language.models import Retention
 from wfkit.store.base import RunRow, Store
 from wfkit.store.leases import lost_lease
-from wfkit.store.pending import process_identity
+from wfkit.store.pending import own_identity, process_identity
 from wfkit.store.retention import PrunePolicy, delete_runs, select_runs
 
 if TYPE_CHECKING:
@@ -270,7 +270,7 @@ def _this_process(row: RunRow) -> bool:
     """Whether this process runs ``row`` (its identity when recorded: pids repeat across
     machines and containers)."""
     if row.process:
-        return row.process == process_identity()
+        return row.process == own_identity()
     return row.pid == os.getpid()
 
 

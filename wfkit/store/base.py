@@ -157,6 +157,10 @@ class Db(Protocol):
     def changed(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> int:
         """Run an UPDATE or DELETE; how many rows it changed."""
 
+    def require(self, sql: str, args: tuple[Any, ...], error: Exception) -> None:
+        """In a transaction: fail it with ``error`` when ``sql`` finds no row (on
+        PostgreSQL when the pipeline syncs, without a round trip of its own)."""
+
     def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None: ...
     def lock_run(self, run_id: str) -> None: ...
     def transaction(self) -> AbstractContextManager[Db]: ...

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from wfkit.errors import LeaseLostError, StoreError
 from wfkit.store.base import Db, RunRow
-from wfkit.store.pending import OWNED, Pending, process_identity
+from wfkit.store.pending import OWNED, Pending, own_identity
 
 T = TypeVar("T")
 
@@ -80,7 +80,7 @@ class Leases:
         """Extend this process's lease on a running run; False (and the run's further events
         dropped) when the run is no longer this process's: its lease ran out and another
         process resumed or cancelled it."""
-        mine = (run_id, os.getpid(), process_identity() or "")
+        mine = (run_id, os.getpid(), own_identity() or "")
 
         def renew(db: Db) -> bool:  # UPDATE, then look (no RETURNING: SQLite before 3.35)
             db.run(
@@ -101,7 +101,7 @@ class Leases:
         """Take a run over for a resume, only if its row is still as ``row`` saw it: of two
         processes resuming one run at once, exactly one gets it (False for the other)."""
         self.commit()
-        mine = (os.getpid(), process_identity() or "")
+        mine = (os.getpid(), own_identity() or "")
 
         def take(db: Db) -> bool:
             return bool(

@@ -52,6 +52,18 @@ def process_identity(pid: int | None = None) -> str | None:
     return f"{socket.gethostname()}/{boot}/{start}"
 
 
+_OWN: dict[int, str | None] = {}
+
+
+def own_identity() -> str | None:
+    """This process's :func:`process_identity`, read once per process (a commit asks)."""
+    pid = os.getpid()
+    if pid not in _OWN:  # a forked child is another process
+        _OWN.clear()
+        _OWN[pid] = process_identity(pid)
+    return _OWN[pid]
+
+
 #: a run that is still this process's: running, under its pid and process identity
 OWNED = (
     "SELECT 1 FROM runs WHERE run_id = ? AND status = 'running' AND pid = ?"
@@ -252,7 +264,7 @@ class Pending:
                     (
                         event.digest,
                         os.getpid(),
-                        process_identity(),
+                        own_identity(),
                         dumps(event.inputs),
                         dumps(event.structure) if event.structure is not None else None,
                         event.run_id,
@@ -276,7 +288,7 @@ class Pending:
                         event.started_at,
                         os.getpid(),
                         dumps(event.structure) if event.structure is not None else None,
-                        process_identity(),
+                        own_identity(),
                     ),
                 )
             )
@@ -318,8 +330,11 @@ class Pending:
         for sql, args in self.ops:
             db.run(sql, args)
         for run_id in sorted(self.owned):  # in the transaction: never after a successor's rows
-            if not db.one(OWNED, (run_id, os.getpid(), process_identity() or "")):
-                raise LeaseLostError(f"run {run_id} is no longer this process's", run_id=run_id)
+            db.require(
+                OWNED,
+                (run_id, os.getpid(), own_identity() or ""),
+                LeaseLostError(f"run {run_id} is no longer this process's", run_id=run_id),
+            )
         db.many(
             "DELETE FROM output_chunks WHERE run_id = ? AND okey = ? AND stream = ?"
             " AND seq <= ? AND head = 0",
@@ -390,7 +405,7 @@ class Pending:
                     )
                 )
             db.many("INSERT INTO traces VALUES (?,?,?,?,?,?)", rows)
-        mine = (os.getpid(), process_identity() or "") if self.finished else ()
+        mine = (os.getpid(), own_identity() or "") if self.finished else ()
         for event in self.finished:
             db.run(  # only while the run is this process's (not taken over after its lease)
                 "UPDATE runs SET status=?, finished_at=?, duration_ms=?, state=?, error=?,"

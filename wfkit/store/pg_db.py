@@ -132,8 +132,13 @@ class PostgresDb:
         #: the number of this connection's latest write transaction
         self.batch = 0
         self._in_transaction = False
+        #: the error of the latest require() in the open transaction
+        self._required: Exception | None = None
 
     def _error(self, exc: psycopg.Error) -> StoreError:
+        required, self._required = self._required, None
+        if isinstance(exc, pg_errors.DivisionByZero) and isinstance(required, StoreError):
+            return required  # a require() found no row
         message = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
         kind: type[StoreError] = StoreError
         if isinstance(exc, _RETRYABLE):
@@ -172,6 +177,11 @@ class PostgresDb:
     def run(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> None:
         self._ask(lambda: self.connection.execute(translate(sql), _storable(args)))
 
+    def require(self, sql: str, args: tuple[Any, ...], error: Exception) -> None:
+        """(A division by zero when no row is found: the transaction fails at its sync.)"""
+        self._required = error
+        self.run(f"SELECT 1 / COUNT(*) FROM ({sql}) AS required", args)
+
     def changed(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> int:
         """(``RETURNING``: a count that needs no sync of the pipeline.)"""
         return len(self.all(f"{sql} RETURNING 1", args))
@@ -198,6 +208,7 @@ class PostgresDb:
         Marked with the next batch number when ``marking``."""
         self.batch += 1
         self._in_transaction = True
+        self._required = None
         try:
             with self.connection.pipeline(), self.connection.transaction():
                 if self.marking:

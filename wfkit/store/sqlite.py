@@ -99,6 +99,10 @@ class SqliteDb:
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
+    def require(self, sql: str, args: tuple[Any, ...], error: Exception) -> None:
+        if self.one(sql, args) is None:
+            raise error
+
     def changed(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> int:
         try:
             return int(self.connection.execute(sql, storable(args)).rowcount)
