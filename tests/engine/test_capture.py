@@ -193,10 +193,11 @@ def test_an_old_store_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     with RunStore(path) as store:
         store.db.execute("PRAGMA user_version = 1")
-        for table in ("outputs", "output_chunks", "cancel_requests"):
+        for table in ("outputs", "output_chunks", "cancel_requests", "sources", "schema_compat"):
             store.db.execute(f"DROP TABLE {table}")
         store.db.execute("ALTER TABLE runs DROP COLUMN structure")
         store.db.execute("ALTER TABLE runs DROP COLUMN process")
+        store.db.execute("ALTER TABLE runs DROP COLUMN lease_until")
         store.db.execute("ALTER TABLE steps DROP COLUMN item")
         store.db.execute("ALTER TABLE steps DROP COLUMN injected")
         store.db.execute(

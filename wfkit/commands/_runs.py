@@ -267,11 +267,9 @@ def run_process_alive(row: RunRow) -> bool | None:
 
 
 def _this_process(row: RunRow) -> bool:
-    """Whether this process runs ``row`` (its identity when recorded: pids repeat across
-    machines and containers)."""
-    if row.process:
-        return row.process == own_identity()
-    return row.pid == os.getpid()
+    """Whether this process runs ``row``: its pid, and its identity when recorded (pids
+    repeat across machines and containers)."""
+    return row.pid == os.getpid() and (not row.process or row.process == own_identity())
 
 
 def effective_status(row: RunRow) -> str:
