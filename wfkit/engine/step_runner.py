@@ -170,7 +170,7 @@ class StepRunner:
         wait_ms = 0.0
         failed: list[StepError] = []
 
-        def decide(exc: Exception) -> bool | float:
+        def decide(exc: BaseException) -> bool | float:
             nonlocal wait_ms
             if not isinstance(exc, StepError):
                 return False  # cancellation, loop signals and bugs are never retried
