@@ -15,15 +15,20 @@ from tests.pg_cluster import Cluster, ClusterUnavailableError, start_cluster
 _databases = itertools.count()
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[Cluster]:
-    """A PostgreSQL cluster for the session; skipped without the binaries (failed under CI)."""
+def cluster_or_skip(settings: dict[str, str]) -> Cluster:
+    """A started cluster; the test is skipped without the binaries (failed under CI)."""
     try:
-        cluster = start_cluster({"fsync": "off", "synchronous_commit": "off"})
+        return start_cluster(settings)
     except ClusterUnavailableError as exc:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true needs a PostgreSQL server for the store tests: {exc}")
         pytest.skip(f"no PostgreSQL: {exc}")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """A PostgreSQL cluster for the session."""
+    cluster = cluster_or_skip({"fsync": "off", "synchronous_commit": "off"})
     try:
         yield cluster
     finally:

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_until
-from tests.pg_cluster import Cluster, ClusterUnavailableError, start_cluster
+from tests.pg_cluster import Cluster
+from tests.store.conftest import cluster_or_skip
 from tests.store.test_contract import ARGV, HANG
 
 ITERATIONS = 200
@@ -35,12 +36,7 @@ steps:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    try:
-        started = start_cluster({"fsync": "off"})
-    except ClusterUnavailableError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true needs a PostgreSQL server: {exc}")
-        pytest.skip(f"no PostgreSQL: {exc}")
+    started = cluster_or_skip({"fsync": "off"})
     try:
         yield started
     finally:
@@ -186,14 +182,9 @@ def test_runs_beyond_max_connections_wait_for_a_connection_and_all_succeed(
 ) -> None:
     """Twelve runs at once against a server that takes four connections: the runs that
     find it full wait (a refused start used to fail: "sorry, too many clients already")."""
-    try:
-        small = start_cluster(
-            {"fsync": "off", "max_connections": "4", "superuser_reserved_connections": "0"}
-        )
-    except ClusterUnavailableError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true needs a PostgreSQL server: {exc}")
-        pytest.skip(f"no PostgreSQL: {exc}")
+    small = cluster_or_skip(
+        {"fsync": "off", "max_connections": "4", "superuser_reserved_connections": "0"}
+    )
     try:
         url = small.create_database("full")
         flow = tmp_path / "short.yaml"

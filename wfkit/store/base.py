@@ -8,12 +8,15 @@ or a ``postgresql://`` URL.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from wfkit.errors import StoreError
 
 if TYPE_CHECKING:
     from wfkit.engine.events import ErrorRecord, Event, Message
@@ -197,3 +200,18 @@ class ChunkRow:
     head: bool
     timestamp: float
     data: bytes
+
+
+def env_seconds(name: str, default: float, minimum: float) -> float:
+    """The environment variable ``name`` as seconds (at least ``minimum``), else
+    ``default``; anything else is a :class:`StoreError` naming the variable."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not minimum <= value < float("inf"):
+        raise StoreError(f"{name}: {text!r} is not a number of seconds (at least {minimum:g})")
+    return value

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from wfkit.errors import LeaseLostError, StoreError
-from wfkit.store.base import Db, RunRow
+from wfkit.errors import LeaseLostError
+from wfkit.store.base import Db, RunRow, env_seconds
 from wfkit.store.pending import OWNED, Pending, own_identity
 
 T = TypeVar("T")
@@ -30,16 +30,7 @@ MIN_LEASE = 1.0
 
 def lease_seconds() -> float:
     """``WFKIT_LEASE`` (seconds, at least ``MIN_LEASE``), else ``DEFAULT_LEASE``."""
-    text = os.environ.get("WFKIT_LEASE", "").strip()
-    if not text:
-        return DEFAULT_LEASE
-    try:
-        value = float(text)
-    except ValueError:
-        raise StoreError(f"WFKIT_LEASE: {text!r} is not a number of seconds") from None
-    if not value >= MIN_LEASE or value == float("inf"):
-        raise StoreError(f"WFKIT_LEASE: {text!r} must be at least {MIN_LEASE:g} seconds")
-    return value
+    return env_seconds("WFKIT_LEASE", DEFAULT_LEASE, MIN_LEASE)
 
 
 #: the condition that a run's row is as a command saw it (status, pid, process identity)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 import re
 import time
 import uuid
@@ -28,7 +27,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from wfkit.errors import StoreError
-from wfkit.store.base import UNSTORABLE_IN_POSTGRES, storable
+from wfkit.store.base import UNSTORABLE_IN_POSTGRES, env_seconds, storable
 from wfkit.store.sql import RetryableError
 
 T = TypeVar("T")
@@ -67,16 +66,7 @@ class StoreUnreachableError(_StoreFault):
 
 def reconnect_seconds() -> float:
     """``WFKIT_STORE_RECONNECT`` (seconds, 0 or more), else ``RECONNECT_SECONDS``."""
-    text = os.environ.get("WFKIT_STORE_RECONNECT", "").strip()
-    if not text:
-        return RECONNECT_SECONDS
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise StoreError(f"WFKIT_STORE_RECONNECT: {text!r} is not a number of seconds (0 or more)")
-    return value
+    return env_seconds("WFKIT_STORE_RECONNECT", RECONNECT_SECONDS, 0.0)
 
 
 def _cause(exc: StoreError) -> str:
