@@ -149,6 +149,8 @@ def normalize(text: str) -> list[str]:
         flags=re.MULTILINE,
     )
     text = re.sub(r"(, )?(slower|faster)( \(\+N ms\))?", "", text)
+    # a table's rules are as wide as its widest cell, which a longer duration widens
+    text = re.sub(r"([─━═╌-])\1+", r"\1", text)
     return sorted(" ".join(line.split()) for line in text.splitlines() if line.strip())
 
 

@@ -291,19 +291,27 @@ WATCH_SECONDS = 0.25
 
 async def execute_watched(run: Run, run_store: Store, poll: float = WATCH_SECONDS) -> RunOutcome:
     """Execute the run while watching the store for a cancel request and renewing the run's
-    lease; a run whose lease another process took (it ran out, and the run was resumed or
+    lease (a quiet run gives a server's connection back between its polls); a run whose
+    lease another process took (it ran out, and the run was resumed or
     cancelled elsewhere) is stopped, and :class:`LeaseLostError` says so."""
     engine = asyncio.ensure_future(run.execute())
     renew_every = run_store.lease / 3
     failed: list[StoreError] = []  # the store failed the watcher: the run stops, saying so
 
+    # a quiet run (it only waits) gives a server's connection back, and asks at that pace
+    slow = max(poll, run_store.idle_release or 0.0)
+
     async def watch() -> None:
         loop = asyncio.get_running_loop()
-        renewed = loop.time()
+        renewed = polled = loop.time()
         while not engine.done():
             await asyncio.sleep(poll)
             try:
                 run_store.flush_if_due()
+                quiet = run_store.quiet()
+                if quiet and loop.time() - polled < slow:
+                    continue
+                polled = loop.time()
                 if loop.time() - renewed >= renew_every:
                     renewed = loop.time()
                     run_store.renew_lease(run.run_id)
@@ -312,6 +320,8 @@ async def execute_watched(run: Run, run_store: Store, poll: float = WATCH_SECOND
                 if run_store.cancel_requested(run.run_id):
                     engine.cancel()
                     return
+                if quiet:
+                    run_store.release()
             except StoreError as exc:
                 failed.append(exc)
                 engine.cancel()

@@ -61,11 +61,28 @@ class Leases:
     _fenced: set[str]
     #: run id -> when (monotonic) this process last renewed its lease
     _renewed: dict[str, float]
+    _last_commit: float
+    #: seconds without a commit after which a run gives its database connection back
+    #: (None: the store keeps it, as a file costs no server a connection)
+    idle_release: float | None = None
 
     def _write(  # pragma: no cover - SqlStore's
         self, work: Callable[[Db], T], applied: Callable[[Db], T] | None = None
     ) -> T:
         raise NotImplementedError
+
+    def quiet(self) -> bool:
+        """Nothing written for ``idle_release`` seconds and nothing pending: the run only
+        waits (a long step, a retry's wait), and its watcher polls at that slower pace."""
+        return (
+            self.idle_release is not None
+            and not self._pending
+            and time.monotonic() - self._last_commit >= self.idle_release
+        )
+
+    def release(self) -> None:
+        """Give the database connection back until the next statement (a quiet run's)."""
+        self._sql.release()
 
     def renew_lease(self, run_id: str) -> bool:
         """Extend this process's lease on a running run; False (and the run's further events

@@ -34,6 +34,9 @@ T = TypeVar("T")
 
 #: seconds a store waits for its server to come back when ``WFKIT_STORE_RECONNECT`` does not say
 RECONNECT_SECONDS = 60.0
+#: seconds without a write after which a run gives its connection back when
+#: ``WFKIT_STORE_IDLE`` does not say (a run that only waits holds none of the server's few)
+IDLE_SECONDS = 2.0
 _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 #: the server went away or is not back yet: the connection is worth opening again
 _LOST = (pg_errors.AdminShutdown, pg_errors.CrashShutdown, pg_errors.CannotConnectNow)
@@ -62,6 +65,11 @@ class ConnectionLostError(_StoreFault):
 
 class StoreUnreachableError(_StoreFault):
     """The server did not accept a connection (down, restarting, refused)."""
+
+
+def idle_seconds() -> float:
+    """``WFKIT_STORE_IDLE`` (seconds, 0 or more), else ``IDLE_SECONDS``."""
+    return env_seconds("WFKIT_STORE_IDLE", IDLE_SECONDS, 0.0)
 
 
 def reconnect_seconds() -> float:
@@ -124,6 +132,8 @@ class PostgresDb:
         self._in_transaction = False
         #: the error of the latest require() in the open transaction
         self._required: Exception | None = None
+        #: the connection was given back (``release``): the next use opens one again
+        self.released = False
 
     def _error(self, exc: psycopg.Error) -> StoreError:
         required, self._required = self._required, None
@@ -140,6 +150,7 @@ class PostgresDb:
     def _ask(self, call: Callable[[], T]) -> T:
         """``call``, asked again on a new connection when the connection broke (outside a
         transaction: a transaction is retried whole, by the store)."""
+        self._reopen()
         try:
             return call()
         except psycopg.Error as exc:
@@ -196,6 +207,7 @@ class PostgresDb:
         """One transaction in pipeline mode: statements whose results nobody reads go out
         together, so a commit costs two round trips (the run's numbers read, the rest).
         Marked with the next batch number when ``marking``."""
+        self._reopen()
         self.batch += 1
         self._in_transaction = True
         self._required = None
@@ -263,6 +275,22 @@ class PostgresDb:
                 " and its run is interrupted: `wfkit resume` continues it once the server is"
                 " back"
             ) from None
+
+    def release(self) -> None:
+        """Give the connection back to the server while the run only waits (a long step, a
+        retry's wait): the next statement opens one again. Many runs then share a server's
+        ``max_connections``."""
+        if not self._in_transaction and not self.connection.closed and self._connect:
+            self.released = True
+            with contextlib.suppress(psycopg.Error):
+                self.connection.close()
+
+    def _reopen(self) -> None:
+        """Open the connection again after ``release`` (waiting, as a reconnect does, for a
+        server that is full)."""
+        if self.released:
+            self.released = False
+            self.reconnect()
 
     def close(self) -> None:
         if self.marking and not self.connection.closed:

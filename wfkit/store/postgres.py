@@ -30,6 +30,7 @@ from wfkit.store.pg_db import (
     ConnectionLostError,
     PostgresDb,
     StoreUnreachableError,
+    idle_seconds,
     reconnect_seconds,
     redact,
     server_name,
@@ -101,6 +102,7 @@ class PostgresStore(SqlStore):
         self._location = redact(url)
         self.read_only = read_only
         self.missing = False
+        self.idle_release = None if read_only else idle_seconds()
         connection = _open(url, read_only)
         db = PostgresDb(
             connection,

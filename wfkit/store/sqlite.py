@@ -135,6 +135,9 @@ class SqliteDb:
             raise
         self.run("COMMIT")
 
+    def release(self) -> None:
+        """A file's connection costs no server anything: it is kept."""
+
     def close(self) -> None:
         self.connection.close()
 
