@@ -307,7 +307,7 @@ class CircuitOpenError(StepError):
 class SubAgentError(StepError):
     """A ``parallel_foreach`` item failed; ``cause`` is the item's own error."""
 
-    def __init__(self, message: str, *, index: int, **kw: Any) -> None:
+    def __init__(self, message: str, *, index: int | None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.index = index
 

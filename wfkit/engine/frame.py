@@ -144,9 +144,14 @@ class Frame:
         self.memory[key] = value
         self._changed_memory.add(key)
 
-    def forget(self, key: str) -> None:
-        """Drop a remembered value."""
-        if self.memory.pop(key, MISSING) is not MISSING:
+    def let_go(self, key: str) -> None:
+        """Stop holding a remembered value that reached a checkpoint: the store keeps it
+        (``forget(key, stored=True)`` deletes it there)."""
+        self.memory.pop(key, None)
+
+    def forget(self, key: str, stored: bool = False) -> None:
+        """Drop a remembered value (``stored``: also one this frame let go of)."""
+        if self.memory.pop(key, MISSING) is not MISSING or stored:
             self._changed_memory.add(key)
 
     def note(self, **values: Any) -> None:

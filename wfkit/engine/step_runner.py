@@ -400,6 +400,9 @@ class StepRunner:
                 if isinstance(item, dict) and "status" in item:
                     items[str(item["status"])] = items.get(str(item["status"]), 0) + 1
             record.items = items
+        elif plan.step_type == "parallel_foreach" and isinstance(output, dict):
+            counts = {k: output.get(k) for k in ("succeeded", "failed")}  # a lean fan-out's
+            record.items = {k: v for k, v in counts.items() if isinstance(v, int) and v}
         frame.record_step(plan.step_id, status, output)
         if completed and frame.needs_checkpoint():
             frame.cursor[-1].done = True

@@ -23,7 +23,7 @@ from wfkit.language.diagnostics import (
     translate_validation_error,
 )
 from wfkit.language.expressions import precompiled, recording
-from wfkit.language.plan import StepPlan
+from wfkit.language.plan import StepPlan, references_in
 from wfkit.language.state_schema import build_state_plan, raw_writes
 from wfkit.language.yamlsrc import Path as NodePath
 from wfkit.language.yamlsrc import Source, parse, read_source
@@ -44,6 +44,27 @@ class LoadedWorkflow:
     plans: dict[int, StepPlan] = field(default_factory=dict)
     #: the file's text (shipped with items that run on other machines)
     text: str = ""
+    #: id() of a step -> whether its ``result`` is read (``result_read``), found once
+    _result_read: dict[int, bool] = field(default_factory=dict, repr=False, compare=False)
+
+    def result_read(self, step: m.StepBase) -> bool:
+        """Whether anything reads ``step``'s result: its own fields (``result``) or any
+        expression of the workflow (``steps.<id>``, or ``steps`` by a computed key). A
+        fan-out whose result nobody reads keeps counts instead of every item's entry."""
+        known = self._result_read.get(id(step))
+        if known is None:
+            own = self.plans.get(id(step))
+            named = f"steps.{step.step_id}"
+            known = own is None or any(
+                ref == "result" or ref.startswith("result.") for ref in references_in(own.compiled)
+            )
+            known = known or any(
+                ref in ("steps", named) or ref.startswith(named + ".")
+                for plan in self.plans.values()
+                for ref in references_in(plan.compiled)
+            )
+            self._result_read[id(step)] = known
+        return known
 
     @property
     def file(self) -> str:

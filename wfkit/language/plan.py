@@ -6,6 +6,7 @@ step runs (:mod:`wfkit.engine.steps.registry`), so the language needs nothing of
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,3 +59,20 @@ class StepPlan:
             policy=compiled["policy"],
             breaker=step.circuit_breaker,
         )
+
+
+def references_in(value: Any) -> Iterator[str]:
+    """The dotted paths read by the compiled expressions inside ``value`` (a step's compiled
+    fields: expressions, values, state writes, lists and maps of them)."""
+    refs = getattr(value, "references", None)
+    if isinstance(refs, frozenset):
+        yield from refs
+    elif isinstance(value, CompiledUpdate):
+        for part in (value.path, value.value, value.by):
+            yield from references_in(part)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from references_in(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from references_in(item)

@@ -311,7 +311,9 @@ class Pending:
         for change, value in event.changes.items():
             text = values[change] = None if value is MISSING else dumps(value)
             self.value_chars += len(text) if text is not None else 0
-            if log is not None:
+            if log is not None and (text is not None or change[0] != "memory"):
+                # a remembered value's end is no change of state: its last value stays
+                # there for the report (a fan-out's item entries)
                 log[f"{change[0]}/{change[1]}"] = text
 
     def _trim(self, event: OutputTrimmed) -> None:

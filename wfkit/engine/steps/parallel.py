@@ -4,6 +4,11 @@ Each item runs in its own frame (its own state and checkpoints, keyed
 ``<parent frame>/<step id>[<index>]``). A succeeded item's result is remembered by the parent
 frame and the item's checkpoints are dropped, so a resume reruns only the items that had not
 succeeded, each from its own last checkpoint.
+
+When nothing reads the step's result (:meth:`LoadedWorkflow.result_read`), the coordinator
+keeps only the status of a succeeded item once its entry reached a checkpoint (the store
+keeps the entry, for ``report`` and resume), and the result is the counts ``{items,
+succeeded, failed}``: its memory no longer grows with what each item's state holds.
 """
 
 from __future__ import annotations
@@ -28,22 +33,30 @@ async def run_parallel_foreach(step: ParallelForeachStep, frame: Frame) -> Any:
     in item order. Under ``fail_fast`` the first failure cancels the items in flight."""
     frame.take_reentry()  # continuing needs no notes: finished items are remembered
     items = list_items(frame.eval(step, "items"), step.step_id)
-    results: list[dict[str, Any] | None] = [
-        frame.memory.get(_key(step, i)) for i in range(len(items))
-    ]
+    lean = not frame.run.loaded.result_read(step)
+    results: list[Any] = [frame.memory.get(_key(step, i)) for i in range(len(items))]
+    if lean:  # entries restored by a resume: the store has them, a mark is enough here
+        for index, kept in enumerate(results):
+            if isinstance(kept, dict):
+                results[index] = _status(kept)
+                frame.let_go(_key(step, index))
     queue = iter([i for i, r in enumerate(results) if r is None])
     fail_fast = step.on_item_error == "fail_fast"
     item_errors: list[SubAgentError] = []
+    first_failure: list[dict[str, Any]] = []
 
     async def worker() -> None:
         for index in queue:
             outcome, error = await _run_item(step, frame, index, items[index])
-            results[index] = outcome
+            results[index] = outcome if not lean else outcome["status"]
             if error is not None:
                 item_errors.append(error)
+                first_failure[:] = first_failure or [outcome]
             if error is None:
                 frame.remember(_key(step, index), outcome)
                 frame.run.checkpoint(frame)  # the parent stays at this (unfinished) step
+                if lean:  # the entry is in the checkpoint: its status is enough here
+                    frame.let_go(_key(step, index))
                 frame.run.emit(FrameDropped(frame.run.run_id, _frame_key(step, frame, index)))
             elif fail_fast:
                 frame.run.decisions.fail_fast(
@@ -60,20 +73,39 @@ async def run_parallel_foreach(step: ParallelForeachStep, frame: Frame) -> Any:
         failures = [e for e in group_error.exceptions if isinstance(e, SubAgentError)]
         raise failures[0] if failures else group_error.exceptions[0] from None
     finished = [r for r in results if r is not None]
-    succeeded = sum(1 for r in finished if r["status"] == "succeeded")
+    succeeded = sum(1 for r in finished if _status(r) == "succeeded")
     if step.min_success is not None and succeeded < step.min_success:
-        first = next(r for r in finished if r["status"] != "succeeded")
+        first = first_failure[0] if first_failure else None
         raise SubAgentError(
             f"{succeeded} of {len(items)} items succeeded; {step.step_id!r} needs "
-            f"min_success={step.min_success} (first failure: item {first['index']}: "
-            f"{first['error']['message']})",
-            index=first["index"],
+            f"min_success={step.min_success}"
+            + (
+                f" (first failure: item {first['index']}: {first['error']['message']})"
+                if first is not None
+                else ""
+            ),
+            index=first["index"] if first is not None else None,
         )
     for error in item_errors:  # on_item_error: continue took over: these did not fail the run
         frame.run.mark_recovered(error)
     for index in range(len(items)):
-        frame.forget(_key(step, index))
-    return finished
+        frame.forget(_key(step, index), stored=lean)
+    if lean:
+        return {"items": len(items), "succeeded": succeeded, "failed": len(finished) - succeeded}
+    return [_entry(r, i, items) for i, r in enumerate(results) if r is not None]
+
+
+def _status(kept: Any) -> str:
+    """The status of an item as kept: its entry, or the mark of a lean fan-out."""
+    return str(kept["status"]) if isinstance(kept, dict) else str(kept)
+
+
+def _entry(kept: Any, index: int, items: list[Any]) -> Any:
+    """An item's entry in the result (one kept as a mark, by a run resumed with a workflow
+    that now reads the result, has no state)."""
+    if isinstance(kept, dict):
+        return kept
+    return {"index": index, "item": items[index], "status": kept, "state": None, "error": None}
 
 
 def _key(step: ParallelForeachStep, index: int) -> str:
