@@ -1,12 +1,13 @@
-"""Parallel items on a Dask cluster: throughput against workers, overhead per item, and a
-10,000-item fan-out. Prints figures; asserts nothing.
+"""Parallel items on a Dask cluster: throughput against workers, overhead per item, a
+10,000-item fan-out, and the coordinator's memory per item for 10,000 and 100,000 items.
+Prints figures; asserts nothing.
 
 Each section starts a real cluster (``dask scheduler`` and ``dask worker --nworkers N``
 processes on 127.0.0.1) and runs ``wfkit run --executor dask`` as its own process, the
 coordinator, whose peak RSS is read when it exits. Durations are the fan-out step's own
 (from the run's report), so the coordinator's start-up is not counted.
 
-    python benchmarks/scale.py            # full sizes (a few minutes)
+    python benchmarks/scale.py            # full sizes (about half an hour)
     python benchmarks/scale.py --quick    # small sizes (under a minute)
 """
 
@@ -38,14 +39,21 @@ def tool(name: str) -> str:
     return found
 
 
-def fan_out(items: int, item_steps: str, max_parallel: int) -> str:
+def fan_out(items: int, item_steps: str, max_parallel: int, reads: bool = True) -> str:
+    """A fan-out over ``items``; ``reads``: its state_update counts the succeeded entries of
+    its result (the coordinator then keeps every entry)."""
     return (
-        "name: scale\nstate_schema:\n  raw: {done: integer}\nsteps:\n"
+        "name: scale\nstate_schema:\n  raw: {done: integer}\n"
+        "config: {max_state_bytes: 2000000000}\nsteps:\n"
         f"  - id: fan\n    type: parallel_foreach\n    items: '{{{{ range({items}) | list }}}}'\n"
         f"    sub_agent_task: t\n    max_parallel: {max_parallel}\n"
-        "    state_update: {path: raw.done, value: \"{{ result | selectattr('status', "
-        "'equalto', 'succeeded') | list | length }}\"}\n"
-        "sub_agent_tasks:\n  t:\n    inputs: {item: {type: integer}}\n"
+        + (
+            "    state_update: {path: raw.done, value: \"{{ result | selectattr('status', "
+            "'equalto', 'succeeded') | list | length }}\"}\n"
+            if reads
+            else ""
+        )
+        + "sub_agent_tasks:\n  t:\n    inputs: {item: {type: integer}}\n"
         f"    state_schema:\n      raw: {{n: integer}}\n    steps:\n{item_steps}"
     )
 
@@ -202,6 +210,29 @@ def bulk(folder: Path, sizes: list[int]) -> None:
             )
 
 
+def memory(folder: Path, sizes: list[int]) -> None:
+    """The coordinator's peak RSS against the number of items: the slope per item, for a
+    fan-out whose result nothing reads (counts) and one whose state_update reads it."""
+    print("\ncoordinator memory: trivial items, peak RSS of the coordinator process")
+    print(f"{'where':>6} {'result':>7} {'items':>7} {'peak RSS MiB':>13} {'KiB/item':>9}")
+    with cluster(2, folder) as address:
+        cases = [("local", False, ()), ("local", True, ()), ("dask", False, ("--scheduler",))]
+        for where, reads, flags in cases:
+            base: tuple[int, int] | None = None
+            for items in sizes:
+                flow = folder / f"mem{items}{reads}.yaml"
+                flow.write_text(fan_out(items, TRIVIAL, 32, reads=reads))
+                store = folder / f"mem-{where}-{reads}-{items}"
+                argv = (*flags, address) if flags else ()
+                _, _, rss = coordinate(flow, store, *argv)
+                slope = ""
+                if base is not None:
+                    slope = f"{(rss - base[1]) / 1024 / (items - base[0]):.2f}"
+                base = base or (items, rss)
+                kind = "read" if reads else "counts"
+                print(f"{where:>6} {kind:>7} {items:>7} {rss / 2**20:>13.1f} {slope:>9}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small sizes (< 60 s)")
@@ -213,10 +244,12 @@ def main() -> None:
             throughput(folder, 40, [1, 2])
             overhead(folder, 100)
             bulk(folder, [200, 1000])
+            memory(folder, [200, 2000])
         else:
             throughput(folder, 400, [1, 2, 4, 8])
             overhead(folder, 1000)
             bulk(folder, [1000, 10_000])
+            memory(folder, [1000, 10_000, 100_000])
 
 
 if __name__ == "__main__":

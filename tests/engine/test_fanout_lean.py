@@ -113,3 +113,76 @@ def test_a_lean_fan_out_resumes_only_its_unfinished_items(
     assert resumed.status == "succeeded"
     assert marker.read_text().split() == ["1", "2", "3", "3", "4", "5"]
     assert _fan_output(resumed.run_id) == {"items": 5, "succeeded": 5, "failed": 0}
+
+
+COUNTING = (
+    "    state_update: {path: raw.seen, value:"
+    " \"{{ result | selectattr('status', 'equalto', 'succeeded') | list | length }}\"}\n"
+)
+
+
+def test_what_reading_result_costs_is_known_before_the_items_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The measured capacity holds: the counting expression over minimal entries passes just
+    under it and fails on the budget just over it (real entries, heavier, fail sooner). A
+    budget of 50,000 steps keeps each evaluation short on any machine."""
+    from wfkit.errors import ExpressionError
+    from wfkit.language import budget, fanout
+
+    small = budget.Limits(max_steps=50_000, max_seconds=600.0)
+    monkeypatch.setattr(budget, "LIMITS", small)
+    monkeypatch.setattr(fanout, "LIMITS", small)
+    loaded = load_text(_flow(COUNTING))
+    step = loaded.workflow.steps[0]
+    found = fanout.result_capacity(loaded, step)
+    assert found is not None
+    most, steps = found
+    assert 5_000 < most < 50_000
+    assert steps > 1
+    [update] = loaded.plans[id(step)].compiled["updates"]
+    under, over = int(most * 0.98), int(most * 1.02)
+    assert update.value.render({"result": fanout._entries(under)}) == under
+    with pytest.raises(ExpressionError, match="work"):
+        update.value.render({"result": fanout._entries(over)})
+    assert fanout.result_warning(loaded, step, under) is None
+    assert f"at most about {most:,} items" in (fanout.result_warning(loaded, step, over) or "")
+    # a result read only by its length costs nothing per item: no bound to tell
+    plain = load_text(
+        _flow(COUNTING.replace("selectattr('status', 'equalto', 'succeeded') | list | ", ""))
+    )
+    assert plain.result_read(plain.workflow.steps[0])
+    assert fanout.result_capacity(plain, plain.workflow.steps[0]) is None
+
+
+def test_explain_and_the_run_warn_before_the_items_run(
+    write: Callable[..., Path], tmp_path: Path
+) -> None:
+    import subprocess
+
+    from tests.store.test_contract import ARGV
+
+    heavy = (
+        '    state_update: {path: raw.seen, value: "{% for r in result %}'
+        '{% for x in range(2000) %}{% endfor %}{% endfor %}{{ result | length }}"}\n'
+    )
+    text = _flow(heavy).replace("items: [1, 2, 3, 4, 5]", "items: '{{ range(1500) | list }}'")
+    flow = write(text)
+    explained = subprocess.run(
+        [*ARGV, "explain", str(flow), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    warnings = json.loads(explained.stdout)["warnings"]
+    [note] = [w for w in warnings if w["kind"] == "result_budget"]
+    assert note["step_id"] == "fan"
+    assert "takes at most about 499 items" in note["message"]
+    report = run_workflow(flow)
+    assert report.status == "failed"
+    assert any(
+        "fan: its state_update reads `result` as a whole (one entry per item): it has 1,500 items"
+        in w
+        for w in report.warnings
+    )

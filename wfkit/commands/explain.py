@@ -26,9 +26,9 @@ from wfkit.language import models as m
 from wfkit.language.compile import Body, walk
 from wfkit.language.diagnostics import suggest
 from wfkit.language.expressions import SHELL_ENV, Expr, Value, truthy
+from wfkit.language.fanout import result_warning
 from wfkit.language.loader import LoadedWorkflow, load_file
-from wfkit.language.plan import CompiledUpdate
-from wfkit.language.policy import ErrorPolicy
+from wfkit.language.plan import references_in
 from wfkit.language.shellquote import place_values, shell_text, unneeded_quotes
 
 RESULT_FIELDS = {"shell_command": ("stdout", "stderr", "exit_code")}
@@ -149,7 +149,7 @@ class _Walker:
             sites.append((update, set(base)))
         reads: set[str] = set()
         for value, allowed in sites:
-            for ref in _refs(value):
+            for ref in references_in(value):
                 self.check_reference(ref, step, allowed)
                 reads.add(self.qualify(ref))
         return sorted(reads)
@@ -193,17 +193,31 @@ class _Walker:
 
     def decide(self, expr: Any, step: m.StepBase) -> bool | None:
         """The condition's value when the inputs alone decide it, else None."""
+        known, value = self.by_inputs(expr, constant=False)
+        return truthy(value) if known else None
+
+    def by_inputs(self, expr: Any, constant: bool = True) -> tuple[bool, Any]:
+        """``(True, value)`` when the inputs alone decide the expression's value (one that
+        reads nothing counts only when ``constant``), else ``(False, None)``."""
         if self.state is None or not isinstance(expr, Expr):
-            return None
+            return False, None
         if expr.is_literal:
-            return truthy(expr.source)
+            return True, expr.source
         tiers = {self.names.get(r.split(".", 1)[0], r.split(".", 1)[0]) for r in expr.references}
-        if not tiers or not tiers <= {"inputs"}:
-            return None
+        if not (tiers or constant) or not tiers <= {"inputs"}:
+            return False, None
         try:
-            return truthy(expr.render(self.state.scope()))
+            return True, expr.render(self.state.scope())
         except StepError:
-            return None
+            return False, None
+
+    def result_note(self, step: m.ParallelForeachStep) -> str | None:
+        """A fan-out whose items the inputs decide, more than its reads of ``result`` take."""
+        known, items = self.by_inputs(step._compiled.get("items"))
+        if isinstance(step.items, list) or (known and isinstance(items, (list, dict))):
+            count = len(step.items if isinstance(step.items, list) else items)
+            return result_warning(self.loaded, step, count)
+        return None
 
     # the walk ----------------------------------------------------------------------------
 
@@ -232,7 +246,7 @@ class _Walker:
             condition_value = self.decide(condition, step)
         gate = compiled.get("if_")
         gate_value = self.decide(gate, step) if gate is not None else None
-        policy = _retry_plan(compiled["policy"])
+        policy = RetryPlan.of(compiled["policy"])
         timeout = step.timeout
         view = StepPlanView(
             id=step.step_id,
@@ -256,6 +270,8 @@ class _Walker:
         self.steps.append(view)
         self.check_budget(step, policy)
         self.check_shell(step)
+        if isinstance(step, m.ParallelForeachStep) and (note := self.result_note(step)):
+            self.warn("result_budget", note, step)
         for label, children in step.children():
             child = _Context(
                 in_loop=ctx.in_loop or (label == "body"),
@@ -327,14 +343,6 @@ class _Walker:
             )
 
 
-def _refs(value: Any) -> frozenset[str]:
-    if isinstance(value, (Expr, Value)):
-        return value.references
-    if isinstance(value, CompiledUpdate):
-        return value.path.references | value.value.references | value.by.references
-    return frozenset()
-
-
 def _literals(value: Value) -> list[str]:
     """Plain strings (no braces) inside a value."""
     out: list[str] = []
@@ -352,24 +360,6 @@ def _literals(value: Value) -> list[str]:
 
     collect(value.source)
     return out
-
-
-def _retry_plan(policy: ErrorPolicy) -> RetryPlan:
-    retry = policy.retry
-    retry_on: list[str] | str | None = None
-    if retry is not None and retry.retry_on_types is not None:
-        retry_on = [t.__name__ for t in retry.retry_on_types]
-    elif retry is not None and retry.retry_on_expr is not None:
-        retry_on = retry.retry_on_expr.source
-    return RetryPlan(
-        strategy=policy.strategy,
-        attempts=policy.attempts,
-        delays_ms=retry.schedule_ms() if retry else [],
-        jitter_ms=retry.jitter_ms if retry else 0,
-        worst_case_wait_ms=retry.worst_case_wait_ms() if retry else 0.0,
-        retry_on=retry_on,
-        fallback=policy.fallback.source if policy.fallback is not None else None,
-    )
 
 
 def _worst_case(step: m.StepBase, policy: RetryPlan) -> float | None:

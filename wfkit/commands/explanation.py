@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from wfkit.commands._base import FrozenModel
+from wfkit.language.policy import ErrorPolicy
 
 
 class InputPlan(FrozenModel):
@@ -24,6 +25,25 @@ class RetryPlan(FrozenModel):
     worst_case_wait_ms: float
     retry_on: list[str] | str | None
     fallback: Any = None
+
+    @classmethod
+    def of(cls, policy: ErrorPolicy) -> RetryPlan:
+        """The plan of a step's compiled error policy."""
+        retry = policy.retry
+        retry_on: list[str] | str | None = None
+        if retry is not None and retry.retry_on_types is not None:
+            retry_on = [t.__name__ for t in retry.retry_on_types]
+        elif retry is not None and retry.retry_on_expr is not None:
+            retry_on = retry.retry_on_expr.source
+        return cls(
+            strategy=policy.strategy,
+            attempts=policy.attempts,
+            delays_ms=retry.schedule_ms() if retry else [],
+            jitter_ms=retry.jitter_ms if retry else 0,
+            worst_case_wait_ms=retry.worst_case_wait_ms() if retry else 0.0,
+            retry_on=retry_on,
+            fallback=policy.fallback.source if policy.fallback is not None else None,
+        )
 
 
 class ToolNeed(FrozenModel):

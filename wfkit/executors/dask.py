@@ -72,6 +72,10 @@ class Definition:
     version: str  # the coordinator's wfkit: a worker running another refuses the items
 
 
+#: the setting that keeps distributed's log of recent messages (left alone when set)
+LOG_LENGTH_ENV = "DASK_DISTRIBUTED__ADMIN__LOW_LEVEL_LOG_LENGTH"
+
+
 class DaskExecutor:
     """Items run as tasks of a Dask cluster; their records come back to the run."""
 
@@ -91,6 +95,12 @@ class DaskExecutor:
         # the client's connection troubles reach the user as the run's own one-line error
         # (ExecutorError, ExecutorLostError), naming the scheduler, not as log lines
         logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
+        if LOG_LENGTH_ENV not in os.environ:
+            # distributed keeps its last 1,000 batches of messages to the scheduler for
+            # debugging: ~2 KiB per item of a large fan-out the coordinator never needs
+            import dask.config
+
+            dask.config.set({"distributed.admin.low-level-log-length": 0})
 
         if scheduler is None:
             cluster = await LocalCluster(  # type: ignore[no-untyped-call]

@@ -198,6 +198,12 @@ _current: contextvars.ContextVar[Budget | None] = contextvars.ContextVar(
 )
 
 
+#: steps and bytes spent by the evaluations inside a ``metered`` block, when one is open
+_meter: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "wfkit_meter", default=None
+)
+
+
 @contextlib.contextmanager
 def budgeted() -> Iterator[Budget]:
     """A fresh budget for the evaluation (or compilation) inside the block."""
@@ -207,6 +213,22 @@ def budgeted() -> Iterator[Budget]:
         yield budget
     finally:
         _current.reset(token)
+        meter = _meter.get()
+        if meter is not None:
+            meter[0] += LIMITS.max_steps - budget.steps
+            meter[1] += budget.allowed - budget.bytes
+
+
+@contextlib.contextmanager
+def metered() -> Iterator[list[int]]:
+    """``[steps, bytes]`` that the evaluations inside the block spent (to measure what an
+    expression costs per item of its operand)."""
+    meter = [0, 0]
+    token = _meter.set(meter)
+    try:
+        yield meter
+    finally:
+        _meter.reset(token)
 
 
 def spend(steps: int = 1) -> None:

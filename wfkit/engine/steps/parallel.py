@@ -21,6 +21,7 @@ from wfkit.engine.items import ItemJob, run_item
 from wfkit.engine.steps.control import list_items
 from wfkit.engine.steps.registry import handles
 from wfkit.errors import StepError, SubAgentError, WfkitError
+from wfkit.language.fanout import SAMPLE, result_warning
 from wfkit.language.models import ParallelForeachStep
 
 if TYPE_CHECKING:
@@ -34,6 +35,10 @@ async def run_parallel_foreach(step: ParallelForeachStep, frame: Frame) -> Any:
     frame.take_reentry()  # continuing needs no notes: finished items are remembered
     items = list_items(frame.eval(step, "items"), step.step_id)
     lean = not frame.run.loaded.result_read(step)
+    if not lean and len(items) > SAMPLE:  # known now, not after every item ran
+        note = result_warning(frame.run.loaded, step, len(items))
+        if note is not None:
+            frame.run.warn(f"{step.step_id}: {note}", step.step_id)
     results: list[Any] = [frame.memory.get(_key(step, i)) for i in range(len(items))]
     if lean:  # entries restored by a resume: the store has them, a mark is enough here
         for index, kept in enumerate(results):
