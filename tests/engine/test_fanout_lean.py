@@ -48,7 +48,20 @@ def _fan_output(run_id: str) -> object:
 def test_an_unread_result_is_counts(run_yaml: Callable[..., RunReport]) -> None:
     report = run_yaml(_flow(failing=4))
     assert report.status == "succeeded"
-    assert _fan_output(report.run_id) == {"items": 5, "succeeded": 4, "failed": 1}
+    output = _fan_output(report.run_id)
+    assert isinstance(output, dict)
+    assert output | {"failed_items": None} == {
+        "items": 5,
+        "succeeded": 4,
+        "failed": 1,
+        "failed_items": None,
+    }
+    [failed] = output["failed_items"]
+    assert (failed["index"], failed["status"], failed["state"]["raw"]) == (
+        3,
+        "failed",
+        {"double": 8},
+    )
     [fan] = [s for s in report.steps if s.id == "fan"]
     assert fan.items == {"succeeded": 4, "failed": 1}
     # the store kept each item's entry: the report shows the items' own states
@@ -91,6 +104,11 @@ def test_result_read_is_found_statically() -> None:
         "  - {type: state_update, path: raw.seen, value: '{{ steps[\"fan\"].output | length }}'}\n"
     )
     assert reads(_flow("", after))
+    # steps reached by a computed key, a method or as a whole may be this one's
+    for reader in ("steps[inputs.k].output", "steps.get('fan')", "steps.values() | list"):
+        line = f'  - {{type: state_update, path: raw.seen, value: "{{{{ {reader} }}}}"}}\n'
+        assert reads(_flow("", line)), reader
+    assert reads(_flow("    on_error: fallback\n    fallback_value: '{{ steps.fan.status }}'\n"))
     # another step's own result, or a name that only starts like the step's, is not this one's
     other = "  - {id: fanout, type: shell_command, command: 'echo {{ steps.fanout.output }}'}\n"
     assert not reads(_flow("", other))
@@ -112,7 +130,12 @@ def test_a_lean_fan_out_resumes_only_its_unfinished_items(
     resumed = resume_workflow(failed.run_id, force=True)
     assert resumed.status == "succeeded"
     assert marker.read_text().split() == ["1", "2", "3", "3", "4", "5"]
-    assert _fan_output(resumed.run_id) == {"items": 5, "succeeded": 5, "failed": 0}
+    assert _fan_output(resumed.run_id) == {
+        "items": 5,
+        "succeeded": 5,
+        "failed": 0,
+        "failed_items": [],
+    }
 
 
 COUNTING = (
@@ -186,3 +209,37 @@ def test_explain_and_the_run_warn_before_the_items_run(
         in w
         for w in report.warnings
     )
+
+
+def test_a_lean_fan_out_retried_as_a_step_skips_its_succeeded_items(
+    run_yaml: Callable[..., RunReport], tmp_path: Path
+) -> None:
+    marker, once = tmp_path / "ran", tmp_path / "once"
+    text = _flow(failing=3).replace(
+        '"test {{ n }} -ne 3"',
+        f'"echo {{{{ n }}}} >> {marker}; test {{{{ n }}}} -ne 3 || test -e {once} || (touch {once}; false)"',
+    )
+    text = text.replace(
+        "on_item_error: continue",
+        "on_item_error: fail_fast\n    max_parallel: 1\n    on_error: retry\n    retry_count: 1\n"
+        "    retry_delay: 0",
+    )
+    report = run_yaml(text)
+    assert report.status == "succeeded"
+    assert marker.read_text().split() == ["1", "2", "3", "3", "4", "5"]
+
+
+def test_two_writes_over_result_each_have_their_own_budget() -> None:
+    from wfkit.language import fanout
+
+    one = load_text(_flow(COUNTING))
+    counting = "{{ result | selectattr('status', 'equalto', 'succeeded') | list | length }}"
+    both = (
+        f'    state_updates:\n      - {{path: raw.seen, value: "{counting}"}}\n'
+        f'      - {{path: raw.again, value: "{counting}"}}\n'
+    )
+    two = load_text(_flow(both))
+    single = fanout.result_capacity(one, one.workflow.steps[0])
+    double = fanout.result_capacity(two, two.workflow.steps[0])
+    assert single is not None
+    assert double == single

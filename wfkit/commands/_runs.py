@@ -299,7 +299,7 @@ async def execute_watched(run: Run, run_store: Store, poll: float = WATCH_SECOND
     failed: list[StoreError] = []  # the store failed the watcher: the run stops, saying so
 
     # a quiet run (it only waits) gives a server's connection back, and asks at that pace
-    slow = max(poll, run_store.idle_release or 0.0)
+    slow = min(max(poll, run_store.idle_release or 0.0), renew_every)  # renewals stay due
 
     async def watch() -> None:
         loop = asyncio.get_running_loop()

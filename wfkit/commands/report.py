@@ -334,6 +334,8 @@ def _item_states(
                     keep(name[len("item:") :].rpartition(":")[0], json.loads(text))
                 elif tier == "steps":
                     output = json.loads(text).get("output")
+                    if isinstance(output, dict):  # a fan-out whose result nobody read
+                        output = output.get("failed_items")
                     for result in output if isinstance(output, list) else []:
                         keep(name, result)
     return found, len(left_out)

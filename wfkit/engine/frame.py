@@ -144,14 +144,15 @@ class Frame:
         self.memory[key] = value
         self._changed_memory.add(key)
 
-    def let_go(self, key: str) -> None:
-        """Stop holding a remembered value that reached a checkpoint: the store keeps it
-        (``forget(key, stored=True)`` deletes it there)."""
-        self.memory.pop(key, None)
+    def let_go(self, key: str, mark: Any) -> None:
+        """Hold only ``mark`` for a remembered value that reached a checkpoint: the store
+        keeps the value (a later checkpoint does not write the mark), so a step that runs
+        again in this process still knows it."""
+        self.memory[key] = mark
 
-    def forget(self, key: str, stored: bool = False) -> None:
-        """Drop a remembered value (``stored``: also one this frame let go of)."""
-        if self.memory.pop(key, MISSING) is not MISSING or stored:
+    def forget(self, key: str) -> None:
+        """Drop a remembered value."""
+        if self.memory.pop(key, MISSING) is not MISSING:
             self._changed_memory.add(key)
 
     def note(self, **values: Any) -> None:

@@ -217,13 +217,14 @@ def budgeted() -> Iterator[Budget]:
         if meter is not None:
             meter[0] += LIMITS.max_steps - budget.steps
             meter[1] += budget.allowed - budget.bytes
+            meter[2] += LIMITS.max_chars - budget.chars
 
 
 @contextlib.contextmanager
 def metered() -> Iterator[list[int]]:
-    """``[steps, bytes]`` that the evaluations inside the block spent (to measure what an
-    expression costs per item of its operand)."""
-    meter = [0, 0]
+    """``[steps, bytes, chars]`` that the evaluations inside the block spent (to measure
+    what an expression costs per item of its operand)."""
+    meter = [0, 0, 0]
     token = _meter.set(meter)
     try:
         yield meter

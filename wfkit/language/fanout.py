@@ -35,51 +35,55 @@ def _entries(count: int) -> list[dict[str, Any]]:
     ]
 
 
-def _spent(values: list[Any], count: int) -> tuple[int, int] | None:
-    """Steps and bytes the values cost over ``count`` minimal entries; None when they cannot
-    be evaluated without the run (they read what only the run has)."""
+def _spent(value: Any, count: int) -> list[int] | None:
+    """Steps, bytes and output characters one value costs over ``count`` minimal entries;
+    None when it cannot be evaluated without the run (it reads what only the run has) or
+    the budget does not take them."""
     scope = {"result": _entries(count)}
     try:
         with metered() as meter:
-            for value in values:
-                value.render(scope)
+            value.render(scope)
     except Exception:
         return None
-    return meter[0], meter[1]
+    return meter
 
 
-def result_capacity(loaded: LoadedWorkflow, step: StepBase) -> tuple[int, float] | None:
-    """The most items whose result the step's own state writes can read as a whole within
-    one expression's budget, and the steps of work each item costs them at least; None when
-    they do not read it, cannot be measured, or take more items than a list may hold."""
-    plan = loaded.plans.get(id(step))
-    if plan is None:
-        return None
-    values = [
-        part
-        for update in plan.compiled.get("updates", [])
-        for part in (update.path, update.value, update.by)
-        if any(ref == "result" or ref.startswith("result.") for ref in references_in(part))
-    ]
-    if not values:
-        return None
-    none = _spent(values, 0)
-    # the largest sample the budget takes (a costly expression cannot read 1,000 entries)
+def _capacity(value: Any) -> tuple[int, float] | None:
+    """The most items one value's evaluation takes within its budget, and its steps per
+    item (``_spent`` over no entries and over the largest sample the budget takes)."""
+    none = _spent(value, 0)
     sample, many = next(
-        ((n, spent) for n in (SAMPLE, SAMPLE // 10, SAMPLE // 100) if (spent := _spent(values, n))),
+        ((n, spent) for n in (SAMPLE, SAMPLE // 10, SAMPLE // 100) if (spent := _spent(value, n))),
         (0, None),
     )
     if none is None or many is None:
         return None
-    steps = (many[0] - none[0]) / sample
-    size = (many[1] - none[1]) / sample
+    per = [(many[k] - none[k]) / sample for k in range(3)]
+    bounds = (LIMITS.max_steps, LIMITS.max_bytes, LIMITS.max_chars)
     most = min(
-        LIMITS.max_steps / steps if steps > 0 else float("inf"),
-        LIMITS.max_bytes / size if size > 0 else float("inf"),
+        bound / cost if cost > 0 else float("inf") for bound, cost in zip(bounds, per, strict=True)
     )
-    if most >= LIMITS.max_items:
-        return None
-    return int(most), steps
+    return (int(most), per[0]) if most < LIMITS.max_items else None
+
+
+def result_capacity(loaded: LoadedWorkflow, step: StepBase) -> tuple[int, float] | None:
+    """The most items whose result the step's own state writes can read as a whole within
+    an expression's budget (each write has its own), and the steps of work each item costs
+    the write that takes the fewest; None when they do not read it, cannot be measured, or
+    take more items than a list may hold. Measured once per step."""
+    key = ("result_capacity", id(step))
+    if key in loaded.memo:
+        return loaded.memo[key]  # type: ignore[no-any-return]
+    plan = loaded.plans.get(id(step))
+    values = [
+        part
+        for update in (plan.compiled.get("updates", []) if plan is not None else [])
+        for part in (update.path, update.value, update.by)
+        if any(ref == "result" or ref.startswith("result.") for ref in references_in(part))
+    ]
+    found = [c for c in map(_capacity, values) if c is not None]
+    loaded.memo[key] = min(found) if found else None
+    return loaded.memo[key]  # type: ignore[no-any-return]
 
 
 def result_warning(loaded: LoadedWorkflow, step: StepBase, items: int) -> str | None:
@@ -92,8 +96,9 @@ def result_warning(loaded: LoadedWorkflow, step: StepBase, items: int) -> str | 
     return (
         f"its state_update reads `result` as a whole (one entry per item): it has"
         f" {items:,} items, but an"
-        f" expression's budget ({LIMITS.max_steps:,} steps of work) takes at most about"
-        f" {most:,} items ({steps:.1f} steps each, fewer items the larger their state);"
+        f" expression's budget ({LIMITS.max_steps:,} steps of work, its memory and output)"
+        f" takes at most about {most:,} items ({steps:.1f} steps each, fewer items the larger"
+        " their state);"
         " beyond that the step fails after every item ran. Count inside the items, or leave"
         " `result` unread (the coordinator then keeps counts only)"
     )

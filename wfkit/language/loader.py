@@ -7,8 +7,10 @@ field. Expressions are compiled once here; the engine only evaluates them.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -23,12 +25,14 @@ from wfkit.language.diagnostics import (
     translate_validation_error,
 )
 from wfkit.language.expressions import precompiled, recording
-from wfkit.language.plan import StepPlan, references_in
+from wfkit.language.plan import StepPlan, expressions_in, references_in
 from wfkit.language.state_schema import build_state_plan, raw_writes
 from wfkit.language.yamlsrc import Path as NodePath
 from wfkit.language.yamlsrc import Source, parse, read_source
 
 MAX_FILE_BYTES = 5_000_000
+#: ``steps`` reached by a computed key or through a filter: any step's result may be read
+_COMPUTED_STEPS = re.compile(r"\bsteps\s*(\[|\||\)|,|\}|%|~|$)")
 
 
 @dataclass(frozen=True)
@@ -46,23 +50,35 @@ class LoadedWorkflow:
     text: str = ""
     #: id() of a step -> whether its ``result`` is read (``result_read``), found once
     _result_read: dict[int, bool] = field(default_factory=dict, repr=False, compare=False)
+    #: facts about this workflow found once when asked (``wfkit.language.fanout``)
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def result_read(self, step: m.StepBase) -> bool:
-        """Whether anything reads ``step``'s result: its own fields (``result``) or any
-        expression of the workflow (``steps.<id>``, or ``steps`` by a computed key). A
-        fan-out whose result nobody reads keeps counts instead of every item's entry."""
+        """Whether anything may read ``step``'s result: its own fields (``result``), or any
+        expression of the workflow through ``steps``: ``steps.<id>``, ``steps`` as a whole,
+        by a computed key (``steps[k]``) or a method (``steps.get``). A fan-out whose
+        result nobody reads keeps counts instead of every item's entry."""
         known = self._result_read.get(id(step))
         if known is None:
             own = self.plans.get(id(step))
-            named = f"steps.{step.step_id}"
+            ids = {plan.step_id for plan in self.plans.values()}
             known = own is None or any(
                 ref == "result" or ref.startswith("result.") for ref in references_in(own.compiled)
             )
-            known = known or any(
-                ref in ("steps", named) or ref.startswith(named + ".")
-                for plan in self.plans.values()
-                for ref in references_in(plan.compiled)
-            )
+            for plan in self.plans.values():
+                if known:
+                    break
+                for ref in references_in(plan.compiled):
+                    root, _, rest = ref.partition(".")
+                    if root == "steps" and (
+                        rest.split(".")[0] in (step.step_id, "") or rest.split(".")[0] not in ids
+                    ):
+                        known = True
+                        break
+                known = known or any(
+                    _COMPUTED_STEPS.search(str(found.source))
+                    for found in expressions_in(plan.compiled)
+                )
             self._result_read[id(step)] = known
         return known
 

@@ -61,18 +61,27 @@ class StepPlan:
         )
 
 
-def references_in(value: Any) -> Iterator[str]:
-    """The dotted paths read by the compiled expressions inside ``value`` (a step's compiled
-    fields: expressions, values, state writes, lists and maps of them)."""
-    refs = getattr(value, "references", None)
-    if isinstance(refs, frozenset):
-        yield from refs
+def expressions_in(value: Any) -> Iterator[Expr | Value]:
+    """The compiled expressions and values inside ``value`` (a step's compiled fields:
+    expressions, values, state writes, its error policy, lists and maps of them)."""
+    if isinstance(value, (Expr, Value)):
+        yield value
     elif isinstance(value, CompiledUpdate):
         for part in (value.path, value.value, value.by):
-            yield from references_in(part)
+            yield from expressions_in(part)
+    elif isinstance(value, ErrorPolicy):
+        yield from expressions_in(value.fallback)
+        if value.retry is not None:
+            yield from expressions_in(value.retry.retry_on_expr)
     elif isinstance(value, dict):
         for item in value.values():
-            yield from references_in(item)
+            yield from expressions_in(item)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            yield from references_in(item)
+            yield from expressions_in(item)
+
+
+def references_in(value: Any) -> Iterator[str]:
+    """The dotted paths read by the compiled expressions inside ``value``."""
+    for found in expressions_in(value):
+        yield from found.references

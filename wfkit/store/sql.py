@@ -348,7 +348,8 @@ class SqlStore(Leases):
             kept.update(by_top[index])
         for key, value in kept.items():
             tier, name = key.split("/", 1)
-            tiers[tier][name] = MISSING if value is None else json.loads(value)
+            if tier != "memory":  # what finished steps kept to be resumed is of no more use
+                tiers[tier][name] = MISSING if value is None else json.loads(value)
         cursor = [{"i": top - 1, "done": True, "note": {}}] if top > 0 else []
 
         def replace(db: Db) -> None:

@@ -8,7 +8,8 @@ succeeded, each from its own last checkpoint.
 When nothing reads the step's result (:meth:`LoadedWorkflow.result_read`), the coordinator
 keeps only the status of a succeeded item once its entry reached a checkpoint (the store
 keeps the entry, for ``report`` and resume), and the result is the counts ``{items,
-succeeded, failed}``: its memory no longer grows with what each item's state holds.
+succeeded, failed}`` with the entries of the failed items (``failed_items``): its memory no
+longer grows with what each succeeded item's state holds.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ async def run_parallel_foreach(step: ParallelForeachStep, frame: Frame) -> Any:
         for index, kept in enumerate(results):
             if isinstance(kept, dict):
                 results[index] = _status(kept)
-                frame.let_go(_key(step, index))
+                frame.let_go(_key(step, index), results[index])
     queue = iter([i for i, r in enumerate(results) if r is None])
     fail_fast = step.on_item_error == "fail_fast"
     item_errors: list[SubAgentError] = []
@@ -53,15 +54,16 @@ async def run_parallel_foreach(step: ParallelForeachStep, frame: Frame) -> Any:
     async def worker() -> None:
         for index in queue:
             outcome, error = await _run_item(step, frame, index, items[index])
-            results[index] = outcome if not lean else outcome["status"]
+            results[index] = outcome if not lean or error is not None else outcome["status"]
             if error is not None:
                 item_errors.append(error)
-                first_failure[:] = first_failure or [outcome]
+                if not first_failure or index < first_failure[0]["index"]:
+                    first_failure[:] = [outcome]
             if error is None:
                 frame.remember(_key(step, index), outcome)
                 frame.run.checkpoint(frame)  # the parent stays at this (unfinished) step
                 if lean:  # the entry is in the checkpoint: its status is enough here
-                    frame.let_go(_key(step, index))
+                    frame.let_go(_key(step, index), outcome["status"])
                 frame.run.emit(FrameDropped(frame.run.run_id, _frame_key(step, frame, index)))
             elif fail_fast:
                 frame.run.decisions.fail_fast(
@@ -94,9 +96,15 @@ async def run_parallel_foreach(step: ParallelForeachStep, frame: Frame) -> Any:
     for error in item_errors:  # on_item_error: continue took over: these did not fail the run
         frame.run.mark_recovered(error)
     for index in range(len(items)):
-        frame.forget(_key(step, index), stored=lean)
-    if lean:
-        return {"items": len(items), "succeeded": succeeded, "failed": len(finished) - succeeded}
+        frame.forget(_key(step, index))
+    if lean:  # the failed items' entries (with their state, for the report) and counts
+        failed = [r for r in finished if isinstance(r, dict)]
+        return {
+            "items": len(items),
+            "succeeded": succeeded,
+            "failed": len(finished) - succeeded,
+            "failed_items": failed,
+        }
     return [_entry(r, i, items) for i, r in enumerate(results) if r is not None]
 
 
