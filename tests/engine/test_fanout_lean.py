@@ -217,7 +217,8 @@ def test_a_lean_fan_out_retried_as_a_step_skips_its_succeeded_items(
     marker, once = tmp_path / "ran", tmp_path / "once"
     text = _flow(failing=3).replace(
         '"test {{ n }} -ne 3"',
-        f'"echo {{{{ n }}}} >> {marker}; test {{{{ n }}}} -ne 3 || test -e {once} || (touch {once}; false)"',
+        f'"echo {{{{ n }}}} >> {marker}; test {{{{ n }}}} -ne 3 || test -e {once}'
+        f' || (touch {once}; false)"',
     )
     text = text.replace(
         "on_item_error: continue",
