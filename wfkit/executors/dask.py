@@ -228,7 +228,7 @@ class DaskExecutor:
     async def _report(self, future: Any) -> Any:
         """The item's report, looking every ``LOST_CHECK_EVERY`` seconds whether the scheduler
         is still there."""
-        waiter = asyncio.ensure_future(_result(future))
+        waiter = _awaited(future)
         try:
             while True:
                 done, _ = await asyncio.wait({waiter}, timeout=LOST_CHECK_EVERY)
@@ -251,7 +251,7 @@ class DaskExecutor:
             await event.set()
         try:
             report: ItemReport = await asyncio.wait_for(
-                asyncio.shield(_result(future)), CANCEL_GRACE_SECONDS
+                asyncio.shield(_awaited(future)), CANCEL_GRACE_SECONDS
             )
         except (Exception, asyncio.CancelledError):
             with contextlib.suppress(Exception):  # a lost scheduler cancelled it already
@@ -280,6 +280,15 @@ class DaskExecutor:
 
 async def _result(future: Any) -> Any:
     return await future
+
+
+def _awaited(future: Any) -> asyncio.Task[Any]:
+    """A task awaiting the Dask future whose error is always taken: one the run no longer
+    waits for (the scheduler lost, the item cancelled) is not logged as "never retrieved"
+    with a traceback when the task is collected."""
+    task = asyncio.ensure_future(_result(future))
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return task
 
 
 # --- on the worker -------------------------------------------------------------------------
