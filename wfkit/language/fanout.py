@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from wfkit.language.budget import LIMITS, metered
-from wfkit.language.plan import references_in
+from wfkit.language.plan import references_in, under
 
 if TYPE_CHECKING:
     from wfkit.language.loader import LoadedWorkflow
@@ -79,7 +79,7 @@ def result_capacity(loaded: LoadedWorkflow, step: StepBase) -> tuple[int, float]
         part
         for update in (plan.compiled.get("updates", []) if plan is not None else [])
         for part in (update.path, update.value, update.by)
-        if any(ref == "result" or ref.startswith("result.") for ref in references_in(part))
+        if any(under(ref, "result") for ref in references_in(part))
     ]
     found = [c for c in map(_capacity, values) if c is not None]
     loaded.memo[key] = min(found) if found else None

@@ -24,8 +24,8 @@ from wfkit.language.diagnostics import (
     problem,
     translate_validation_error,
 )
-from wfkit.language.expressions import precompiled, recording
-from wfkit.language.plan import StepPlan, expressions_in, references_in
+from wfkit.language.expressions import Expr, Value, precompiled, recording
+from wfkit.language.plan import StepPlan, expressions_in, references_in, under
 from wfkit.language.state_schema import build_state_plan, raw_writes
 from wfkit.language.yamlsrc import Path as NodePath
 from wfkit.language.yamlsrc import Source, parse, read_source
@@ -33,6 +33,17 @@ from wfkit.language.yamlsrc import Source, parse, read_source
 MAX_FILE_BYTES = 5_000_000
 #: ``steps`` reached by a computed key or through a filter: any step's result may be read
 _COMPUTED_STEPS = re.compile(r"\bsteps\s*(\[|\||\)|,|\}|%|~|$)")
+
+
+def _reads_steps(found: Expr | Value, step_id: str, ids: set[str]) -> bool:
+    """Whether an expression may read ``step_id``'s result through ``steps``: by its id, as a
+    whole, by a method (a name that is no step's id) or by a computed key."""
+    for ref in found.references:
+        root, _, rest = ref.partition(".")
+        name = rest.split(".")[0]
+        if root == "steps" and (name in (step_id, "") or name not in ids):
+            return True
+    return _COMPUTED_STEPS.search(str(found.source)) is not None
 
 
 @dataclass(frozen=True)
@@ -48,9 +59,8 @@ class LoadedWorkflow:
     plans: dict[int, StepPlan] = field(default_factory=dict)
     #: the file's text (shipped with items that run on other machines)
     text: str = ""
-    #: id() of a step -> whether its ``result`` is read (``result_read``), found once
-    _result_read: dict[int, bool] = field(default_factory=dict, repr=False, compare=False)
-    #: facts about this workflow found once when asked (``wfkit.language.fanout``)
+    #: facts about this workflow found once when asked (``result_read``,
+    #: ``wfkit.language.fanout``)
     memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def result_read(self, step: m.StepBase) -> bool:
@@ -58,29 +68,20 @@ class LoadedWorkflow:
         expression of the workflow through ``steps``: ``steps.<id>``, ``steps`` as a whole,
         by a computed key (``steps[k]``) or a method (``steps.get``). A fan-out whose
         result nobody reads keeps counts instead of every item's entry."""
-        known = self._result_read.get(id(step))
-        if known is None:
+        key = ("result_read", id(step))
+        if key not in self.memo:
             own = self.plans.get(id(step))
             ids = {plan.step_id for plan in self.plans.values()}
-            known = own is None or any(
-                ref == "result" or ref.startswith("result.") for ref in references_in(own.compiled)
-            )
-            for plan in self.plans.values():
-                if known:
-                    break
-                for ref in references_in(plan.compiled):
-                    root, _, rest = ref.partition(".")
-                    if root == "steps" and (
-                        rest.split(".")[0] in (step.step_id, "") or rest.split(".")[0] not in ids
-                    ):
-                        known = True
-                        break
-                known = known or any(
-                    _COMPUTED_STEPS.search(str(found.source))
+            self.memo[key] = (
+                own is None
+                or any(under(ref, "result") for ref in references_in(own.compiled))
+                or any(
+                    _reads_steps(found, step.step_id, ids)
+                    for plan in self.plans.values()
                     for found in expressions_in(plan.compiled)
                 )
-            self._result_read[id(step)] = known
-        return known
+            )
+        return bool(self.memo[key])
 
     @property
     def file(self) -> str:

@@ -85,3 +85,8 @@ def references_in(value: Any) -> Iterator[str]:
     """The dotted paths read by the compiled expressions inside ``value``."""
     for found in expressions_in(value):
         yield from found.references
+
+
+def under(ref: str, root: str) -> bool:
+    """Whether the dotted path ``ref`` is ``root`` or a path inside it."""
+    return ref == root or ref.startswith(root + ".")
