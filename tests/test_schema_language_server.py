@@ -238,7 +238,7 @@ WRONG = {
     ),
     "unknown step type": (
         "name: x\nsteps:\n  - {id: a, type: shel, command: ls}\n",
-        'Valid values: "break", "conditional", "continue", "error", "foreach", "mcp_call",',
+        'Valid values: "agent_task", "break", "conditional", "continue", "error", "foreach",',
     ),
     "null on_error": (
         "name: x\nsteps:\n  - {id: a, type: wait, seconds: 1, on_error: null}\n",

@@ -28,6 +28,10 @@
         ├── MemoryLimitError       the engine exceeded ``config.max_memory_mb``    [fatal]
         ├── CircuitOpenError       the step's circuit breaker is open
         ├── SubAgentError          a parallel item failed (index, cause)
+        ├── AgentError             the agent performing an ``agent_task`` reported failure
+        │   ├── AgentResponseError   its response does not match ``response_schema`` (path, rule)
+        │   ├── AgentTimeoutError    no response in time (also a StepTimeoutError)
+        │   └── AgentUnavailableError  no performer for this run                  [permanent]
         ├── ExecutorLostError      the cluster running the items was lost            [fatal]
         ├── UserError              an ``error`` step or a refused ``user_input``     [permanent]
         ├── InputRequiredError     a ``user_input`` waits for an answer (status waiting) [fatal]
@@ -194,6 +198,11 @@ class StepError(WfkitError):
         #: indexes of this error's entries in the run's error history
         self.record_indexes: list[int] = []
 
+    def feedback(self) -> dict[str, Any]:
+        """The error as the next attempt's request carries it (an agent's
+        ``previous_error``): what went wrong, without where."""
+        return {"type": self.type_name, "message": self.message}
+
     def details(self) -> dict[str, Any]:
         data = {**super().details(), "step_id": self.step_id, "attempt": self.attempt}
         if self.cause is not None:
@@ -315,6 +324,38 @@ class SubAgentError(StepError):
         return {**super().details(), "index": self.index}
 
 
+class AgentError(StepError):
+    """The agent performing an ``agent_task`` step reported failure (its message, and for a
+    command performer the tail of its stderr)."""
+
+
+class AgentResponseError(AgentError):
+    """The agent's response does not match the step's ``response_schema``: ``path`` is the
+    JSON path of the offending value, ``rule`` the schema keyword it broke. The next attempt's
+    request carries this error, so the agent can correct itself."""
+
+    def __init__(self, message: str, *, path: str = "$", rule: str = "", **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.path = path
+        self.rule = rule
+
+    def feedback(self) -> dict[str, Any]:
+        return {**super().feedback(), "path": self.path, "rule": self.rule}
+
+    def details(self) -> dict[str, Any]:
+        return {**super().details(), "path": self.path, "rule": self.rule}
+
+
+class AgentTimeoutError(StepTimeoutError, AgentError):
+    """No response from the agent within the step's ``timeout``."""
+
+
+class AgentUnavailableError(AgentError):
+    """Nothing performs agent steps in this run (no ``--agent-command``, answer or mock)."""
+
+    permanent = True
+
+
 class ExecutorLostError(StepError):
     """The cluster running a fan-out's items was lost (its scheduler went away): no item can
     run or report, so the run ends whatever ``on_item_error`` says, resumable once the
@@ -376,6 +417,10 @@ ERROR_TYPES: dict[str, type[WfkitError]] = {
         MemoryLimitError,
         CircuitOpenError,
         SubAgentError,
+        AgentError,
+        AgentResponseError,
+        AgentTimeoutError,
+        AgentUnavailableError,
         ExecutorLostError,
         UserError,
         InputError,

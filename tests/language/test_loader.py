@@ -7,6 +7,7 @@ import pytest
 from wfkit.errors import LoadError
 from wfkit.language.compile import walk
 from wfkit.language.loader import load_file, load_text
+from wfkit.language.models import STEP_TYPES
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -348,7 +349,7 @@ def test_schema_command_output_validates_field_names() -> None:
         if name.endswith("Step") and name != "StepBase"
     }
     assert "shell_command" in step_types
-    assert len(step_types) == 13
+    assert len(step_types) == len(STEP_TYPES) == 14
 
 
 @pytest.mark.parametrize(

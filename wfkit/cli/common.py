@@ -51,7 +51,17 @@ InputsOpt = Annotated[
     list[str] | None, typer.Option("-i", "--input", help="Input as name=value (JSON or text).")
 ]
 AnswersOpt = Annotated[
-    str | None, typer.Option("--answers", help="YAML/JSON file: user_input step id -> answer.")
+    str | None,
+    typer.Option("--answers", help="YAML/JSON file: user_input or agent_task step id -> answer."),
+]
+AgentOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--agent-command",
+        envvar="WFKIT_AGENT_COMMAND",
+        show_envvar=False,
+        help="Performs agent_task steps: one JSON request on stdin, the response on stdout.",
+    ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Do not show step output live.")]
 StreamOpt = Annotated[

@@ -13,6 +13,7 @@ import typer
 from wfkit.cli.common import (
     EXPLAIN_TREE_STEPS,
     MAX_COUNT,
+    AgentOpt,
     FileArg,
     InputsOpt,
     JsonOpt,
@@ -31,6 +32,7 @@ def explain(
     file: FileArg,
     inputs: InputsOpt = None,
     store: StoreOpt = None,
+    agent_command: AgentOpt = None,
     steps: Annotated[
         Literal["summary", "all"],
         typer.Option(
@@ -53,7 +55,7 @@ def explain(
     limit = None if steps == "all" else EXPLAIN_TREE_STEPS
     respond(
         lambda: explain_workflow(
-            file, parse_assignments(inputs), existing_compile_cache_dir(store)
+            file, parse_assignments(inputs), existing_compile_cache_dir(store), agent_command
         ),
         lambda result: explanation_tree(result, limit),
         json_out,

@@ -12,6 +12,7 @@ import typer
 from wfkit.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
+    AgentOpt,
     AnswersOpt,
     ExecutorOpt,
     FileArg,
@@ -60,6 +61,7 @@ def run(
         str | None, typer.Option("--inputs", help="YAML/JSON file of inputs.")
     ] = None,
     answers: AnswersOpt = None,
+    agent_command: AgentOpt = None,
     store: StoreOpt = None,
     trace: Annotated[
         bool, typer.Option("--trace", help="Record transforms, conditions and retry decisions.")
@@ -110,6 +112,7 @@ def run(
                 inject_seed=inject_seed,
                 executor=executor,
                 scheduler=scheduler,
+                agent_command=agent_command,
             )
 
     result = call(execute, json_out)
@@ -141,6 +144,7 @@ def resume(
         str | None, typer.Option("--inputs", help="YAML/JSON file of inputs to change.")
     ] = None,
     answers: AnswersOpt = None,
+    agent_command: AgentOpt = None,
     workflow: Annotated[
         str | None,
         typer.Option(
@@ -179,6 +183,7 @@ def resume(
                 executor=executor,
                 scheduler=scheduler,
                 workflow=workflow,
+                agent_command=agent_command,
             )
 
     show_report(call(execute, json_out), json_out, steps_choice(steps))

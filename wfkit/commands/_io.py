@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,19 @@ from wfkit.language.yamlsrc import parse, read_source
 
 if TYPE_CHECKING:
     from wfkit.engine.inject import Fault
+    from wfkit.language.models import Workflow
+
+
+def agent_command(workflow: Workflow, given: str | None = None) -> str | tuple[str, ...] | None:
+    """The command that performs agent steps: ``given`` (``--agent-command``), else
+    ``WFKIT_AGENT_COMMAND``, else the workflow's ``config.agent.command``, else None."""
+    command = given or os.environ.get("WFKIT_AGENT_COMMAND") or None
+    if command:
+        return command
+    configured = workflow.config.agent
+    if configured is None:
+        return None
+    return configured.command if isinstance(configured.command, str) else tuple(configured.command)
 
 
 def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from wfkit.commands._io import read_mapping
+from wfkit.commands._io import agent_command, read_mapping
 from wfkit.commands.results import (
     ErrorEntry,
     MessageEntry,
@@ -24,6 +24,7 @@ from wfkit.commands.results import (
     StepSummary,
     ordered_statuses,
 )
+from wfkit.engine.agents import AgentPerformer
 from wfkit.engine.context import Ask, RunOptions
 from wfkit.engine.events import ErrorRecord, Event
 from wfkit.engine.interrupts import SIGNALS, cancel_on
@@ -104,6 +105,14 @@ def default_tools(loaded: LoadedWorkflow) -> ToolProvider:
     return McpTools(loaded.workflow.mcp_servers, Path(loaded.source_path).parent)
 
 
+def default_agent(loaded: LoadedWorkflow, command: str | None = None) -> AgentPerformer:
+    """The performer of agent steps: the command :func:`agent_command` names, or none."""
+    from wfkit.engine.agents import CommandAgent, NoAgent
+
+    found = agent_command(loaded.workflow, command)
+    return CommandAgent(found) if found is not None else NoAgent()
+
+
 def run_options(
     run_store: Store,
     loaded: LoadedWorkflow,
@@ -115,6 +124,7 @@ def run_options(
     sleep: Callable[[float], Awaitable[None]] | None = None,
     clock: Callable[[], float] | None = None,
     stored_breakers: bool = True,
+    agent_command: str | None = None,
     **more: Any,
 ) -> RunOptions:
     """The engine options of a run recorded in ``run_store`` (its breakers' stored state
@@ -126,6 +136,8 @@ def run_options(
 
     more.setdefault("secrets", read_secrets(loaded))
     more.setdefault("env_file", read_env_file(loaded))
+    if more.get("agent") is None:
+        more["agent"] = default_agent(loaded, agent_command)
     options = RunOptions(
         answers=answers,
         ask=ask,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wfkit.commands._io import agent_command
 from wfkit.commands.explanation import (
     ComputedPlanView,
     Explanation,
@@ -18,6 +19,8 @@ from wfkit.commands.explanation import (
     RetryPlan,
     StepPlanView,
     ToolNeed,
+    shell_view,
+    worst_case,
 )
 from wfkit.engine.secrets import MASK, Masker
 from wfkit.engine.state import State, parse_path
@@ -29,7 +32,7 @@ from wfkit.language.expressions import SHELL_ENV, Expr, Value, truthy
 from wfkit.language.fanout import result_warning
 from wfkit.language.loader import LoadedWorkflow, load_file
 from wfkit.language.plan import references_in
-from wfkit.language.shellquote import place_values, shell_text, unneeded_quotes
+from wfkit.language.shellquote import place_values, unneeded_quotes
 
 RESULT_FIELDS = {"shell_command": ("stdout", "stderr", "exit_code")}
 
@@ -261,11 +264,12 @@ class _Walker:
             writes=self.writes_of(step),
             policy=policy,
             timeout=timeout,
-            worst_case_ms=_worst_case(step, policy),
+            worst_case_ms=worst_case(step, policy),
             tools=self.tools_of(step),
             reachable=reachable,
             dead=ctx.dead or gate_value is False,
-            shell=_shell_text(step),
+            shell=shell_view(step),
+            response_schema=getattr(step, "response_schema", None),
         )
         self.steps.append(view)
         self.check_budget(step, policy)
@@ -362,19 +366,6 @@ def _literals(value: Value) -> list[str]:
     return out
 
 
-def _worst_case(step: m.StepBase, policy: RetryPlan) -> float | None:
-    """The longest a step can take, when bounded (its timeout, retries and waits)."""
-    if isinstance(step, m.WaitStep) and not isinstance(step.seconds, str):
-        return float(step.seconds) * 1000 * policy.attempts + policy.worst_case_wait_ms
-    if step.timeout is None:
-        if isinstance(
-            step, (m.StateUpdateStep, m.UserMessageStep, m.BreakStep, m.ContinueStep, m.ErrorStep)
-        ):
-            return policy.worst_case_wait_ms  # no waiting inside them
-        return None
-    return step.timeout * 1000 * policy.attempts + policy.worst_case_wait_ms
-
-
 def _tier_names(body: Body) -> dict[str, str]:
     plan = body.state
     names = dict.fromkeys(plan.inputs, "inputs")
@@ -389,16 +380,31 @@ def _tier_names(body: Body) -> dict[str, str]:
 
 
 def explain_workflow(
-    file: str | Path, inputs: dict[str, Any] | None = None, cache: Path | None = None
+    file: str | Path,
+    inputs: dict[str, Any] | None = None,
+    cache: Path | None = None,
+    agent: str | None = None,
 ) -> Explanation:
     """The plan of a workflow file with the given inputs; never runs anything.
 
-    ``cache`` is a compile-cache directory (:mod:`wfkit.language.compile_cache`) to load through.
+    ``cache`` is a compile-cache directory (:mod:`wfkit.language.compile_cache`) to load through;
+    ``agent`` the ``--agent-command`` a run would be given.
     """
     loaded = load_file(file, cache)
     given = dict(inputs or {})
     secret = {n for n, spec in loaded.workflow.inputs.items() if spec.secret and n in given}
     explained = _explained(loaded, given)
+    agents = [s for s in explained.steps if s.type == "agent_task"]
+    if agents and agent_command(loaded.workflow, agent) is None:
+        explained.warnings.append(
+            PlanWarning(
+                kind="agent_unavailable",
+                message=f"{len(agents)} agent_task step(s) ({', '.join(s.id for s in agents)}) "
+                "and no performer: pass --agent-command CMD, set WFKIT_AGENT_COMMAND or "
+                "config.agent.command, give --answers, or run under `wfkit mcp`; otherwise "
+                "each fails with AgentUnavailableError",
+            )
+        )
     if not secret:
         return explained
     masker = Masker({n: str(given[n]) for n in secret})
@@ -476,11 +482,3 @@ def _explained(loaded: LoadedWorkflow, given: dict[str, Any]) -> Explanation:
         worst_case_ms=total,
         timeout=timeout,
     )
-
-
-def _shell_text(step: m.StepBase) -> str | None:
-    """A shell command as the shell reads it, where its values stand as references."""
-    if not isinstance(step, m.ShellCommandStep) or not isinstance(step.command, str):
-        return None
-    shown = shell_text(step.command, SHELL_ENV.parse)
-    return None if shown == step.command else shown

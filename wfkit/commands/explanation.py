@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from wfkit.commands._base import FrozenModel
+from wfkit.language import models as m
+from wfkit.language.expressions import SHELL_ENV
 from wfkit.language.policy import ErrorPolicy
+from wfkit.language.shellquote import shell_text
 
 
 class InputPlan(FrozenModel):
@@ -71,6 +74,8 @@ class StepPlanView(FrozenModel):
     dead: bool = False  # in a branch the inputs decide against
     #: a shell command as /bin/sh reads it: its values as references to variables
     shell: str | None = None
+    #: an agent_task's response_schema (JSON Schema), when it has one
+    response_schema: dict[str, Any] | None = None
 
 
 class ComputedPlanView(FrozenModel):
@@ -99,3 +104,24 @@ class Explanation(FrozenModel):
     warnings: list[PlanWarning]
     worst_case_ms: float | None
     timeout: float | None
+
+
+def worst_case(step: m.StepBase, policy: RetryPlan) -> float | None:
+    """The longest a step can take, when bounded (its timeout, retries and waits)."""
+    if isinstance(step, m.WaitStep) and not isinstance(step.seconds, str):
+        return float(step.seconds) * 1000 * policy.attempts + policy.worst_case_wait_ms
+    if step.timeout is None:
+        if isinstance(
+            step, (m.StateUpdateStep, m.UserMessageStep, m.BreakStep, m.ContinueStep, m.ErrorStep)
+        ):
+            return policy.worst_case_wait_ms  # no waiting inside them
+        return None
+    return step.timeout * 1000 * policy.attempts + policy.worst_case_wait_ms
+
+
+def shell_view(step: m.StepBase) -> str | None:
+    """A shell command as the shell reads it, where its values stand as references."""
+    if not isinstance(step, m.ShellCommandStep) or not isinstance(step.command, str):
+        return None
+    shown = shell_text(step.command, SHELL_ENV.parse)
+    return None if shown == step.command else shown

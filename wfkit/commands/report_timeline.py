@@ -112,7 +112,7 @@ def critical_path(starts: list[float], ends: list[float], leaves: list[int]) -> 
         path.add(current)
 
 
-_OUTPUT_STEP_TYPES = {"shell": "shell_command", "tool": "mcp_call"}
+_OUTPUT_STEP_TYPES = {"shell": "shell_command", "tool": "mcp_call", "agent": "agent_task"}
 
 
 def unfinished(

@@ -66,6 +66,7 @@ async def resume_workflow_async(
     executor: str | None = None,
     scheduler: str | None = None,
     workflow: str | Path | None = None,
+    agent_command: str | None = None,
 ) -> RunReport:
     """Continue a stored run from its last checkpoint: completed steps do not run again.
 
@@ -128,6 +129,7 @@ async def resume_workflow_async(
             pause_for_input=pause_for_input,
             changed_inputs=changed,
             prior_ms=row.duration_ms or 0.0,
+            agent_command=agent_command,
         )
         run = Run(loaded, row.run_id, resolved, options)
         run.continue_from(

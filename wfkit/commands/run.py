@@ -23,6 +23,7 @@ from wfkit.commands.results import (
     RunSummary,
     check_statuses,
 )
+from wfkit.engine.agents import AgentPerformer
 from wfkit.engine.context import Ask
 from wfkit.engine.events import Event
 from wfkit.engine.inject import Fault
@@ -60,6 +61,8 @@ async def run_workflow_async(
     executor: str | None = None,
     scheduler: str | None = None,
     open_run_store: Store | None = None,
+    agent_command: str | None = None,
+    agent: AgentPerformer | None = None,
 ) -> RunReport:
     """Load, check inputs, run and record a workflow; raise LoadError/InputError up front.
 
@@ -102,6 +105,8 @@ async def run_workflow_async(
             stored_breakers=stored_breakers,
             faults=list(faults or []),
             inject_seed=inject_seed,
+            agent_command=agent_command,
+            agent=agent,
         )
         run = Run(loaded, new_run_id(), resolved, options)
         outcome = await execute_recorded(run, run_store, choice)

@@ -58,7 +58,7 @@ def run_one_step(
     mock_error: str | None = None,
 ) -> StepTrialResult:
     """Run ``step_id`` of ``file`` once, as attempt ``attempt``, over ``state``."""
-    from wfkit.commands._runs import default_tools
+    from wfkit.commands._runs import default_agent, default_tools
     from wfkit.engine.tools import NoTools
 
     if attempt < 1:
@@ -73,6 +73,7 @@ def run_one_step(
     secrets = read_secrets(loaded)
     options = RunOptions(
         tools=NoTools() if mocked else default_tools(loaded),
+        agent=default_agent(loaded),
         sleep=_no_wait,
         secrets=secrets,
         env_file=read_env_file(loaded),

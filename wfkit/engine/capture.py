@@ -17,15 +17,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from wfkit.engine.events import OutputChunk, OutputFinished, OutputStarted, OutputTrimmed
+from wfkit.engine.processes import TAIL_CHARS, TAIL_LINES
 
 if TYPE_CHECKING:
     from wfkit.engine.frame import Frame
 
 #: a line longer than this goes out in pieces (a partial line is never held without bound)
 MAX_PENDING_LINE = 65_536
-#: what ``ShellCommandError`` carries and shows of each stream
-TAIL_LINES = 20
-TAIL_CHARS = 4_000
 
 Emit = Callable[[Any], None]
 

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from wfkit.engine.agents import AgentPerformer, NoAgent
 from wfkit.engine.tools import NoTools, ToolProvider
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ class RunOptions:
     answers: dict[str, Any] = field(default_factory=dict)
     ask: Ask | None = None
     tools: ToolProvider = field(default_factory=NoTools)
+    agent: AgentPerformer = field(default_factory=NoAgent)
+    """Performs ``agent_task`` steps (answers given by step id win)."""
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     sinks: list[Callable[[Event], None]] = field(default_factory=list)
     max_output_bytes: int | None = None

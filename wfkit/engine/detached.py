@@ -28,6 +28,7 @@ from wfkit.engine.items import ItemJob, run_item
 from wfkit.errors import CircuitOpenError, StepError, WfkitError
 
 if TYPE_CHECKING:
+    from wfkit.engine.agents import AgentPerformer
     from wfkit.engine.context import RunContext
     from wfkit.engine.frame import StepRecord
     from wfkit.engine.tools import ToolProvider
@@ -52,6 +53,8 @@ class ItemContext:
     trace_step: str | None = None  # the step the run's tracer files records under now
     #: the coordinator's working folder: the item's shell steps run there on the worker
     cwd: str | None = None
+    #: the run's agent performer (picklable: a command, or none)
+    agent: AgentPerformer | None = None
 
 
 @dataclass(slots=True)
@@ -92,6 +95,7 @@ def context_of(run: RunContext) -> ItemContext:
         },
         trace_step=run.tracer.step_id if run.tracer is not None else None,
         cwd=options.cwd or os.getcwd(),
+        agent=options.agent,
     )
 
 
@@ -140,6 +144,8 @@ async def run_detached(
         inject_seed=context.inject_seed,
         cwd=context.cwd,
     )
+    if context.agent is not None:
+        options.agent = context.agent
     run = Run(loaded, context.run_id, {}, options)
     breakers = _ReportingBreakers(
         loaded.workflow.config.circuit_breakers, {}, options.clock, lambda _: None

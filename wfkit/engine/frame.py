@@ -87,6 +87,7 @@ class Frame:
         "locals",
         "memory",
         "prefix",
+        "previous_error",
         "reentry",
         "resume",
         "run",
@@ -114,6 +115,8 @@ class Frame:
         self.during: str | None = None  # "cleanup" or "finally" while those run
         self.item: int | None = None  # the parallel_foreach item this frame runs
         self.attempt = 1  # of the step attempt starting now (its output is filed under it)
+        #: the error of the attempt before this one of the same execution (type, message...)
+        self.previous_error: dict[str, Any] | None = None
         self.cursor: list[Level] = []
         self.resume: list[dict[str, Any]] | None = None
         self.reentry: dict[str, Any] | None = None  # the note of a container being re-entered

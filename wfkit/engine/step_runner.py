@@ -20,6 +20,7 @@ from wfkit.engine.interrupts import deadline_in, evaluated, guarded
 from wfkit.engine.state import to_state_value
 from wfkit.engine.steps.registry import HANDLERS, LoopSignal
 from wfkit.errors import (
+    AgentTimeoutError,
     CancelledRunError,
     CircuitOpenError,
     ExpressionError,
@@ -46,6 +47,7 @@ class Attempts:
 
     count: int = 0
     injected: bool = False  # an injected fault hit one of them
+    last_error: dict[str, Any] | None = None  # the previous attempt's, as the next one sees it
 
 
 class StepRunner:
@@ -250,6 +252,7 @@ class StepRunner:
         """
         tries.count += 1
         frame.attempt = tries.count
+        frame.previous_error = tries.last_error
         self.run.emit(
             StepStarted(
                 self.run.run_id,
@@ -275,7 +278,10 @@ class StepRunner:
                 else:
                     result = await guarded(self._handle(plan, step, frame, tries, sid))
             except TimeoutError:
-                raise StepTimeoutError(
+                timed_out = (
+                    AgentTimeoutError if plan.step_type == "agent_task" else StepTimeoutError
+                )
+                raise timed_out(
                     f"step {sid!r} timed out after {plan.timeout} s", step_id=sid
                 ) from None
             await evaluated(functools.partial(frame.apply, plan.updates, {"result": result}))
@@ -284,6 +290,7 @@ class StepRunner:
             if isinstance(error, ExpressionError):
                 located(error, plan, sid)
             error.attempt = tries.count
+            tries.last_error = error.feedback()
             if breaker is not None and not isinstance(error, CircuitOpenError):
                 self.run.breakers.record(breaker, ok=False)
             if breaker is not None:  # why a step failed or was refused: its breaker then

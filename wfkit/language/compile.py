@@ -80,6 +80,8 @@ def _check_steps(
         _compile_step(source, step, where)
         if isinstance(step, m.UserInputStep):
             _check_choices(source, step, where)
+        if isinstance(step, m.AgentTaskStep) and step.response_schema is not None:
+            _check_response_schema(source, step.response_schema, (*where, "response_schema"))
         if isinstance(step, (m.BreakStep, m.ContinueStep)) and loop_depth == 0:
             problem(source.error(f"`{step.step_type}` outside a while_loop or foreach", where))
         if step.circuit_breaker and step.circuit_breaker not in workflow.config.circuit_breakers:
@@ -126,6 +128,18 @@ def _check_choices(source: Source, step: m.UserInputStep, where: NodePath) -> No
                         path,
                     )
                 )
+
+
+def _check_response_schema(source: Source, schema: dict[str, Any], where: NodePath) -> None:
+    """A ``response_schema`` must be a valid JSON Schema: refused at load, at the keyword."""
+    import jsonschema
+
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        at = (*where, *(p for p in exc.path if isinstance(p, (str, int))))
+        problem(source.error(f"not a valid JSON Schema: {exc.message}", at))
 
 
 def _compile_step(source: Source, step: m.StepBase, where: NodePath) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
@@ -79,6 +80,10 @@ def explanation_tree(plan: Explanation, limit: int | None = None) -> Group:
     return Group(*parts)
 
 
+_SCHEMA_CHARS = 160
+"""How much of an agent step's response_schema its line shows (``--json`` has all of it)."""
+
+
 def _step_label(step: StepPlanView) -> Text:
     text = Text.assemble((step.id, "bold"), f" {step.type}", (f"  line {step.line}", "dim"))
     if step.condition is not None:
@@ -98,6 +103,10 @@ def _step_label(step: StepPlanView) -> Text:
         text.append(f"  writes {', '.join(step.writes)}", style="green")
     if step.shell is not None:
         text.append(f"  runs: {step.shell}", style="dim")
+    if step.response_schema is not None:
+        schema = json.dumps(step.response_schema, separators=(",", ":"), ensure_ascii=False)
+        cut = "…" if len(schema) > _SCHEMA_CHARS else ""
+        text.append(f"  response: {schema[:_SCHEMA_CHARS]}{cut}", style="dim")
     if not step.reachable:
         text.append("  UNREACHABLE", style="bold red")
     elif step.dead:

@@ -6,7 +6,15 @@ import asyncio
 import re
 from typing import Any
 
-from wfkit.commands.suite.models import ShellMock, ShellReply, ToolMock, ToolReply
+from wfkit.commands.suite.models import (
+    AgentMock,
+    AgentMockReply,
+    ShellMock,
+    ShellReply,
+    ToolMock,
+    ToolReply,
+)
+from wfkit.engine.agents import AgentReply, AgentRequest, AttemptIO
 from wfkit.errors import (
     ERROR_TYPES,
     StepError,
@@ -75,6 +83,32 @@ class MockTools:
 
     async def aclose(self) -> None:
         return None
+
+
+class MockAgents:
+    """An agent performer answering from a case's ``mocks.agents`` by step id; each request
+    is counted with the tools' calls (``expect.calls.STEP``), its fields as the arguments."""
+
+    def __init__(self, mocks: dict[str, AgentMock], calls: dict[str, list[dict[str, Any]]]):
+        self.mocks = mocks
+        self.calls = calls
+
+    async def perform(self, request: AgentRequest, io: AttemptIO) -> AgentReply:
+        mock = self.mocks.get(request.step_id)
+        if mock is None:
+            raise MockError(
+                f"no agent mock for agent_task {request.step_id!r} (add one under "
+                "mocks.agents, or an answer under mocks.answers)",
+                step_id=request.step_id,
+            )
+        made = self.calls.setdefault(request.step_id, [])
+        made.append(request.as_dict())
+        reply: AgentMockReply = mock
+        if mock.sequence:
+            reply = mock.sequence[min(len(made), len(mock.sequence)) - 1]
+        if reply.raises is not None:
+            raise make_error(reply.raises.type, reply.raises.message)
+        return AgentReply(value=reply.returns)
 
 
 class MockShell:

@@ -41,6 +41,25 @@ class ToolMock(ToolReply):
     sequence: list[ToolReply] | None = None
 
 
+class AgentRaises(Raises):
+    type: str = "AgentError"
+
+
+class AgentMockReply(StrictModel):
+    """One reply of a mocked agent: a response (checked against the step's schema), or an
+    error."""
+
+    returns: Any = None
+    raises: AgentRaises | None = None
+
+
+class AgentMock(AgentMockReply):
+    """``returns`` / ``raises`` for every request of the step, or ``sequence`` by request
+    (the last repeats)."""
+
+    sequence: list[AgentMockReply] | None = None
+
+
 class ShellReply(StrictModel):
     stdout: str = ""
     stderr: str = ""
@@ -58,6 +77,7 @@ class Mocks(StrictModel):
     tools: dict[str, ToolMock] = Field(default_factory=dict)
     shell: list[ShellMock] = Field(default_factory=list)
     answers: dict[str, Any] = Field(default_factory=dict)
+    agents: dict[str, AgentMock] = Field(default_factory=dict)
     inject: list[str] = Field(default_factory=list)
     inject_seed: str | None = None
 

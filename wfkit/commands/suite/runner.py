@@ -16,7 +16,7 @@ from wfkit.commands._runs import run_to_end
 from wfkit.commands.results import ErrorEntry, RunReport
 from wfkit.commands.run import run_workflow_async
 from wfkit.commands.suite.expect import check
-from wfkit.commands.suite.mocks import MockShell, MockTools, VirtualClock
+from wfkit.commands.suite.mocks import MockAgents, MockShell, MockTools, VirtualClock
 from wfkit.commands.suite.models import (
     Case,
     CaseResult,
@@ -151,6 +151,7 @@ def run_case(
     workflow = (suite_file.parent / suite.workflow).resolve()
     clock = VirtualClock()
     tools = MockTools(case.mocks.tools)
+    agents = MockAgents(case.mocks.agents, tools.calls)
     shell = MockShell(case.mocks.shell, case.allow_real_shell)
     events: list[dict[str, Any]] = []
 
@@ -180,6 +181,7 @@ def run_case(
             answers=case.mocks.answers,
             store=kept,
             tools=tools,
+            agent=agents,
             on_event=collect,
             sleep=clock.sleep,
             clock=clock.time,

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from wfkit.engine.steps import control, interaction, parallel, shell, state_update, tool
+from wfkit.engine.steps import agent, control, interaction, parallel, shell, state_update, tool
 from wfkit.engine.steps.registry import HANDLERS, Handler, LoopSignal, handles
 
 __all__ = [
     "HANDLERS",
     "Handler",
     "LoopSignal",
+    "agent",
     "control",
     "handles",
     "interaction",

@@ -83,6 +83,7 @@ async def run_parallel_foreach(step: ParallelForeachStep, frame: Frame) -> Any:
     succeeded = sum(1 for r in finished if _status(r) == "succeeded")
     if step.min_success is not None and succeeded < step.min_success:
         first = first_failure[0] if first_failure else None
+        earliest = min(item_errors, key=lambda e: e.index or 0, default=None)
         raise SubAgentError(
             f"{succeeded} of {len(items)} items succeeded; {step.step_id!r} needs "
             f"min_success={step.min_success}"
@@ -92,6 +93,7 @@ async def run_parallel_foreach(step: ParallelForeachStep, frame: Frame) -> Any:
                 else ""
             ),
             index=first["index"] if first is not None else None,
+            cause=earliest.cause if earliest is not None else None,  # the item's own error
         )
     for error in item_errors:  # on_item_error: continue took over: these did not fail the run
         frame.run.mark_recovered(error)

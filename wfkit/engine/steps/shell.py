@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wfkit.engine.capture import TAIL_CHARS, TAIL_LINES, OutputCapture, StreamCapture
+from wfkit.engine.capture import OutputCapture, StreamCapture
 from wfkit.engine.memlimit import limited_argv
+from wfkit.engine.processes import kill_leftovers, last_lines, spawn, terminate_group
 from wfkit.engine.steps.registry import handles
-from wfkit.engine.warden import WARDEN
 from wfkit.errors import ShellCommandError
 from wfkit.language.models import ShellCommandStep
 from wfkit.language.shellquote import ShellCommand, os_text
@@ -22,34 +21,6 @@ if TYPE_CHECKING:
     from wfkit.engine.frame import Frame
 
 _CHUNK = 65_536
-
-
-async def _spawn(
-    argv: list[str], cwd: Path | str | None, env: dict[str, str], shown: str
-) -> asyncio.subprocess.Process:
-    """The step's process, in its own group, watched by the warden from its first moment
-    (the warden is started before it, told of it right after)."""
-    WARDEN.ready()
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,  # its own process group, so we can end all of it
-        )
-    except OSError as exc:
-        code = 127 if isinstance(exc, FileNotFoundError) else 126
-        raise ShellCommandError(
-            f"cannot start {shown!r}: {exc.strerror}",
-            exit_code=code,
-            stderr=str(exc),
-            stderr_tail=str(exc),
-        ) from exc
-    WARDEN.watch(proc.pid)  # ended with the engine, even one killed with SIGKILL
-    return proc
 
 
 @handles(ShellCommandStep)
@@ -88,7 +59,7 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
     if step.memory_limit_mb is not None:
         argv, limited_by = limited_argv(argv, step.memory_limit_mb, step.step_id)
         env["MALLOC_ARENA_MAX"] = "2"  # fewer malloc arenas: less address space per thread
-    proc = await _spawn(argv, cwd, env, shown)
+    proc = await spawn(argv, cwd, env, shown)
     capture = OutputCapture(frame, step.step_id, "shell", output_limit(run))
     assert proc.stdout is not None
     assert proc.stderr is not None
@@ -105,7 +76,7 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
         capture.finish("cancelled" if isinstance(exc, asyncio.CancelledError) else "failed")
         await terminate_group(proc, run.options.kill_grace_seconds)
         raise
-    _kill_leftovers(proc.pid)
+    kill_leftovers(proc.pid)
     capture.finish("succeeded" if exit_code in step.ok_exit_codes else "failed", exit_code)
     result = {"stdout": out.text(), "stderr": err.text(), "exit_code": exit_code}
     return _result(step, shown, result, (out.last_lines(), err.last_lines()), limited_by)
@@ -133,8 +104,8 @@ def _result(
     if exit_code in step.ok_exit_codes:
         return result
     stdout_tail, stderr_tail = tails or (
-        _last_lines(result["stdout"]),
-        _last_lines(result["stderr"]),
+        last_lines(result["stdout"]),
+        last_lines(result["stderr"]),
     )
     hint = (
         f" (memory_limit_mb={step.memory_limit_mb}, enforced by {limited_by}, may have been"
@@ -155,10 +126,6 @@ def _result(
         stdout_tail=stdout_tail,
         stderr_tail=stderr_tail,
     )
-
-
-def _last_lines(text: str) -> str:
-    return "\n".join(text.rstrip().splitlines()[-TAIL_LINES:])[-TAIL_CHARS:]
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -199,27 +166,7 @@ async def _drain(pgid: int, readers: asyncio.Future[Any]) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(readers), DRAIN_SECONDS)
         return
-    _kill_leftovers(pgid)
+    kill_leftovers(pgid)
     # a process outside the group (it called setsid) may hold them still: stop reading
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(readers, DRAIN_SECONDS)
-
-
-async def terminate_group(proc: asyncio.subprocess.Process, grace: float) -> None:
-    """End the process's whole group: TERM, then KILL after ``grace`` seconds."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-        await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
-    _kill_leftovers(proc.pid)
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
-
-
-def _kill_leftovers(pgid: int) -> None:
-    """Whatever the command left running in its group goes with it (the warden forgets it)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-    WARDEN.forget(pgid)
