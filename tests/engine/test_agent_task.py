@@ -73,6 +73,38 @@ steps:
 """
 
 
+FAN = """
+name: fan
+state_schema:
+  raw: {doubles: array}
+default_state:
+  raw: {doubles: []}
+steps:
+  - id: each
+    type: parallel_foreach
+    items: "{{ [1, 2, 3, 4, 5] }}"
+    sub_agent_task: double
+    max_parallel: 3
+    on_item_error: continue
+    min_success: 4
+    state_update:
+      path: raw.doubles
+      value: >-
+        {{ result | selectattr('status', 'eq', 'succeeded')
+           | map(attribute='state.raw.double') | list }}
+sub_agent_tasks:
+  double:
+    inputs: {item: {type: integer}}
+    steps:
+      - id: ask
+        type: agent_task
+        prompt: "Double {{ item }}"
+        context: {n: "{{ item }}"}
+        response_schema: {type: object, required: [double]}
+        state_update: {path: raw.double, value: "{{ result.double }}"}
+"""
+
+
 @pytest.fixture
 def agent(tmp_path: Path) -> Callable[..., dict[str, str]]:
     """The agent script, and the environment that runs it in ``mode``."""
@@ -242,36 +274,7 @@ def test_an_invalid_response_schema_is_refused_at_load(write, schema: str, field
 
 
 def test_a_fan_out_to_sub_agents_bubbles_up_the_agent_error(write, agent, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    flow = """
-    name: fan
-    state_schema:
-      raw: {doubles: array}
-    default_state:
-      raw: {doubles: []}
-    steps:
-      - id: each
-        type: parallel_foreach
-        items: "{{ [1, 2, 3, 4, 5] }}"
-        sub_agent_task: double
-        max_parallel: 3
-        on_item_error: continue
-        min_success: 4
-        state_update:
-          path: raw.doubles
-          value: >-
-            {{ result | selectattr('status', 'eq', 'succeeded')
-               | map(attribute='state.raw.double') | list }}
-    sub_agent_tasks:
-      double:
-        inputs: {item: {type: integer}}
-        steps:
-          - id: ask
-            type: agent_task
-            prompt: "Double {{ item }}"
-            context: {n: "{{ item }}"}
-            response_schema: {type: object, required: [double]}
-            state_update: {path: raw.double, value: "{{ result.double }}"}
-    """
+    flow = FAN
     code, report = run_json(str(write(flow)), env=agent("item"))
     assert code == 0, report
     assert report["state"]["raw"]["doubles"] == [2, 4, 8, 10]
@@ -326,3 +329,14 @@ def test_a_completed_agent_step_is_not_asked_again_after_kill_9(  # type: ignore
     report = json.loads(result.stdout)
     assert report["state"]["raw"]["fixes"] == ["pin the version", "retry the download"]
     assert len(requests(tmp_path)) == 1  # the agent was not asked again
+
+
+def test_a_fan_out_on_dask_workers_performs_every_item(  # type: ignore[no-untyped-def]
+    write, agent, tmp_path: Path
+) -> None:
+    flow = write(FAN.replace("    min_success: 4\n", ""))
+    result = wfkit("run", str(flow), "--executor", "dask", "--json", env=agent("item"))
+    report = json.loads(result.stdout)
+    assert report["state"]["raw"]["doubles"] == [2, 4, 8, 10], report["error"]
+    assert sorted(r["item"] for r in requests(tmp_path)) == [0, 1, 2, 3, 4]
+    assert report["error"] is None

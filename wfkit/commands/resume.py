@@ -19,6 +19,7 @@ from wfkit.commands._runs import (
 )
 from wfkit.commands._secrets import require_secret_inputs, secret_inputs
 from wfkit.commands.results import RunReport
+from wfkit.engine.agents import AgentPerformer
 from wfkit.engine.context import Ask
 from wfkit.engine.events import Event
 from wfkit.engine.frame import StepRecord
@@ -67,6 +68,7 @@ async def resume_workflow_async(
     scheduler: str | None = None,
     workflow: str | Path | None = None,
     agent_command: str | None = None,
+    agent: AgentPerformer | None = None,
 ) -> RunReport:
     """Continue a stored run from its last checkpoint: completed steps do not run again.
 
@@ -130,6 +132,7 @@ async def resume_workflow_async(
             changed_inputs=changed,
             prior_ms=row.duration_ms or 0.0,
             agent_command=agent_command,
+            agent=agent,
         )
         run = Run(loaded, row.run_id, resolved, options)
         run.continue_from(

@@ -183,8 +183,11 @@ def _add_tool(server: Any, func: Callable[..., Awaitable[Any]], scope: Any) -> N
     """Register a tool function bound to the server's scope (its first parameter): the tool's
     schema is its other parameters, its output schema its result model. Tools run with stdout
     sent to stderr; errors reach the client as one sentence."""
+    from mcp.server.mcpserver import Context
     from mcp.server.mcpserver.exceptions import ToolError
     from mcp_types import ToolAnnotations
+
+    from wfkit.mcp_server.agents import CALLER
 
     name = func.__name__
     hints = _HINTS[name]
@@ -192,7 +195,8 @@ def _add_tool(server: Any, func: Callable[..., Awaitable[Any]], scope: Any) -> N
         hints = _Hints(hints.title, read_only=False, open_world=True)
 
     @wraps(func)
-    async def tool(**arguments: Any) -> Any:
+    async def tool(ctx: Context, **arguments: Any) -> Any:
+        CALLER.set(ctx)  # the call's client: a run it starts may sample from it
         try:
             with redirect_stdout(sys.stderr):  # stdout carries the protocol only
                 return encodable_result(await func(scope, **arguments))
@@ -205,9 +209,14 @@ def _add_tool(server: Any, func: Callable[..., Awaitable[Any]], scope: Any) -> N
     # the scope is bound here: the SDK reads the tool's signature and type hints without it
     signature = inspect.signature(func, eval_str=True)
     parameters = list(signature.parameters.values())[1:]
-    tool.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    # the SDK hands the request's context to the parameter annotated Context (not published)
+    context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
+    tool.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*parameters, context]
+    )
     tool.__annotations__ = {
         **{p.name: p.annotation for p in parameters},
+        "ctx": Context,
         "return": signature.return_annotation,
     }
     server.add_tool(

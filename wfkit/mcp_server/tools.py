@@ -29,6 +29,7 @@ from wfkit.commands.results import RunList, RunReport
 from wfkit.commands.trace import TraceView
 from wfkit.commands.transform import TransformResult
 from wfkit.commands.why import WhyResult
+from wfkit.mcp_server.agents import performed
 from wfkit.mcp_server.arguments import (
     Answers,
     Inputs,
@@ -181,20 +182,30 @@ async def workflow_run(
     """Run a workflow file inside the root: its shell commands and tool calls execute.
 
     A user_input step without an answer pauses the run as `waiting`; answer it with
-    workflow_resume. The result has the run id, status, state, steps, errors and `next`.
+    workflow_resume. When the client declares `sampling`, agent_task steps are performed by
+    its model (sampling/createMessage, in input-required rounds on protocol 2026-07-28).
+    The result has the run id, status, state, steps, errors and `next`.
     """
     from wfkit.commands import run_workflow_async
 
-    report = await to_the_end(
-        run_workflow_async(
-            confine(scope.root, workflow),
-            json_arg(inputs, "inputs"),
-            answers=json_arg(answers, "answers"),
+    path, given, answered = (
+        confine(scope.root, workflow),
+        json_arg(inputs, "inputs"),
+        json_arg(answers, "answers"),
+    )
+    report = await performed(
+        lambda agent: run_workflow_async(
+            path,
+            given,
+            answers=answered,
             store=scope.store,
             trace=trace,
             pause_for_input=True,
+            agent=agent,
         )
     )
+    if not isinstance(report, RunReport):  # a round of questions for the client's model
+        return report  # type: ignore[no-any-return]
     return _run_result(scope, report, "workflow_run")
 
 
@@ -215,16 +226,20 @@ async def workflow_resume(
     from wfkit.commands import resume_workflow_async
 
     check_path_text(run_id, "run_id")
-    report = await to_the_end(
-        resume_workflow_async(
+    answered = json_arg(answers, "answers")
+    report = await performed(
+        lambda agent: resume_workflow_async(
             run_id,
             force=force,
-            answers=json_arg(answers, "answers"),
+            answers=answered,
             store=scope.store,
             pause_for_input=True,
             workflow_path=lambda recorded: confine(scope.root, recorded),
+            agent=agent,
         )
     )
+    if not isinstance(report, RunReport):  # a round of questions for the client's model
+        return report  # type: ignore[no-any-return]
     return _run_result(scope, report, "workflow_resume")
 
 
