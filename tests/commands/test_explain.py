@@ -60,9 +60,12 @@ def test_corrected_seed_has_only_tool_warnings() -> None:
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_example_explains(path: Path) -> None:
-    plan = explain_workflow(path)
+    plan = explain_workflow(path, agent="examples/bin/review-agent.py")
     assert plan.steps
     assert {w.kind for w in plan.warnings} <= {"tool_unavailable", "undefined_name"}
+    if any(s.type == "agent_task" for s in plan.steps):  # told of no performer, it warns
+        bare = explain_workflow(path)
+        assert "agent_unavailable" in {w.kind for w in bare.warnings}
 
 
 DIAGNOSIS = {

@@ -114,5 +114,5 @@ def test_an_unknown_step_type_is_reported_with_the_valid_ones() -> None:
     errors = list(validator.iter_errors({"name": "x", "steps": [step], "finally": [step]}))
     enums = [e for e in errors if e.validator == "enum"]
     assert [list(e.absolute_path) for e in enums] == [["steps", 0, "type"], ["finally", 0, "type"]]
-    assert enums[0].validator_value[:3] == ["break", "conditional", "continue"]
-    assert len(enums[0].validator_value) == 13
+    assert enums[0].validator_value[:3] == ["agent_task", "break", "conditional"]
+    assert len(enums[0].validator_value) == 14

@@ -68,7 +68,7 @@ def suite(write: Callable[..., Path], cases: str) -> Path:
 def test_example_suites_pass() -> None:
     report = run_tests([EXAMPLES / "tests"])
     assert report.ok, [c.failures or c.error for c in report.cases]
-    assert report.passed == 5
+    assert report.passed == 9
 
 
 def test_every_mock_form_and_virtual_time(write: Callable[..., Path]) -> None:
@@ -325,7 +325,7 @@ def test_cli_exit_codes_and_fail_under(write: Callable[..., Path], tmp_path: Pat
     ok = runner.invoke(app, ["test", str(EXAMPLES / "tests"), "--json", "--coverage"])
     assert ok.exit_code == 0, ok.stdout
     data = json.loads(ok.stdout)
-    assert data["passed"] == 5
+    assert data["passed"] == 9
     assert data["coverage_percent"] > 80
     under = runner.invoke(
         app,

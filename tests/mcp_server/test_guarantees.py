@@ -17,8 +17,8 @@ from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
 from wfkit.commands import run_workflow
+from wfkit.mcp_server.catalog import READ_ONLY, TOOLS
 from wfkit.mcp_server.server import build_server
-from wfkit.mcp_server.tools import READ_ONLY
 
 PWNED_FLOW = """
 name: pwn
@@ -174,7 +174,7 @@ def test_tools_describe_themselves(root: Path, mode: str) -> None:
     async def scenario() -> None:
         async with wfkit_mcp(root) as client:
             tools = {t.name: t for t in (await client.list_tools()).tools}
-            assert set(tools) == {"workflow_run", "workflow_resume", *READ_ONLY}
+            assert set(tools) == {f.__name__ for f in TOOLS}
             for name, tool in tools.items():
                 assert tool.description, name
                 assert "\n " not in tool.description, f"{name}: docstring indentation"
@@ -187,7 +187,9 @@ def test_tools_describe_themselves(root: Path, mode: str) -> None:
                 # outside --read-only, health starts the servers a workflow declares
                 reads_only = name in READ_ONLY and name != "workflow_health"
                 assert hints.read_only_hint is reads_only, name
-                assert hints.destructive_hint is (name not in READ_ONLY), name
+                # claiming and answering agent work changes a run, destroys nothing
+                agent_work = name in ("workflow_next_task", "workflow_complete_task")
+                assert hints.destructive_hint is (name not in READ_ONLY and not agent_work), name
                 assert hints.idempotent_hint is (name in READ_ONLY), name
             limit = tools["workflow_list_runs"].input_schema["properties"]["limit"]
             assert (limit["default"], limit["minimum"]) == (20, 1)

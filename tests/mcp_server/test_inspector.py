@@ -72,6 +72,9 @@ def test_inspector_lists_and_calls_tools(inspector: Path, tmp_path: Path) -> Non
         "workflow_health",
         "workflow_why",
         "workflow_diff",
+        "workflow_start",
+        "workflow_next_task",
+        "workflow_complete_task",
     }
     plan = inspect(
         inspector,

@@ -16,8 +16,8 @@ from mcp.client.stdio import StdioServerParameters
 from tests.conftest import EXAMPLES
 from wfkit.errors import InputError
 from wfkit.mcp_server.arguments import confine, json_arg
+from wfkit.mcp_server.catalog import READ_ONLY, TOOLS
 from wfkit.mcp_server.server import build_server
-from wfkit.mcp_server.tools import READ_ONLY
 
 FLOW = """
 name: agent-flow
@@ -61,7 +61,7 @@ def test_every_tool_in_process(root: Path) -> None:
     async def scenario() -> None:
         async with Client(build_server(root, store=root / "store")) as client:
             names = {t.name for t in (await client.list_tools()).tools}
-            assert names == {"workflow_run", "workflow_resume", *READ_ONLY}
+            assert names == {f.__name__ for f in TOOLS}
             plan = await call(
                 client, "workflow_explain_plan", workflow="flows/flow.yaml", inputs='{"n": 5}'
             )

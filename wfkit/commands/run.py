@@ -63,6 +63,7 @@ async def run_workflow_async(
     open_run_store: Store | None = None,
     agent_command: str | None = None,
     agent: AgentPerformer | None = None,
+    run_id: str | None = None,
 ) -> RunReport:
     """Load, check inputs, run and record a workflow; raise LoadError/InputError up front.
 
@@ -108,7 +109,7 @@ async def run_workflow_async(
             agent_command=agent_command,
             agent=agent,
         )
-        run = Run(loaded, new_run_id(), resolved, options)
+        run = Run(loaded, run_id or new_run_id(), resolved, options)
         outcome = await execute_recorded(run, run_store, choice)
         return report(outcome, loaded.file, run_store.location)
 

@@ -121,6 +121,7 @@ BY_MODEL: dict[tuple[str, str], str] = {
     ("AgentTaskStep", "prompt"): "What the agent is asked to do (a template).",
     ("AgentTaskStep", "context"): "Any value the agent gets beside the prompt (rendered).",
     ("AgentTaskStep", "response_schema"): "JSON Schema the response must match; none: any.",
+    ("Config", "agent"): "Who performs agent_task steps when the run names no one.",
     ("AgentConfig", "command"): "Performs agent steps: JSON request on stdin, response on stdout.",
     ("UserMessageStep", "message"): "The text shown (a template).",
     ("ErrorHandler", "retry_count"): "Attempts after the first.",

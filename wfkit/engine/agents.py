@@ -22,6 +22,7 @@ from wfkit.errors import (
     AgentResponseError,
     AgentUnavailableError,
     StateSizeLimitError,
+    StepError,
     WfkitError,
 )
 
@@ -68,6 +69,10 @@ class AttemptIO:
     max_bytes: int
     grace: float = 2.0
     log: Callable[[bytes], None] | None = None
+    #: the request as a record may keep it: the run's secrets as ***
+    masked: Callable[[dict[str, Any]], dict[str, Any]] = lambda request: request
+    #: whether the step's policy would retry this attempt failing with the given error
+    retried: Callable[[StepError], bool] = lambda error: False
 
 
 class NoAgent:

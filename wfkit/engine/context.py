@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from wfkit.engine.frame import Frame, FrameCheckpoint, StepRecord
     from wfkit.engine.inject import Fault, Injector
     from wfkit.engine.items import ItemExecutor
+    from wfkit.engine.secrets import Masker
     from wfkit.engine.state import State
     from wfkit.engine.tracing import DecisionLog, Tracer
     from wfkit.errors import StepError, WfkitError
@@ -101,6 +102,7 @@ class RunContext(Protocol):
     errors_dropped: int
     messages: list[Message]
     warnings: list[str]
+    masker: Masker  # what the run shows as ***
 
     def plan(self, step: StepBase) -> StepPlan:
         """The compiled plan of a step of the run's workflow."""

@@ -167,12 +167,14 @@ class Frame:
         note, self.reentry = self.reentry, None
         return note
 
-    def needs_checkpoint(self) -> bool:
-        """False inside cleanup/finally, and for the redundant last step of a parallel item."""
+    def needs_checkpoint(self, effectful: bool = False) -> bool:
+        """False inside cleanup/finally, and for the redundant last step of a parallel item:
+        unless that step acted outside the run (``effectful``), whose completion must be
+        durable when its report commits, before the parent's checkpoint of the item."""
         if self.during is not None:
             return False
         level = self.cursor[-1]
-        return not (
+        return effectful or not (
             self.ends_with_parent and len(self.cursor) == 1 and level.index == level.size - 1
         )
 

@@ -411,7 +411,7 @@ class StepRunner:
             counts = {k: output.get(k) for k in ("succeeded", "failed")}  # a lean fan-out's
             record.items = {k: v for k, v in counts.items() if isinstance(v, int) and v}
         frame.record_step(plan.step_id, status, output)
-        if completed and frame.needs_checkpoint():
+        if completed and frame.needs_checkpoint(plan.effectful):
             frame.cursor[-1].done = True
             self.run.checkpoint(frame)
         # what a container did, from the notes it keeps in its cursor level (set before its

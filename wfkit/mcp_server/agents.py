@@ -13,11 +13,13 @@ import asyncio
 import contextvars
 import itertools
 import json
+import logging
 import os
 import re
 import secrets
 import warnings
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -26,6 +28,7 @@ from wfkit.engine.agents import AgentReply, AgentRequest, AttemptIO
 from wfkit.errors import AgentError, AgentTimeoutError, InputError
 
 T = TypeVar("T")
+LOGGER = logging.getLogger("wfkit.mcp")
 
 SAMPLING_MAX_TOKENS = 4096
 """The ``maxTokens`` of each sampling request."""
@@ -34,6 +37,24 @@ CALLER: contextvars.ContextVar[Any] = contextvars.ContextVar("wfkit_mcp_caller",
 """The request context (the SDK's ``Context``) of the tool call being served."""
 
 _FENCE = re.compile(r"\A\s*```[A-Za-z0-9_-]*\n(.*?)\n?```\s*\Z", re.DOTALL)
+
+
+async def to_the_end(run: Coroutine[Any, Any, T]) -> T:
+    """Await a run in its own task. When the call is cancelled (the client cancelled it,
+    went away, or the server is ending), the run is cancelled once, as Ctrl-C cancels a CLI
+    run, and awaited shielded: it ends ``cancelled`` after its ``finally`` steps, and its
+    record says so. (The server's cancel scope would otherwise cancel every await of the
+    ``finally`` steps too, and the server would exit with the run still ``running``.)"""
+    task = asyncio.ensure_future(run)
+    try:
+        return await asyncio.shield(task)
+    except BaseException:
+        task.cancel()
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait({task})
+        if not task.cancelled() and task.exception() is None:
+            LOGGER.info("a run ended %s after its call was cancelled", task.result())
+        raise
 
 
 def system_prompt(request: AgentRequest) -> str:
@@ -254,8 +275,6 @@ async def performed(start: Callable[[Any], Coroutine[Any, Any, T]]) -> T | Any:
     """Run ``start(agent)`` for the tool call being served, with the client's model as the
     agent when it samples: directly on a handshake-era protocol, else in rounds. The result is
     the run's report, or the ``InputRequiredResult`` of a round."""
-    from wfkit.mcp_server.tools import to_the_end
-
     context = CALLER.get()
     token = context.request_state if context is not None else None
     if token is not None:  # a round's retry: the run waits in the server
@@ -285,3 +304,51 @@ def _samples(context: Any) -> bool:
     return bool(
         context.session.check_client_capability(ClientCapabilities(sampling=SamplingCapability()))
     )
+
+
+BACKGROUND: set[asyncio.Task[Any]] = set()
+"""Runs started by ``workflow_start`` (or ``wait: false``) still running in this server."""
+
+
+async def in_background(
+    store: str | Path | None,
+    start: Callable[[Any, Callable[[Any], None]], Coroutine[Any, Any, Any]],
+) -> Any:
+    """Start ``start(agent, on_event)`` as a run that outlives this call, its agent steps
+    pulled through the store (:class:`~wfkit.commands.agent_work.PulledAgent`). Returns once
+    the run is recorded (its ``RunStarted``): its id, or the report of a run that ended
+    first; an error before the run starts (a bad file, inputs) is raised here."""
+    from wfkit.commands.agent_work import PulledAgent
+    from wfkit.engine.events import RunStarted
+
+    agent = PulledAgent(store)
+    started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, RunStarted) and not started.done():
+            started.set_result(event.run_id)
+
+    async def whole() -> Any:
+        try:
+            return await start(agent, on_event)
+        finally:
+            agent.close()
+
+    task = asyncio.ensure_future(whole())
+    BACKGROUND.add(task)
+    task.add_done_callback(_finished)
+    await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+    if started.done():
+        return started.result()
+    started.cancel()
+    return task.result()  # the report, or the error that kept the run from starting
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    """A background run ended: forget it, and say so when it ended in an error of wfkit's."""
+    BACKGROUND.discard(task)
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        LOGGER.warning("a background run ended with %s: %s", type(error).__name__, error)

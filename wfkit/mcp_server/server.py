@@ -61,6 +61,9 @@ _HINTS = {
     "workflow_health": _Hints("Health", True),
     "workflow_why": _Hints("Why a step did what it did", True),
     "workflow_diff": _Hints("Compare two runs", True),
+    "workflow_start": _Hints("Start a run", False, True, False, True),
+    "workflow_next_task": _Hints("Claim agent work", False, False, False, False),
+    "workflow_complete_task": _Hints("Answer agent work", False, False, False, False),
 }
 
 
@@ -133,8 +136,9 @@ def build_server(
     root: str | Path = ".", read_only: bool = False, store: str | Path | None = None
 ) -> Any:
     """The MCP server with the wfkit tools (all, or only those that run nothing)."""
+    from wfkit.mcp_server.catalog import READ_ONLY, TOOLS
     from wfkit.mcp_server.resources import add_resources
-    from wfkit.mcp_server.tools import READ_ONLY, TOOLS, Scope
+    from wfkit.mcp_server.tools import Scope
 
     scope = Scope(Path(root).resolve(), store, read_only)
     server = _server_class()(

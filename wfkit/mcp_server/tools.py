@@ -8,7 +8,6 @@ information also carry ``next``: the useful calls that follow.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from collections.abc import Callable, Coroutine
@@ -29,7 +28,7 @@ from wfkit.commands.results import RunList, RunReport
 from wfkit.commands.trace import TraceView
 from wfkit.commands.transform import TransformResult
 from wfkit.commands.why import WhyResult
-from wfkit.mcp_server.agents import performed
+from wfkit.mcp_server.agents import performed, to_the_end
 from wfkit.mcp_server.arguments import (
     Answers,
     Inputs,
@@ -45,24 +44,6 @@ JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null
 
 T = TypeVar("T")
 LOGGER = logging.getLogger("wfkit.mcp")
-
-
-async def to_the_end(run: Coroutine[Any, Any, T]) -> T:
-    """Await a run in its own task. When the call is cancelled (the client cancelled it,
-    went away, or the server is ending), the run is cancelled once, as Ctrl-C cancels a CLI
-    run, and awaited shielded: it ends ``cancelled`` after its ``finally`` steps, and its
-    record says so. (The server's cancel scope would otherwise cancel every await of the
-    ``finally`` steps too, and the server would exit with the run still ``running``.)"""
-    task = asyncio.ensure_future(run)
-    try:
-        return await asyncio.shield(task)
-    except BaseException:
-        task.cancel()
-        with anyio.CancelScope(shield=True):
-            await asyncio.wait({task})
-        if not task.cancelled() and task.exception() is None:
-            LOGGER.info("a run ended %s after its call was cancelled", task.result())
-        raise
 
 
 async def apart(work: Callable[..., T], *args: Any) -> T:
@@ -221,14 +202,16 @@ async def workflow_resume(
     """Continue a failed, interrupted, timed-out or waiting run where it stopped.
 
     Completed steps do not run again. The run's workflow file must still lie inside the
-    root.
+    root. A run started with workflow_start hands its unanswered agent tasks out again
+    (workflow_next_task) while this call waits.
     """
     from wfkit.commands import resume_workflow_async
 
     check_path_text(run_id, "run_id")
     answered = json_arg(answers, "answers")
-    report = await performed(
-        lambda agent: resume_workflow_async(
+
+    def resume(agent: Any) -> Coroutine[Any, Any, RunReport]:
+        return resume_workflow_async(
             run_id,
             force=force,
             answers=answered,
@@ -237,10 +220,38 @@ async def workflow_resume(
             workflow_path=lambda recorded: confine(scope.root, recorded),
             agent=agent,
         )
-    )
+
+    if _pulled(scope, run_id):  # its agent work was handed out: it is again, to any worker
+        from wfkit.commands.agent_work import PulledAgent
+
+        agent = PulledAgent(scope.store)  # takes back what the run's last process handed out
+        try:
+            report = await to_the_end(resume(agent))
+        finally:
+            agent.close()
+    else:
+        report = await performed(resume)
     if not isinstance(report, RunReport):  # a round of questions for the client's model
-        return report  # type: ignore[no-any-return]
+        return report
     return _run_result(scope, report, "workflow_resume")
+
+
+def _pulled(scope: Scope, run_id: str) -> bool:
+    """Whether the run's agent steps were pulled by workers (it was started that way); if
+    so, what its last process handed out is taken back now, while no worker can claim it
+    (only a running run's tasks are claimed), to be handed out again as the run asks."""
+    import time
+
+    from wfkit.commands._runs import effective_status
+    from wfkit.store import open_store
+
+    with open_store(scope.store, create=False, read_only=scope.read_only) as run_store:
+        if not run_store.agent_tasks_of(run_id):
+            return False
+        live = effective_status(run_store.get_run(run_id)) == "running"
+        if not scope.read_only and not live:  # a live run's tasks are its own (resume refuses)
+            run_store.withdraw_agent_tasks(run_id, time.time())
+        return True
 
 
 async def workflow_explain_plan(
@@ -387,30 +398,3 @@ async def workflow_diff(
     check_path_text(run_a, "run_a")
     check_path_text(run_b, "run_b")
     return diff_runs(run_a, run_b, store=scope.store, read_only=scope.read_only, timing=timing)
-
-
-TOOLS = (
-    workflow_run,
-    workflow_resume,
-    workflow_explain_plan,
-    workflow_trace_transformations,
-    workflow_debug_info,
-    workflow_test_transformation,
-    workflow_list_runs,
-    workflow_health,
-    workflow_why,
-    workflow_diff,
-)
-"""Every tool, in the order the server lists them."""
-
-READ_ONLY = (
-    "workflow_explain_plan",
-    "workflow_trace_transformations",
-    "workflow_debug_info",
-    "workflow_test_transformation",
-    "workflow_list_runs",
-    "workflow_health",
-    "workflow_why",
-    "workflow_diff",
-)
-"""The tools a ``--read-only`` server serves: they execute, start and write nothing."""

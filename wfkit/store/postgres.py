@@ -41,7 +41,7 @@ from wfkit.store.sql import WRITE_ATTEMPTS, SqlStore
 
 __all__ = ["PostgresDb", "PostgresStore", "redact", "server_name", "translate"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: the tables version 2 added
 NEW_IN_2 = ("sources", "schema_compat")
 #: version -> the statements that bring the previous version to it (additive only: a new
@@ -58,6 +58,9 @@ MIGRATIONS: dict[int, list[str]] = {
             for s in statements(POSTGRES)
             if s.startswith(tuple(f"CREATE TABLE IF NOT EXISTS {t} " for t in NEW_IN_2))
         ),
+    ],
+    3: [  # pulled agent work (wfkit.store.agent_tasks)
+        s for s in statements(POSTGRES) if "agent_tasks" in s.split("(", 1)[0]
     ],
 }
 #: the advisory lock held while migrating ("wfkit" in ASCII)

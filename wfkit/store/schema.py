@@ -143,6 +143,20 @@ CREATE TABLE IF NOT EXISTS sources (
     digest    TEXT PRIMARY KEY,
     text      TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS agent_tasks (
+    task_id     TEXT PRIMARY KEY,
+    run_id      TEXT NOT NULL,
+    step_id     TEXT NOT NULL,
+    item        {int},
+    attempt     {int} NOT NULL,
+    request     TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    worker      TEXT,
+    lease_until {real},
+    created_at  {real} NOT NULL,
+    reply       TEXT
+);
+CREATE INDEX IF NOT EXISTS agent_tasks_run ON agent_tasks(run_id, status, created_at);
 CREATE TABLE IF NOT EXISTS messages (
     run_id    TEXT NOT NULL,
     seq       {int} NOT NULL,
@@ -193,6 +207,7 @@ RUN_TABLES = (
     "outputs",
     "output_chunks",
     "cancel_requests",
+    "agent_tasks",
 )
 
 #: every table of the schema (``sources``: the workflow texts runs were started from, by

@@ -32,6 +32,7 @@ from wfkit.engine.events import (
 from wfkit.engine.frame import FrameCheckpoint
 from wfkit.engine.state import MISSING
 from wfkit.errors import LeaseLostError, RunNotFoundError, StoreError
+from wfkit.store.agent_tasks import AgentTasks
 from wfkit.store.base import ChunkRow, Db, OutputRow, RunRow
 from wfkit.store.leases import Leases, lease_seconds, lost_lease
 from wfkit.store.outputs import read_chunks, read_outputs
@@ -54,7 +55,7 @@ class RetryableError(StoreError):
     """The database aborted a transaction that can run again (deadlock, serialization)."""
 
 
-class SqlStore(Leases):
+class SqlStore(Leases, AgentTasks):
     """A run store over one connection; cheap to open, one per run or command.
 
     Subclasses set ``_sql`` (the connection), ``read_only``, ``missing``, ``location`` and

@@ -34,7 +34,7 @@ __all__ = [
     "resolve_store_path",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DEFAULT_DIR = ".wfkit"
 
 #: statements that bring a store of an older schema version to the current one
@@ -47,6 +47,7 @@ _MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE steps ADD COLUMN injected INTEGER NOT NULL DEFAULT 0",
     ],
     3: ["ALTER TABLE runs ADD COLUMN lease_until REAL"],  # + the sources table
+    4: [],  # the agent_tasks table
 }
 
 
