@@ -64,10 +64,12 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @asynccontextmanager
-async def server(root: Path, pid_file: Path | None = None) -> AsyncIterator[Client]:
+async def server(
+    root: Path, pid_file: Path | None = None, store: str | None = None
+) -> AsyncIterator[Client]:
     """``wfkit mcp`` over stdio on the test's store (its pid written to ``pid_file``)."""
     env = {
-        "WFKIT_STORE": str(root / "store"),
+        "WFKIT_STORE": store or str(root / "store"),
         "PATH": os.environ["PATH"],
         "WFKIT_LEASE": "2",  # a killed server's run is interrupted 2 s after its last renewal
     }
@@ -115,7 +117,7 @@ async def work(client: Client, run_id: str, name: str, answer: Answer, seen: lis
         if done.is_error:  # a task taken back meanwhile (its run's old process died)
             assert "withdrawn" in done.content[0].text  # type: ignore[union-attr]
             continue
-        seen.append((name, task))
+        seen.append((name, task, dict(done.structured_content or {})))
 
 
 async def finished(client: Client, run_id: str) -> dict[str, Any]:
@@ -127,9 +129,9 @@ async def finished(client: Client, run_id: str) -> dict[str, Any]:
     raise AssertionError("the run never ended")
 
 
-def tasks_of(root: Path, run_id: str) -> list[TaskRow]:
-    with open_store(root / "store", create=False) as store:
-        return store.agent_tasks_of(run_id)
+def tasks_of(root: Path, run_id: str, store: str | None = None) -> list[TaskRow]:
+    with open_store(store or root / "store", create=False) as run_store:
+        return run_store.agent_tasks_of(run_id)
 
 
 def test_three_sub_agents_pull_a_fan_out(root: Path) -> None:
@@ -178,7 +180,11 @@ def test_three_sub_agents_pull_a_fan_out(root: Path) -> None:
     run_id, info = asyncio.run(asyncio.wait_for(scenario(), 300))
     assert info["status"] == "succeeded", info["error"]
     assert info["state"]["raw"]["values"]["doubles"] == [0, 2, 4, 6, 8, 10, 12, 16, 18]
-    rows = tasks_of(root, run_id)
+    check_pulled(tasks_of(root, run_id), seen, info)
+
+
+def check_pulled(rows: list[TaskRow], seen: list[Any], info: dict[str, Any]) -> None:
+    """What each item's tasks went through, and what each completion answered."""
     by_item: dict[int, list[TaskRow]] = {}
     for row in rows:
         by_item.setdefault(row.item or 0, []).append(row)
@@ -200,16 +206,32 @@ def test_three_sub_agents_pull_a_fan_out(root: Path) -> None:
     assert after.request["previous_error"]["type"] == "AgentResponseError"
     assert after.request["previous_error"]["path"] == "$.double"
     assert after.status == "answered"
+    completions = {(t["context"]["n"], t["attempt"]): done for _, t, done in seen}
+    sevens = sorted((a, c["retry_scheduled"]) for (n, a), c in completions.items() if n == 7)
+    # retry_count 2: the third attempt is the last (the first may have been the vanished one's)
+    assert sevens[-1] == (3, False)
+    assert all(retried for _, retried in sevens[:-1])
+    threes = [c for (n, _), c in completions.items() if n == 3 and not c["accepted"]]
+    assert [(c["retry_scheduled"], "$.double" in c["error"]) for c in threes] == [(True, True)]
     types = {e["error_type"] for e in info["errors"]}
     assert {"AgentTimeoutError", "AgentResponseError", "AgentError"} <= types
 
 
 def test_a_killed_coordinator_resumes_and_hands_out_what_was_pending(root: Path) -> None:
+    kill_and_resume(root, None)
+
+
+def kill_and_resume(root: Path, store: str | None) -> None:
+    """The coordinating server is killed (-9) after four answers; a new one resumes the run,
+    and only the unanswered items are asked (also run on PostgreSQL: tests/store)."""
     pid_file = root / "coordinator.pid"
     answered: list[Any] = []
 
     async def first_half() -> str:
-        async with server(root, pid_file) as coordinator, server(root) as worker:
+        async with (
+            server(root, pid_file, store) as coordinator,
+            server(root, store=store) as worker,
+        ):
             run_id = (await ok(coordinator, "workflow_start", workflow="fan.yaml"))["run_id"]
             while len(answered) < 4:  # four items answered, then the coordinator dies
                 out = await ok(worker, "workflow_next_task", run_id=run_id, worker="w", wait_s=30)
@@ -220,17 +242,17 @@ def test_a_killed_coordinator_resumes_and_hands_out_what_was_pending(root: Path)
                 if "result" in reply:
                     answered.append(task["context"]["n"])
             for _ in range(600):  # the four agent steps are recorded done (checkpointed)
-                if done_asks(root, run_id) == 4:
+                if done_asks(root, run_id, store) == 4:
                     break
                 await asyncio.sleep(0.1)
-            assert done_asks(root, run_id) == 4
+            assert done_asks(root, run_id, store) == 4
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
             return run_id
 
     run_id = asyncio.run(asyncio.wait_for(first_half(), 300))
 
     async def second_half() -> dict[str, Any]:
-        async with server(root) as coordinator, server(root) as worker:
+        async with server(root, store=store) as coordinator, server(root, store=store) as worker:
             seen: list[Any] = []
             for _ in range(600):  # the dead server's lease runs out
                 if (await ok(worker, "workflow_debug_info", run_id=run_id))[
@@ -241,22 +263,22 @@ def test_a_killed_coordinator_resumes_and_hands_out_what_was_pending(root: Path)
             resumed = asyncio.ensure_future(ok(coordinator, "workflow_resume", run_id=run_id))
             await work(worker, run_id, "w", honest_but_seven, seen)
             report = await resumed
-            asked = [t["context"]["n"] for _, t in seen if t["context"]["n"] != 7]
+            asked = [t["context"]["n"] for _, t, _ in seen if t["context"]["n"] != 7]
             assert sorted(asked) == sorted(set(range(10)) - set(answered) - {7})
             return report
 
     report = asyncio.run(asyncio.wait_for(second_half(), 300))
     assert report["status"] == "succeeded", report["error"]
     assert report["state"]["raw"]["doubles"] == [0, 2, 4, 6, 8, 10, 12, 16, 18]
-    statuses = [row.status for row in tasks_of(root, run_id)]
+    statuses = [row.status for row in tasks_of(root, run_id, store)]
     assert statuses.count("answered") == 9
     assert "pending" not in statuses
     assert "leased" not in statuses
 
 
-def done_asks(root: Path, run_id: str) -> int:
-    with open_store(root / "store", create=False) as store:
-        history = store.step_history(run_id)
+def done_asks(root: Path, run_id: str, store: str | None = None) -> int:
+    with open_store(store or root / "store", create=False) as run_store:
+        history = run_store.step_history(run_id)
     return sum(1 for h in history if h["step_id"] == "each/ask" and h["status"] == "succeeded")
 
 

@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 from wfkit.engine.warden import WARDEN
 from wfkit.errors import ShellCommandError
@@ -68,3 +69,40 @@ def kill_leftovers(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
     WARDEN.forget(pgid)
+
+
+def retrieve(future: asyncio.Future[Any]) -> None:
+    """Take a finished future's outcome: asyncio logs "exception was never retrieved" with a
+    traceback when a future whose exception nobody read is garbage-collected."""
+    if not future.cancelled():
+        future.exception()
+
+
+DRAIN_SECONDS = 0.5
+"""How long output may still arrive after the process exited (from children it left behind)."""
+
+
+async def process_exit(proc: asyncio.subprocess.Process) -> int:
+    """The process's exit code, as soon as it exits: ``proc.wait()`` alone also waits for the
+    pipes to close, which a background child keeps open."""
+    waiter = asyncio.ensure_future(proc.wait())
+    try:
+        while True:
+            done, _ = await asyncio.wait({waiter}, timeout=0.05)
+            if done:
+                return waiter.result()
+            if proc.returncode is not None:
+                return proc.returncode
+    finally:
+        waiter.cancel()
+
+
+async def drain(pgid: int, readers: asyncio.Future[Any]) -> None:
+    """Wait for the pipes to close; kill what holds them after a bound, then stop reading."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(readers), DRAIN_SECONDS)
+        return
+    kill_leftovers(pgid)
+    # a process outside the group (it called setsid) may hold them still: stop reading
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(readers, DRAIN_SECONDS)

@@ -131,15 +131,11 @@ def _check_choices(source: Source, step: m.UserInputStep, where: NodePath) -> No
 
 
 def _check_response_schema(source: Source, schema: dict[str, Any], where: NodePath) -> None:
-    """A ``response_schema`` must be a valid JSON Schema: refused at load, at the keyword."""
-    import jsonschema
+    """A ``response_schema`` must be a usable JSON Schema: refused at load, at the keyword."""
+    from wfkit.language.response_schema import schema_problems
 
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    try:
-        cls.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        at = (*where, *(p for p in exc.path if isinstance(p, (str, int))))
-        problem(source.error(f"not a valid JSON Schema: {exc.message}", at))
+    for at, message in schema_problems(schema):
+        problem(source.error(message, (*where, *at)))
 
 
 def _compile_step(source: Source, step: m.StepBase, where: NodePath) -> None:

@@ -345,6 +345,12 @@ def _pattern(pattern: str, ignorecase: bool) -> Any:
         ) from None
 
 
+def linear_pattern(pattern: str) -> Any:
+    """``pattern`` compiled by RE2 (searching is linear in the text); ValueError when RE2
+    cannot compile it."""
+    return _pattern(pattern, False)
+
+
 def _regex_search(value: str, pattern: str, ignorecase: bool = False) -> str | None:
     text = str(value)
     limit_chars(len(text), "regex_search input")

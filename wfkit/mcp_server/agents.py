@@ -14,6 +14,7 @@ import contextvars
 import itertools
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -86,7 +87,12 @@ def user_message(request: AgentRequest) -> str:
 
 def _reply_text(result: Any, step_id: str) -> AgentReply:
     """The text of a sampling result (a model's code fence around JSON taken off)."""
-    content = result.content
+    content = getattr(result, "content", None)
+    if content is None:  # not a sampling result at all (a client answering another request)
+        raise AgentError(
+            f"the client answered the sampling request with a {type(result).__name__}",
+            step_id=step_id,
+        )
     if isinstance(content, list):  # the array-content form: its text blocks, joined
         texts = [c.text for c in content if getattr(c, "type", None) == "text"]
         if not texts:
@@ -153,7 +159,18 @@ class SamplingAgent:
         return _reply_text(result, request.step_id)
 
 
-INPUT_WAIT_SECONDS = float(os.environ.get("WFKIT_MCP_INPUT_WAIT", "300"))
+def _input_wait() -> float:
+    """``WFKIT_MCP_INPUT_WAIT`` (seconds, 1 to 600: the SDK's sealed request_state lasts 600 s),
+    300 when unset or unreadable."""
+    try:
+        wanted = float(os.environ.get("WFKIT_MCP_INPUT_WAIT", "300"))
+    except ValueError:
+        LOGGER.warning("WFKIT_MCP_INPUT_WAIT is not a number of seconds: 300 s is used")
+        return 300.0
+    return min(max(wanted, 1.0), 600.0) if not math.isnan(wanted) else 300.0
+
+
+INPUT_WAIT_SECONDS = _input_wait()
 """How long a run waits for a client to come back with the answers it was asked for (an
 ``InputRequiredResult`` round) before its pending agent attempts fail."""
 
@@ -178,6 +195,7 @@ class LiveRun:
         self.orphaned = False
         self._keys = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
+        self.callers = 0  # tool calls waiting on next_stop now
         self.task = asyncio.ensure_future(work)
         self.task.add_done_callback(lambda _: self.changed.set())
         LIVE[self.token] = self
@@ -212,6 +230,7 @@ class LiveRun:
         """The run's report when it ends, or the round of requests it waits on."""
         from mcp_types import CreateMessageRequest, InputRequiredResult
 
+        self.callers += 1
         try:
             while True:
                 if self.task.done():
@@ -221,6 +240,8 @@ class LiveRun:
                     await asyncio.sleep(BATCH_SECONDS)
                     asked = self._waiting()
                     if asked and not self.task.done():
+                        if self._timer is not None:  # a duplicate call's round: one timer
+                            self._timer.cancel()
                         self._timer = asyncio.get_running_loop().call_later(
                             INPUT_WAIT_SECONDS, self._orphan
                         )
@@ -233,13 +254,16 @@ class LiveRun:
                     continue
                 self.changed.clear()
                 await self.changed.wait()
-        except BaseException:  # the call was cancelled: so is the run, as to_the_end does
-            if not self.task.done():
+        except BaseException:  # the call was cancelled: so is the run, as to_the_end does,
+            # unless another call (a client's duplicate retry) still waits for it
+            if self.callers == 1 and not self.task.done():
                 self.task.cancel()
                 with anyio.CancelScope(shield=True):
                     await asyncio.wait({self.task})
-            LIVE.pop(self.token, None)
+                LIVE.pop(self.token, None)
             raise
+        finally:
+            self.callers -= 1
 
     def _waiting(self) -> dict[str, Any]:
         return {k: p for k, (p, f) in self.pending.items() if not f.done()}

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wfkit.engine.agents import AgentReply, AgentRequest, AttemptIO, read_reply
 from wfkit.engine.capture import OutputCapture
 from wfkit.engine.steps.registry import handles
 from wfkit.engine.steps.shell import output_limit
-from wfkit.errors import WfkitError
+from wfkit.errors import StepError, WfkitError
 from wfkit.language.models import AgentTaskStep
+from wfkit.language.policy import retry_verdict
 from wfkit.language.values import dumps
 
 if TYPE_CHECKING:
@@ -39,8 +41,33 @@ async def run_agent_task(step: AgentTaskStep, frame: Frame) -> Any:
     )
     capture = OutputCapture(frame, step.step_id, "agent", output_limit(run))
     err = capture.streams["stderr"]
-    err.feed(f"request: {dumps(request.as_dict())}\n".encode())
-    io = AttemptIO(run.loaded.workflow.config.max_state_bytes, options.kill_grace_seconds, err.feed)
+
+    def masked(data: dict[str, Any]) -> dict[str, Any]:
+        return run.masker.value(data) if run.masker else data
+
+    # masked whole, before the capture may cut the line (a cut through a secret would
+    # leave both halves unmasked)
+    err.feed(f"request: {dumps(masked(request.as_dict()))}\n".encode())
+
+    def retried(error: StepError) -> bool:
+        """Whether the step's policy would retry this attempt failing with ``error``."""
+        retry = run.plan(step).policy.retry
+        if retry is None or frame.attempt >= retry.attempts:
+            return False
+        try:
+            return retry_verdict(error, retry, frame.view({"error": error.details()}))[0]
+        except StepError:  # a broken retry_on: the step runner says so, and does not retry
+            return False
+
+    io = AttemptIO(
+        run.loaded.workflow.config.max_state_bytes,
+        options.kill_grace_seconds,
+        err.feed,
+        cwd=options.cwd,
+        env={**run.env, "WFKIT_WORKFLOW_DIR": str(Path(run.loaded.file).resolve().parent)},
+        masked=masked,
+        retried=retried,
+    )
     try:
         if step.step_id in options.answers:
             reply = AgentReply(value=options.answers[step.step_id])

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wfkit.engine.capture import OutputCapture, StreamCapture
 from wfkit.engine.memlimit import limited_argv
-from wfkit.engine.processes import kill_leftovers, last_lines, spawn, terminate_group
+from wfkit.engine.processes import (
+    drain,
+    kill_leftovers,
+    last_lines,
+    process_exit,
+    retrieve,
+    spawn,
+    terminate_group,
+)
 from wfkit.engine.steps.registry import handles
 from wfkit.errors import ShellCommandError
 from wfkit.language.models import ShellCommandStep
@@ -68,11 +75,11 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
     try:
         # the step ends when its shell exits: a background child (`cmd &`) still holding the
         # pipes gets DRAIN_SECONDS to finish writing, then its group is killed
-        exit_code = await _shell_exit(proc)
-        await _drain(proc.pid, readers)
+        exit_code = await process_exit(proc)
+        await drain(proc.pid, readers)
     except BaseException as exc:
         readers.cancel()
-        readers.add_done_callback(_retrieve)  # else a collected `readers` logs its cancellation
+        readers.add_done_callback(retrieve)  # else a collected `readers` logs its cancellation
         capture.finish("cancelled" if isinstance(exc, asyncio.CancelledError) else "failed")
         await terminate_group(proc, run.options.kill_grace_seconds)
         raise
@@ -128,45 +135,8 @@ def _result(
     )
 
 
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    """Take a finished future's outcome: asyncio logs "exception was never retrieved" with a
-    traceback when a future whose exception nobody read is garbage-collected."""
-    if not future.cancelled():
-        future.exception()
-
-
 async def _read(stream: asyncio.StreamReader, capture: StreamCapture) -> None:
     """Feed the stream to its capture as it arrives: memory stays bounded whatever the size."""
     while chunk := await stream.read(_CHUNK):
         capture.feed(chunk)
     capture.close()
-
-
-DRAIN_SECONDS = 0.5
-"""How long output may still arrive after the shell exited (from children it left behind)."""
-
-
-async def _shell_exit(proc: asyncio.subprocess.Process) -> int:
-    """The shell's exit code, as soon as it exits: ``proc.wait()`` alone also waits for the
-    pipes to close, which a background child keeps open."""
-    waiter = asyncio.ensure_future(proc.wait())
-    try:
-        while True:
-            done, _ = await asyncio.wait({waiter}, timeout=0.05)
-            if done:
-                return waiter.result()
-            if proc.returncode is not None:
-                return proc.returncode
-    finally:
-        waiter.cancel()
-
-
-async def _drain(pgid: int, readers: asyncio.Future[Any]) -> None:
-    """Wait for the pipes to close; kill what holds them after a bound, then stop reading."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(readers), DRAIN_SECONDS)
-        return
-    kill_leftovers(pgid)
-    # a process outside the group (it called setsid) may hold them still: stop reading
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(readers, DRAIN_SECONDS)
