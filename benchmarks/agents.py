@@ -108,3 +108,66 @@ def agent_section(quick: bool) -> None:
         extra = (agents - plain) / count * 1000
         print(f"{title:40} {plain * 1000:>16.1f} {agents * 1000:>14.1f} {extra:>9.2f}")
     print(f"spawn floor (cat started and read by asyncio alone): {floor * 1000:.2f} ms per process")
+
+
+def pull_section(quick: bool) -> None:
+    """Pull mode over stdio: a ``wfkit mcp`` server runs the workflow (``workflow_start``),
+    one worker on the same connection claims and answers every task."""
+    import os
+    import sys
+
+    from mcp.client import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    steps, items = (5, 20) if quick else (20, 100)
+
+    async def drive(client: Client, workflow: str) -> float:
+        started = time.perf_counter()
+        out = await client.call_tool("workflow_start", {"workflow": workflow})
+        run_id = (out.structured_content or {})["run_id"]
+        while True:
+            got = await client.call_tool(
+                "workflow_next_task", {"run_id": run_id, "worker": "bench", "wait_s": 5}
+            )
+            data = got.structured_content or {}
+            task = data.get("task")
+            if task is None:
+                if data.get("run_status") != "running":
+                    break
+                continue
+            await client.call_tool(
+                "workflow_complete_task", {"task_id": task["task_id"], "result": {"ok": True}}
+            )
+        return time.perf_counter() - started
+
+    async def timed(client: Client, workflow: str) -> float:
+        started = time.perf_counter()
+        await client.call_tool("workflow_run", {"workflow": workflow})
+        return time.perf_counter() - started
+
+    async def all_of_it(folder: Path) -> list[tuple[str, int, float, float]]:
+        env = {**os.environ, "WFKIT_STORE": str(folder / "store")}
+        env.pop("WFKIT_AGENT_COMMAND", None)
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "wfkit", "mcp", "--root", str(folder)], env=env
+        )
+        rows = []
+        async with Client(params) as client:
+            for title, make, count in (
+                (f"{steps} sequential steps", _sequential, steps),
+                (f"fan-out of {items} items (max_parallel 8)", _fan_out, items),
+            ):
+                (folder / "plain.yaml").write_text(make(count, False))
+                (folder / "agents.yaml").write_text(make(count, True))
+                plain = await timed(client, "plain.yaml")
+                pulled = await drive(client, "agents.yaml")
+                rows.append((title, count, plain, pulled))
+        return rows
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = asyncio.run(all_of_it(Path(tmp)))
+    print("\nagent_task in pull mode over stdio (one worker answering at once)")
+    print(f"{'scenario':40} {'state_update ms':>16} {'pulled ms':>10} {'+ms/step':>9}")
+    for title, count, plain, pulled in rows:
+        extra = (pulled - plain) / count * 1000
+        print(f"{title:40} {plain * 1000:>16.1f} {pulled * 1000:>10.1f} {extra:>9.2f}")

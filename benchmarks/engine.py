@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from agents import agent_section
+from agents import agent_section, pull_section
 from wallclock import wall_section
 
 from wfkit.engine.context import RunOptions
@@ -135,6 +135,7 @@ def main() -> None:
             f"off {off * 1000:.1f} ms, on {on * 1000:.1f} ms, ratio {on / off:.2f}x"
         )
     agent_section(args.quick)
+    pull_section(args.quick)
     wall_section(args.quick)
 
 

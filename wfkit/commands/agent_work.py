@@ -31,7 +31,11 @@ from wfkit.store.agent_tasks import FINISHED
 from wfkit.store.base import Store, TaskRow
 
 POLL_SECONDS = 0.2
-"""How often a waiting attempt, and a worker waiting for work, look at the store."""
+"""How often a waiting attempt, and a worker waiting for work, look at the store once they
+have waited a while; they start at ``FIRST_POLL_SECONDS`` and double up to it, so a quick
+answer is seen at once and a long wait costs the store five reads a second."""
+
+FIRST_POLL_SECONDS = 0.005
 
 DEFAULT_LEASE = 300.0
 """Seconds a worker holds a task it claimed unless it asks for another lease."""
@@ -111,6 +115,7 @@ class PulledAgent:
             )
         )
         ended = False
+        pause = FIRST_POLL_SECONDS
         try:
             while True:
                 row = store.agent_task(task_id)
@@ -132,7 +137,8 @@ class PulledAgent:
                         step_id=request.step_id,
                     )
                 if not late:
-                    await asyncio.sleep(POLL_SECONDS)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, POLL_SECONDS)
         finally:
             if not ended:  # the attempt ended first (timeout, cancellation): nobody may take it
                 store.end_agent_task(task_id, "withdrawn", ("pending", "leased"))
@@ -166,6 +172,7 @@ def next_task(
     """Claim the oldest pending attempt of ``run_id`` for ``worker``, waiting up to
     ``wait_s`` seconds for one while the run is running."""
     deadline = time.monotonic() + wait_s
+    pause = FIRST_POLL_SECONDS
     with open_store(store, create=False) as run_store:
         while True:
             row = run_store.get_run(run_id)
@@ -181,7 +188,8 @@ def next_task(
                 return NextTask(task=_task(claimed), run_status=status)
             if status != "running" or time.monotonic() >= deadline:
                 return NextTask(task=None, run_status=status)
-            time.sleep(POLL_SECONDS)
+            time.sleep(pause)
+            pause = min(pause * 2, POLL_SECONDS)
 
 
 def _task(row: TaskRow) -> AgentTask:
