@@ -47,7 +47,8 @@ def reference() -> str:
             )
             if on
         ]
-        lines += [f"### `{tool.name}` ({', '.join(flags)})", "", tool.description or "", ""]
+        shown = f" ({', '.join(flags)})" if flags else " (writes, not destructive)"
+        lines += [f"### `{tool.name}`{shown}", "", tool.description or "", ""]
         properties = tool.input_schema.get("properties", {})
         required = set(tool.input_schema.get("required", []))
         if properties:

@@ -173,7 +173,9 @@ def test_three_sub_agents_pull_a_fan_out(root: Path) -> None:
                     c, "workflow_complete_task", task_id=seen[0][1]["task_id"], result={"double": 0}
                 )
                 assert "already completed" in again
-                unknown = await refused(c, "workflow_complete_task", task_id="task-nope")
+                unknown = await refused(
+                    c, "workflow_complete_task", task_id="task-nope", result={"double": 0}
+                )
                 assert "no agent task" in unknown
             return run_id, await finished(coordinator, run_id)
 

@@ -82,18 +82,31 @@ class PulledAgent:
         self._store: Store | None = None
         self._since = time.time()
         self._fresh: set[str] = set()  # runs whose earlier segments' tasks were taken back
+        self._takes_back = True
 
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Sent with a fan-out's items to other processes (Dask): the store's location, not
+        its connection (each copy opens its own, and closes it when its item ends)."""
+        return {"_spec": self._spec, "_since": self._since}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._spec, self._since = state["_spec"], state["_since"]
+        self._store = None
+        self._fresh = set()
+        self._takes_back = False  # the coordinator takes back a dead process's tasks
+
     async def perform(self, request: AgentRequest, io: AttemptIO) -> AgentReply:
         if self._store is None:
             self._store = open_store(self._spec)
         store = self._store
-        if request.run_id not in self._fresh:  # a resumed run: what its dead process handed
-            self._fresh.add(request.run_id)  # out no one waits for any more
+        if self._takes_back and request.run_id not in self._fresh:  # a resumed run: what its
+            # dead process handed out no one waits for any more
+            self._fresh.add(request.run_id)
             store.withdraw_agent_tasks(request.run_id, self._since)
         task_id = "task-" + secrets.token_hex(8)
         data = io.masked(request.as_dict())
@@ -192,6 +205,12 @@ def next_task(
             pause = min(pause * 2, POLL_SECONDS)
 
 
+def release_task(task_id: str, worker: str, store: str | Path | None = None) -> bool:
+    """Put back a task ``worker`` claimed but never received (its call was cancelled)."""
+    with open_store(store, create=False) as run_store:
+        return run_store.release_agent_task(task_id, worker)
+
+
 def _task(row: TaskRow) -> AgentTask:
     request = row.request
     return AgentTask(
@@ -214,16 +233,28 @@ def complete_task(
     *,
     result: Any = None,
     error: str | None = None,
+    worker: str | None = None,
     store: str | Path | None = None,
 ) -> Completion:
     """Answer a claimed task with ``result`` (checked against the step's schema first), or
-    report that the agent failed with ``error``. A task that is unknown, not claimed,
-    already completed, withdrawn or past its lease is refused (InputError) and left as it is.
+    report that the agent failed with ``error``. A task that is unknown, not claimed (by
+    ``worker``, when given), already completed, withdrawn, past its lease, or whose run is not
+    running is refused (InputError) and left as it is.
     """
+    if (result is None) == (error is None):
+        raise InputError("give the task's result (any JSON but null) or an error, not both")
     with open_store(store, create=False) as run_store:
         row = run_store.agent_task(task_id)
         _check_open(row, task_id)
         assert row is not None
+        if worker is not None and worker != row.worker:
+            raise InputError(f"task {task_id} is held by {row.worker!r}, not {worker!r}")
+        status_now = effective_status(run_store.get_run(row.run_id))
+        if status_now != "running":  # its process is gone: the answer would be lost
+            raise InputError(
+                f"task {task_id}'s run is {status_now}, not running: nothing waits for the "
+                "answer (a resume hands the work out again)"
+            )
         request = row.request
         retry: bool | None = None
         if error is not None:

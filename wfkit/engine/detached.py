@@ -25,6 +25,7 @@ from wfkit.engine.events import (
 )
 from wfkit.engine.inject import Fault
 from wfkit.engine.items import ItemJob, run_item
+from wfkit.engine.secrets import Masker
 from wfkit.errors import CircuitOpenError, StepError, WfkitError
 
 if TYPE_CHECKING:
@@ -53,8 +54,11 @@ class ItemContext:
     trace_step: str | None = None  # the step the run's tracer files records under now
     #: the coordinator's working folder: the item's shell steps run there on the worker
     cwd: str | None = None
-    #: the run's agent performer (picklable: a command, or none)
+    #: the run's agent performer (picklable: a command, pulled work, or none)
     agent: AgentPerformer | None = None
+    #: the run's secrets (name -> value) as its masker knows them: the item masks them too,
+    #: in what it writes itself (a pulled agent task) as in what it reports
+    secrets: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -96,6 +100,7 @@ def context_of(run: RunContext) -> ItemContext:
         trace_step=run.tracer.step_id if run.tracer is not None else None,
         cwd=options.cwd or os.getcwd(),
         agent=options.agent,
+        secrets=dict(run.masker.secrets),
     )
 
 
@@ -147,6 +152,8 @@ async def run_detached(
     if context.agent is not None:
         options.agent = context.agent
     run = Run(loaded, context.run_id, {}, options)
+    if context.secrets:
+        run.masker = Masker(context.secrets)
     breakers = _ReportingBreakers(
         loaded.workflow.config.circuit_breakers, {}, options.clock, lambda _: None
     )
@@ -164,6 +171,10 @@ async def run_detached(
         entry, error = await run_item(run, job)
     except asyncio.CancelledError:
         entry, error = None, None
+    finally:
+        close = getattr(options.agent, "close", None)  # a performer holding a connection
+        if close is not None:
+            close()
     tracer = run.tracer
     return ItemReport(
         entry=entry,

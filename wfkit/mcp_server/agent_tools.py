@@ -93,15 +93,39 @@ async def workflow_next_task(
     ] = DEFAULT_LEASE,
 ) -> NextTask:
     """Claim the run's oldest pending agent task, leased to `worker`: its prompt, context,
-    response schema, attempt and the previous attempt's error. `task` is null when there is
-    none within wait_s; stop when run_status is no longer `running`. A lease that runs out
-    fails that attempt (AgentTimeoutError) and the step's policy decides."""
-    from wfkit.commands.agent_work import next_task
+        response schema, attempt and the previous attempt's error. `task` is null when there is
+        none within wait_s; stop when the run ended (run_status neither `running` nor `interrupted`,
+    which a resume continues). A lease that runs out
+        fails that attempt (AgentTimeoutError) and the step's policy decides."""
+    import time
+
+    import anyio
+
+    from wfkit.commands.agent_work import FIRST_POLL_SECONDS, POLL_SECONDS, next_task, release_task
 
     check_path_text(run_id, "run_id")
-    return await apart(
-        lambda: next_task(run_id, worker, wait_s=wait_s, lease_s=lease_s, store=scope.store)
-    )
+    deadline = time.monotonic() + wait_s
+    pause = FIRST_POLL_SECONDS
+    while True:  # the waits on the loop, each claim in a thread: a cancelled call stops here
+        claimed: list[NextTask] = []
+
+        def claim(claimed: list[NextTask] = claimed) -> NextTask:
+            found = next_task(run_id, worker, lease_s=lease_s, store=scope.store)
+            claimed.append(found)
+            return found
+
+        try:
+            found = await apart(claim)
+        except BaseException:  # cancelled while claiming: a task claimed for no one goes back
+            task = claimed[0].task if claimed else None
+            if task is not None:
+                release_task(task.task_id, worker, scope.store)
+            raise
+        ended = found.run_status not in ("running", "interrupted")
+        if found.task is not None or ended or time.monotonic() >= deadline:
+            return found
+        await anyio.sleep(pause)
+        pause = min(pause * 2, POLL_SECONDS)
 
 
 async def workflow_complete_task(
@@ -114,16 +138,21 @@ async def workflow_complete_task(
     error: Annotated[
         str | None, Field(description="Instead of a result: why the agent could not do it.")
     ] = None,
+    worker: Annotated[
+        str | None,
+        Field(description="The worker that claimed it: refused if another holds it."),
+    ] = None,
 ) -> Completion:
-    """Answer a task you claimed. The result is checked against the response schema first:
-    `accepted` false with the error when it does not match (the step's policy may hand out a
-    new attempt carrying that error: `retry_scheduled`). A task that is unknown, not yours,
-    already completed or past its lease is refused and nothing changes."""
+    """Answer a task you claimed with `result` or `error` (one of them). The result is
+    checked against the response schema first: `accepted` false with the error when it does
+    not match (the step's policy may hand out a new attempt carrying that error:
+    `retry_scheduled`). A task that is unknown, held by another `worker`, already completed,
+    past its lease, or whose run is no longer running is refused and nothing changes."""
     from wfkit.commands.agent_work import complete_task
 
     check_path_text(task_id, "task_id")
     return await apart(
-        lambda: complete_task(task_id, result=result, error=error, store=scope.store)
+        lambda: complete_task(task_id, result=result, error=error, worker=worker, store=scope.store)
     )
 
 

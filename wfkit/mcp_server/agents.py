@@ -363,6 +363,10 @@ async def in_background(
     task.add_done_callback(_finished)
     await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
     if started.done():
+        from wfkit.store import open_store
+
+        with open_store(store) as run_store:  # its resumes pull too
+            run_store.mark_pulled(started.result())
         return started.result()
     started.cancel()
     return task.result()  # the report, or the error that kept the run from starting

@@ -246,11 +246,12 @@ def _pulled(scope: Scope, run_id: str) -> bool:
     from wfkit.store import open_store
 
     with open_store(scope.store, create=False, read_only=scope.read_only) as run_store:
-        if not run_store.agent_tasks_of(run_id):
+        row = run_store.get_run(run_id)  # a prefix names it too
+        if not (run_store.pulled(row.run_id) or run_store.agent_tasks_of(row.run_id)):
             return False
-        live = effective_status(run_store.get_run(run_id)) == "running"
+        live = effective_status(row) == "running"
         if not scope.read_only and not live:  # a live run's tasks are its own (resume refuses)
-            run_store.withdraw_agent_tasks(run_id, time.time())
+            run_store.withdraw_agent_tasks(row.run_id, time.time())
         return True
 
 

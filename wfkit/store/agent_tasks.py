@@ -150,6 +150,31 @@ class AgentTasks:
             )
         )
 
+    def mark_pulled(self, run_id: str) -> None:
+        """Record that ``run_id``'s agent steps are pulled by workers (its resumes are too)."""
+        self._write(
+            lambda db: db.run(
+                "INSERT INTO pulled_runs VALUES (?, ?) ON CONFLICT (run_id) DO NOTHING",
+                (run_id, time.time()),
+            )
+        )
+
+    def pulled(self, run_id: str) -> bool:
+        """Whether ``run_id`` was started for workers to pull its agent steps."""
+        return self._sql.one("SELECT 1 FROM pulled_runs WHERE run_id = ?", (run_id,)) is not None
+
+    def release_agent_task(self, task_id: str, worker: str) -> bool:
+        """Put a claimed task back (its claimer never received it): whether it was."""
+        return bool(
+            self._write(
+                lambda db: db.changed(
+                    "UPDATE agent_tasks SET status = 'pending', worker = NULL, lease_until = NULL"
+                    " WHERE task_id = ? AND status = 'leased' AND worker = ?",
+                    (task_id, worker),
+                )
+            )
+        )
+
     def agent_tasks_of(self, run_id: str) -> list[TaskRow]:
         """Every attempt handed out for ``run_id``, oldest first."""
         return [

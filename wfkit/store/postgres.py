@@ -60,7 +60,9 @@ MIGRATIONS: dict[int, list[str]] = {
         ),
     ],
     3: [  # pulled agent work (wfkit.store.agent_tasks)
-        s for s in statements(POSTGRES) if "agent_tasks" in s.split("(", 1)[0]
+        s
+        for s in statements(POSTGRES)
+        if any(t in s.split("(", 1)[0] for t in ("agent_tasks", "pulled_runs"))
     ],
 }
 #: the advisory lock held while migrating ("wfkit" in ASCII)

@@ -157,6 +157,10 @@ CREATE TABLE IF NOT EXISTS agent_tasks (
     reply       TEXT
 );
 CREATE INDEX IF NOT EXISTS agent_tasks_run ON agent_tasks(run_id, status, created_at);
+CREATE TABLE IF NOT EXISTS pulled_runs (
+    run_id      TEXT PRIMARY KEY,
+    since       {real} NOT NULL
+);
 CREATE TABLE IF NOT EXISTS messages (
     run_id    TEXT NOT NULL,
     seq       {int} NOT NULL,
@@ -208,6 +212,7 @@ RUN_TABLES = (
     "output_chunks",
     "cancel_requests",
     "agent_tasks",
+    "pulled_runs",
 )
 
 #: every table of the schema (``sources``: the workflow texts runs were started from, by

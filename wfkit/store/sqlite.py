@@ -47,7 +47,7 @@ _MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE steps ADD COLUMN injected INTEGER NOT NULL DEFAULT 0",
     ],
     3: ["ALTER TABLE runs ADD COLUMN lease_until REAL"],  # + the sources table
-    4: [],  # the agent_tasks table
+    4: [],  # the agent_tasks and pulled_runs tables
 }
 
 
