@@ -65,7 +65,8 @@ class AgentTasks:
         """A new pending attempt."""
         self._write(
             lambda db: db.run(
-                f"INSERT INTO agent_tasks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO agent_tasks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (task_id) DO NOTHING",  # a write replayed after a reconnect
                 (
                     task.task_id,
                     task.run_id,
