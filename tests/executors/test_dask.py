@@ -482,7 +482,7 @@ def test_a_worker_killed_mid_item_does_not_fail_the_run(
     victim = int(pids.read_text().split()[0])
     os.kill(victim, signal.SIGKILL)
     out, err = process.communicate(timeout=120)
-    assert process.returncode == 0, err
+    assert process.returncode == 0, err + out
     report = json.loads(out)
     assert report["status"] == "succeeded"
     ran = [int(p) for p in pids.read_text().split()]

@@ -183,35 +183,41 @@ class DaskExecutor:
 
         A lost scheduler is the run's failure, not the item's (:class:`ExecutorLostError`):
         no item could run or report any more, whatever ``on_item_error`` says."""
-        cancel = f"wfkit-cancel-{uuid.uuid4().hex}"
         self._check_connected()
-        try:  # no workers (scatter's TimeoutError), a lost scheduler...: the item fails, named
-            definition = await self._definition(run.loaded)
-            future = self.client.submit(
-                run_remote,
-                definition,
-                context_of(run),
-                job,
-                cancel,
-                key=f"wfkit-item-{job.index}-{uuid.uuid4().hex}",
-                pure=False,
-                priority=-job.index,  # items start in their order, as they do locally
-            )
-        except Exception as exc:
-            self._check_connected()
-            return _unrunnable(job, exc)
-        try:
-            report: ItemReport = await self._report(future)
-        except asyncio.CancelledError:
-            late = await self._cancelled(future, cancel)
-            if late is not None:
-                adopt(run, late)
-            raise
-        except ExecutorLostError:
-            raise
-        except Exception as exc:  # the cluster could not run it (workers kept dying, ...)
-            self._check_connected()
-            return _unrunnable(job, exc)
+        for sending in range(2):
+            cancel = f"wfkit-cancel-{uuid.uuid4().hex}"
+            try:  # no workers (scatter's TimeoutError), a lost scheduler...: the item fails
+                definition = await self._definition(run.loaded)
+                future = self.client.submit(
+                    run_remote,
+                    definition,
+                    context_of(run),
+                    job,
+                    cancel,
+                    key=f"wfkit-item-{job.index}-{uuid.uuid4().hex}",
+                    pure=False,
+                    priority=-job.index,  # items start in their order, as they do locally
+                )
+            except Exception as exc:
+                self._check_connected()
+                return _unrunnable(job, exc)
+            try:
+                report: ItemReport = await self._report(future)
+                break
+            except asyncio.CancelledError:
+                late = await self._cancelled(future, cancel)
+                if late is not None:
+                    adopt(run, late)
+                raise
+            except ExecutorLostError:
+                raise
+            except Exception as exc:  # the cluster could not run it (workers kept dying, ...)
+                self._check_connected()
+                if sending == 0 and _lost_definition(exc):  # the workers holding the
+                    # workflow's definition died with it: scatter it again, send it again
+                    self._definitions.pop(run.loaded.digest + run.loaded.file, None)
+                    continue
+                return _unrunnable(job, exc)
         adopt(run, report)
         assert report.entry is not None  # only a cancelled item has none
         return report.entry, report.error
@@ -276,6 +282,12 @@ class DaskExecutor:
                     logs.setdefault(server, []).append(text)
         for server, texts in logs.items():
             run.emit(ToolServerLog(run.run_id, server, "\n".join(texts), time.time()))
+
+
+def _lost_definition(exc: BaseException) -> bool:
+    """Whether an item failed because the scattered workflow definition it needs was lost
+    with the workers that held it (the scheduler then forgets the item's task)."""
+    return "already forgotten" in str(exc) or "lost dependencies" in str(exc)
 
 
 async def _result(future: Any) -> Any:
