@@ -35,7 +35,8 @@ def schema_problems(schema: dict[str, Any]) -> list[Problem]:
         return [((), "not a valid JSON Schema: it is nested too deeply to check")]
     problems: list[Problem] = []
     resolver = _registry(schema).resolver(base_uri=_ROOT)
-    for where, key, value in _keywords(schema):
+    for parent, key, value in _keywords(schema):
+        where = (*parent, key)  # the keyword itself: its line in the file
         if key == "$ref":
             if not isinstance(value, str) or not value.startswith("#"):
                 problems.append(
@@ -56,7 +57,7 @@ def schema_problems(schema: dict[str, Any]) -> list[Problem]:
             problems.extend(_pattern_problem(where, value))
         elif key == "patternProperties" and isinstance(value, dict):
             for name in value:
-                problems.extend(_pattern_problem((*where, name), name))
+                problems.extend(_pattern_problem((*where, name), name))  # at the key
     return problems
 
 
