@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp.client import Client
-from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp_types import CreateMessageRequestParams, CreateMessageResult, ErrorData, TextContent
 
+from tests.mcp_server.test_pull import server
 from wfkit.commands import list_runs
 from wfkit.commands.debug import debug_run
 from wfkit.mcp_server import agents
@@ -97,15 +95,9 @@ def test_a_sampling_client_performs_agent_steps_in_process(root: Path) -> None:
 
 def test_a_sampling_client_performs_agent_steps_over_stdio(root: Path) -> None:
     model = Model()
-    env = {"WFKIT_STORE": str(root / "store"), "PATH": os.environ["PATH"]}
-    if "COVERAGE_PROCESS_START" in os.environ:
-        env["COVERAGE_PROCESS_START"] = os.environ["COVERAGE_PROCESS_START"]
-    params = StdioServerParameters(
-        command=sys.executable, args=["-m", "wfkit", "mcp", "--root", str(root)], env=env
-    )
 
     async def scenario() -> dict[str, Any]:
-        async with Client(params, sampling_callback=model) as client:
+        async with server(root, sampling_callback=model) as client:
             result = await client.call_tool("workflow_run", {"workflow": "flow.yaml"})
             assert not result.is_error, result.content
             return dict(result.structured_content or {})

@@ -16,6 +16,7 @@ import pytest
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
+from tests.mcp_server.test_guarantees import ok, refused
 from wfkit.store import open_store
 from wfkit.store.base import TaskRow
 
@@ -65,7 +66,7 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @asynccontextmanager
 async def server(
-    root: Path, pid_file: Path | None = None, store: str | None = None
+    root: Path, pid_file: Path | None = None, store: str | None = None, **client: Any
 ) -> AsyncIterator[Client]:
     """``wfkit mcp`` over stdio on the test's store (its pid written to ``pid_file``)."""
     env = {
@@ -79,20 +80,8 @@ async def server(
     if pid_file is not None:
         argv = ["/bin/sh", "-c", f'echo $$ > "{pid_file}"; exec "$0" "$@"', *argv]
     params = StdioServerParameters(command=argv[0], args=argv[1:], env=env, cwd=str(root))
-    async with Client(params) as client:
-        yield client
-
-
-async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text  # type: ignore[union-attr]
-    return dict(result.structured_content or {})
-
-
-async def refused(client: Client, tool: str, **arguments: Any) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error, result.structured_content
-    return str(result.content[0].text)  # type: ignore[union-attr]
+    async with Client(params, **client) as connected:
+        yield connected
 
 
 Answer = Callable[[dict[str, Any]], dict[str, Any]]

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from mcp.client import Client
 
-from tests.mcp_server.test_pull import ok, refused, server
+from tests.mcp_server.test_guarantees import ok, refused
+from tests.mcp_server.test_pull import server
 from wfkit.mcp_server.server import build_server
 
 SECRET_FAN = """

@@ -80,9 +80,6 @@ class PulledAgent:
     def __init__(self, store: str | Path | None) -> None:
         self._spec = store
         self._store: Store | None = None
-        self._since = time.time()
-        self._fresh: set[str] = set()  # runs whose earlier segments' tasks were taken back
-        self._takes_back = True
 
     def close(self) -> None:
         if self._store is not None:
@@ -92,22 +89,16 @@ class PulledAgent:
     def __getstate__(self) -> dict[str, Any]:
         """Sent with a fan-out's items to other processes (Dask): the store's location, not
         its connection (each copy opens its own, and closes it when its item ends)."""
-        return {"_spec": self._spec, "_since": self._since}
+        return {"_spec": self._spec}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._spec, self._since = state["_spec"], state["_since"]
+        self._spec = state["_spec"]
         self._store = None
-        self._fresh = set()
-        self._takes_back = False  # the coordinator takes back a dead process's tasks
 
     async def perform(self, request: AgentRequest, io: AttemptIO) -> AgentReply:
         if self._store is None:
             self._store = open_store(self._spec)
         store = self._store
-        if self._takes_back and request.run_id not in self._fresh:  # a resumed run: what its
-            # dead process handed out no one waits for any more
-            self._fresh.add(request.run_id)
-            store.withdraw_agent_tasks(request.run_id, self._since)
         task_id = "task-" + secrets.token_hex(8)
         data = io.masked(request.as_dict())
         data["retry_on_refusal"] = io.retried(AgentResponseError("refused"))

@@ -224,7 +224,7 @@ async def workflow_resume(
     if _pulled(scope, run_id):  # its agent work was handed out: it is again, to any worker
         from wfkit.commands.agent_work import PulledAgent
 
-        agent = PulledAgent(scope.store)  # takes back what the run's last process handed out
+        agent = PulledAgent(scope.store)  # _pulled took back what the dead process handed out
         try:
             report = await to_the_end(resume(agent))
         finally:
