@@ -125,12 +125,14 @@ def test_terminated_backends_are_replaced_and_every_batch_lands_once(
     terminated = 0
     with _start(flow, url) as run:
         wait_until(lambda: _executions(url) >= 10, "the run to be under way", hang=HANG)
-        while run.poll() is None and terminated < 8:
+        # often enough that a new connection is ended too, in a read, a write, or while
+        # asking whether the write in flight committed
+        while run.poll() is None and terminated < 30:
             terminated += _terminate_backends(url, cluster)
-            time.sleep(0.3)
+            time.sleep(0.1)
         out, err = run.communicate(timeout=HANG)
     assert terminated >= 3
-    assert run.returncode == 0, err
+    assert run.returncode == 0, out + err
     _exactly_once(url, out, err)
 
 

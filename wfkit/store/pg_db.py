@@ -28,7 +28,7 @@ from psycopg import errors as pg_errors
 
 from wfkit.errors import StoreError
 from wfkit.store.base import UNSTORABLE_IN_POSTGRES, env_seconds, storable
-from wfkit.store.sql import RetryableError
+from wfkit.store.sql import WRITE_ATTEMPTS, RetryableError
 
 T = TypeVar("T")
 
@@ -105,6 +105,23 @@ def _storable(args: Sequence[Any]) -> Sequence[Any]:
     return storable(args, UNSTORABLE_IN_POSTGRES)
 
 
+def _lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection is gone or unusable: the server ended it (a
+    terminated backend, a restart), or the client library failed with no server error code,
+    as when a pipeline cannot be left because the results it waits for will never come (its
+    cause, the server's shutdown message, is then only in the exception's context)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        if isinstance(seen, _LOST):
+            return True
+        if isinstance(seen, psycopg.OperationalError) and seen.sqlstate is None:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class PostgresDb:
     """The shared SQL on a psycopg connection (autocommit between transactions), opened
     again by ``connect`` when it breaks (module docstring)."""
@@ -143,7 +160,7 @@ class PostgresDb:
         kind: type[StoreError] = StoreError
         if isinstance(exc, _RETRYABLE):
             kind = RetryableError
-        elif self.connection.closed or isinstance(exc, _LOST):
+        elif self.connection.closed or _lost(exc):
             kind = ConnectionLostError
         return kind(f"run store {self.where}: {message}")
 
@@ -151,19 +168,18 @@ class PostgresDb:
         """``call``, asked again on a new connection when the connection broke (outside a
         transaction: a transaction is retried whole, by the store)."""
         self._reopen()
-        try:
-            return call()
-        except psycopg.Error as exc:
-            error = self._error(exc)
-            if self._in_transaction or self._connect is None:
-                raise error from exc
-            if not isinstance(error, ConnectionLostError):
-                raise error from exc
-        self.reconnect()
-        try:
-            return call()
-        except psycopg.Error as exc:
-            raise self._error(exc) from exc
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                return call()
+            except psycopg.Error as exc:
+                error = self._error(exc)
+                last = attempt == WRITE_ATTEMPTS - 1
+                if self._in_transaction or self._connect is None or last:
+                    raise error from exc
+                if not isinstance(error, ConnectionLostError):
+                    raise error from exc
+            self.reconnect()  # a new connection may be lost too: asked again, bounded
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def all(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
         return self._ask(

@@ -145,8 +145,16 @@ class PostgresStore(SqlStore):
         then, if the transaction in flight had committed, ``applied`` (what ``work`` would
         have returned, read back; ``work`` again when None: it is idempotent), else ``work``
         again. Exactly once either way (:mod:`wfkit.store.pg_db`)."""
+        sql = self._sql
+        lost: int | None = None  # the batch in flight when the connection broke
         for attempt in range(WRITE_ATTEMPTS):
             try:
+                if lost is not None:  # its outcome is asked on a new connection, which
+                    assert isinstance(sql, PostgresDb)  # may break too: asked again then
+                    sql.reconnect()
+                    if applied is not None and sql.marking and sql.applied(lost):
+                        return applied(sql)
+                    lost = None
                 return super()._write(work)
             except ConnectionLostError:
                 if attempt == WRITE_ATTEMPTS - 1:
@@ -154,12 +162,8 @@ class PostgresStore(SqlStore):
                         f"run store {self._location}: the connection broke"
                         f" {WRITE_ATTEMPTS} times in one write"
                     ) from None
-                sql = self._sql
-                assert isinstance(sql, PostgresDb)
-                batch = sql.batch
-                sql.reconnect()
-                if applied is not None and sql.marking and sql.applied(batch):
-                    return applied(sql)
+                if lost is None:
+                    lost = sql.batch  # type: ignore[attr-defined]
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
