@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -91,15 +92,41 @@ def mcp_command(
         bool, typer.Option("--read-only", help="Serve only the tools that run nothing.")
     ] = False,
     store: StoreOpt = None,
+    http: Annotated[
+        str | None,
+        typer.Option(
+            "--http",
+            metavar="HOST:PORT",
+            help="Serve over streamable HTTP at http://HOST:PORT/mcp instead of stdio.",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            help="With --http: clients must send this file's text as a bearer token "
+            "(or set WFKIT_MCP_TOKEN). Required to listen beyond 127.0.0.1.",
+        ),
+    ] = None,
 ) -> None:
-    """Serve wfkit's functions as MCP tools over stdio (for agents)."""
+    """Serve wfkit's functions as MCP tools over stdio, or HTTP (for agents)."""
     import importlib.util
 
     if importlib.util.find_spec("mcp") is None:  # pragma: no cover - the mcp extra is missing
         raise fail_usage(ValueError("wfkit mcp needs the MCP SDK: pip install 'wfkit[mcp]'"))
     from wfkit.mcp_server.server import serve
 
-    serve(root, read_only, store)
+    listen = None
+    if http is not None:
+        from wfkit.mcp_server.http import listen_on
+
+        try:
+            listen = listen_on(http, token_file)
+        except ValueError as exc:
+            raise fail_usage(exc) from None
+    elif token_file is not None:
+        raise fail_usage(ValueError("--token-file is for --http: stdio needs no token"))
+    serve(root, read_only, store, listen)
 
 
 def schema() -> None:

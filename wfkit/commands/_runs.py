@@ -278,7 +278,7 @@ def run_process_alive(row: RunRow) -> bool | None:
     return row.pid is not None and process_identity(row.pid) == row.process
 
 
-def _this_process(row: RunRow) -> bool:
+def this_process(row: RunRow) -> bool:
     """Whether this process runs ``row``: its pid, and its identity when recorded (pids
     repeat across machines and containers)."""
     return row.pid == os.getpid() and (not row.process or row.process == own_identity())
@@ -288,7 +288,7 @@ def effective_status(row: RunRow) -> str:
     """A run's status, with ``interrupted`` for a ``running`` run whose process is gone: on
     this machine as soon as it is (its process identity), on any machine once its lease ran
     out (the process stopped renewing it)."""
-    if row.status != "running" or _this_process(row):
+    if row.status != "running" or this_process(row):
         return row.status
     if run_process_alive(row) is False:
         return "interrupted"

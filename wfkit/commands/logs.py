@@ -59,11 +59,12 @@ def run_logs(
     attempt: int | None = None,
     item: int | None = None,
     store: str | Path | None = None,
+    read_only: bool = False,
 ) -> LogsResult:
     """The stored output of a run (or of one step, attempt, item), in the order it started."""
     from wfkit.commands._runs import effective_status
 
-    with open_store(store, create=False) as run_store:
+    with open_store(store, create=False, read_only=read_only) as run_store:
         row = run_store.get_run(run_id)
         outputs = run_store.outputs(row.run_id, step=step, attempt=attempt, item=item)
         status = effective_status(row)

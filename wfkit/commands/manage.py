@@ -73,11 +73,43 @@ def cancel_run(
         signalled = False
         # the fallback signal only reaches the run's own process: never a pid reused since,
         # nor one on another machine
-        if status == "running" and row.pid and run_process_alive(row) is True:
-            os.kill(row.pid, signal.SIGTERM)
+        if status == "running" and _signallable(row) and run_process_alive(row) is True:
+            os.kill(row.pid, signal.SIGTERM)  # type: ignore[arg-type]  # _signallable
             signalled = True
             status = _wait_for_end(run_store, row.run_id, wait, sleep, clock)
         return CancelResult(run_id=row.run_id, status=status, signalled=signalled)
+
+
+def cancel_own_runs(
+    store: str | Path | None, wait: float, sleep: Callable[[float], None] = time.sleep
+) -> list[str]:
+    """Cancel every run this process is running (a server that is asked to stop), as
+    :func:`cancel_run` does, and wait up to ``wait`` s for them to end; their ids."""
+    from wfkit.commands._runs import this_process
+
+    with open_store(store, create=False) as run_store:
+        own = [
+            row.run_id
+            for row in run_store.list_runs(10_000, statuses=["running"])
+            if this_process(row)
+        ]
+        by = f"{socket.gethostname()}:{os.getpid()}"
+        for run_id in own:
+            run_store.request_cancel(run_id, by)
+        deadline = time.monotonic() + wait
+        while any(run_store.get_run(r).status == "running" for r in own):
+            if time.monotonic() >= deadline:
+                break
+            sleep(WATCH_SECONDS)
+    return own
+
+
+def _signallable(row: RunRow) -> bool:
+    """Whether the fallback SIGTERM may go to the run's process: never to this one (a server
+    running the run itself, as ``wfkit mcp`` does, would end with every other run it serves)."""
+    from wfkit.commands._runs import this_process
+
+    return row.pid is not None and not this_process(row)
 
 
 def _wait_for_end(

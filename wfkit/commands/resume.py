@@ -20,7 +20,7 @@ from wfkit.commands._runs import (
 from wfkit.commands._secrets import require_secret_inputs, secret_inputs
 from wfkit.commands.results import RunReport
 from wfkit.engine.agents import AgentPerformer
-from wfkit.engine.context import Ask
+from wfkit.engine.context import Ask, Elicit
 from wfkit.engine.events import Event
 from wfkit.engine.frame import StepRecord
 from wfkit.engine.runtime import Run
@@ -69,6 +69,7 @@ async def resume_workflow_async(
     workflow: str | Path | None = None,
     agent_command: str | None = None,
     agent: AgentPerformer | None = None,
+    elicit: Elicit | None = None,
 ) -> RunReport:
     """Continue a stored run from its last checkpoint: completed steps do not run again.
 
@@ -133,6 +134,7 @@ async def resume_workflow_async(
             prior_ms=row.duration_ms or 0.0,
             agent_command=agent_command,
             agent=agent,
+            elicit=elicit,
         )
         run = Run(loaded, row.run_id, resolved, options)
         run.continue_from(

@@ -24,7 +24,7 @@ from wfkit.commands.results import (
     check_statuses,
 )
 from wfkit.engine.agents import AgentPerformer
-from wfkit.engine.context import Ask
+from wfkit.engine.context import Ask, Elicit
 from wfkit.engine.events import Event
 from wfkit.engine.inject import Fault
 from wfkit.engine.runtime import Run
@@ -63,6 +63,7 @@ async def run_workflow_async(
     open_run_store: Store | None = None,
     agent_command: str | None = None,
     agent: AgentPerformer | None = None,
+    elicit: Elicit | None = None,
     run_id: str | None = None,
 ) -> RunReport:
     """Load, check inputs, run and record a workflow; raise LoadError/InputError up front.
@@ -108,6 +109,7 @@ async def run_workflow_async(
             inject_seed=inject_seed,
             agent_command=agent_command,
             agent=agent,
+            elicit=elicit,
         )
         run = Run(loaded, run_id or new_run_id(), resolved, options)
         outcome = await execute_recorded(run, run_store, choice)

@@ -34,12 +34,35 @@ if TYPE_CHECKING:
 Ask = Callable[[str, list[Any] | None, Any], Any]
 
 
+@dataclass(frozen=True)
+class Question:
+    """What a ``user_input`` step asks, for a caller that asks a person on the run's behalf
+    (an MCP client's elicitation)."""
+
+    step_id: str
+    prompt: str
+    choices: list[Any] | None
+    default: Any
+    #: the declared type of the ``raw`` field the answer is written to (``string`` when
+    #: the step writes none, or an untyped one)
+    kind: str = "string"
+
+
+NOT_ANSWERED = object()
+"""An :data:`Elicit` result: the person declined or cancelled; the run waits for an answer
+as it would with no one to ask."""
+
+Elicit = Callable[[Question], Awaitable[Any]]
+
+
 @dataclass
 class RunOptions:
     """How to run: where answers and tools come from, how to sleep, who listens."""
 
     answers: dict[str, Any] = field(default_factory=dict)
     ask: Ask | None = None
+    elicit: Elicit | None = None
+    """Asks ``user_input`` steps without an answer through the caller (before ``ask``)."""
     tools: ToolProvider = field(default_factory=NoTools)
     agent: AgentPerformer = field(default_factory=NoAgent)
     """Performs ``agent_task`` steps (answers given by step id win)."""

@@ -150,6 +150,18 @@ class FrameDropped:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemFinished:
+    """A parallel item ended, succeeded or failed (after its own retries)."""
+
+    run_id: str
+    step_id: str  # the parallel_foreach step (with its frame's prefix: ``outer/fan``)
+    index: int
+    of: int  # the number of items
+    status: str  # succeeded | failed
+    frame: str = "main"  # the frame of the parallel_foreach step
+
+
+@dataclass(frozen=True, slots=True)
 class TracesCollected:
     """A traced run's records (transforms, conditions, retry decisions), at its end."""
 
@@ -232,6 +244,7 @@ Event = (
     | ToolServerLog
     | Checkpoint
     | FrameDropped
+    | ItemFinished
     | TracesCollected
     | OutputStarted
     | OutputChunk

@@ -196,21 +196,22 @@ class LiveRun:
         self._keys = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
         self.callers = 0  # tool calls waiting on next_stop now
+        self.progress: Any = None  # the run's progress sink (wfkit.mcp_server.progress)
         self.task = asyncio.ensure_future(work)
         self.task.add_done_callback(lambda _: self.changed.set())
         LIVE[self.token] = self
 
-    async def ask(self, params: Any, step_id: str) -> Any:
-        """One sampling request, answered in the client's next round."""
+    async def ask(self, request: Any, step_id: str) -> Any:
+        """One request (sampling, elicitation), answered in the client's next round."""
         if self.orphaned:
             raise AgentError(
                 "the client stopped answering sampling requests (no round within "
                 f"{INPUT_WAIT_SECONDS:g} s)",
                 step_id=step_id,
             )
-        key = f"sample-{next(self._keys)}"
+        key = f"ask-{next(self._keys)}"
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.pending[key] = (params, future)
+        self.pending[key] = (request, future)
         self.changed.set()
         try:
             return await future
@@ -228,7 +229,7 @@ class LiveRun:
 
     async def next_stop(self) -> Any:
         """The run's report when it ends, or the round of requests it waits on."""
-        from mcp_types import CreateMessageRequest, InputRequiredResult
+        from mcp_types import InputRequiredResult
 
         self.callers += 1
         try:
@@ -245,12 +246,7 @@ class LiveRun:
                         self._timer = asyncio.get_running_loop().call_later(
                             INPUT_WAIT_SECONDS, self._orphan
                         )
-                        return InputRequiredResult(
-                            input_requests={
-                                k: CreateMessageRequest(params=p) for k, p in asked.items()
-                            },
-                            request_state=self.token,
-                        )
+                        return InputRequiredResult(input_requests=asked, request_state=self.token)
                     continue
                 self.changed.clear()
                 await self.changed.wait()
@@ -290,15 +286,22 @@ class RoundsAgent:
         _quiet_sampling_warning()
 
     async def perform(self, request: AgentRequest, io: AttemptIO) -> AgentReply:
+        from mcp_types import CreateMessageRequest
+
         assert self.live is not None, "set when the run starts"
-        result = await self.live.ask(_params(request), request.step_id)
+        result = await self.live.ask(CreateMessageRequest(params=_params(request)), request.step_id)
         return _reply_text(result, request.step_id)
 
 
-async def performed(start: Callable[[Any], Coroutine[Any, Any, T]]) -> T | Any:
-    """Run ``start(agent)`` for the tool call being served, with the client's model as the
-    agent when it samples: directly on a handshake-era protocol, else in rounds. The result is
-    the run's report, or the ``InputRequiredResult`` of a round."""
+async def performed(
+    start: Callable[[Any, Any], Coroutine[Any, Any, T]], progress: Any = None
+) -> T | Any:
+    """Run ``start(agent, elicit)`` for the tool call being served, with the client's model
+    as the agent when it samples, and the client's user asked for ``user_input`` answers when
+    it elicits (:mod:`wfkit.mcp_server.asking`): directly on a handshake-era protocol, else in
+    rounds. The result is the run's report, or the ``InputRequiredResult`` of a round."""
+    from wfkit.mcp_server.asking import DirectAsk, RoundsAsk, elicits
+
     context = CALLER.get()
     token = context.request_state if context is not None else None
     if token is not None:  # a round's retry: the run waits in the server
@@ -309,14 +312,27 @@ async def performed(start: Callable[[Any], Coroutine[Any, Any, T]]) -> T | Any:
                 "server restarted): call the tool again without it"
             )
         live.answer(dict(context.input_responses or {}))
-        return await live.next_stop()
-    if not _samples(context):
-        return await to_the_end(start(None))
+        if live.progress is None:
+            return await live.next_stop()
+        live.progress.context = context  # the run reports to the call that now waits on it
+        try:
+            return await live.next_stop()
+        finally:
+            await live.progress.flush()
+    samples, asks = _samples(context), elicits(context)
+    if not (samples or asks):
+        return await to_the_end(start(None, None))
     if context.session.can_send_request:
-        return await to_the_end(start(SamplingAgent(context)))
-    agent = RoundsAgent()
-    agent.live = LiveRun(start(agent))
-    return await agent.live.next_stop()
+        return await to_the_end(
+            start(SamplingAgent(context) if samples else None, DirectAsk(context) if asks else None)
+        )
+    agent, ask = RoundsAgent() if samples else None, RoundsAsk() if asks else None
+    live = LiveRun(start(agent, ask))
+    live.progress = progress
+    for asker in (agent, ask):
+        if asker is not None:
+            asker.live = live
+    return await live.next_stop()
 
 
 def _samples(context: Any) -> bool:

@@ -4,6 +4,7 @@ serves."""
 from __future__ import annotations
 
 from wfkit.mcp_server.agent_tools import TOOLS as AGENT_TOOLS
+from wfkit.mcp_server.run_tools import TOOLS as RUN_TOOLS
 from wfkit.mcp_server.tools import (
     workflow_debug_info,
     workflow_diff,
@@ -29,6 +30,7 @@ TOOLS = (
     workflow_health,
     workflow_why,
     workflow_diff,
+    *RUN_TOOLS,
     *AGENT_TOOLS,
 )
 """Every tool, in the order the server lists them."""
@@ -42,5 +44,7 @@ READ_ONLY = (
     "workflow_health",
     "workflow_why",
     "workflow_diff",
+    "workflow_logs",
+    "workflow_report",
 )
 """The tools a ``--read-only`` server serves: they execute, start and write nothing."""

@@ -61,6 +61,9 @@ _HINTS = {
     "workflow_health": _Hints("Health", True),
     "workflow_why": _Hints("Why a step did what it did", True),
     "workflow_diff": _Hints("Compare two runs", True),
+    "workflow_logs": _Hints("A run's output", True),
+    "workflow_report": _Hints("A run's report", True),
+    "workflow_cancel": _Hints("Cancel a run", False, True, False, False),
     "workflow_start": _Hints("Start a run", False, True, False, True),
     "workflow_next_task": _Hints("Claim agent work", False, False, False, False),
     "workflow_complete_task": _Hints("Answer agent work", False, False, False, False),
@@ -133,9 +136,13 @@ def _server_class() -> type:
 
 
 def build_server(
-    root: str | Path = ".", read_only: bool = False, store: str | Path | None = None
+    root: str | Path = ".",
+    read_only: bool = False,
+    store: str | Path | None = None,
+    **auth: Any,
 ) -> Any:
-    """The MCP server with the wfkit tools (all, or only those that run nothing)."""
+    """The MCP server with the wfkit tools (all, or only those that run nothing); ``auth``
+    is the SDK's ``token_verifier`` and ``auth`` settings of an HTTP server (see http.py)."""
     from wfkit.mcp_server.catalog import READ_ONLY, TOOLS
     from wfkit.mcp_server.resources import add_resources
     from wfkit.mcp_server.tools import Scope
@@ -153,6 +160,7 @@ def build_server(
                 else "workflow_run and workflow_resume run shell commands and tools."
             )
         ),
+        **auth,
     )
     server.parameters = {}
     for func in TOOLS:
@@ -198,9 +206,15 @@ def _add_tool(server: Any, func: Callable[..., Awaitable[Any]], scope: Any) -> N
     if name == "workflow_health" and not scope.read_only:  # it starts the workflow's servers
         hints = _Hints(hints.title, read_only=False, open_world=True)
 
+    # the signature and type hints the SDK reads, without the scope (bound here)
+    signature = inspect.signature(func, eval_str=True)
+    parameters = list(signature.parameters.values())[1:]
+    python_names = {_wire_name(p): p.name for p in parameters}  # "from" is from_step
+
     @wraps(func)
     async def tool(ctx: Context, **arguments: Any) -> Any:
         CALLER.set(ctx)  # the call's client: a run it starts may sample from it
+        arguments = {python_names.get(k, k): v for k, v in arguments.items()}
         try:
             with redirect_stdout(sys.stderr):  # stdout carries the protocol only
                 return encodable_result(await func(scope, **arguments))
@@ -210,9 +224,6 @@ def _add_tool(server: Any, func: Callable[..., Awaitable[Any]], scope: Any) -> N
             LOGGER.exception("tool %s failed", name)
             raise ToolError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
 
-    # the scope is bound here: the SDK reads the tool's signature and type hints without it
-    signature = inspect.signature(func, eval_str=True)
-    parameters = list(signature.parameters.values())[1:]
     # the SDK hands the request's context to the parameter annotated Context (not published)
     context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
     tool.__signature__ = signature.replace(  # type: ignore[attr-defined]
@@ -236,12 +247,34 @@ def _add_tool(server: Any, func: Callable[..., Awaitable[Any]], scope: Any) -> N
         ),
         structured_output=True,
     )
-    server.parameters[name] = [p.name for p in parameters]
+    server.parameters[name] = list(python_names)
 
 
-def serve(root: str | Path = ".", read_only: bool = False, store: str | Path | None = None) -> None:
-    """Serve the tools over stdio until the client goes away."""
+def _wire_name(parameter: inspect.Parameter) -> str:
+    """A tool parameter's name on the wire: its ``Field`` alias (``from``, a Python keyword),
+    else its own."""
+    from pydantic.fields import FieldInfo
+
+    for meta in getattr(parameter.annotation, "__metadata__", ()):
+        if isinstance(meta, FieldInfo) and meta.alias:
+            return meta.alias
+    return parameter.name
+
+
+def serve(
+    root: str | Path = ".",
+    read_only: bool = False,
+    store: str | Path | None = None,
+    http: Any = None,
+) -> None:
+    """Serve the tools over stdio until the client goes away, or over HTTP as ``http`` (a
+    :class:`~wfkit.mcp_server.http.Listen`) says until SIGTERM."""
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)  # before the SDK's own
+    if http is not None:
+        from wfkit.mcp_server.http import auth_of, serve_http
+
+        serve_http(build_server(root, read_only, store, **auth_of(http)), http, store)
+        return
     try:
         build_server(root, read_only, store).run("stdio")
     except* (BrokenPipeError, ConnectionResetError):

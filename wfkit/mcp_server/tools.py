@@ -28,7 +28,7 @@ from wfkit.commands.results import RunList, RunReport
 from wfkit.commands.trace import TraceView
 from wfkit.commands.transform import TransformResult
 from wfkit.commands.why import WhyResult
-from wfkit.mcp_server.agents import performed, to_the_end
+from wfkit.mcp_server.agents import CALLER, performed, to_the_end
 from wfkit.mcp_server.arguments import (
     Answers,
     Inputs,
@@ -39,6 +39,7 @@ from wfkit.mcp_server.arguments import (
     confine,
     json_arg,
 )
+from wfkit.mcp_server.progress import Progress
 
 JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
 
@@ -174,17 +175,24 @@ async def workflow_run(
         json_arg(inputs, "inputs"),
         json_arg(answers, "answers"),
     )
-    report = await performed(
-        lambda agent: run_workflow_async(
-            path,
-            given,
-            answers=answered,
-            store=scope.store,
-            trace=trace,
-            pause_for_input=True,
-            agent=agent,
+    progress = Progress(CALLER.get())
+    try:
+        report = await performed(
+            lambda agent, elicit: run_workflow_async(
+                path,
+                given,
+                answers=answered,
+                store=scope.store,
+                trace=trace,
+                pause_for_input=True,
+                agent=agent,
+                elicit=elicit,
+                on_event=progress,
+            ),
+            progress,
         )
-    )
+    finally:
+        await progress.flush()
     if not isinstance(report, RunReport):  # a round of questions for the client's model
         return report  # type: ignore[no-any-return]
     return _run_result(scope, report, "workflow_run")
@@ -198,42 +206,76 @@ async def workflow_resume(
         bool,
         Field(description="Resume even though the workflow file changed since the run."),
     ] = False,
+    from_step: Annotated[
+        str | None,
+        Field(
+            alias="from",
+            description="Run again from this top-level step (one that ran), with the state "
+            "as it was before it, e.g. after fixing a file a completed step read; a "
+            "succeeded run may be resumed this way.",
+        ),
+    ] = None,
+    inputs: Annotated[
+        dict[str, Any] | str | None,
+        Field(
+            description="Inputs to change, by name, as an object or JSON text: they "
+            "replace the run's own; the rest are kept (defaults read from the file again)."
+        ),
+    ] = None,
 ) -> RunResult:
     """Continue a failed, interrupted, timed-out or waiting run where it stopped.
 
-    Completed steps do not run again. The run's workflow file must still lie inside the
-    root. A run started with workflow_start hands its unanswered agent tasks out again
-    (workflow_next_task) while this call waits.
+    Completed steps do not run again (with `from`, the steps from that one do). The run's
+    workflow file must still lie inside the root. A run started with workflow_start hands
+    its unanswered agent tasks out again (workflow_next_task) while this call waits.
     """
     from wfkit.commands import resume_workflow_async
 
     check_path_text(run_id, "run_id")
-    answered = json_arg(answers, "answers")
+    answered, given = json_arg(answers, "answers"), json_arg(inputs, "inputs")
 
-    def resume(agent: Any) -> Coroutine[Any, Any, RunReport]:
+    progress = Progress(CALLER.get())
+
+    def resume(agent: Any, elicit: Any = None) -> Coroutine[Any, Any, RunReport]:
         return resume_workflow_async(
             run_id,
             force=force,
+            from_step=from_step,
+            inputs=given,
             answers=answered,
             store=scope.store,
             pause_for_input=True,
             workflow_path=lambda recorded: confine(scope.root, recorded),
             agent=agent,
+            elicit=elicit,
+            on_event=progress,
         )
 
+    try:
+        report = await _resumed(scope, run_id, resume, progress)
+    finally:
+        await progress.flush()
+    if not isinstance(report, RunReport):  # a round of questions for the client's model
+        return report  # type: ignore[no-any-return]
+    return _run_result(scope, report, "workflow_resume")
+
+
+async def _resumed(
+    scope: Scope,
+    run_id: str,
+    resume: Callable[..., Coroutine[Any, Any, RunReport]],
+    progress: Progress,
+) -> Any:
+    """The resumed run's report (or a round of questions for the client)."""
     if _pulled(scope, run_id):  # its agent work was handed out: it is again, to any worker
         from wfkit.commands.agent_work import PulledAgent
 
         agent = PulledAgent(scope.store)  # _pulled took back what the dead process handed out
         try:
-            report = await to_the_end(resume(agent))
+            return await to_the_end(resume(agent))
         finally:
             agent.close()
-    else:
-        report = await performed(resume)
-    if not isinstance(report, RunReport):  # a round of questions for the client's model
-        return report
-    return _run_result(scope, report, "workflow_resume")
+    return await performed(resume, progress)
 
 
 def _pulled(scope: Scope, run_id: str) -> bool:

@@ -9,11 +9,13 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from wfkit.engine.context import NOT_ANSWERED, Question
 from wfkit.engine.steps.registry import handles
 from wfkit.errors import ExpressionError, InputRequiredError, UserError
 from wfkit.language.models import ErrorStep, UserInputStep, UserMessageStep, WaitStep
 
 if TYPE_CHECKING:
+    from wfkit.engine.context import RunOptions
     from wfkit.engine.frame import Frame
 
 MAX_WAIT_SECONDS = 86_400.0
@@ -34,25 +36,46 @@ async def run_user_input(step: UserInputStep, frame: Frame) -> Any:
     prompt = str(frame.eval(step, "prompt"))
     choices = frame.eval(step, "choices") if step.choices is not None else None
     default = frame.eval(step, "default") if step.default is not None else None
+    answer = NOT_ANSWERED
     if step.step_id in options.answers:
         answer = options.answers[step.step_id]
-    elif options.ask is not None:
-        answer = await _in_daemon_thread(options.ask, prompt, choices, default)
-    elif options.pause_for_input:
+    elif options.elicit is not None:
+        question = Question(step.step_id, prompt, choices, default, _answer_type(step, frame))
+        answer = await options.elicit(question)
+    if answer is NOT_ANSWERED:
+        answer = await _unanswered(step, options, prompt, choices, default)
+    if choices is not None and answer not in choices:
+        raise UserError(f"answer {answer!r} to {step.step_id!r} is not one of {choices!r}")
+    return answer
+
+
+async def _unanswered(
+    step: UserInputStep, options: RunOptions, prompt: str, choices: Any, default: Any
+) -> Any:
+    """The answer of the terminal, else the run waits (or fails, with no way to wait)."""
+    if options.ask is not None:
+        return await _in_daemon_thread(options.ask, prompt, choices, default)
+    if options.pause_for_input:
         raise InputRequiredError(
             f"user_input {step.step_id!r} waits for an answer: {prompt}",
             prompt=prompt,
             choices=choices,
             step_id=step.step_id,
         )
-    else:
-        raise UserError(
-            f"user_input {step.step_id!r} needs an answer ({prompt!r}): run it in a terminal, "
-            f"or pass --answers FILE with a value for {step.step_id!r}"
-        )
-    if choices is not None and answer not in choices:
-        raise UserError(f"answer {answer!r} to {step.step_id!r} is not one of {choices!r}")
-    return answer
+    raise UserError(
+        f"user_input {step.step_id!r} needs an answer ({prompt!r}): run it in a terminal, "
+        f"or pass --answers FILE with a value for {step.step_id!r}"
+    )
+
+
+def _answer_type(step: UserInputStep, frame: Frame) -> str:
+    """The declared type of the ``raw`` field the step's first update writes whole."""
+    for update in step.updates():
+        parts = update.path.split(".")
+        if len(parts) == 2 and parts[0] == "raw" and update.operation == "set":
+            declared = frame.state.plan.raw_types.get(parts[1], "any")
+            return "string" if declared == "any" else declared
+    return "string"
 
 
 @handles(WaitStep)

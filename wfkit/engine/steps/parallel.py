@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from wfkit.engine.events import FrameDropped
+from wfkit.engine.events import FrameDropped, ItemFinished
 from wfkit.engine.items import ItemJob, run_item
 from wfkit.engine.steps.control import list_items
 from wfkit.engine.steps.registry import handles
@@ -53,7 +53,7 @@ async def run_parallel_foreach(step: ParallelForeachStep, frame: Frame) -> Any:
 
     async def worker() -> None:
         for index in queue:
-            outcome, error = await _run_item(step, frame, index, items[index])
+            outcome, error = await _run_item(step, frame, index, items)
             results[index] = outcome if not lean or error is not None else outcome["status"]
             if error is not None:
                 item_errors.append(error)
@@ -132,6 +132,19 @@ def _frame_key(step: ParallelForeachStep, frame: Frame, index: int) -> str:
 
 
 async def _run_item(
+    step: ParallelForeachStep, frame: Frame, index: int, items: list[Any]
+) -> tuple[dict[str, Any], SubAgentError | None]:
+    """One item's entry, or its error; its end is told (:class:`ItemFinished`)."""
+    outcome, error = await _item_outcome(step, frame, index, items[index])
+    status = "failed" if error is not None else "succeeded"
+    run = frame.run
+    run.emit(
+        ItemFinished(run.run_id, frame.prefix + step.step_id, index, len(items), status, frame.key)
+    )
+    return outcome, error
+
+
+async def _item_outcome(
     step: ParallelForeachStep, frame: Frame, index: int, item: Any
 ) -> tuple[dict[str, Any], SubAgentError | None]:
     run = frame.run
