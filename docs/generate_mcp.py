@@ -73,7 +73,8 @@ def generate() -> str:
 
 PAGE = """# wfkit for agents: `wfkit mcp`
 
-`wfkit mcp` serves wfkit's functions as MCP tools over stdio. Each tool calls the same
+`wfkit mcp` serves wfkit's functions as MCP tools over stdio, or over streamable HTTP for a
+team (`--http`). Each tool calls the same
 function as the CLI and returns the same result as structured output, plus `next`: the calls
 that usually come next (a failed run suggests `workflow_debug_info` and `workflow_resume` with
 its run id; a waiting run suggests `workflow_resume` with an answer).
@@ -81,6 +82,8 @@ its run id; a waiting run suggests `workflow_resume` with an answer).
 ```sh
 wfkit mcp --root path/to/project          # workflow paths must stay inside the root
 wfkit mcp --root . --read-only            # only the tools that run nothing
+wfkit mcp --root . --http 127.0.0.1:8765  # streamable HTTP at http://127.0.0.1:8765/mcp
+wfkit mcp --root . --http 0.0.0.0:8765 --token-file ~/.wfkit-token   # for a team
 ```
 
 Needs the MCP SDK: `pip install 'wfkit[mcp]'`.
@@ -106,6 +109,95 @@ Claude Code: `claude mcp add wfkit -- wfkit mcp --root /path/to/project`. VS Cod
 (`.vscode/mcp.json`) uses `"servers"` instead of `"mcpServers"`, with the same entry. The
 MCP Inspector: `npx @modelcontextprotocol/inspector --cli wfkit mcp --method tools/list`.
 
+Over HTTP, clients take the URL and the token as a header:
+
+```json
+{
+  "mcpServers": {
+    "wfkit": {
+      "type": "http",
+      "url": "http://build-box:8765/mcp",
+      "headers": {"Authorization": "Bearer <the token file's text>"}
+    }
+  }
+}
+```
+
+With the Python SDK: `Client(streamable_http_client(url, http_client=httpx2.AsyncClient(
+headers={"Authorization": f"Bearer {token}"})))`.
+
+## HTTP and authentication
+
+`wfkit mcp --http HOST:PORT` serves the same tools (and `--root`, `--read-only`, `--store`
+as on stdio) with the SDK's streamable HTTP transport on uvicorn, at `/mcp`.
+
+- **Token**: `--token-file FILE` (its text, stripped) or `WFKIT_MCP_TOKEN`. With one, every
+  request must carry `Authorization: Bearer TOKEN` (compared in constant time); any other
+  request, on any path and with any method, is answered 401 before its body is read, and
+  nothing of it is logged. The token is never written by wfkit, and `WFKIT_MCP_TOKEN` is taken
+  out of the server's environment once read: the commands and tool servers its runs start
+  never see it. There is no OAuth: no authorization-server metadata is published.
+- **Without a token** on a loopback address, any user of this machine who can reach the port
+  can run workflows, as any user who can start `wfkit` can: give a token on shared machines.
+- **Beyond loopback**: binding anything but `127.0.0.1`, `::1` or `localhost` without a token
+  is refused at start (exit 2, saying why): anyone who reaches the port could run commands.
+- **DNS rebinding**: the Host and Origin headers are checked (the SDK's transport security
+  settings) against the names the server answers to: `127.0.0.1`, `localhost` and `[::1]`,
+  the address it binds, and beyond loopback this machine's host names (and, for `0.0.0.0` or
+  `::`, every address of the machine), plus each `--allow-host NAME` (a DNS alias, a load
+  balancer's name). Another Host is answered 421, a page of another Origin 403; a request with
+  no Origin (a program, not a browser page) passes.
+- **Stopping**: SIGTERM, SIGINT or SIGHUP stops the server cleanly: from then on the tools that
+  start runs refuse ("the server is stopping"), every run it is running (calls in flight and
+  `workflow_start` runs) is cancelled as `wfkit cancel` would (its step's process group ends,
+  its `finally` steps run, it ends `cancelled` and stays resumable) and each call is answered
+  with its cancelled run, for up to a minute; then the server stops taking requests and exits
+  0. A second signal stops it at once (a run still in its `finally` steps is then
+  `interrupted`, resumable).
+
+## Long runs: progress and cancellation
+
+- **Progress**: `workflow_run` and `workflow_resume` called with a progress token send one
+  `notifications/progress` per finished top-level step and per finished item of a top-level
+  `parallel_foreach`. `progress` counts the top-level steps done (an item adds its share of
+  its step: 3 of 10 items of the second step done is 1.3), `total` is the number of top-level
+  steps (absent for a resumed run), `message` names the step and how it ended (`build
+  succeeded`, `fan item 3 failed`). Every notification arrives before the call's result.
+  `workflow_start` answers as soon as the run is recorded: its run's progress is read with
+  `workflow_debug_info` and `workflow_logs`.
+- **Cancelling a call**: the client's cancellation of a running `workflow_run` or
+  `workflow_resume` (`notifications/cancelled`, or closing the request on protocol
+  2026-07-28) cancels its run exactly as `wfkit cancel` does: finally steps run, children end,
+  the run ends `cancelled`.
+- **`workflow_cancel(run_id)`** does the same for a run started earlier (by `workflow_start`,
+  another client, or a CLI process on a shared store) and waits up to a minute for it to end.
+  It goes through the store only and never signals a process (the run's process may be a
+  server running other runs). `wfkit cancel`'s fallback SIGTERM, for a run that does not stop
+  in time, likewise goes only to a process running that run alone, never to itself.
+- **MCP tasks** (task-augmented `tools/call`, `tasks/get`, `tasks/result`, `tasks/cancel`):
+  the installed SDK (mcp 2.3) carries the task types of protocol 2025-11-25 but serves no
+  task methods, so `workflow_run` is not offered as a task; a task-augmented call is answered
+  as a plain call. `workflow_start` + `workflow_debug_info` + `workflow_cancel` cover the same
+  need: start, poll, cancel.
+
+## Asking the user: elicitation
+
+When the client declares the `elicitation` capability, a `user_input` step without an answer
+asks through `elicitation/create` (form mode) instead of pausing: the prompt is the message,
+and the form has one field, `answer`, titled with the step id: `choices` become a string enum
+(a non-string choice is shown as text and mapped back), `default` its default, and the type is
+that of the `raw` field the step's `state_update` sets (`integer`, `number`, `boolean`,
+`string`; anything else is asked as text). `accept` continues the run with the answer;
+`decline`, `cancel`, a failed request or none within `WFKIT_MCP_INPUT_WAIT` leave the run
+`waiting` as without the capability, resumable with `answers`. The answer is checked against
+the form it was asked with (a choice, or a value of the field's type; text that reads as one,
+`"3"` for an integer, is taken as it): one that does not fit leaves the run `waiting` too,
+never `failed`. A step that writes the answer through an expression (`value: "{{ result ==
+'yes' }}"`) asks for text, whatever the field's type. On protocol 2026-07-28 the
+question goes back in the call's `InputRequiredResult` round (as agent steps' sampling does)
+and the client's retry carries the answer; on earlier protocols the server sends the request.
+Without the capability nothing changes.
+
 ## Behaviour
 
 - **Arguments**: objects and lists (`inputs`, `answers`, `context`, `state`) also accept JSON
@@ -118,9 +210,13 @@ MCP Inspector: `npx @modelcontextprotocol/inspector --cli wfkit mcp --method too
   'x'`, `LoadError: flow.yaml:3:5: ...`), never a bare "Error executing tool".
 - **`next`** lists the calls that apply to the result: `workflow_trace_transformations` only
   for a run that recorded traces, never the tool that was just called.
-- **Questions**: a `user_input` step without an answer pauses the run as `waiting`, with the
-  prompt and choices in `error`; `workflow_resume` with `answers: {step_id: value}` continues
-  it from that step.
+- **Questions**: a `user_input` step without an answer is asked by elicitation when the
+  client can (below), else pauses the run as `waiting`, with the prompt and choices in
+  `error`; `workflow_resume` with `answers: {step_id: value}` continues it from that step.
+- **Resuming**: `workflow_resume` takes `from` (run again from a top-level step that ran, with
+  the state before it: after fixing a file a completed step read) and `inputs` (changed
+  inputs), as `wfkit resume --from` and `--input` do.
+- **Version**: `serverInfo` carries wfkit's own version (`wfkit version`).
 - **stdout** carries protocol messages only: tools run with stdout sent to stderr, and logs go
   to stderr.
 - The run store is `WFKIT_STORE`, `--store`, or `.wfkit/` under the server's working directory.
@@ -140,6 +236,8 @@ executes, starts and writes nothing. Audited tool by tool (tests in
   workflow file is not read.
 - `workflow_why` and `workflow_diff` read the run store the same way (read-only, never
   created), and neither reads a workflow file.
+- `workflow_logs` and `workflow_report` read the run store the same way; neither reads a
+  workflow file. `workflow_cancel` writes a cancel request: it is not served.
 - `workflow_health` reads the store, the workflow file, disk and memory figures; the
   workflow's MCP servers are reported as "not checked in read-only mode": none is started.
 

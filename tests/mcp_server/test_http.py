@@ -30,7 +30,7 @@ name: long
 steps:
   - {id: sleep, type: shell_command, command: "echo $$ >> pids; exec sleep 300"}
 finally:
-  - {id: note, type: shell_command, command: "touch FINISHED"}
+  - {id: note, type: shell_command, command: "touch FINISHED; sleep 2"}
 """
 
 INITIALIZE = {
@@ -124,7 +124,9 @@ def test_the_token_may_come_from_the_environment(root: Path) -> None:
         (["--http", "192.0.2.1:8765"], "listens beyond this machine without a token"),
         (["--http", "8765"], "give HOST:PORT"),
         (["--http", "127.0.0.1:http"], "the port must be a number"),
+        (["--http", "127.0.0.1:0"], "the port must be a number"),
         (["--token-file", "t"], "--token-file is for --http"),
+        (["--allow-host", "x"], "--allow-host is for --http"),
         (["--http", "127.0.0.1:8765", "--token-file", "/nonexistent/t"], "cannot read it"),
     ],
 )
@@ -142,6 +144,66 @@ def test_a_server_that_would_be_unsafe_is_refused_at_start(
     assert done.returncode == 2, done.stderr
     assert says in " ".join(done.stderr.split())
     assert "Traceback" not in done.stderr
+
+
+def test_a_server_for_a_team_answers_to_its_names_only(root: Path) -> None:
+    headers = {**ACCEPT, "Authorization": f"Bearer {TOKEN}"}
+    with http_server(root, "--allow-host", "build-box", bind="0.0.0.0") as (url, _):
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        by_loopback = httpx2.post(url, json=INITIALIZE, headers=headers)
+        by_name = httpx2.post(
+            url, json=INITIALIZE, headers={**headers, "Host": f"build-box:{port}"}
+        )
+        rebound = httpx2.post(
+            url, json=INITIALIZE, headers={**headers, "Host": f"evil.test:{port}"}
+        )
+    assert (by_loopback.status_code, by_name.status_code) == (200, 200)
+    assert rebound.status_code == 421
+
+
+def test_the_token_never_reaches_a_step(root: Path) -> None:
+    (root / "env.yaml").write_text(
+        "name: env\nsteps:\n  - {id: show, type: shell_command, command: env}\n"
+    )
+    port = free_port()
+    argv = [sys.executable, "-m", "wfkit", "mcp", "--root", str(root)]
+    proc = subprocess.Popen(
+        [*argv, "--http", f"127.0.0.1:{port}"],
+        env=server_env(root, WFKIT_MCP_TOKEN=TOKEN),
+        cwd=root,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+
+    async def scenario() -> str:
+        async with http_client(url) as client:
+            run = await ok(client, "workflow_run", workflow="env.yaml")
+            logs = await ok(client, "workflow_logs", run_id=run["run_id"])
+            return str(logs["attempts"][0]["stdout"])
+
+    try:
+        _wait_until_served(url, proc)
+        shown = asyncio.run(asyncio.wait_for(scenario(), HANG))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=HANG)
+    assert "PATH=" in shown
+    assert TOKEN not in shown
+    assert "WFKIT_MCP_TOKEN" not in shown
+    stored = [f for f in (root / "store").rglob("*") if f.is_file()]
+    assert stored
+    assert not [f for f in stored if TOKEN.encode() in f.read_bytes()]
+
+
+def _wait_until_served(url: str, proc: subprocess.Popen[str]) -> None:
+    while True:
+        assert proc.poll() is None, proc.communicate()[1]
+        try:
+            httpx2.get(url, timeout=5)
+            return
+        except httpx2.TransportError:
+            pass
 
 
 def test_read_only_over_http_serves_only_what_runs_nothing(root: Path) -> None:
@@ -170,6 +232,11 @@ def test_sigterm_cancels_the_runs_in_flight_and_answers_their_calls(root: Path) 
                 while len(await _running(client)) < 2:
                     await asyncio.sleep(0.05)
                 proc.send_signal(signal.SIGTERM)
+                while not (root / "FINISHED").exists():  # the signal was taken: runs end
+                    await asyncio.sleep(0.05)
+                late = await client.call_tool("workflow_run", {"workflow": "hello.yaml"})
+                assert late.is_error
+                assert "the server is stopping" in late.content[0].text  # type: ignore[union-attr]
                 answered = await call
                 assert not answered.is_error
                 return {
@@ -197,6 +264,32 @@ def test_sigterm_cancels_the_runs_in_flight_and_answers_their_calls(root: Path) 
     for pid in pids:  # no process left
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_cancel_never_signals_a_server_that_runs_other_runs(root: Path) -> None:
+    from wfkit.commands.manage import cancel_run
+
+    (root / "slow-finally.yaml").write_text(
+        "name: slow\nsteps:\n  - {id: s, type: shell_command, command: 'exec sleep 300'}\n"
+        "finally:\n  - {id: f, type: shell_command, command: 'sleep 5'}\n"
+    )
+    with http_server(root) as (url, proc):
+
+        async def scenario() -> tuple[str, str]:
+            async with http_client(url) as client:
+                target = await ok(client, "workflow_start", workflow="slow-finally.yaml")
+                other = await ok(client, "workflow_start", workflow="long.yaml")
+                while len(await _running(client)) < 2:
+                    await asyncio.sleep(0.05)
+                return target["run_id"], other["run_id"]
+
+        target, _ = asyncio.run(asyncio.wait_for(scenario(), HANG))
+        # the run does not end within the wait (its finally takes 5 s): no signal follows,
+        # as its process, the server, runs another run too
+        result = cancel_run(target, root / "store", wait=0.5)
+        assert result.signalled is False
+        assert proc.poll() is None  # the server lives on
+    assert proc.returncode == 0
 
 
 async def _running(client: object) -> list[str]:

@@ -312,3 +312,64 @@ def test_logs_report_and_resume_from_with_inputs(root: Path, transport: str) -> 
             assert "its arguments are: run_id, answers, force, from, inputs" in unknown
 
     drive(scenario)
+
+
+TYPED = """
+name: typed
+state_schema:
+  raw: {count: integer, go: boolean, size: string}
+steps:
+  - id: how_many
+    type: user_input
+    prompt: "How many?"
+    state_update: {path: raw.count, value: "{{ result }}"}
+  - id: proceed
+    type: user_input
+    prompt: "Proceed (yes/no)?"
+    state_update: {path: raw.go, value: "{{ result == 'yes' }}"}
+  - id: size
+    type: user_input
+    prompt: "Size?"
+    choices: [1, 2, 3]
+    default: 7
+    state_update: {path: raw.size, value: "{{ result | string }}"}
+"""
+
+
+@pytest.mark.parametrize(
+    ("answers", "status", "raw"),
+    [
+        # text that reads as the asked type is taken as it; a choice given as its text too
+        ({"how_many": "3", "proceed": "yes", "size": "2"}, "succeeded", [3, True, "2"]),
+        ({"how_many": 4, "proceed": "no", "size": 3}, "succeeded", [4, False, "3"]),
+        # an answer that does not fit the form leaves the run waiting there, never failed
+        ({"how_many": "three"}, "waiting", [0, False, ""]),
+        ({"how_many": 1, "proceed": "yes", "size": "9"}, "waiting", [1, True, ""]),
+    ],
+)
+@pytest.mark.parametrize("transport", ["stdio", "in-process"])
+def test_an_elicited_answer_is_checked_against_its_form(
+    root: Path, transport: str, answers: dict[str, Any], status: str, raw: list[Any]
+) -> None:
+    (root / "typed.yaml").write_text(TYPED)
+
+    async def scenario() -> None:
+        seen: list[Any] = []
+        elicit = _answering("accept", answers, seen)
+        async with connect(transport, root, elicitation_callback=elicit) as client:
+            run = await ok(client, "workflow_run", workflow="typed.yaml")
+        assert run["status"] == status
+        assert [run["state"]["raw"][k] for k in ("count", "go", "size")] == raw
+        fields = [schema["properties"]["answer"] for _, schema in seen]
+        assert fields[0]["type"] == "integer"
+        if len(fields) > 1:  # written through an expression: asked as text
+            assert fields[1]["type"] == "string"
+        if len(fields) > 2:  # a default outside the choices is not offered
+            assert fields[2] == {
+                "title": "size",
+                "description": "Size?",
+                "type": "string",
+                "enum": ["1", "2", "3"],
+            }
+
+    drive(scenario)

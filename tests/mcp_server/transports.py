@@ -36,7 +36,7 @@ def free_port() -> int:
 
 @contextmanager
 def http_server(
-    root: Path, *extra: str, token: str | None = TOKEN
+    root: Path, *extra: str, token: str | None = TOKEN, bind: str = "127.0.0.1"
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """``wfkit mcp --http 127.0.0.1:PORT`` (with ``--token-file`` when ``token``): its URL
     once it answers, and its process; SIGTERM at the end."""
@@ -44,7 +44,7 @@ def http_server(
 
     port = free_port()
     argv = [sys.executable, "-m", "wfkit", "mcp", "--root", str(root)]
-    argv += ["--http", f"127.0.0.1:{port}", *extra]
+    argv += ["--http", f"{bind}:{port}", *extra]
     if token is not None:
         (root.parent / "token").write_text(token + "\n")
         argv += ["--token-file", str(root.parent / "token")]

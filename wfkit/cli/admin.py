@@ -108,6 +108,14 @@ def mcp_command(
             "(or set WFKIT_MCP_TOKEN). Required to listen beyond 127.0.0.1.",
         ),
     ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            help="With --http: another name clients reach the server by (its Host and Origin "
+            "headers are checked against DNS rebinding). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Serve wfkit's functions as MCP tools over stdio, or HTTP (for agents)."""
     import importlib.util
@@ -121,11 +129,12 @@ def mcp_command(
         from wfkit.mcp_server.http import listen_on
 
         try:
-            listen = listen_on(http, token_file)
+            listen = listen_on(http, token_file, tuple(allow_host or ()))
         except ValueError as exc:
             raise fail_usage(exc) from None
-    elif token_file is not None:
-        raise fail_usage(ValueError("--token-file is for --http: stdio needs no token"))
+    elif token_file is not None or allow_host:
+        option = "--token-file" if token_file is not None else "--allow-host"
+        raise fail_usage(ValueError(f"{option} is for --http: stdio needs none"))
     serve(root, read_only, store, listen)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,9 +55,12 @@ def cancel_run(
     wait: float = 15.0,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    signal_fallback: bool = True,
 ) -> CancelResult:
     """Ask a running run to stop and wait (up to ``wait`` s) until it has; SIGTERM its
-    process as a fallback. An interrupted run (its process is gone) is marked cancelled."""
+    process as a fallback (with ``signal_fallback``, and only a process that runs this run
+    alone: never this one, nor a server running others). An interrupted run (its process is
+    gone) is marked cancelled."""
     from wfkit.commands._runs import effective_status, run_process_alive
 
     with open_store(store, create=False) as run_store:
@@ -73,7 +77,12 @@ def cancel_run(
         signalled = False
         # the fallback signal only reaches the run's own process: never a pid reused since,
         # nor one on another machine
-        if status == "running" and _signallable(row) and run_process_alive(row) is True:
+        if (
+            status == "running"
+            and signal_fallback
+            and _signallable(row, run_store)
+            and run_process_alive(row) is True
+        ):
             os.kill(row.pid, signal.SIGTERM)  # type: ignore[arg-type]  # _signallable
             signalled = True
             status = _wait_for_end(run_store, row.run_id, wait, sleep, clock)
@@ -81,35 +90,46 @@ def cancel_run(
 
 
 def cancel_own_runs(
-    store: str | Path | None, wait: float, sleep: Callable[[float], None] = time.sleep
+    store: str | Path | None, wait: float, now: threading.Event | None = None
 ) -> list[str]:
-    """Cancel every run this process is running (a server that is asked to stop), as
-    :func:`cancel_run` does, and wait up to ``wait`` s for them to end; their ids."""
+    """Cancel every run this process is running (a server asked to stop), as
+    :func:`cancel_run` does, and wait up to ``wait`` s for them to end (less once ``now`` is
+    set); the ids of those it asked. A run that starts meanwhile is asked too."""
     from wfkit.commands._runs import this_process
 
+    now = now or threading.Event()
+    asked: list[str] = []
+    by = f"{socket.gethostname()}:{os.getpid()}"
+    deadline = time.monotonic() + wait
     with open_store(store, create=False) as run_store:
-        own = [
-            row.run_id
-            for row in run_store.list_runs(10_000, statuses=["running"])
-            if this_process(row)
-        ]
-        by = f"{socket.gethostname()}:{os.getpid()}"
-        for run_id in own:
-            run_store.request_cancel(run_id, by)
-        deadline = time.monotonic() + wait
-        while any(run_store.get_run(r).status == "running" for r in own):
-            if time.monotonic() >= deadline:
+        while not now.is_set():
+            running = [
+                row.run_id
+                for row in run_store.list_runs(10_000, statuses=["running"])
+                if this_process(row)
+            ]
+            for run_id in running:
+                if run_id not in asked:
+                    run_store.request_cancel(run_id, by)
+                    asked.append(run_id)
+            if not running or time.monotonic() >= deadline:
                 break
-            sleep(WATCH_SECONDS)
-    return own
+            now.wait(WATCH_SECONDS)
+    return asked
 
 
-def _signallable(row: RunRow) -> bool:
-    """Whether the fallback SIGTERM may go to the run's process: never to this one (a server
-    running the run itself, as ``wfkit mcp`` does, would end with every other run it serves)."""
+def _signallable(row: RunRow, run_store: Store) -> bool:
+    """Whether the fallback SIGTERM may go to the run's process: never to this one, nor to one
+    that runs other runs too (a ``wfkit mcp`` server would end with all of them)."""
     from wfkit.commands._runs import this_process
 
-    return row.pid is not None and not this_process(row)
+    if row.pid is None or this_process(row):
+        return False
+    others = run_store.list_runs(10_000, statuses=["running"])
+    return not any(
+        other.run_id != row.run_id and other.pid == row.pid and other.process == row.process
+        for other in others
+    )
 
 
 def _wait_for_end(

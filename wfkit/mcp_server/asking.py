@@ -11,6 +11,7 @@ without the capability, resumable with an answer.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from wfkit.engine.context import NOT_ANSWERED, Question
@@ -31,7 +32,8 @@ def answer_schema(question: Question) -> dict[str, Any]:
     default = question.default
     if default is not None:
         if question.choices is not None:
-            field["default"] = _text(default)
+            if _text(default) in field["enum"]:  # a default outside the enum: none
+                field["default"] = _text(default)
         elif _fits(default, field["type"]):
             field["default"] = default
     return {"type": "object", "properties": {"answer": field}, "required": ["answer"]}
@@ -60,10 +62,31 @@ def answer_of(result: Any, question: Question) -> Any:
     if action != "accept" or not isinstance(content, dict) or "answer" not in content:
         LOGGER.info("user_input %s not answered: %s", question.step_id, action)
         return NOT_ANSWERED
-    answer = content["answer"]
-    if question.choices is not None:  # the choice the text stands for
-        return {_text(c): c for c in question.choices}.get(_text(answer), answer)
+    answer = _checked(content["answer"], question)
+    if answer is NOT_ANSWERED:  # the client did not keep to the form: the run waits
+        LOGGER.info("user_input %s: the answer does not fit the form", question.step_id)
     return answer
+
+
+def _checked(answer: Any, question: Question) -> Any:
+    """The answer as the form asked for it (a choice, or a value of its type, text that
+    reads as one too), or :data:`NOT_ANSWERED`."""
+    if question.choices is not None:  # the choice the text stands for
+        return {_text(c): c for c in question.choices}.get(_text(answer), NOT_ANSWERED)
+    kind = question.kind if question.kind in _PRIMITIVE else "string"
+    if isinstance(answer, str) and kind != "string":
+        answer = _parsed(answer.strip(), kind)
+    return answer if _fits(answer, kind) else NOT_ANSWERED
+
+
+def _parsed(text: str, kind: str) -> Any:
+    if kind == "boolean":
+        return {"true": True, "false": False}.get(text.lower(), NOT_ANSWERED)
+    try:
+        number = int(text) if kind == "integer" else float(text)
+    except ValueError:
+        return NOT_ANSWERED
+    return number if math.isfinite(number) else NOT_ANSWERED
 
 
 def form_params(question: Question) -> Any:

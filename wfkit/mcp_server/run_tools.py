@@ -67,11 +67,14 @@ async def workflow_report(scope: Scope, run_id: RunId) -> RunPage:
 async def workflow_cancel(scope: Scope, run_id: RunId) -> CancelResult:
     """Cancel a running run, as `wfkit cancel` does: its current step ends (its process
     group too), its `finally` steps run, and it ends `cancelled` (resumable). Waits for the
-    run to end, up to a minute; an interrupted run is marked cancelled."""
+    run to end, up to a minute; an interrupted run is marked cancelled. The request goes
+    through the store only: no process is signalled (a run's process may be a server)."""
     from wfkit.commands.manage import cancel_run
 
     check_path_text(run_id, "run_id")
-    return await apart(lambda: cancel_run(run_id, scope.store, wait=CANCEL_WAIT_SECONDS))
+    return await apart(
+        lambda: cancel_run(run_id, scope.store, wait=CANCEL_WAIT_SECONDS, signal_fallback=False)
+    )
 
 
 TOOLS = (workflow_logs, workflow_report, workflow_cancel)

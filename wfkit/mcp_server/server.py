@@ -200,6 +200,7 @@ def _add_tool(server: Any, func: Callable[..., Awaitable[Any]], scope: Any) -> N
     from mcp_types import ToolAnnotations
 
     from wfkit.mcp_server.agents import CALLER
+    from wfkit.mcp_server.tools import STARTS_RUNS, STOPPING
 
     name = func.__name__
     hints = _HINTS[name]
@@ -213,6 +214,8 @@ def _add_tool(server: Any, func: Callable[..., Awaitable[Any]], scope: Any) -> N
 
     @wraps(func)
     async def tool(ctx: Context, **arguments: Any) -> Any:
+        if name in STARTS_RUNS and STOPPING.is_set():
+            raise ToolError(f"{name}: the server is stopping: it starts no new run")
         CALLER.set(ctx)  # the call's client: a run it starts may sample from it
         arguments = {python_names.get(k, k): v for k, v in arguments.items()}
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,10 @@ from wfkit.mcp_server.arguments import (
 from wfkit.mcp_server.progress import Progress
 
 JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
+
+STOPPING = threading.Event()
+"""Set once the server is asked to stop: the tools that start runs refuse from then on."""
+STARTS_RUNS = frozenset({"workflow_run", "workflow_resume", "workflow_start"})
 
 T = TypeVar("T")
 LOGGER = logging.getLogger("wfkit.mcp")

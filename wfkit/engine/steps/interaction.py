@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import re
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -68,11 +69,22 @@ async def _unanswered(
     )
 
 
+_RESULT = re.compile(r"\A\{\{\s*result\s*\}\}\Z")
+
+
 def _answer_type(step: UserInputStep, frame: Frame) -> str:
-    """The declared type of the ``raw`` field the step's first update writes whole."""
+    """The declared type of the ``raw`` field the answer itself is set to (``value:
+    "{{ result }}"``); ``string`` when the step writes it through an expression, or none."""
     for update in step.updates():
         parts = update.path.split(".")
-        if len(parts) == 2 and parts[0] == "raw" and update.operation == "set":
+        value = update.value
+        if (
+            len(parts) == 2
+            and parts[0] == "raw"
+            and update.operation == "set"
+            and isinstance(value, str)
+            and _RESULT.match(value.strip())
+        ):
             declared = frame.state.plan.raw_types.get(parts[1], "any")
             return "string" if declared == "any" else declared
     return "string"
