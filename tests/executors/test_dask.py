@@ -171,6 +171,32 @@ def test_items_run_in_the_worker_processes(dask_cluster: Cluster, tmp_path: Path
     assert len(parents) == 2  # two items at a time: both workers took some
 
 
+def test_a_task_file_travels_with_the_workflow(dask_cluster: Cluster, tmp_path: Path) -> None:
+    from wfkit.language.loader import load_file
+
+    inline = fan()
+    head, task = inline.split("sub_agent_tasks:\n  work:\n")
+    (tmp_path / "tasks").mkdir()
+    write(tmp_path / "tasks", textwrap.dedent(task), "work.yaml")
+    path = write(tmp_path, head + "sub_agent_tasks:\n  work: tasks/work.yaml\n")
+    local, remote = both(dask_cluster, path, tmp_path)
+    assert local.status == "succeeded"
+    same(shape(remote), shape(local))
+    # the workers load the task file from the text sent with the workflow, never from disk
+    # (another file name: the workers have not loaded this one yet)
+    again = write(tmp_path, path.read_text(), "again.yaml")
+    loaded = load_file(again)
+    (tmp_path / "tasks" / "work.yaml").unlink()
+    shipped = run_workflow(
+        again,
+        loaded=loaded,
+        store=tmp_path / "shipped",
+        executor="dask",
+        scheduler=dask_cluster.address,
+    )
+    same(shape(shipped), shape(local))
+
+
 def test_success_matches_local(dask_cluster: Cluster, tmp_path: Path) -> None:
     path = write(tmp_path, fan())
     local, remote = both(dask_cluster, path, tmp_path)

@@ -22,7 +22,7 @@ import os
 import threading
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,9 +67,10 @@ class Definition:
 
     text: str
     file: str  # as the run names it (in records and errors)
-    digest: str
+    digest: str  # of the text and of the task files it includes
     directory: str  # the file's folder on the coordinating machine (MCP servers' cwd)
     version: str  # the coordinator's wfkit: a worker running another refuses the items
+    included: dict[str, str] = field(default_factory=dict)  # its task files' texts, by entry
 
 
 #: the setting that keeps distributed's log of recent messages (left alone when set)
@@ -163,19 +164,20 @@ class DaskExecutor:
             await self.cluster.close()
 
     async def _definition(self, loaded: LoadedWorkflow) -> Any:
-        future = self._definitions.get(loaded.digest + loaded.file)
+        future = self._definitions.get(loaded.fingerprint + loaded.file)
         if future is None:
             import wfkit
 
             definition = Definition(
                 loaded.text,
                 loaded.file,
-                loaded.digest,
+                loaded.fingerprint,
                 str(Path(loaded.source_path).parent),
                 wfkit.__version__,
+                dict(loaded.included),
             )
             future = await self.client.scatter(definition, broadcast=True, hash=False)
-            self._definitions[loaded.digest + loaded.file] = future
+            self._definitions[loaded.fingerprint + loaded.file] = future
         return future
 
     async def run_item(self, run: RunContext, job: ItemJob) -> ItemOutcome:
@@ -215,7 +217,7 @@ class DaskExecutor:
                 self._check_connected()
                 if sending == 0 and _lost_definition(exc):  # the workers holding the
                     # workflow's definition died with it: scatter it again, send it again
-                    self._definitions.pop(run.loaded.digest + run.loaded.file, None)
+                    self._definitions.pop(run.loaded.fingerprint + run.loaded.file, None)
                     continue
                 return _unrunnable(job, exc)
         adopt(run, report)
@@ -332,7 +334,7 @@ def _workflow(definition: Definition) -> LoadedWorkflow:
     with _loaded_lock:
         loaded = _loaded.get(key)
         if loaded is None:
-            loaded = load_text(definition.text, definition.file)
+            loaded = load_text(definition.text, definition.file, included=definition.included)
             _loaded[key] = loaded
             while len(_loaded) > LOADED_KEPT:
                 _loaded.popitem(last=False)

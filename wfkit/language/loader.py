@@ -27,6 +27,7 @@ from wfkit.language.diagnostics import (
 from wfkit.language.expressions import Expr, Value, precompiled, recording
 from wfkit.language.plan import StepPlan, expressions_in, references_in, under
 from wfkit.language.state_schema import build_state_plan, raw_writes
+from wfkit.language.task_files import SHIPPED, include_task
 from wfkit.language.yamlsrc import Path as NodePath
 from wfkit.language.yamlsrc import Source, parse, read_source
 
@@ -59,6 +60,8 @@ class LoadedWorkflow:
     plans: dict[int, StepPlan] = field(default_factory=dict)
     #: the file's text (shipped with items that run on other machines)
     text: str = ""
+    #: the texts of the task files it names, by entry (``tasks/review.yaml``): shipped too
+    included: dict[str, str] = field(default_factory=dict)
     #: facts about this workflow found once when asked (``result_read``,
     #: ``wfkit.language.fanout``)
     memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -84,6 +87,16 @@ class LoadedWorkflow:
         return bool(self.memo[key])
 
     @property
+    def fingerprint(self) -> str:
+        """The digest of the text and of every task file it includes."""
+        if not self.included:
+            return self.digest
+        whole = hashlib.sha256(self.digest.encode())
+        for entry, text in sorted(self.included.items()):
+            whole.update(b"\0" + entry.encode() + b"\0" + text.encode())
+        return whole.hexdigest()
+
+    @property
     def file(self) -> str:
         """The file the workflow came from, as given."""
         return self.source.file
@@ -105,13 +118,28 @@ def load_file(path: str | Path, cache: Path | None = None) -> LoadedWorkflow:
     return load_text(text, str(path), cache)
 
 
-def load_text(text: str, file: str = "<string>", cache: Path | None = None) -> LoadedWorkflow:
-    """Load a workflow from YAML text; ``file`` names it in errors.
+def load_text(
+    text: str,
+    file: str = "<string>",
+    cache: Path | None = None,
+    included: dict[str, str] | None = None,
+) -> LoadedWorkflow:
+    """Load a workflow from YAML text; ``file`` names it in errors; ``included`` holds the
+    texts of its task files by entry (as :attr:`LoadedWorkflow.included`), read from disk
+    when not given.
 
     With ``cache`` (a directory, see :mod:`wfkit.language.compile_cache`), a text loaded before
     skips parsing and validation, and its expressions are rebuilt from their generated code
     instead of compiled; the checks and step plans run as always.
     """
+    token = SHIPPED.set(included)
+    try:
+        return _load_text(text, file, cache)
+    finally:
+        SHIPPED.reset(token)
+
+
+def _load_text(text: str, file: str, cache: Path | None) -> LoadedWorkflow:
     cached = compile_cache.lookup(cache, text, file) if cache is not None else None
     if cached is not None:
         source, workflow, expressions = cached
@@ -200,10 +228,19 @@ def _compile_declared(text: str, file: str, source: Source, workflow: m.Workflow
     main = Body("workflow", workflow.steps, workflow.finally_, main_plan)
     prepare_body(source, main, (), workflow)
     tasks: dict[str, Body] = {}
-    for name, task in workflow.sub_agent_tasks.items():
+    included: dict[str, str] = {}
+    files: dict[str, str] = {}  # the file of each included task's steps
+    for name, entry in list(workflow.sub_agent_tasks.items()):
         base: NodePath = ("sub_agent_tasks", name)
+        task_source = source
+        if isinstance(entry, str):
+            task, task_source = include_task(source, file, name, entry, included)
+            workflow.sub_agent_tasks[name] = task
+            files[name] = task_source.file
+        else:
+            task = entry
         plan = build_state_plan(
-            source,
+            task_source,
             (*base, "state_schema"),
             task.inputs,
             task.state_schema,
@@ -211,11 +248,11 @@ def _compile_declared(text: str, file: str, source: Source, workflow: m.Workflow
             raw_writes(task.steps, task.finally_),
         )
         tasks[name] = Body(name, task.steps, task.finally_, plan)
-        prepare_body(source, tasks[name], base, workflow)
+        prepare_body(task_source, tasks[name], base, workflow)
     plans = {
-        id(step): StepPlan.of(step, file, step._compiled)
-        for body in (main, *tasks.values())
+        id(step): StepPlan.of(step, body_file, step._compiled)
+        for body, body_file in ((main, file), *((t, files.get(n, file)) for n, t in tasks.items()))
         for steps in (body.steps, body.finally_steps)
         for step, _ in walk(steps)
     }
-    return LoadedWorkflow(workflow, source, digest, main, tasks, plans, text)
+    return LoadedWorkflow(workflow, source, digest, main, tasks, plans, text, included)

@@ -424,4 +424,7 @@ class Workflow(_Model):
     env_file: str | None = None
     steps: list[Step] = Field(default_factory=list)
     finally_: list[Step] = Field(default_factory=list, alias="finally")
-    sub_agent_tasks: dict[str, SubAgentTask] = Field(default_factory=dict)
+    #: a task inline, or the path of a task file (relative to this file; language/task_files)
+    sub_agent_tasks: dict[str, SubAgentTask | Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=dict
+    )

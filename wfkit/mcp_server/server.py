@@ -199,6 +199,7 @@ def _add_tool(server: Any, func: Callable[..., Awaitable[Any]], scope: Any) -> N
     from mcp.server.mcpserver.exceptions import ToolError
     from mcp_types import ToolAnnotations
 
+    from wfkit.language.task_files import CONFINED
     from wfkit.mcp_server.agents import CALLER
     from wfkit.mcp_server.tools import STARTS_RUNS, STOPPING
 
@@ -217,6 +218,7 @@ def _add_tool(server: Any, func: Callable[..., Awaitable[Any]], scope: Any) -> N
         if name in STARTS_RUNS and STOPPING.is_set():
             raise ToolError(f"{name}: the server is stopping: it starts no new run")
         CALLER.set(ctx)  # the call's client: a run it starts may sample from it
+        CONFINED.set(scope.root)  # the task files a workflow names stay inside it too
         arguments = {python_names.get(k, k): v for k, v in arguments.items()}
         try:
             with redirect_stdout(sys.stderr):  # stdout carries the protocol only
