@@ -324,6 +324,30 @@ class SubAgentError(StepError):
         return {**super().details(), "index": self.index}
 
 
+class WorkflowStepError(StepError):
+    """A ``workflow`` step's child run did not succeed (or could not start); ``cause`` is the
+    child's own error, ``child_run_id`` the child run."""
+
+    def __init__(self, message: str, *, child_run_id: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.child_run_id = child_run_id
+
+    def details(self) -> dict[str, Any]:
+        return {**super().details(), "child_run_id": self.child_run_id}
+
+
+class ChildRunError(StepError):
+    """The error a child run ended with, as its record holds it: its type is the child's."""
+
+    def __init__(self, message: str, *, child_type: str = "StepError", **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.child_type = child_type
+
+    @property
+    def type_name(self) -> str:
+        return self.child_type
+
+
 class AgentError(StepError):
     """The agent performing an ``agent_task`` step reported failure (its message, and for a
     command performer the tail of its stderr)."""

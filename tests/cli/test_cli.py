@@ -143,7 +143,14 @@ def test_runs_lists_newest_first(cli, write) -> None:  # type: ignore[no-untyped
     second = json.loads(cli("run", str(flow), "--json").stdout)["run_id"]
     listed = json.loads(cli("runs", "--json").stdout)
     assert [r["run_id"] for r in listed] == [second, first]
-    assert set(listed[0]) == {"run_id", "workflow", "status", "started_at", "duration_ms"}
+    assert set(listed[0]) == {
+        "run_id",
+        "workflow",
+        "status",
+        "started_at",
+        "duration_ms",
+        "parent_run_id",
+    }
     human = cli("runs")
     assert second in human.stdout
 

@@ -7,6 +7,7 @@ as real ``wfkit`` processes, so what one process writes another reads, as on two
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sqlite3
@@ -149,6 +150,21 @@ def test_runs_are_listed_newest_first_and_found_by_prefix(store_spec: str) -> No
             store.get_run("nope")
         with pytest.raises(RunNotFoundError, match="no run"):
             store.get_run("2026010_")  # LIKE wildcards in a prefix are plain characters
+
+
+def test_a_child_run_names_its_parent(store_spec: str) -> None:
+    with open_store(store_spec) as store:
+        store(started("20260101-000000-parent", 1.0))
+        for n, at in ((2, 3.0), (1, 2.0)):
+            child = started(f"20260101-000000-child{n}", at, workflow="child")
+            store(dataclasses.replace(child, parent="20260101-000000-parent"))
+        assert store.children_of("20260101-000000-parent") == [
+            "20260101-000000-child1",
+            "20260101-000000-child2",
+        ]
+        assert store.get_run("20260101-000000-child1").parent == "20260101-000000-parent"
+        assert store.get_run("20260101-000000-parent").parent is None
+        assert store.children_of("20260101-000000-child1") == []
 
 
 def test_large_checkpointed_values_are_committed_at_once(store_spec: str) -> None:

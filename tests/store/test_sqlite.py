@@ -40,6 +40,7 @@ def test_a_store_of_schema_3_is_migrated_and_keeps_its_runs(tmp_path: Path) -> N
         store(started("r1", 1.0))
     db = sqlite3.connect(path)
     db.execute("ALTER TABLE runs DROP COLUMN lease_until")
+    db.execute("ALTER TABLE runs DROP COLUMN parent")
     db.execute("DROP TABLE sources")
     db.execute("DROP TABLE schema_compat")
     db.execute("PRAGMA user_version = 3")

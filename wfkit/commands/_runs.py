@@ -232,6 +232,7 @@ def report(outcome: RunOutcome, file: str, store: str) -> RunReport:
         ],
         error=outcome.error,
         errors_dropped=outcome.errors_dropped,
+        outputs=outcome.outputs,
         duration_ms=round(outcome.duration_ms, 3),
         store=store,
     )

@@ -70,6 +70,8 @@ class DebugInfo(FrozenModel):
     server_logs: dict[str, str]
     metrics: RunMetrics
     next: list[str]
+    parent_run_id: str | None = None  # the run whose ``workflow`` step started this one
+    child_run_ids: list[str] = []  # the runs this one's ``workflow`` steps started
 
 
 def _state_of(row: RunRow, run_store: Store) -> tuple[str, dict[str, Any]]:
@@ -104,6 +106,7 @@ def debug_run(
         breakers = run_store.breakers(row.workflow)
         last = last_success(run_store, row.workflow)
         state_source, state = _state_of(row, run_store)
+        children = run_store.children_of(row.run_id)
     stats: dict[str, dict[str, Any]] = {}
     for h in history:
         s = stats.setdefault(
@@ -201,6 +204,8 @@ def debug_run(
             history, errors, traces, row.state, breakers, row.duration_ms, row.status, last
         ),
         next=_next_steps(row.run_id, status, traced),
+        parent_run_id=row.parent,
+        child_run_ids=children,
     )
 
 

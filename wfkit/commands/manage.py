@@ -185,4 +185,5 @@ def _summary(row: RunRow, status: str) -> RunSummary:
         status=status,
         started_at=iso(row.started_at),
         duration_ms=row.duration_ms,
+        parent_run_id=row.parent,
     )

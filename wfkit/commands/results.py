@@ -126,6 +126,8 @@ class RunReport(FrozenModel):
     store: str
     errors_dropped: int = 0
     """Failed attempts beyond ``config.max_error_records`` (the first ones are kept)."""
+    outputs: dict[str, Any] | None = None
+    """The workflow's ``outputs:`` over its final state, when it has some and succeeded."""
 
     @property
     def ok(self) -> bool:
@@ -141,6 +143,7 @@ class RunSummary(FrozenModel):
     status: str
     started_at: str
     duration_ms: float | None
+    parent_run_id: str | None = None  # the run whose ``workflow`` step started it
 
 
 class RunList(FrozenModel):

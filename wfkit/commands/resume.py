@@ -19,6 +19,7 @@ from wfkit.commands._runs import (
 )
 from wfkit.commands._secrets import require_secret_inputs, secret_inputs
 from wfkit.commands.results import RunReport
+from wfkit.commands.run import child_runner
 from wfkit.engine.agents import AgentPerformer
 from wfkit.engine.context import Ask, Elicit
 from wfkit.engine.events import Event
@@ -135,6 +136,8 @@ async def resume_workflow_async(
             agent_command=agent_command,
             agent=agent,
             elicit=elicit,
+            children=child_runner(store, agent_command=agent_command, agent=agent, elicit=elicit),
+            parent_run_id=row.parent,
         )
         run = Run(loaded, row.run_id, resolved, options)
         run.continue_from(

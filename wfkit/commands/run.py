@@ -24,7 +24,7 @@ from wfkit.commands.results import (
     check_statuses,
 )
 from wfkit.engine.agents import AgentPerformer
-from wfkit.engine.context import Ask, Elicit
+from wfkit.engine.context import Ask, ChildEnded, ChildRunner, Elicit
 from wfkit.engine.events import Event
 from wfkit.engine.inject import Fault
 from wfkit.engine.runtime import Run
@@ -65,6 +65,7 @@ async def run_workflow_async(
     agent: AgentPerformer | None = None,
     elicit: Elicit | None = None,
     run_id: str | None = None,
+    parent_run_id: str | None = None,
 ) -> RunReport:
     """Load, check inputs, run and record a workflow; raise LoadError/InputError up front.
 
@@ -110,10 +111,25 @@ async def run_workflow_async(
             agent_command=agent_command,
             agent=agent,
             elicit=elicit,
+            children=child_runner(store, agent_command=agent_command, agent=agent, elicit=elicit),
+            parent_run_id=parent_run_id,
         )
         run = Run(loaded, run_id or new_run_id(), resolved, options)
         outcome = await execute_recorded(run, run_store, choice)
         return report(outcome, loaded.file, run_store.location)
+
+
+def child_runner(store: str | Path | None, **shared: Any) -> ChildRunner:
+    """Runs a ``workflow`` step's child in ``store`` (a connection of its own), linked to
+    its parent, with the parent's performers (``shared``)."""
+
+    async def run_child(loaded: LoadedWorkflow, inputs: dict[str, Any], parent: str) -> Any:
+        report = await run_workflow_async(
+            loaded.file, inputs, loaded=loaded, store=store, parent_run_id=parent, **shared
+        )
+        return ChildEnded(report.run_id, report.status, report.error, report.outputs)
+
+    return run_child
 
 
 def compile_cache_dir(store: str | Path | None) -> Path | None:
@@ -178,6 +194,7 @@ def list_runs(
                 status=effective_status(r),
                 started_at=iso(r.started_at),
                 duration_ms=r.duration_ms,
+                parent_run_id=r.parent,
             )
             for r in rows
         ]

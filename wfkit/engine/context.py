@@ -55,6 +55,20 @@ as it would with no one to ask."""
 Elicit = Callable[[Question], Awaitable[Any]]
 
 
+@dataclass(frozen=True)
+class ChildEnded:
+    """How a child run (a ``workflow`` step's) ended."""
+
+    run_id: str
+    status: str
+    error: dict[str, Any] | None
+    outputs: dict[str, Any] | None
+
+
+#: runs a loaded workflow as a child run of ``parent`` (recorded with the parent's run)
+ChildRunner = Callable[["LoadedWorkflow", dict[str, Any], str], Awaitable[ChildEnded]]
+
+
 @dataclass
 class RunOptions:
     """How to run: where answers and tools come from, how to sleep, who listens."""
@@ -62,6 +76,10 @@ class RunOptions:
     answers: dict[str, Any] = field(default_factory=dict)
     ask: Ask | None = None
     elicit: Elicit | None = None
+    children: ChildRunner | None = None
+    """Runs ``workflow`` steps' children (the store's: wfkit.commands)."""
+    parent_run_id: str | None = None
+    """The run whose ``workflow`` step started this one."""
     """Asks ``user_input`` steps without an answer through the caller (before ``ask``)."""
     tools: ToolProvider = field(default_factory=NoTools)
     agent: AgentPerformer = field(default_factory=NoAgent)

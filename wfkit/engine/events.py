@@ -19,6 +19,7 @@ class RunStarted:
     started_at: float
     resumed: bool = False
     structure: list[str] | None = None  # the workflow's step structure (see loader)
+    parent: str | None = None  # the run whose ``workflow`` step started this one
 
 
 @dataclass(frozen=True, slots=True)

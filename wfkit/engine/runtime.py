@@ -37,6 +37,7 @@ from wfkit.engine.memlimit import CHECKPOINT_COPIES, rss_bytes
 from wfkit.engine.secrets import Masker
 from wfkit.engine.state import SizeLimits, State
 from wfkit.engine.step_runner import StepRunner
+from wfkit.engine.steps.workflow import run_outputs
 from wfkit.engine.tracing import DecisionLog, Tracer
 from wfkit.errors import (
     CancelledRunError,
@@ -80,6 +81,7 @@ class RunOutcome:
     duration_ms: float
     error: dict[str, Any] | None
     errors_dropped: int = 0
+    outputs: dict[str, Any] | None = None  # its ``outputs:`` when it succeeded
 
 
 class Run:
@@ -389,9 +391,10 @@ class Run:
                 started_wall,
                 resumed,
                 step_structure(loaded),
+                self.options.parent_run_id,
             )
         )
-        status = "succeeded"
+        status, outputs = "succeeded", None
         error: StepError | None = None
         state: State | None = None
         try:
@@ -422,7 +425,8 @@ class Run:
                 status, error = "waiting", exc
             except StepError as exc:
                 status, error = "failed", exc
-            status, error = await self._finally(frame, status, error)
+            ended = await self._finally(frame, status, error)
+            outputs, status, error = run_outputs(self, state, *ended)
         except StepError as exc:  # the initial computed fields failed
             status, error = "failed", exc
             self.record_error(exc, "workflow", [], 0, recovered=False)
@@ -435,10 +439,7 @@ class Run:
         )
         duration = self._ended(status, started)
         details = error.details() if error is not None else None
-        if self.tracer is not None:
-            self.emit(TracesCollected(self.run_id, list(self.tracer.records), self.tracer.dropped))
-        if self.decisions.records:
-            self.emit(TracesCollected(self.run_id, self.decisions.stored(), 0))
+        self._emit_traces()
         # a run stopped by max_memory_mb keeps its state in its checkpoint only: encoding it
         # once more for the record would take as much memory again as the state itself
         final = None if isinstance(error, MemoryLimitError) else snapshot
@@ -460,8 +461,15 @@ class Run:
                 duration_ms=duration,
                 error=details,
                 errors_dropped=self.errors_dropped,
+                outputs=outputs,
             )
         )
+
+    def _emit_traces(self) -> None:
+        if self.tracer is not None:
+            self.emit(TracesCollected(self.run_id, list(self.tracer.records), self.tracer.dropped))
+        if self.decisions.records:
+            self.emit(TracesCollected(self.run_id, self.decisions.stored(), 0))
 
     def _masked(self, outcome: RunOutcome) -> RunOutcome:
         """The outcome the caller shows or returns: its secrets masked too."""

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from wfkit.errors import LoadError
 from wfkit.language import compile_cache
 from wfkit.language import models as m
+from wfkit.language.children import load_children, workflow_steps
 from wfkit.language.compile import DECLARED, Body, compile_field, prepare_body, walk
 from wfkit.language.diagnostics import (
     FOUND,
@@ -62,6 +63,10 @@ class LoadedWorkflow:
     text: str = ""
     #: the texts of the task files it names, by entry (``tasks/review.yaml``): shipped too
     included: dict[str, str] = field(default_factory=dict)
+    #: the workflows its ``workflow`` steps call, by ``file:`` entry (language/children)
+    children: dict[str, LoadedWorkflow] = field(default_factory=dict)
+    #: ``outputs:`` compiled: the run's result when a ``workflow`` step runs it
+    outputs: dict[str, Any] = field(default_factory=dict)
     #: facts about this workflow found once when asked (``result_read``,
     #: ``wfkit.language.fanout``)
     memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -249,10 +254,31 @@ def _compile_declared(text: str, file: str, source: Source, workflow: m.Workflow
         )
         tasks[name] = Body(name, task.steps, task.finally_, plan)
         prepare_body(task_source, tasks[name], base, workflow)
+    calls = list(workflow_steps(main.steps, ("steps",)))
+    calls += workflow_steps(main.finally_steps, ("finally",))
+    for name, body in tasks.items():
+        base = ("sub_agent_tasks", name)
+        calls += workflow_steps(body.steps, (*base, "steps"))
+    children = load_children(source, file, calls, workflow, load_file) if calls else {}
+    outputs = {
+        name: compile_field(source, value, "value", ("outputs", name))
+        for name, value in workflow.outputs.items()
+    }
     plans = {
         id(step): StepPlan.of(step, body_file, step._compiled)
         for body, body_file in ((main, file), *((t, files.get(n, file)) for n, t in tasks.items()))
         for steps in (body.steps, body.finally_steps)
         for step, _ in walk(steps)
     }
-    return LoadedWorkflow(workflow, source, digest, main, tasks, plans, text, included)
+    return LoadedWorkflow(
+        workflow,
+        source,
+        digest,
+        main,
+        tasks,
+        plans,
+        text,
+        included,
+        children=children,
+        outputs=outputs,
+    )

@@ -318,6 +318,17 @@ class UserInputStep(StepBase):
     default: Any = None
 
 
+class WorkflowStep(StepBase):
+    """Another workflow file run as a child run of its own (SPEC: docs/language.md)."""
+
+    effectful = True
+    expr_fields = {**StepBase.expr_fields, "inputs": "value"}
+    type: Literal["workflow"]
+    #: relative to the calling file
+    file: str = Field(min_length=1)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
 class AgentTaskStep(StepBase):
     """Work an agent performs: a prompt (and context) out, a response checked against
     ``response_schema`` back (SPEC: docs/agents.md)."""
@@ -370,6 +381,7 @@ Step = Annotated[
     | UserMessageStep
     | UserInputStep
     | AgentTaskStep
+    | WorkflowStep
     | WaitStep
     | ErrorStep
     | ParallelForeachStep,
@@ -388,6 +400,7 @@ STEP_TYPES: tuple[str, ...] = (
     "user_message",
     "user_input",
     "agent_task",
+    "workflow",
     "wait",
     "error",
     "parallel_foreach",
@@ -428,3 +441,5 @@ class Workflow(_Model):
     sub_agent_tasks: dict[str, SubAgentTask | Annotated[str, Field(min_length=1)]] = Field(
         default_factory=dict
     )
+    #: the run's result when a ``workflow`` step runs it: templates over its final state
+    outputs: dict[str, Any] = Field(default_factory=dict)

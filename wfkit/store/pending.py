@@ -277,7 +277,7 @@ class Pending:
             self.ops.append(
                 (
                     "INSERT INTO runs (run_id, workflow, file, digest, status, inputs, started_at,"
-                    " pid, structure, process) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    " pid, structure, process, parent) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         event.run_id,
                         event.workflow,
@@ -289,6 +289,7 @@ class Pending:
                         os.getpid(),
                         dumps(event.structure) if event.structure is not None else None,
                         own_identity(),
+                        event.parent,
                     ),
                 )
             )

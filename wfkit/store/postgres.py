@@ -41,7 +41,7 @@ from wfkit.store.sql import WRITE_ATTEMPTS, SqlStore
 
 __all__ = ["PostgresDb", "PostgresStore", "redact", "server_name", "translate"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: the tables version 2 added
 NEW_IN_2 = ("sources", "schema_compat")
 #: version -> the statements that bring the previous version to it (additive only: a new
@@ -64,6 +64,7 @@ MIGRATIONS: dict[int, list[str]] = {
         for s in statements(POSTGRES)
         if any(t in s.split("(", 1)[0] for t in ("agent_tasks", "pulled_runs"))
     ],
+    4: ["ALTER TABLE runs ADD COLUMN IF NOT EXISTS parent TEXT"],  # a child run's parent
 }
 #: the advisory lock held while migrating ("wfkit" in ASCII)
 MIGRATION_LOCK = 0x7766_6B69_74

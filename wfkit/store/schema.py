@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS runs (
     errors_dropped {int} NOT NULL DEFAULT 0,
     structure   TEXT,
     process     TEXT,
+    parent      TEXT,
     lease_until {real}{order}
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at DESC);
@@ -222,7 +223,7 @@ TABLES = (*RUN_TABLES, "breakers", "sources")
 #: the columns of ``runs`` as :class:`wfkit.store.base.RunRow` reads them
 RUN_COLUMNS = (
     "run_id, workflow, file, digest, status, inputs, started_at, finished_at, duration_ms,"
-    " state, error, pid, current, errors_dropped, structure, process"
+    " state, error, pid, current, errors_dropped, structure, process, parent"
 )
 
 

@@ -245,6 +245,14 @@ class SqlStore(Leases, AgentTasks):
         )
         return [self._row(r) for r in rows]
 
+    def children_of(self, run_id: str) -> list[str]:
+        """The runs ``workflow`` steps of ``run_id`` started, in the order they started."""
+        self.commit()
+        rows = self._sql.all(
+            "SELECT run_id FROM runs WHERE parent = ? ORDER BY started_at, run_id", (run_id,)
+        )
+        return [str(r[0]) for r in rows]
+
     def get_run(self, run_id: str) -> RunRow:
         """One run, by id or unique id prefix."""
         self.commit()  # what this process wrote is visible to its reads
@@ -484,5 +492,6 @@ class SqlStore(Leases, AgentTasks):
             errors_dropped=r[13],
             structure=json.loads(r[14]) if r[14] else None,
             process=r[15],
-            lease_left=r[16] if r[4] == "running" else None,
+            parent=r[16],
+            lease_left=r[17] if r[4] == "running" else None,
         )

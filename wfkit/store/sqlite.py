@@ -34,7 +34,7 @@ __all__ = [
     "resolve_store_path",
 ]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 DEFAULT_DIR = ".wfkit"
 
 #: statements that bring a store of an older schema version to the current one
@@ -48,6 +48,7 @@ _MIGRATIONS: dict[int, list[str]] = {
     ],
     3: ["ALTER TABLE runs ADD COLUMN lease_until REAL"],  # + the sources table
     4: [],  # the agent_tasks and pulled_runs tables
+    5: ["ALTER TABLE runs ADD COLUMN parent TEXT"],  # the run a workflow step started it from
 }
 
 

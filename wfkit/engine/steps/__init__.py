@@ -3,7 +3,16 @@
 
 from __future__ import annotations
 
-from wfkit.engine.steps import agent, control, interaction, parallel, shell, state_update, tool
+from wfkit.engine.steps import (
+    agent,
+    control,
+    interaction,
+    parallel,
+    shell,
+    state_update,
+    tool,
+    workflow,
+)
 from wfkit.engine.steps.registry import HANDLERS, Handler, LoopSignal, handles
 
 __all__ = [
@@ -18,4 +27,5 @@ __all__ = [
     "shell",
     "state_update",
     "tool",
+    "workflow",
 ]

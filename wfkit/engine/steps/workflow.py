@@ -1,0 +1,71 @@
+"""``workflow``: another workflow file run as a child run, and a run's ``outputs:``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from wfkit.engine.steps.registry import handles
+from wfkit.errors import ChildRunError, StepError, WfkitError, WorkflowStepError
+from wfkit.language.expressions import make_scope
+from wfkit.language.models import WorkflowStep
+
+if TYPE_CHECKING:
+    from wfkit.engine.frame import Frame
+    from wfkit.engine.runtime import Run
+    from wfkit.engine.state import State
+
+
+@handles(WorkflowStep)
+async def run_workflow_step(step: WorkflowStep, frame: Frame) -> Any:
+    """Run the child as a run of its own, recorded with this one; the result is
+    ``{status, run_id, outputs}``. A child that does not succeed fails the step with
+    :class:`WorkflowStepError`, its own error as the cause; every attempt is a new child run."""
+    run = frame.run
+    child = run.loaded.children[step.file]
+    inputs = dict(frame.eval(step, "inputs")) if step.inputs else {}
+    runner = run.options.children
+    if runner is None:
+        raise WorkflowStepError(
+            f"workflow {step.file!r} needs a run store to record its child run in",
+            step_id=step.step_id,
+        )
+    try:
+        ended = await runner(child, inputs, run.run_id)
+    except StepError:
+        raise
+    except WfkitError as exc:  # the child could not start (its inputs)
+        raise WorkflowStepError(
+            f"workflow {step.file!r} did not start: {exc.type_name}: {exc.message}",
+            step_id=step.step_id,
+            cause=exc,
+        ) from None
+    if ended.status != "succeeded":
+        error = ended.error or {}
+        cause = ChildRunError(
+            str(error.get("message", f"the child run {ended.status}")),
+            child_type=str(error.get("type", "StepError")),
+            step_id=error.get("step_id"),
+        )
+        raise WorkflowStepError(
+            f"child run {ended.run_id} of {step.file!r} {ended.status}: "
+            f"{cause.type_name}: {cause.message}",
+            step_id=step.step_id,
+            child_run_id=ended.run_id,
+            cause=cause,
+        )
+    return {"status": ended.status, "run_id": ended.run_id, "outputs": ended.outputs or {}}
+
+
+def run_outputs(
+    run: Run, state: State, status: str, error: StepError | None
+) -> tuple[dict[str, Any] | None, str, StepError | None]:
+    """The run's ``outputs:`` rendered over its final state when it succeeded, and its status
+    and error (an output that cannot be rendered fails the run)."""
+    if status != "succeeded" or not run.loaded.outputs:
+        return None, status, error
+    scope = make_scope(run.names, state.flat)
+    try:
+        return {k: v.render(scope) for k, v in run.loaded.outputs.items()}, status, error
+    except StepError as exc:
+        run.record_error(exc, "outputs", [], 0, recovered=False)
+        return None, "failed", exc
