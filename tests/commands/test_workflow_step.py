@@ -233,3 +233,139 @@ def test_under_the_mcp_root_a_child_outside_it_is_refused(
             assert "lies outside the server's root" in error
 
     asyncio.run(asyncio.wait_for(scenario(), 240))
+
+
+SLOW = """\
+name: slow
+steps:
+  - {id: nap, type: shell_command, command: "echo $$ > child.pid; touch STARTED; exec sleep 300"}
+finally:
+  - {id: child_end, type: shell_command, command: "echo '{{ workflow.status }}' > child.end"}
+"""
+
+
+def test_cancelling_the_caller_cancels_the_child_and_both_finally_run(project: Path) -> None:
+    import os
+    import signal
+    import time
+
+    (project / "shared" / "slow.yaml").write_text(SLOW)
+    (project / "caller.yaml").write_text(
+        "name: caller\nsteps:\n"
+        "  - {id: call, type: workflow, file: shared/slow.yaml, on_error: continue}\n"
+        "  - {id: after, type: shell_command, command: 'touch AFTER'}\n"
+        "finally:\n"
+        "  - {id: end, type: shell_command, command: \"echo '{{ workflow.status }}' > end\"}\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wfkit", "run", "caller.yaml", "--json"],
+        cwd=project,
+        env={"PATH": "/usr/bin:/bin", "WFKIT_STORE": str(project / "store")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120  # a hang becomes a failure, never a measure of speed
+    while not (project / "STARTED").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert json.loads(out)["status"] == "cancelled", err
+    assert not (project / "AFTER").exists()  # on_error: continue does not hide a cancel
+    assert (project / "end").read_text().strip() == "cancelled"
+    assert (project / "child.end").read_text().strip() == "cancelled"
+    runs = {r["workflow"]: r["status"] for r in as_json(wfkit(project, "runs", "--json"))}
+    assert runs == {"caller": "cancelled", "slow": "cancelled"}
+    with pytest.raises(ProcessLookupError):
+        os.kill(int((project / "child.pid").read_text()), 0)
+
+
+def test_a_step_timeout_ends_the_child_as_a_timeout(project: Path) -> None:
+    (project / "shared" / "slow.yaml").write_text(SLOW)
+    (project / "caller.yaml").write_text(
+        "name: caller\nsteps:\n  - {id: call, type: workflow, file: shared/slow.yaml, timeout: 1}\n"
+    )
+    parent = as_json(wfkit(project, "run", "caller.yaml", "--json"))
+    assert parent["status"] == "failed"
+    assert parent["error"]["type"] == "StepTimeoutError"
+    assert (project / "child.end").read_text().strip() == "cancelled"
+
+
+def test_the_callers_secrets_are_masked_in_the_childs_records(project: Path) -> None:
+    (project / "caller.yaml").write_text(
+        "name: caller\ninputs: {token: {type: string, secret: true}}\nsteps:\n"
+        "  - {id: call, type: workflow, file: shared/build.yaml,"
+        ' inputs: {target: "{{ token }}"}}\n'
+    )
+    done = wfkit(project, "run", "caller.yaml", "-i", "token=HUSH-4411", "--json")
+    assert as_json(done)["status"] == "succeeded", done.stderr
+    assert "HUSH-4411" not in done.stdout
+    stored = b"".join(p.read_bytes() for p in (project / "store").glob("runs.db*"))
+    assert b"HUSH-4411" not in stored
+    child = next(r for r in as_json(wfkit(project, "runs", "--json")) if r["workflow"] == "build")
+    logs = wfkit(project, "logs", child["run_id"])
+    assert "built-***" in logs.stdout
+    assert "HUSH-4411" not in logs.stdout
+
+
+def test_retention_never_drops_a_caller_for_its_child(project: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "wfkit", "run", "release.yaml", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "WFKIT_STORE": str(project / "store"),
+            "WFKIT_RETENTION": "keep=1",
+        },
+        timeout=300,
+        check=False,
+    )
+    parent = as_json(done)["run_id"]
+    assert as_json(wfkit(project, "debug", parent, "--json"))["status"] == "succeeded"
+
+
+def test_paths_in_a_task_file_are_relative_to_it(project: Path) -> None:
+    (project / "tasks").mkdir()
+    (project / "tasks" / "one.yaml").write_text(
+        "steps:\n"
+        "  - {id: b, type: workflow, file: ../shared/build.yaml, inputs: {target: t}}\n"
+        "finally:\n"
+        "  - {id: f, type: workflow, file: ../shared/build.yaml, inputs: {target: f}}\n"
+    )
+    (project / "fan.yaml").write_text(
+        "name: fan\nsub_agent_tasks: {one: tasks/one.yaml}\nsteps:\n"
+        '  - {id: fan, type: parallel_foreach, items: "{{ [1] }}", sub_agent_task: one}\n'
+    )
+    done = wfkit(project, "run", "fan.yaml", "--json")
+    assert as_json(done)["status"] == "succeeded", done.stdout + done.stderr
+    children = [r for r in as_json(wfkit(project, "runs", "--json")) if r["workflow"] == "build"]
+    assert len(children) == 2
+    (project / "tasks" / "one.yaml").write_text(
+        "steps: []\nfinally:\n  - {id: f, type: workflow, file: gone.yaml}\n"
+    )
+    missing = wfkit(project, "explain", "fan.yaml")
+    assert missing.returncode == 2
+    assert "tasks/one.yaml:3" in " ".join(missing.stderr.split())
+
+
+def test_answers_reach_the_child(project: Path) -> None:
+    (project / "shared" / "ask.yaml").write_text(
+        "name: ask\nstate_schema: {raw: {said: string}}\nsteps:\n"
+        "  - {id: q, type: user_input, prompt: 'Go?',"
+        " state_update: {path: raw.said, value: '{{ result }}'}}\n"
+        "outputs: {said: '{{ said }}'}\n"
+    )
+    (project / "caller.yaml").write_text(
+        "name: caller\nstate_schema: {raw: {said: string}}\nsteps:\n"
+        "  - {id: call, type: workflow, file: shared/ask.yaml,"
+        " state_update: {path: raw.said, value: '{{ result.outputs.said }}'}}\n"
+    )
+    (project / "answers.yaml").write_text("q: yes please\n")
+    done = wfkit(project, "run", "caller.yaml", "--answers", "answers.yaml", "--json")
+    report = as_json(done)
+    assert report["status"] == "succeeded", done.stdout
+    assert report["state"]["raw"] == {"said": "yes please"}

@@ -198,6 +198,7 @@ def test_an_old_store_is_migrated(tmp_path: Path) -> None:
         store.db.execute("ALTER TABLE runs DROP COLUMN structure")
         store.db.execute("ALTER TABLE runs DROP COLUMN process")
         store.db.execute("ALTER TABLE runs DROP COLUMN lease_until")
+        store.db.execute("ALTER TABLE runs DROP COLUMN parent")
         store.db.execute("ALTER TABLE steps DROP COLUMN item")
         store.db.execute("ALTER TABLE steps DROP COLUMN injected")
         store.db.execute(

@@ -197,6 +197,27 @@ def test_a_task_file_travels_with_the_workflow(dask_cluster: Cluster, tmp_path: 
     same(shape(shipped), shape(local))
 
 
+def test_workers_never_read_the_files_workflow_steps_call(
+    dask_cluster: Cluster, tmp_path: Path
+) -> None:
+    from wfkit.language.loader import load_file
+
+    write(tmp_path, "name: child\nsteps:\n  - {type: user_message, message: hi}\n", "child.yaml")
+    text = fan().replace(
+        "steps:\n  - id: fan",
+        "steps:\n  - {id: call, type: workflow, file: child.yaml}\n  - id: fan",
+        1,
+    )
+    path = write(tmp_path, text, "calls.yaml")
+    loaded = load_file(path)  # the child is loaded here, by the coordinator
+    (tmp_path / "child.yaml").unlink()
+    report = run_workflow(
+        path, loaded=loaded, store=tmp_path / "s", executor="dask", scheduler=dask_cluster.address
+    )
+    assert report.status == "succeeded", report.error
+    assert [s.id for s in report.steps][:2] == ["call", "fan"]
+
+
 def test_success_matches_local(dask_cluster: Cluster, tmp_path: Path) -> None:
     path = write(tmp_path, fan())
     local, remote = both(dask_cluster, path, tmp_path)

@@ -99,6 +99,10 @@ def test_a_waiting_pulled_run_resumed_with_an_answer_is_pulled_again(root: Path)
             resumed = asyncio.ensure_future(
                 ok(client, "workflow_resume", run_id=run_id[:15], answers={"confirm": "yes"})
             )
+            # the resume runs once its call is served: until then the run is still waiting
+            while (await ok(client, "workflow_debug_info", run_id=run_id))["status"] == "waiting":
+                assert not resumed.done(), resumed.result()
+                await asyncio.sleep(0.05)
             await answer_all(client, run_id, seen)
             return await resumed
 

@@ -82,7 +82,7 @@ async def execute_recorded(
     async with open_executor(executor or ExecutorChoice()) as items:
         run.options.executor = items
         outcome = await execute_watched(run, run_store)
-    if policy is not None:
+    if policy is not None and run.options.parent_run_id is None:  # a child's parent runs on
         apply_retention(run_store, policy)
     return outcome
 

@@ -136,7 +136,17 @@ async def resume_workflow_async(
             agent_command=agent_command,
             agent=agent,
             elicit=elicit,
-            children=child_runner(store, agent_command=agent_command, agent=agent, elicit=elicit),
+            children=child_runner(
+                store,
+                agent_command=agent_command,
+                agent=agent,
+                elicit=elicit,
+                answers=answers,
+                answers_file=answers_file,
+                ask=ask,
+                sleep=sleep,
+                pause_for_input=pause_for_input,
+            ),
             parent_run_id=row.parent,
         )
         run = Run(loaded, row.run_id, resolved, options)

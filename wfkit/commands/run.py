@@ -66,6 +66,7 @@ async def run_workflow_async(
     elicit: Elicit | None = None,
     run_id: str | None = None,
     parent_run_id: str | None = None,
+    inherited_secrets: dict[str, str] | None = None,
 ) -> RunReport:
     """Load, check inputs, run and record a workflow; raise LoadError/InputError up front.
 
@@ -111,8 +112,21 @@ async def run_workflow_async(
             agent_command=agent_command,
             agent=agent,
             elicit=elicit,
-            children=child_runner(store, agent_command=agent_command, agent=agent, elicit=elicit),
+            children=child_runner(
+                store,
+                agent_command=agent_command,
+                agent=agent,
+                elicit=elicit,
+                answers=answers,
+                answers_file=answers_file,
+                ask=ask,
+                shell=shell,
+                sleep=sleep,
+                clock=clock,
+                pause_for_input=pause_for_input,
+            ),
             parent_run_id=parent_run_id,
+            inherited_secrets=dict(inherited_secrets or {}),
         )
         run = Run(loaded, run_id or new_run_id(), resolved, options)
         outcome = await execute_recorded(run, run_store, choice)
@@ -123,9 +137,17 @@ def child_runner(store: str | Path | None, **shared: Any) -> ChildRunner:
     """Runs a ``workflow`` step's child in ``store`` (a connection of its own), linked to
     its parent, with the parent's performers (``shared``)."""
 
-    async def run_child(loaded: LoadedWorkflow, inputs: dict[str, Any], parent: str) -> Any:
+    async def run_child(
+        loaded: LoadedWorkflow, inputs: dict[str, Any], parent: str, secrets: dict[str, str]
+    ) -> Any:
         report = await run_workflow_async(
-            loaded.file, inputs, loaded=loaded, store=store, parent_run_id=parent, **shared
+            loaded.file,
+            inputs,
+            loaded=loaded,
+            store=store,
+            parent_run_id=parent,
+            inherited_secrets=secrets,
+            **shared,
         )
         return ChildEnded(report.run_id, report.status, report.error, report.outputs)
 

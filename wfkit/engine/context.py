@@ -65,8 +65,11 @@ class ChildEnded:
     outputs: dict[str, Any] | None
 
 
-#: runs a loaded workflow as a child run of ``parent`` (recorded with the parent's run)
-ChildRunner = Callable[["LoadedWorkflow", dict[str, Any], str], Awaitable[ChildEnded]]
+#: runs a loaded workflow with inputs as a child run of ``parent`` (recorded with the
+#: parent's run), masking the parent's secrets (name -> value) in the child's records too
+ChildRunner = Callable[
+    ["LoadedWorkflow", dict[str, Any], str, dict[str, str]], Awaitable[ChildEnded]
+]
 
 
 @dataclass
@@ -80,6 +83,8 @@ class RunOptions:
     """Runs ``workflow`` steps' children (the store's: wfkit.commands)."""
     parent_run_id: str | None = None
     """The run whose ``workflow`` step started this one."""
+    inherited_secrets: dict[str, str] = field(default_factory=dict)
+    """A child run's parent's secrets: masked in the child's records too."""
     """Asks ``user_input`` steps without an answer through the caller (before ``ask``)."""
     tools: ToolProvider = field(default_factory=NoTools)
     agent: AgentPerformer = field(default_factory=NoAgent)

@@ -37,7 +37,7 @@ from wfkit.engine.memlimit import CHECKPOINT_COPIES, rss_bytes
 from wfkit.engine.secrets import Masker
 from wfkit.engine.state import SizeLimits, State
 from wfkit.engine.step_runner import StepRunner
-from wfkit.engine.steps.workflow import run_outputs
+from wfkit.engine.steps.workflow import finish
 from wfkit.engine.tracing import DecisionLog, Tracer
 from wfkit.errors import (
     CancelledRunError,
@@ -127,6 +127,7 @@ class Run:
                     if spec.secret and inputs.get(name) is not None
                 },
                 **{f"secrets.{name}": value for name, value in self.options.secrets.items()},
+                **{f"parent.{k}": v for k, v in self.options.inherited_secrets.items()},
             }
         )
         #: names expressions read beside state: ``secrets.NAME`` and the declared ``env.NAME``
@@ -425,8 +426,7 @@ class Run:
                 status, error = "waiting", exc
             except StepError as exc:
                 status, error = "failed", exc
-            ended = await self._finally(frame, status, error)
-            outputs, status, error = run_outputs(self, state, *ended)
+            outputs, status, error = await finish(self, frame, state, status, error)
         except StepError as exc:  # the initial computed fields failed
             status, error = "failed", exc
             self.record_error(exc, "workflow", [], 0, recovered=False)
@@ -476,7 +476,7 @@ class Run:
         masked: RunOutcome = self.masker.value(outcome)
         return masked
 
-    async def _finally(
+    async def run_finally(
         self, frame: Frame, status: str, error: StepError | None
     ) -> tuple[str, StepError | None]:
         steps = self.loaded.main.finally_steps

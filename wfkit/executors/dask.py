@@ -22,6 +22,7 @@ import os
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -326,6 +327,17 @@ def _item_loop() -> asyncio.AbstractEventLoop:
         return _loops[0]
 
 
+@contextlib.contextmanager
+def _without_children() -> Iterator[None]:
+    from wfkit.language.children import WANTED
+
+    token = WANTED.set(False)
+    try:
+        yield
+    finally:
+        WANTED.reset(token)
+
+
 def _workflow(definition: Definition) -> LoadedWorkflow:
     """The loaded workflow of a definition, loaded once per worker process (by digest)."""
     from wfkit.language.loader import load_text
@@ -334,7 +346,8 @@ def _workflow(definition: Definition) -> LoadedWorkflow:
     with _loaded_lock:
         loaded = _loaded.get(key)
         if loaded is None:
-            loaded = load_text(definition.text, definition.file, included=definition.included)
+            with _without_children():  # items run none there: their files are not read
+                loaded = load_text(definition.text, definition.file, included=definition.included)
             _loaded[key] = loaded
             while len(_loaded) > LOADED_KEPT:
                 _loaded.popitem(last=False)

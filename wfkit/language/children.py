@@ -28,6 +28,13 @@ CHAIN: contextvars.ContextVar[tuple[FilePath, ...]] = contextvars.ContextVar(
 )
 #: the top file's bound on the depth of calls
 DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("wfkit_call_depth", default=16)
+#: the files loaded so far under the top file, by resolved path: a file called from several
+#: places (a diamond) is loaded once
+LOADED: contextvars.ContextVar[dict[FilePath, Any] | None] = contextvars.ContextVar(
+    "wfkit_loaded_children", default=None
+)
+#: false where the children are not needed (a Dask worker runs items, which run none)
+WANTED: contextvars.ContextVar[bool] = contextvars.ContextVar("wfkit_children", default=True)
 
 
 def workflow_steps(steps: list[m.Step], base: Path) -> Iterator[tuple[m.WorkflowStep, Path]]:
@@ -40,26 +47,32 @@ def workflow_steps(steps: list[m.Step], base: Path) -> Iterator[tuple[m.Workflow
 
 
 def load_children(
-    source: Source,
-    file: str,
-    calls: list[tuple[m.WorkflowStep, Path]],
+    calls: list[tuple[Source, str, m.WorkflowStep, Path]],
+    top_file: str,
     workflow: m.Workflow,
     load: Callable[[str], LoadedWorkflow],
-) -> dict[str, LoadedWorkflow]:
-    """The loaded children of ``calls``, by ``file:`` entry; problems are recorded (see
-    :func:`~wfkit.language.diagnostics.problem`), the child left out."""
-    chain = CHAIN.get() or (FilePath(file).resolve(),)
+) -> dict[int, LoadedWorkflow]:
+    """The loaded child of each call (its source, its file, the step, its path), by ``id()``
+    of the step; problems are recorded (see :func:`~wfkit.language.diagnostics.problem`), the
+    child left out."""
+    if not WANTED.get():
+        return {}
     top = not CHAIN.get()
+    chain = CHAIN.get() or (FilePath(top_file).resolve(),)
     limit = workflow.config.max_workflow_depth if top else DEPTH.get()
-    children: dict[str, LoadedWorkflow] = {}
-    for step, where in calls:
-        if step.file not in children:
+    loaded = LOADED.get()
+    token = LOADED.set({}) if loaded is None else None
+    try:
+        children: dict[int, LoadedWorkflow] = {}
+        for source, file, step, where in calls:
             child = _child(source, file, step, where, chain, limit, load)
-            if child is None:
-                continue
-            children[step.file] = child
-        _check_inputs(source, step, where, children[step.file])
-    return children
+            if child is not None:
+                children[id(step)] = child
+                _check_inputs(source, step, where, child)
+        return children
+    finally:
+        if token is not None:
+            LOADED.reset(token)
 
 
 def _child(
@@ -90,11 +103,17 @@ def _child(
             )
         )
         return None
+    seen = LOADED.get()
+    if seen is not None and path in seen:  # loaded already, its calls checked then
+        return seen[path]
     chained = CHAIN.set((*chain, path))
     depth = DEPTH.set(limit)
     try:
         shown = str(FilePath(file).parent / step.file)
-        return load(shown if FilePath(shown).exists() else str(path))
+        child = load(shown if FilePath(shown).exists() else str(path))
+        if seen is not None:
+            seen[path] = child
+        return child
     except LoadError as exc:
         if exc.file is None or exc.line is None:  # the file itself could not be read
             problem(source.error(f"workflow {step.file!r}: {exc.message}", at))

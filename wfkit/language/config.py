@@ -95,7 +95,7 @@ class Config(_Model):
     max_error_records: int = Field(1000, ge=1)
     max_output_bytes: int = Field(65_536, ge=1)
     #: how deep ``workflow`` steps may call (this file is depth 1)
-    max_workflow_depth: int = Field(16, ge=1, le=1000)
+    max_workflow_depth: int = Field(16, ge=1, le=64)
     retention: str | Retention | None = None  # a duration (older_than), or the mapping
 
     @field_validator("retention")

@@ -63,8 +63,8 @@ class LoadedWorkflow:
     text: str = ""
     #: the texts of the task files it names, by entry (``tasks/review.yaml``): shipped too
     included: dict[str, str] = field(default_factory=dict)
-    #: the workflows its ``workflow`` steps call, by ``file:`` entry (language/children)
-    children: dict[str, LoadedWorkflow] = field(default_factory=dict)
+    #: the workflow each ``workflow`` step calls, by ``id()`` of the step (language/children)
+    children: dict[int, LoadedWorkflow] = field(default_factory=dict)
     #: ``outputs:`` compiled: the run's result when a ``workflow`` step runs it
     outputs: dict[str, Any] = field(default_factory=dict)
     #: facts about this workflow found once when asked (``result_read``,
@@ -235,6 +235,7 @@ def _compile_declared(text: str, file: str, source: Source, workflow: m.Workflow
     tasks: dict[str, Body] = {}
     included: dict[str, str] = {}
     files: dict[str, str] = {}  # the file of each included task's steps
+    sources: dict[str, Source] = {}  # and its positions
     for name, entry in list(workflow.sub_agent_tasks.items()):
         base: NodePath = ("sub_agent_tasks", name)
         task_source = source
@@ -242,6 +243,7 @@ def _compile_declared(text: str, file: str, source: Source, workflow: m.Workflow
             task, task_source = include_task(source, file, name, entry, included)
             workflow.sub_agent_tasks[name] = task
             files[name] = task_source.file
+            sources[name] = task_source
         else:
             task = entry
         plan = build_state_plan(
@@ -254,12 +256,18 @@ def _compile_declared(text: str, file: str, source: Source, workflow: m.Workflow
         )
         tasks[name] = Body(name, task.steps, task.finally_, plan)
         prepare_body(task_source, tasks[name], base, workflow)
-    calls = list(workflow_steps(main.steps, ("steps",)))
-    calls += workflow_steps(main.finally_steps, ("finally",))
-    for name, body in tasks.items():
-        base = ("sub_agent_tasks", name)
-        calls += workflow_steps(body.steps, (*base, "steps"))
-    children = load_children(source, file, calls, workflow, load_file) if calls else {}
+    located: list[tuple[Body, NodePath, Source, str]] = [(main, (), source, file)]
+    located += [
+        (body, ("sub_agent_tasks", name), sources.get(name, source), files.get(name, file))
+        for name, body in tasks.items()
+    ]
+    calls = [
+        (body_source, body_file, step, where)
+        for body, base, body_source, body_file in located
+        for steps, part in ((body.steps, "steps"), (body.finally_steps, "finally"))
+        for step, where in workflow_steps(steps, (*base, part))
+    ]
+    children = load_children(calls, file, workflow, load_file) if calls else {}
     outputs = {
         name: compile_field(source, value, "value", ("outputs", name))
         for name, value in workflow.outputs.items()

@@ -46,11 +46,20 @@ def select_runs(
     status_of: Callable[[RunRow], str],
     now: float | None = None,
 ) -> list[RunRow]:
-    """The runs the policy deletes, newest first (``status_of`` tells live runs apart)."""
+    """The runs the policy deletes, newest first (``status_of`` tells live runs apart). The
+    policy counts and ages the runs that no other run started; a run it deletes takes the
+    child runs its ``workflow`` steps started with it (a child is never kept or dropped
+    apart from its caller)."""
     now = time.time() if now is None else now
     rows = store.list_runs(limit=-1)
-    finished = [r for r in rows if status_of(r) != "running"]
-    chosen = []
+    known = {r.run_id for r in rows}
+    children: dict[str, list[RunRow]] = {}
+    for row in rows:
+        if row.parent in known:
+            children.setdefault(str(row.parent), []).append(row)
+    tops = [r for r in rows if r.parent not in known]
+    finished = [r for r in tops if status_of(r) != "running"]
+    chosen: list[RunRow] = []
     for position, row in enumerate(finished):
         if policy.statuses and status_of(row) not in policy.statuses:
             continue
@@ -61,7 +70,17 @@ def select_runs(
         if policy.keep is None and policy.older_than is None and not policy.statuses:
             continue  # an empty policy deletes nothing
         chosen.append(row)
-    return chosen
+    return [*chosen, *_descendants(chosen, children)]
+
+
+def _descendants(rows: list[RunRow], children: dict[str, list[RunRow]]) -> list[RunRow]:
+    found: list[RunRow] = []
+    todo = [c for r in rows for c in children.get(r.run_id, [])]
+    while todo:
+        row = todo.pop()
+        found.append(row)
+        todo += children.get(row.run_id, [])
+    return found
 
 
 def delete_runs(store: Store, run_ids: list[str], *, vacuum: bool = True) -> None:

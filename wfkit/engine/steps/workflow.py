@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from wfkit.engine.steps.registry import handles
@@ -21,16 +22,17 @@ async def run_workflow_step(step: WorkflowStep, frame: Frame) -> Any:
     ``{status, run_id, outputs}``. A child that does not succeed fails the step with
     :class:`WorkflowStepError`, its own error as the cause; every attempt is a new child run."""
     run = frame.run
-    child = run.loaded.children[step.file]
-    inputs = dict(frame.eval(step, "inputs")) if step.inputs else {}
+    child = run.loaded.children.get(id(step))
     runner = run.options.children
-    if runner is None:
+    if runner is None or child is None:  # an item on a Dask worker: no store there
         raise WorkflowStepError(
-            f"workflow {step.file!r} needs a run store to record its child run in",
+            f"workflow {step.file!r} needs a run store to record its child run in (a"
+            " workflow step does not run in a parallel item on Dask workers)",
             step_id=step.step_id,
         )
+    inputs = dict(frame.eval(step, "inputs")) if step.inputs else {}
     try:
-        ended = await runner(child, inputs, run.run_id)
+        ended = await runner(child, inputs, run.run_id, dict(run.masker.secrets))
     except StepError:
         raise
     except WfkitError as exc:  # the child could not start (its inputs)
@@ -39,6 +41,9 @@ async def run_workflow_step(step: WorkflowStep, frame: Frame) -> Any:
             step_id=step.step_id,
             cause=exc,
         ) from None
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():  # the caller is cancelled or timed out: the
+        raise asyncio.CancelledError  # child ended for it; so does this step, as cancelled
     if ended.status != "succeeded":
         error = ended.error or {}
         cause = ChildRunError(
@@ -56,16 +61,19 @@ async def run_workflow_step(step: WorkflowStep, frame: Frame) -> Any:
     return {"status": ended.status, "run_id": ended.run_id, "outputs": ended.outputs or {}}
 
 
-def run_outputs(
-    run: Run, state: State, status: str, error: StepError | None
+async def finish(
+    run: Run, frame: Frame, state: State, status: str, error: StepError | None
 ) -> tuple[dict[str, Any] | None, str, StepError | None]:
-    """The run's ``outputs:`` rendered over its final state when it succeeded, and its status
-    and error (an output that cannot be rendered fails the run)."""
-    if status != "succeeded" or not run.loaded.outputs:
-        return None, status, error
-    scope = make_scope(run.names, state.flat)
-    try:
-        return {k: v.render(scope) for k, v in run.loaded.outputs.items()}, status, error
-    except StepError as exc:
-        run.record_error(exc, "outputs", [], 0, recovered=False)
-        return None, "failed", exc
+    """The run's ``outputs:`` rendered over its state once its steps succeeded (an output that
+    cannot be rendered fails the run), then its ``finally`` steps (which see that status);
+    the outputs are kept only when the run still succeeded."""
+    outputs: dict[str, Any] | None = None
+    if status == "succeeded" and run.loaded.outputs:
+        scope = make_scope(run.names, state.flat)
+        try:
+            outputs = {k: v.render(scope) for k, v in run.loaded.outputs.items()}
+        except StepError as exc:
+            run.record_error(exc, "outputs", [], 0, recovered=False)
+            status, error = "failed", exc
+    status, error = await run.run_finally(frame, status, error)
+    return (outputs if status == "succeeded" else None), status, error
