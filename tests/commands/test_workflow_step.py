@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.mcp_server.test_guarantees import ok, refused
-from tests.mcp_server.transports import connect
+from tests.mcp_server.transports import connect, measured
 
 BUILD = """\
 name: build
@@ -56,7 +56,7 @@ def wfkit(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "WFKIT_STORE": str(cwd / "store")},
+        env={"PATH": "/usr/bin:/bin", "WFKIT_STORE": str(cwd / "store"), **measured()},
         timeout=300,
         check=False,
     )
@@ -260,7 +260,7 @@ def test_cancelling_the_caller_cancels_the_child_and_both_finally_run(project: P
     proc = subprocess.Popen(
         [sys.executable, "-m", "wfkit", "run", "caller.yaml", "--json"],
         cwd=project,
-        env={"PATH": "/usr/bin:/bin", "WFKIT_STORE": str(project / "store")},
+        env={"PATH": "/usr/bin:/bin", "WFKIT_STORE": str(project / "store"), **measured()},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -320,6 +320,7 @@ def test_retention_never_drops_a_caller_for_its_child(project: Path) -> None:
             "PATH": "/usr/bin:/bin",
             "WFKIT_STORE": str(project / "store"),
             "WFKIT_RETENTION": "keep=1",
+            **measured(),
         },
         timeout=300,
         check=False,

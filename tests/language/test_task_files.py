@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.mcp_server.test_guarantees import ok, refused
-from tests.mcp_server.transports import connect
+from tests.mcp_server.transports import connect, measured
 from wfkit.language.loader import load_text
 
 TASK = """\
@@ -48,7 +48,7 @@ def wfkit(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "WFKIT_STORE": str(cwd / "store")},
+        env={"PATH": "/usr/bin:/bin", "WFKIT_STORE": str(cwd / "store"), **measured()},
         timeout=300,
         check=False,
     )

@@ -21,11 +21,13 @@ TOKEN = "t0ken-for-the-tests"
 HANG = 120  # a hang becomes a failure, never a measure of speed
 
 
+def measured() -> dict[str, str]:
+    """The variables that let coverage measure a subprocess (its patched ``subprocess``)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("COVERAGE_")}
+
+
 def server_env(root: Path, **extra: str) -> dict[str, str]:
-    env = {"WFKIT_STORE": str(root / "store"), "PATH": os.environ["PATH"], **extra}
-    if "COVERAGE_PROCESS_START" in os.environ:
-        env["COVERAGE_PROCESS_START"] = os.environ["COVERAGE_PROCESS_START"]
-    return env
+    return {"WFKIT_STORE": str(root / "store"), "PATH": os.environ["PATH"], **measured(), **extra}
 
 
 def free_port() -> int:
