@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Callable
@@ -57,6 +59,25 @@ def run_yaml(write: Callable[..., Path]) -> Callable[..., RunReport]:
 
 
 pytest_plugins = ["pytester"]
+
+
+def measured() -> dict[str, str]:
+    """The variables that let coverage measure a subprocess (its patched ``subprocess``)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("COVERAGE_")}
+
+
+def wfkit_cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``wfkit ARGS`` in ``cwd`` with its store there (``cwd/store``), only ``PATH`` and
+    ``env`` of the environment, measured by coverage."""
+    return subprocess.run(
+        [sys.executable, "-m", "wfkit", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", "WFKIT_STORE": str(cwd / "store"), **measured(), **env},
+        timeout=300,
+        check=False,
+    )
 
 
 def started_run_id(proc: subprocess.Popen[str], hang: float = 60) -> str:

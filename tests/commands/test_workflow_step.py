@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import measured, wfkit_cli
 from tests.mcp_server.test_guarantees import ok, refused
-from tests.mcp_server.transports import connect, measured
+from tests.mcp_server.transports import connect
 
 BUILD = """\
 name: build
@@ -50,20 +51,13 @@ steps:
 """
 
 
-def wfkit(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wfkit", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "WFKIT_STORE": str(cwd / "store"), **measured()},
-        timeout=300,
-        check=False,
-    )
-
-
 def as_json(done: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(done.stdout)
+
+
+def runs_of(project: Path, workflow: str) -> list[dict[str, Any]]:
+    listed = as_json(wfkit_cli(project, "runs", "--json", "--limit", "100"))
+    return [r for r in listed if r["workflow"] == workflow]
 
 
 @pytest.fixture
@@ -75,29 +69,29 @@ def project(tmp_path: Path) -> Path:
 
 
 def test_a_child_run_is_recorded_and_linked_both_ways(project: Path) -> None:
-    done = wfkit(project, "run", "release.yaml", "--json")
+    done = wfkit_cli(project, "run", "release.yaml", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     parent = as_json(done)
     assert parent["state"]["raw"] == {"artifact": "built-linux", "size": 11}
-    runs = as_json(wfkit(project, "runs", "--json"))
+    runs = as_json(wfkit_cli(project, "runs", "--json"))
     by_workflow = {r["workflow"]: r for r in runs}
     assert set(by_workflow) == {"release", "build"}
     child = by_workflow["build"]
     assert child["parent_run_id"] == parent["run_id"]
     assert by_workflow["release"]["parent_run_id"] is None
-    debug = as_json(wfkit(project, "debug", parent["run_id"], "--json"))
+    debug = as_json(wfkit_cli(project, "debug", parent["run_id"], "--json"))
     assert debug["child_run_ids"] == [child["run_id"]]
-    child_debug = as_json(wfkit(project, "debug", child["run_id"], "--json"))
+    child_debug = as_json(wfkit_cli(project, "debug", child["run_id"], "--json"))
     assert child_debug["parent_run_id"] == parent["run_id"]
     assert child_debug["state"]["raw"]["values"]["artifact"] == "built-linux"
-    alone = as_json(wfkit(project, "run", "shared/build.yaml", "-i", "target=arm", "--json"))
+    alone = as_json(wfkit_cli(project, "run", "shared/build.yaml", "-i", "target=arm", "--json"))
     assert alone["outputs"] == {"artifact": "built-arm", "size": 9}  # a run's own result
 
 
 def test_a_failing_child_fails_the_step_under_the_callers_policy(project: Path) -> None:
     policy = "on_error: retry\n    retry_count: 2\n    retry_delay: 0"
     (project / "release.yaml").write_text(RELEASE.replace("POLICY", policy))
-    done = wfkit(project, "run", "release.yaml", "-i", "fail=true", "--json")
+    done = wfkit_cli(project, "run", "release.yaml", "-i", "fail=true", "--json")
     assert done.returncode == 1, done.stderr
     parent = as_json(done)
     assert parent["status"] == "failed"
@@ -105,7 +99,9 @@ def test_a_failing_child_fails_the_step_under_the_callers_policy(project: Path) 
     assert error["type"] == "WorkflowStepError"
     assert error["cause"]["type"] == "ShellCommandError"  # the child's own error
     assert "shared/build.yaml" in error["message"]
-    children = [r for r in as_json(wfkit(project, "runs", "--json")) if r["workflow"] == "build"]
+    children = [
+        r for r in as_json(wfkit_cli(project, "runs", "--json")) if r["workflow"] == "build"
+    ]
     assert len(children) == 3  # every attempt a new child run, each linked
     assert {c["parent_run_id"] for c in children} == {parent["run_id"]}
     assert {c["status"] for c in children} == {"failed"}
@@ -116,7 +112,7 @@ def test_a_failing_child_fails_the_step_under_the_callers_policy(project: Path) 
 def test_a_fallback_covers_a_failed_child(project: Path) -> None:
     policy = "on_error: continue\n    fallback_value: {outputs: {artifact: none, size: 0}}"
     (project / "release.yaml").write_text(RELEASE.replace("POLICY", policy))
-    done = wfkit(project, "run", "release.yaml", "-i", "fail=true", "--json")
+    done = wfkit_cli(project, "run", "release.yaml", "-i", "fail=true", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     assert as_json(done)["state"]["raw"] == {"artifact": "none", "size": 0}
 
@@ -124,7 +120,7 @@ def test_a_fallback_covers_a_failed_child(project: Path) -> None:
 def test_a_wrongly_typed_child_input_fails_the_step_naming_the_child(project: Path) -> None:
     text = RELEASE.replace("POLICY", "").replace('fail: "{{ fail }}"', "fail: [1]")
     (project / "release.yaml").write_text(text)
-    done = wfkit(project, "run", "release.yaml", "--json")
+    done = wfkit_cli(project, "run", "release.yaml", "--json")
     parent = as_json(done)
     assert parent["status"] == "failed"
     assert parent["error"]["type"] == "WorkflowStepError"
@@ -184,7 +180,7 @@ def test_problems_across_files_are_found_at_load(
     for name, text in files.items():
         (project / name).write_text(text)
     for command in ("run", "explain"):
-        done = wfkit(project, command, "a.yaml")
+        done = wfkit_cli(project, command, "a.yaml")
         assert done.returncode == 2, done.stdout + done.stderr
         text = " ".join(done.stderr.split())
         assert where in text
@@ -205,10 +201,10 @@ def test_children_of_parallel_items_are_each_linked(project: Path) -> None:
         '  - {id: fan, type: parallel_foreach, items: "{{ range(20) | list }}",'
         " sub_agent_task: one, max_parallel: 4}\n"
     )
-    done = wfkit(project, "run", "fan.yaml", "--json")
+    done = wfkit_cli(project, "run", "fan.yaml", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     parent = as_json(done)["run_id"]
-    runs = as_json(wfkit(project, "runs", "--json", "--limit", "100"))
+    runs = as_json(wfkit_cli(project, "runs", "--json", "--limit", "100"))
     children = [r for r in runs if r["workflow"] == "build"]
     assert len(children) == 20
     assert {c["parent_run_id"] for c in children} == {parent}
@@ -276,7 +272,7 @@ def test_cancelling_the_caller_cancels_the_child_and_both_finally_run(project: P
     assert not (project / "AFTER").exists()  # on_error: continue does not hide a cancel
     assert (project / "end").read_text().strip() == "cancelled"
     assert (project / "child.end").read_text().strip() == "cancelled"
-    runs = {r["workflow"]: r["status"] for r in as_json(wfkit(project, "runs", "--json"))}
+    runs = {r["workflow"]: r["status"] for r in as_json(wfkit_cli(project, "runs", "--json"))}
     assert runs == {"caller": "cancelled", "slow": "cancelled"}
     with pytest.raises(ProcessLookupError):
         os.kill(int((project / "child.pid").read_text()), 0)
@@ -287,7 +283,7 @@ def test_a_step_timeout_ends_the_child_as_a_timeout(project: Path) -> None:
     (project / "caller.yaml").write_text(
         "name: caller\nsteps:\n  - {id: call, type: workflow, file: shared/slow.yaml, timeout: 1}\n"
     )
-    parent = as_json(wfkit(project, "run", "caller.yaml", "--json"))
+    parent = as_json(wfkit_cli(project, "run", "caller.yaml", "--json"))
     assert parent["status"] == "failed"
     assert parent["error"]["type"] == "StepTimeoutError"
     assert (project / "child.end").read_text().strip() == "cancelled"
@@ -299,34 +295,23 @@ def test_the_callers_secrets_are_masked_in_the_childs_records(project: Path) -> 
         "  - {id: call, type: workflow, file: shared/build.yaml,"
         ' inputs: {target: "{{ token }}"}}\n'
     )
-    done = wfkit(project, "run", "caller.yaml", "-i", "token=HUSH-4411", "--json")
+    done = wfkit_cli(project, "run", "caller.yaml", "-i", "token=HUSH-4411", "--json")
     assert as_json(done)["status"] == "succeeded", done.stderr
     assert "HUSH-4411" not in done.stdout
     stored = b"".join(p.read_bytes() for p in (project / "store").glob("runs.db*"))
     assert b"HUSH-4411" not in stored
-    child = next(r for r in as_json(wfkit(project, "runs", "--json")) if r["workflow"] == "build")
-    logs = wfkit(project, "logs", child["run_id"])
+    child = next(
+        r for r in as_json(wfkit_cli(project, "runs", "--json")) if r["workflow"] == "build"
+    )
+    logs = wfkit_cli(project, "logs", child["run_id"])
     assert "built-***" in logs.stdout
     assert "HUSH-4411" not in logs.stdout
 
 
 def test_retention_never_drops_a_caller_for_its_child(project: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "wfkit", "run", "release.yaml", "--json"],
-        capture_output=True,
-        text=True,
-        cwd=project,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "WFKIT_STORE": str(project / "store"),
-            "WFKIT_RETENTION": "keep=1",
-            **measured(),
-        },
-        timeout=300,
-        check=False,
-    )
+    done = wfkit_cli(project, "run", "release.yaml", "--json", WFKIT_RETENTION="keep=1")
     parent = as_json(done)["run_id"]
-    assert as_json(wfkit(project, "debug", parent, "--json"))["status"] == "succeeded"
+    assert as_json(wfkit_cli(project, "debug", parent, "--json"))["status"] == "succeeded"
 
 
 def test_paths_in_a_task_file_are_relative_to_it(project: Path) -> None:
@@ -341,14 +326,16 @@ def test_paths_in_a_task_file_are_relative_to_it(project: Path) -> None:
         "name: fan\nsub_agent_tasks: {one: tasks/one.yaml}\nsteps:\n"
         '  - {id: fan, type: parallel_foreach, items: "{{ [1] }}", sub_agent_task: one}\n'
     )
-    done = wfkit(project, "run", "fan.yaml", "--json")
+    done = wfkit_cli(project, "run", "fan.yaml", "--json")
     assert as_json(done)["status"] == "succeeded", done.stdout + done.stderr
-    children = [r for r in as_json(wfkit(project, "runs", "--json")) if r["workflow"] == "build"]
+    children = [
+        r for r in as_json(wfkit_cli(project, "runs", "--json")) if r["workflow"] == "build"
+    ]
     assert len(children) == 2
     (project / "tasks" / "one.yaml").write_text(
         "steps: []\nfinally:\n  - {id: f, type: workflow, file: gone.yaml}\n"
     )
-    missing = wfkit(project, "explain", "fan.yaml")
+    missing = wfkit_cli(project, "explain", "fan.yaml")
     assert missing.returncode == 2
     assert "tasks/one.yaml:3" in " ".join(missing.stderr.split())
 
@@ -366,7 +353,7 @@ def test_answers_reach_the_child(project: Path) -> None:
         " state_update: {path: raw.said, value: '{{ result.outputs.said }}'}}\n"
     )
     (project / "answers.yaml").write_text("q: yes please\n")
-    done = wfkit(project, "run", "caller.yaml", "--answers", "answers.yaml", "--json")
+    done = wfkit_cli(project, "run", "caller.yaml", "--answers", "answers.yaml", "--json")
     report = as_json(done)
     assert report["status"] == "succeeded", done.stdout
     assert report["state"]["raw"] == {"said": "yes please"}

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import wfkit_cli
 from tests.mcp_server.test_guarantees import ok, refused
-from tests.mcp_server.transports import connect, measured
+from tests.mcp_server.transports import connect
 from wfkit.language.loader import load_text
 
 TASK = """\
@@ -42,18 +41,6 @@ steps:
 """
 
 
-def wfkit(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wfkit", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "WFKIT_STORE": str(cwd / "store"), **measured()},
-        timeout=300,
-        check=False,
-    )
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     (tmp_path / "tasks").mkdir()
@@ -67,14 +54,14 @@ def project(tmp_path: Path) -> Path:
 def test_a_task_file_runs_as_the_same_task_inline(project: Path) -> None:
     results = {}
     for name in ("files", "inline"):
-        done = wfkit("run", f"{name}.yaml", "--json", cwd=project)
+        done = wfkit_cli(project, "run", f"{name}.yaml", "--json")
         assert done.returncode == 0, done.stdout + done.stderr
         report = json.loads(done.stdout)
         results[name] = (report["status"], report["state"]["raw"], len(report["steps"]))
     assert results["files"] == results["inline"]
     doubled = [item["raw"]["doubled"] for item in results["files"][1]["doubled"]]
     assert doubled == [2, 4, 6]
-    plan = wfkit("explain", "files.yaml", cwd=project)
+    plan = wfkit_cli(project, "explain", "files.yaml")
     assert plan.returncode == 0, plan.stderr
     assert "double" in plan.stdout
     assert "say" in plan.stdout
@@ -107,7 +94,7 @@ def test_a_bad_task_file_is_named_with_its_line(
     if task is not None:
         (project / "tasks" / "work.yaml").write_text(task)
     (project / "files.yaml").write_text(FLOW.replace("ENTRY", entry))
-    done = wfkit("run", "files.yaml", cwd=project)
+    done = wfkit_cli(project, "run", "files.yaml")
     assert done.returncode == 2, done.stdout + done.stderr
     text = " ".join(done.stderr.split())
     assert where in text

@@ -17,13 +17,10 @@ from typing import Any
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
+from tests.conftest import measured
+
 TOKEN = "t0ken-for-the-tests"
 HANG = 120  # a hang becomes a failure, never a measure of speed
-
-
-def measured() -> dict[str, str]:
-    """The variables that let coverage measure a subprocess (its patched ``subprocess``)."""
-    return {k: v for k, v in os.environ.items() if k.startswith("COVERAGE_")}
 
 
 def server_env(root: Path, **extra: str) -> dict[str, str]:
