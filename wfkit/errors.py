@@ -28,6 +28,8 @@
         ├── MemoryLimitError       the engine exceeded ``config.max_memory_mb``    [fatal]
         ├── CircuitOpenError       the step's circuit breaker is open
         ├── SubAgentError          a parallel item failed (index, cause)
+        ├── BranchError            a parallel branch failed (branch, cause)
+        ├── WorkflowStepError      a workflow step's child run failed (child_run_id, cause)
         ├── AgentError             the agent performing an ``agent_task`` reported failure
         │   ├── AgentResponseError   its response does not match ``response_schema`` (path, rule)
         │   ├── AgentTimeoutError    no response in time (also a StepTimeoutError)
@@ -324,6 +326,17 @@ class SubAgentError(StepError):
         return {**super().details(), "index": self.index}
 
 
+class BranchError(StepError):
+    """A ``parallel`` branch failed; ``cause`` is the error of the branch's failed step."""
+
+    def __init__(self, message: str, *, branch: str | None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.branch = branch
+
+    def details(self) -> dict[str, Any]:
+        return {**super().details(), "branch": self.branch}
+
+
 class WorkflowStepError(StepError):
     """A ``workflow`` step's child run did not succeed (or could not start); ``cause`` is the
     child's own error, ``child_run_id`` the child run."""
@@ -441,6 +454,8 @@ ERROR_TYPES: dict[str, type[WfkitError]] = {
         MemoryLimitError,
         CircuitOpenError,
         SubAgentError,
+        BranchError,
+        WorkflowStepError,
         AgentError,
         AgentResponseError,
         AgentTimeoutError,

@@ -308,3 +308,44 @@ def test_a_succeeded_run_with_recovered_failures_is_green_and_lists_them(
     assert "Recovered errors (6)" in listed.inner_text()
     assert "ShellCommandError in fan/x (6 times)" in listed.inner_text()
     assert seen.problems() == []
+
+
+@pytest.fixture
+def linked_pages(write: Callable[..., Path], tmp_path: Path) -> tuple[str, Path, str, Path]:
+    """A caller whose ``parallel`` branch calls a child, and both pages."""
+    write("name: child\nsteps: [{type: user_message, message: hi}]\n", "child.yaml")
+    caller = write(
+        """
+        name: caller
+        steps:
+          - id: checks
+            type: parallel
+            branches:
+              lint: [{type: user_message, message: lint}]
+              docs: [{id: docs, type: workflow, file: child.yaml}]
+        """,
+        "caller.yaml",
+    )
+    report = run_workflow(caller)
+    assert report.status == "succeeded", report.error
+    child = _child_of(report.run_id)
+    return report.run_id, _report(report.run_id, tmp_path), child, _report(child, tmp_path)
+
+
+def _child_of(run_id: str) -> str:
+    from wfkit.commands.debug import debug_run
+
+    [child] = debug_run(run_id).child_run_ids
+    return child
+
+
+def test_a_callers_page_links_its_child_runs_and_draws_branch_lanes(
+    linked_pages: tuple[str, Path, str, Path], browser: Browser
+) -> None:
+    caller, caller_page, child, child_page = linked_pages
+    page = _open(browser, caller_page).page
+    assert page.locator("#child-runs a").inner_text() == child
+    assert page.locator("#child-runs a").get_attribute("href") == f"wfkit-report-{child}.html"
+    assert page.locator('.lane[data-lane="checks [branch docs]"]').count() == 1
+    other = _open(browser, child_page).page
+    assert other.locator("#parent-run a").inner_text() == caller

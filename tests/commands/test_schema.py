@@ -115,4 +115,4 @@ def test_an_unknown_step_type_is_reported_with_the_valid_ones() -> None:
     enums = [e for e in errors if e.validator == "enum"]
     assert [list(e.absolute_path) for e in enums] == [["steps", 0, "type"], ["finally", 0, "type"]]
     assert enums[0].validator_value[:3] == ["agent_task", "break", "conditional"]
-    assert len(enums[0].validator_value) == 15
+    assert len(enums[0].validator_value) == 16

@@ -68,7 +68,7 @@ def suite(write: Callable[..., Path], cases: str) -> Path:
 def test_example_suites_pass() -> None:
     report = run_tests([EXAMPLES / "tests"])
     assert report.ok, [c.failures or c.error for c in report.cases]
-    assert report.passed == 9
+    assert report.passed == 13
 
 
 def test_every_mock_form_and_virtual_time(write: Callable[..., Path]) -> None:
@@ -325,7 +325,7 @@ def test_cli_exit_codes_and_fail_under(write: Callable[..., Path], tmp_path: Pat
     ok = runner.invoke(app, ["test", str(EXAMPLES / "tests"), "--json", "--coverage"])
     assert ok.exit_code == 0, ok.stdout
     data = json.loads(ok.stdout)
-    assert data["passed"] == 9
+    assert data["passed"] == 13
     assert data["coverage_percent"] > 80
     under = runner.invoke(
         app,
@@ -624,3 +624,52 @@ def test_a_test_store_that_cannot_open_fails_each_case_saying_why(tmp_path: Path
         run_tests([counter_suite(tmp_path, 2)], store=blocker / "runs.db", on_case=seen.append)
     assert [c.status for c in seen] == ["error", "error"]
     assert all("cannot open run store" in (c.error or "") for c in seen), seen
+
+
+def test_a_mocked_workflow_step_runs_no_child_and_a_red_case_names_it(
+    write: Callable[..., Path], tmp_path: Path
+) -> None:
+    """``mocks.workflows``: the case sees the mock's
+    outputs; a wrong expectation on them fails the case naming the path."""
+    (tmp_path / "child.yaml").write_text("name: child\nsteps: []\noutputs: {n: 1}\n")
+    write(
+        """
+        name: caller
+        state_schema: {raw: {n: integer}}
+        steps:
+          - id: call
+            type: workflow
+            file: child.yaml
+            state_update: {path: raw.n, value: "{{ result.outputs.n }}"}
+        """,
+        "caller.yaml",
+    )
+    path = write(
+        """
+        workflow: caller.yaml
+        cases:
+          - name: mocked
+            mocks: {workflows: {call: {returns: {n: 5}}}}
+            expect: {status: succeeded, state: {raw.n: 5}, calls: {call: 1}}
+          - name: real
+            expect: {status: succeeded, state: {raw.n: 1}}
+          - name: red
+            mocks: {workflows: {call: {returns: {n: 6}}}}
+            expect: {state: {raw.n: 5}}
+          - name: raised
+            mocks: {workflows: {call: {raises: {type: ToolError, message: down}}}}
+            expect:
+              status: failed
+              errors: [{type: WorkflowStepError, step_id: call}]
+        """,
+        "c.wftest.yaml",
+    )
+    report = run_tests([path])
+    by_name = {c.name: c for c in report.cases}
+    assert by_name["mocked"].status == "passed", by_name["mocked"].failures
+    assert by_name["real"].status == "passed", by_name["real"].failures
+    assert by_name["raised"].status == "passed", by_name["raised"].failures
+    assert by_name["red"].status == "failed"
+    assert [(f.path, f.expected, f.actual) for f in by_name["red"].failures] == [
+        ("state.raw.n", 5, 6)
+    ]

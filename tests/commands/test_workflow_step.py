@@ -357,3 +357,108 @@ def test_answers_reach_the_child(project: Path) -> None:
     report = as_json(done)
     assert report["status"] == "succeeded", done.stdout
     assert report["state"]["raw"] == {"said": "yes please"}
+
+
+STAGES = """\
+name: stages
+inputs: {tag: {type: string}}
+steps:
+  - {id: one, type: shell_command, command: "echo one-{{ tag }} >> log"}
+  - {id: two, type: shell_command, command: "echo started >> marks; WAIT test -f fixed"}
+  - {id: three, type: shell_command, command: "echo three >> log"}
+outputs: {tag: "{{ tag }}"}
+"""
+
+CALLER = """\
+name: caller
+steps:
+  - {id: first, type: shell_command, command: "echo first >> log"}
+  - {id: call, type: workflow, file: shared/stages.yaml, inputs: {tag: x}}
+  - id: after
+    type: shell_command
+    command: "echo after-{{ steps.call.output.outputs.tag }} >> log"
+"""
+
+
+def _stages(project: Path, wait: str = "") -> None:
+    (project / "shared" / "stages.yaml").write_text(STAGES.replace("WAIT ", wait))
+    (project / "caller.yaml").write_text(CALLER)
+
+
+def test_resuming_a_caller_resumes_its_failed_child_where_it_stopped(project: Path) -> None:
+    _stages(project)
+    failed = as_json(wfkit_cli(project, "run", "caller.yaml", "--json"))
+    assert failed["status"] == "failed"
+    [child] = runs_of(project, "stages")
+    assert child["status"] == "failed"
+    (project / "fixed").touch()  # the fix the child's failed step needed
+    done = wfkit_cli(project, "resume", failed["run_id"], "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert as_json(done)["status"] == "succeeded"
+    # the child's completed step did not run again, nor did the caller's
+    assert (project / "log").read_text().split() == ["first", "one-x", "three", "after-x"]
+    [resumed] = runs_of(project, "stages")  # the same child run, now succeeded
+    assert resumed["run_id"] == child["run_id"]
+    assert resumed["status"] == "succeeded"
+    debug = as_json(wfkit_cli(project, "debug", failed["run_id"], "--json"))
+    assert debug["child_run_ids"] == [child["run_id"]]
+
+
+def test_after_kill_9_mid_child_both_runs_resume(project: Path) -> None:
+    import os
+    import signal
+    import time
+
+    # the child's second step waits (a minute at most) for a file the test makes later
+    _stages(project, "for i in $(seq 600); do test -f go && break; sleep 0.1; done; ")
+    (project / "fixed").touch()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wfkit", "run", "caller.yaml", "--json"],
+        cwd=project,
+        env={"PATH": "/usr/bin:/bin", "WFKIT_STORE": str(project / "store"), **measured()},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120  # a hang becomes a failure, never a measure of speed
+    while not (project / "marks").exists():
+        assert proc.poll() is None
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    [parent] = runs_of(project, "caller")
+    [child] = runs_of(project, "stages")
+    assert {parent["status"], child["status"]} == {"interrupted"}
+    (project / "go").touch()
+    done = wfkit_cli(project, "resume", parent["run_id"], "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (project / "log").read_text().split() == ["first", "one-x", "three", "after-x"]
+    # the child resumed through its caller: one child run, both succeeded
+    assert [c["status"] for c in runs_of(project, "stages")] == ["succeeded"]
+    assert [c["status"] for c in runs_of(project, "caller")] == ["succeeded"]
+
+
+def test_explain_nests_the_childs_plan_one_level_unless_all(project: Path) -> None:
+    (project / "shared" / "outer.yaml").write_text(
+        "name: outer\nsteps:\n"
+        "  - {id: inner, type: workflow, file: build.yaml, inputs: {target: x}}\n"
+    )
+    (project / "top.yaml").write_text(
+        "name: top\nsteps:\n  - {id: call, type: workflow, file: shared/outer.yaml}\n"
+    )
+    shallow = as_json(wfkit_cli(project, "explain", "top.yaml", "--json"))
+    assert [(s["id"], s["depth"], s["file"]) for s in shallow["steps"]] == [
+        ("call", 0, None),
+        ("inner", 1, str(Path("shared/outer.yaml"))),
+    ]
+    deep = as_json(wfkit_cli(project, "explain", "top.yaml", "--json", "--steps", "all"))
+    assert [(s["id"], s["depth"]) for s in deep["steps"]] == [
+        ("call", 0),
+        ("inner", 1),
+        ("make", 2),
+    ]
+    assert deep["steps"][2]["file"].endswith("build.yaml")
+    tree = wfkit_cli(project, "explain", "top.yaml", "--steps", "all").stdout
+    assert "make shell_command" in tree
+    assert "build.yaml" in tree

@@ -225,6 +225,46 @@ def test_success_matches_local(dask_cluster: Cluster, tmp_path: Path) -> None:
     same(shape(remote), shape(local))
 
 
+BRANCHES = """
+name: branches
+inputs: {fail: {type: boolean, default: false}}
+default_state: {raw: {results: {}, n: 1}}
+steps:
+  - id: prep
+    type: shell_command
+    command: echo ready
+  - id: checks
+    type: parallel
+    on_branch_error: continue
+    max_parallel: 1  # the records in one order, as in the local run
+    branches:
+      lint:
+        - id: l1
+          type: shell_command
+          command: "echo lint-{{ steps.prep.output.stdout | trim }}"
+          state_update: {path: raw.results.lint, value: "{{ result.stdout | trim }}"}
+      unit:
+        - {id: u1, type: shell_command, command: "echo unit; exit {{ 3 if fail else 0 }}"}
+        - {id: u2, type: state_update, path: raw.n, value: "{{ n + 5 }}"}
+      docs:
+        - {id: d1, type: state_update, path: raw.results.docs, value: done}
+    state_update:
+      path: raw.statuses
+      value: "{{ result | dictsort | map('last') | map(attribute='status') | list }}"
+"""
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_parallel_branches_match_local(dask_cluster: Cluster, tmp_path: Path, fail: bool) -> None:
+    path = write(tmp_path, BRANCHES)
+    local, remote = both(dask_cluster, path, tmp_path, inputs={"fail": fail})
+    assert local.status == "succeeded", local.error
+    expected = {"lint": "lint-ready", "docs": "done"}
+    assert local.state.raw["results"] == expected
+    assert local.state.raw["n"] == (1 if fail else 6)
+    same(shape(remote), shape(local))
+
+
 def test_item_failures_with_continue_match_local(dask_cluster: Cluster, tmp_path: Path) -> None:
     path = write(tmp_path, fan())
     local, remote = both(dask_cluster, path, tmp_path, inputs={"fail": [1, 3]})

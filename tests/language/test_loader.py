@@ -349,7 +349,7 @@ def test_schema_command_output_validates_field_names() -> None:
         if name.endswith("Step") and name != "StepBase"
     }
     assert "shell_command" in step_types
-    assert len(step_types) == len(STEP_TYPES) == 15
+    assert len(step_types) == len(STEP_TYPES) == 16
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,7 @@ def explain(
         typer.Option(
             "--steps",
             help=f"summary: the first {EXPLAIN_TREE_STEPS} steps of the tree and a count of the "
-            "rest; all: every step.",
+            "rest, the plans of called workflows one level deep; all: every step, every level.",
         ),
     ] = "summary",
     json_out: JsonOpt = False,
@@ -55,7 +55,11 @@ def explain(
     limit = None if steps == "all" else EXPLAIN_TREE_STEPS
     respond(
         lambda: explain_workflow(
-            file, parse_assignments(inputs), existing_compile_cache_dir(store), agent_command
+            file,
+            parse_assignments(inputs),
+            existing_compile_cache_dir(store),
+            agent_command,
+            nest=None if steps == "all" else 1,
         ),
         lambda result: explanation_tree(result, limit),
         json_out,

@@ -15,7 +15,7 @@ from wfkit.language.values import json_len
 from wfkit.store import open_store
 from wfkit.store.base import RunRow, Store
 
-CONTAINERS = frozenset({"conditional", "while_loop", "foreach", "parallel_foreach"})
+CONTAINERS = frozenset({"conditional", "while_loop", "foreach", "parallel_foreach", "parallel"})
 
 
 class StepStats(FrozenModel):
@@ -128,7 +128,7 @@ def debug_run(
         StepStats(**s, mean_ms=s["total_ms"] / max(s["executions"], 1)) for s in stats.values()
     ]
     wall = row.duration_ms or sum(s.total_ms for s in steps if s.type not in CONTAINERS) or 1.0
-    fans = {s.id: s.total_ms for s in steps if s.type == "parallel_foreach"}
+    fans = {s.id: s.total_ms for s in steps if s.type in ("parallel_foreach", "parallel")}
 
     def fan_of(step_id: str) -> str | None:
         """The outermost parallel_foreach step this step's items ran under."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from wfkit.commands._base import StrictModel
+from wfkit.commands.report_timeline import branch_names
 from wfkit.engine.events import ErrorRecord
 from wfkit.store import open_store
 from wfkit.store.base import RunRow
@@ -39,6 +40,8 @@ class StepDiff(StrictModel):
 
     step_id: str
     item: int | None
+    #: the ``parallel`` branch the item is (by the structure of run A, else B)
+    branch: str | None = None
     execution: int  # 1-based: the n-th execution of this step id (in this item)
     a: StepSide | None
     b: StepSide | None
@@ -158,6 +161,11 @@ def _compare(a: StepSide | None, b: StepSide | None) -> tuple[list[str], float |
     return changes, delta
 
 
+def _branch(step_id: str, item: int | None, branches: dict[str, list[str]]) -> str | None:
+    names = branches.get(step_id.rsplit("/", 2)[-2] if "/" in step_id else "", [])
+    return names[item] if item is not None and 0 <= item < len(names) else None
+
+
 def diff_runs(
     run_a: str,
     run_b: str,
@@ -174,6 +182,7 @@ def diff_runs(
 
     with open_store(store, create=False, read_only=read_only) as run_store:
         row_a, row_b = run_store.get_run(run_a), run_store.get_run(run_b)
+        branches = branch_names(row_a.structure or row_b.structure or [])
         side_a = _executions(run_store.step_history(row_a.run_id), run_store.errors(row_a.run_id))
         side_b = _executions(run_store.step_history(row_b.run_id), run_store.errors(row_b.run_id))
     # in run A's order, then what only B did, in B's order
@@ -194,6 +203,7 @@ def diff_runs(
             StepDiff(
                 step_id=key[0],
                 item=key[1],
+                branch=_branch(key[0], key[1], branches),
                 execution=key[2],
                 a=a,
                 b=b,

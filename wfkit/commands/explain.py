@@ -20,6 +20,7 @@ from wfkit.commands.explanation import (
     StepPlanView,
     ToolNeed,
     shell_view,
+    undeclared_reads,
     worst_case,
 )
 from wfkit.engine.secrets import MASK, Masker
@@ -47,34 +48,7 @@ class _Context:
     dead: bool = False
     scope: str = "workflow"
     extra: frozenset[str] = frozenset()
-
-
-def _undeclared_reads(loaded: LoadedWorkflow, body: Body) -> list[PlanWarning]:
-    """Computed fields reading a raw path the schema does not declare (allowed, as undeclared
-    writes are), and those reading one nothing writes (they get their fallback)."""
-    from wfkit.language.state_schema import raw_writes
-
-    written = raw_writes(body.steps, body.finally_steps)
-    declared = body.state.raw_types.keys() | body.state.raw_defaults.keys()
-    warnings = []
-    for plan in body.state.computed:
-        for src in plan.sources:
-            head, _, rest = src.partition(".")
-            top = rest.split(".", 1)[0].split("[", 1)[0]
-            if head != "raw" or top in declared:
-                continue
-            if top in written:
-                message = (
-                    f"computed field {plan.name!r} reads {src}, which state_schema.raw does "
-                    "not declare (a step writes it; until then it reads null)"
-                )
-            else:
-                message = (
-                    f"computed field {plan.name!r} reads {src}, which no step writes: it "
-                    f"always gets its {plan.spec.on_error} value"
-                )
-            warnings.append(PlanWarning(kind="undeclared_read", message=message))
-    return warnings
+    branch: str | None = None  # the ``parallel`` branch whose list holds the steps
 
 
 @dataclass
@@ -86,6 +60,35 @@ class _Walker:
     steps: list[StepPlanView] = field(default_factory=list)
     warnings: list[PlanWarning] = field(default_factory=list)
     step_ids: set[str] = field(default_factory=set)
+    #: levels of ``workflow`` steps whose child plans are nested (None: all)
+    nest: int | None = 1
+
+    def nest_child(self, step: m.WorkflowStep, ctx: _Context, depth: int) -> None:
+        """The child's plan under its ``workflow`` step, and its warnings."""
+        child = self.loaded.children.get(id(step))
+        if child is None or self.nest == 0:
+            return
+        inner = _explained(child, {}, None if self.nest is None else self.nest - 1)
+        where = child.file
+        for view in inner.steps:
+            if view.scope != "workflow":
+                continue
+            self.steps.append(
+                view.model_copy(
+                    update={
+                        "depth": depth + 1 + view.depth,
+                        "scope": ctx.scope,
+                        "file": view.file or where,
+                        "dead": view.dead or ctx.dead,
+                    }
+                )
+            )
+        for warning in inner.warnings:
+            if warning.kind == "inputs":  # the caller gives them when it runs
+                continue
+            self.warnings.append(
+                warning.model_copy(update={"message": f"{where}: {warning.message}"})
+            )
 
     def warn(self, kind: str, message: str, step: m.StepBase | None = None) -> None:
         self.warnings.append(
@@ -258,6 +261,7 @@ class _Walker:
             line=step.line,
             depth=depth,
             scope=ctx.scope,
+            branch=ctx.branch,
             condition=condition_source or (str(step.if_) if step.if_ is not None else None),
             condition_value=condition_value if condition_source else gate_value,
             reads=self.reads_of(step, ctx),
@@ -272,6 +276,8 @@ class _Walker:
             response_schema=getattr(step, "response_schema", None),
         )
         self.steps.append(view)
+        if isinstance(step, m.WorkflowStep):
+            self.nest_child(step, ctx, depth)
         self.check_budget(step, policy)
         self.check_shell(step)
         if isinstance(step, m.ParallelForeachStep) and (note := self.result_note(step)):
@@ -287,6 +293,7 @@ class _Walker:
                 or (label == "body" and condition_value is False),
                 scope=ctx.scope,
                 extra=ctx.extra,
+                branch=label.partition(".")[2] if label.startswith("branches.") else None,
             )
             self.walk(children, child, depth + 1)
 
@@ -384,16 +391,18 @@ def explain_workflow(
     inputs: dict[str, Any] | None = None,
     cache: Path | None = None,
     agent: str | None = None,
+    nest: int | None = 1,
 ) -> Explanation:
     """The plan of a workflow file with the given inputs; never runs anything.
 
     ``cache`` is a compile-cache directory (:mod:`wfkit.language.compile_cache`) to load through;
-    ``agent`` the ``--agent-command`` a run would be given.
+    ``agent`` the ``--agent-command`` a run would be given; ``nest`` how many levels of
+    ``workflow`` steps show their child's plan (None: all).
     """
     loaded = load_file(file, cache)
     given = dict(inputs or {})
     secret = {n for n, spec in loaded.workflow.inputs.items() if spec.secret and n in given}
-    explained = _explained(loaded, given)
+    explained = _explained(loaded, given, nest)
     agents = [s for s in explained.steps if s.type == "agent_task"]
     if agents and agent_command(loaded.workflow, agent) is None:
         explained.warnings.append(
@@ -411,7 +420,7 @@ def explain_workflow(
     return Explanation.model_validate(masker.value(explained.model_dump(by_alias=True)))
 
 
-def _explained(loaded: LoadedWorkflow, given: dict[str, Any]) -> Explanation:
+def _explained(loaded: LoadedWorkflow, given: dict[str, Any], nest: int | None) -> Explanation:
     plan = loaded.main.state
     input_views = []
     for name, spec in plan.inputs.items():
@@ -443,19 +452,21 @@ def _explained(loaded: LoadedWorkflow, given: dict[str, Any]) -> Explanation:
         warnings.append(PlanWarning(kind="inputs", message=exc.message))
     except StepError as exc:
         warnings.append(PlanWarning(kind="initial_state", message=exc.message))
-    walker = _Walker(loaded, loaded.main, state, _tier_names(loaded.main), warnings=warnings)
+    walker = _Walker(
+        loaded, loaded.main, state, _tier_names(loaded.main), warnings=warnings, nest=nest
+    )
     walker.step_ids = set(loaded.main.by_id)
     walker.walk(loaded.main.steps, _Context(), 0)
     walker.walk(loaded.main.finally_steps, _Context(in_finally=True, scope="finally"), 0)
     for name, body in loaded.tasks.items():
-        task_walker = _Walker(loaded, body, None, _tier_names(body))
+        task_walker = _Walker(loaded, body, None, _tier_names(body), nest=nest)
         task_walker.step_ids = set(body.by_id)
         task_walker.walk(body.steps, _Context(scope=name), 0)
         task_walker.walk(body.finally_steps, _Context(in_finally=True, scope=name), 0)
         walker.steps.extend(task_walker.steps)
         walker.warnings.extend(task_walker.warnings)
     for body in (loaded.main, *loaded.tasks.values()):
-        walker.warnings.extend(_undeclared_reads(loaded, body))
+        walker.warnings.extend(undeclared_reads(body))
     computed = [
         ComputedPlanView(
             name=c.name,

@@ -6,6 +6,7 @@ from typing import Any
 
 from wfkit.commands._base import FrozenModel
 from wfkit.language import models as m
+from wfkit.language.compile import Body
 from wfkit.language.expressions import SHELL_ENV
 from wfkit.language.policy import ErrorPolicy
 from wfkit.language.shellquote import shell_text
@@ -62,6 +63,8 @@ class StepPlanView(FrozenModel):
     line: int | None
     depth: int
     scope: str  # workflow | finally | <sub_agent_task name>
+    branch: str | None = None  # the ``parallel`` branch whose steps list holds it
+    file: str | None = None  # a called workflow's file, for the steps of its nested plan
     condition: str | None = None
     condition_value: bool | None = None
     reads: list[str]
@@ -125,3 +128,31 @@ def shell_view(step: m.StepBase) -> str | None:
         return None
     shown = shell_text(step.command, SHELL_ENV.parse)
     return None if shown == step.command else shown
+
+
+def undeclared_reads(body: Body) -> list[PlanWarning]:
+    """Computed fields reading a raw path the schema does not declare (allowed, as undeclared
+    writes are), and those reading one nothing writes (they get their fallback)."""
+    from wfkit.language.state_schema import raw_writes
+
+    written = raw_writes(body.steps, body.finally_steps)
+    declared = body.state.raw_types.keys() | body.state.raw_defaults.keys()
+    warnings = []
+    for plan in body.state.computed:
+        for src in plan.sources:
+            head, _, rest = src.partition(".")
+            top = rest.split(".", 1)[0].split("[", 1)[0]
+            if head != "raw" or top in declared:
+                continue
+            if top in written:
+                message = (
+                    f"computed field {plan.name!r} reads {src}, which state_schema.raw does "
+                    "not declare (a step writes it; until then it reads null)"
+                )
+            else:
+                message = (
+                    f"computed field {plan.name!r} reads {src}, which no step writes: it "
+                    f"always gets its {plan.spec.on_error} value"
+                )
+            warnings.append(PlanWarning(kind="undeclared_read", message=message))
+    return warnings

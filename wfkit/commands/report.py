@@ -110,6 +110,9 @@ class RunPage(StrictModel):
     duration_ms: float | None
     span_ms: float  # the time axis: the run's duration, or its last recorded step's end
     inputs: dict[str, str]
+    #: the run whose ``workflow`` step started this one, and the runs this one's started
+    parent_run_id: str | None = None
+    child_run_ids: list[str] = []
     failed_step: str | None
     error_chain: list[ChainLink]
     errors: list[ReportError]
@@ -271,12 +274,14 @@ def report_run(run_id: str, *, store: str | Path | None = None, read_only: bool 
         duration_ms=row.duration_ms,
         span_ms=round(max([row.duration_ms or 0.0, *(e * 1000 for e in timeline.ends)]) or 1.0, 3),
         inputs={name: _json_text(value)[0] for name, value in row.inputs.items()},
+        parent_run_id=info.parent_run_id,
+        child_run_ids=info.child_run_ids,
         failed_step=info.failed_step,
         error_chain=chain_of(row.error) if row.error and status != "succeeded" else [],
         errors=errors,
         errors_dropped=info.errors_dropped,
         executions=executions,
-        lanes=timeline.lanes(executions, item_states, status),
+        lanes=timeline.lanes(executions, item_states, status, row.structure),
         critical_ms=round(sum(e.duration_ms for e in executions if e.critical), 3),
         state_source=info.state_source,
         state=state,

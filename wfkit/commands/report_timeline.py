@@ -4,6 +4,7 @@ retry waits, parallel items as lanes, and the critical path (``wfkit report``)."
 from __future__ import annotations
 
 import bisect
+import re
 import time
 from typing import Any
 
@@ -254,9 +255,28 @@ class Timeline:
         executions: list[ReportExecution],
         item_states: dict[tuple[str, int], dict[str, dict[str, str]]],
         run_status: str = "succeeded",
+        structure: list[str] | None = None,
     ) -> list[ReportLane]:
-        """The main workflow's lane, then one per parallel item, in order of appearance."""
-        return _lanes(self.lane_keys, executions, item_states, run_status)
+        """The main workflow's lane, then one per parallel item (or branch, named from the
+        run's stored step ``structure``), in order of appearance."""
+        names = branch_names(structure or [])
+        return _lanes(self.lane_keys, executions, item_states, run_status, names)
+
+
+_BRANCH = re.compile(r"^(\S+)\.branches\.([A-Za-z0-9_-]+)\[\d+\] ")
+
+
+def branch_names(structure: list[str]) -> dict[str, list[str]]:
+    """The branches of each ``parallel`` step, in order, by the step's id."""
+    ids = {entry.split(" ")[0]: entry.split(" ")[1] for entry in structure if " " in entry}
+    found: dict[str, list[str]] = {}
+    for entry in structure:
+        match = _BRANCH.match(entry)
+        if match is not None and match[1] in ids:
+            names = found.setdefault(ids[match[1]], [])
+            if match[2] not in names:
+                names.append(match[2])
+    return found
 
 
 def execution_at(
@@ -292,6 +312,7 @@ def _lanes(
     executions: list[ReportExecution],
     item_states: dict[tuple[str, int], dict[str, dict[str, str]]],
     run_status: str = "succeeded",
+    branches: dict[str, list[str]] | None = None,
 ) -> list[ReportLane]:
     spans: dict[int, list[ReportExecution]] = {}
     for e in executions:
@@ -311,7 +332,7 @@ def _lanes(
         lanes.append(
             ReportLane(
                 index=index,
-                name="workflow" if fan is None else f"{fan} [item {item}]",
+                name="workflow" if fan is None else f"{fan} [{_part(fan, item, branches)}]",
                 fan=fan,
                 item=item,
                 status=status,
@@ -323,3 +344,11 @@ def _lanes(
             )
         )
     return lanes
+
+
+def _part(fan: str, item: int | None, branches: dict[str, list[str]] | None) -> str:
+    """``item 3`` of a fan-out, or the branch's name."""
+    names = (branches or {}).get(fan.rsplit("/", 1)[-1], [])
+    if item is not None and 0 <= item < len(names):
+        return f"branch {names[item]}"
+    return f"item {item}"

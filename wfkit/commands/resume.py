@@ -121,6 +121,16 @@ async def resume_workflow_async(
             )
         if from_step is not None:
             run_store.reset_to(row.run_id, top)
+        shared: dict[str, Any] = {
+            "agent_command": agent_command,
+            "agent": agent,
+            "elicit": elicit,
+            "answers": answers,
+            "answers_file": answers_file,
+            "ask": ask,
+            "sleep": sleep,
+            "pause_for_input": pause_for_input,
+        }
         options = run_options(
             run_store,
             loaded,
@@ -138,14 +148,13 @@ async def resume_workflow_async(
             elicit=elicit,
             children=child_runner(
                 store,
-                agent_command=agent_command,
-                agent=agent,
-                elicit=elicit,
-                answers=answers,
-                answers_file=answers_file,
-                ask=ask,
-                sleep=sleep,
-                pause_for_input=pause_for_input,
+                # a reset re-runs its steps afresh; otherwise a child that did not succeed
+                # is resumed where it stopped when its call comes again
+                resumable=None if from_step else _unfinished_children(run_store, row.run_id),
+                resume_child=lambda child_id: resume_workflow_async(
+                    child_id, store=store, **shared
+                ),
+                **shared,
             ),
             parent_run_id=row.parent,
         )
@@ -173,6 +182,12 @@ async def resume_workflow_async(
 
 
 _GONE = object()
+
+
+def _unfinished_children(run_store: Store, run_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """The child runs ``run_id`` started that a resume can continue: ``(id, file, inputs)``."""
+    rows = (run_store.get_run(child) for child in run_store.children_of(run_id))
+    return [(r.run_id, r.file, r.inputs) for r in rows if effective_status(r) in RESUMABLE]
 
 
 def _workflow_of(

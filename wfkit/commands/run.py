@@ -29,6 +29,7 @@ from wfkit.engine.events import Event
 from wfkit.engine.inject import Fault
 from wfkit.engine.runtime import Run
 from wfkit.engine.tools import ToolProvider
+from wfkit.errors import WfkitError
 from wfkit.language import compile_cache
 from wfkit.language.loader import LoadedWorkflow, load_file
 from wfkit.store import local_dir, open_store, store_spec
@@ -67,6 +68,7 @@ async def run_workflow_async(
     run_id: str | None = None,
     parent_run_id: str | None = None,
     inherited_secrets: dict[str, str] | None = None,
+    wrap_children: Callable[[ChildRunner], ChildRunner] | None = None,
 ) -> RunReport:
     """Load, check inputs, run and record a workflow; raise LoadError/InputError up front.
 
@@ -78,7 +80,8 @@ async def run_workflow_async(
     retry jitter; ``loaded`` is ``file`` loaded already (a test suite loads it once);
     without ``stored_breakers`` the circuit breakers start closed (test cases are isolated);
     ``open_run_store`` is ``store`` open already, left open after the run (a test suite records
-    all its cases through one connection).
+    all its cases through one connection); ``wrap_children`` wraps the runner of ``workflow``
+    steps' children (a suite's mocks answer some of them).
     """
     if loaded is None:
         loaded = load_file(file, compile_cache_dir(store))
@@ -90,6 +93,19 @@ async def run_workflow_async(
     choice = executor_choice(loaded, executor, scheduler, in_process=mocked)
     recording = (
         open_store(store) if open_run_store is None else contextlib.nullcontext(open_run_store)
+    )
+    children = child_runner(
+        store,
+        agent_command=agent_command,
+        agent=agent,
+        elicit=elicit,
+        answers=answers,
+        answers_file=answers_file,
+        ask=ask,
+        shell=shell,
+        sleep=sleep,
+        clock=clock,
+        pause_for_input=pause_for_input,
     )
     with recording as run_store:
         options = run_options(
@@ -112,19 +128,7 @@ async def run_workflow_async(
             agent_command=agent_command,
             agent=agent,
             elicit=elicit,
-            children=child_runner(
-                store,
-                agent_command=agent_command,
-                agent=agent,
-                elicit=elicit,
-                answers=answers,
-                answers_file=answers_file,
-                ask=ask,
-                shell=shell,
-                sleep=sleep,
-                clock=clock,
-                pause_for_input=pause_for_input,
-            ),
+            children=children if wrap_children is None else wrap_children(children),
             parent_run_id=parent_run_id,
             inherited_secrets=dict(inherited_secrets or {}),
         )
@@ -133,13 +137,43 @@ async def run_workflow_async(
         return report(outcome, loaded.file, run_store.location)
 
 
-def child_runner(store: str | Path | None, **shared: Any) -> ChildRunner:
+def child_runner(
+    store: str | Path | None,
+    resumable: list[tuple[str, str, dict[str, Any]]] | None = None,
+    resume_child: Callable[[str], Awaitable[RunReport]] | None = None,
+    **shared: Any,
+) -> ChildRunner:
     """Runs a ``workflow`` step's child in ``store`` (a connection of its own), linked to
-    its parent, with the parent's performers (``shared``)."""
+    its parent, with the parent's performers (``shared``).
+
+    A resumed parent gives the children it started that did not succeed (``resumable``:
+    ``(run id, file, inputs)``, oldest first): a call of the same file with the same inputs
+    resumes the latest of them through ``resume_child`` instead of starting a new run, once
+    (the others of that call are dropped, so a retry of the step starts a new child)."""
+    waiting = list(resumable or [])
+
+    def take(loaded: LoadedWorkflow, inputs: dict[str, Any]) -> str | None:
+        here = Path(loaded.file).resolve()
+        try:
+            wanted = loaded.main.state.resolve_inputs(inputs)
+        except WfkitError:
+            return None
+        same = [c for c in waiting if Path(c[1]).resolve() == here and c[2] == wanted]
+        for candidate in same:
+            waiting.remove(candidate)
+        return same[-1][0] if same else None
 
     async def run_child(
-        loaded: LoadedWorkflow, inputs: dict[str, Any], parent: str, secrets: dict[str, str]
+        loaded: LoadedWorkflow,
+        inputs: dict[str, Any],
+        parent: str,
+        secrets: dict[str, str],
+        step_id: str = "",
     ) -> Any:
+        child_id = take(loaded, inputs) if resume_child is not None else None
+        if child_id is not None and resume_child is not None:
+            resumed = await resume_child(child_id)
+            return ChildEnded(resumed.run_id, resumed.status, resumed.error, resumed.outputs)
         report = await run_workflow_async(
             loaded.file,
             inputs,

@@ -132,8 +132,9 @@ def why_step(
             reasons.append(
                 WhyReason(
                     kind="fail_fast",
-                    text=f"cancelled by fail_fast of {trigger['step_id']!r}: item "
-                    f"{trigger['item']} failed with {trigger['error_type']}: {trigger['message']}",
+                    text=f"cancelled by fail_fast of {trigger['step_id']!r}: "
+                    f"{_failed_part(trigger)} failed with {trigger['error_type']}: "
+                    f"{trigger['message']}",
                     details={k: trigger[k] for k in ("step_id", "item", "error_type", "message")},
                 )
             )
@@ -188,6 +189,13 @@ def why_step(
     )
 
 
+def _failed_part(trigger: dict[str, Any]) -> str:
+    """``item 3`` of a ``parallel_foreach``, ``branch 'lint'`` of a ``parallel`` step."""
+    if trigger.get("branch") is not None:
+        return f"branch {trigger['branch']!r}"
+    return f"item {trigger['item']}"
+
+
 def _item_policy(file: str, step_id: str, status: str) -> str:
     """For a failed ``parallel_foreach`` step or a step of its items: the items' own retry
     policy (``item_retry_count``), which the step's policy does not show."""
@@ -227,8 +235,8 @@ def _answer(
         return f"skipped: its condition {condition['expression']!r} was false"
     if status == "cancelled":
         if trigger is not None:
-            item, parent = trigger["item"], trigger["step_id"]
-            return f"cancelled: fail_fast after item {item} of {parent!r} failed"
+            parent = trigger["step_id"]
+            return f"cancelled: fail_fast after {_failed_part(trigger)} of {parent!r} failed"
         return "cancelled: the run was cancelled"
     if recovered is not None:
         if recovered["fallback"]:

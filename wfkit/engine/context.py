@@ -66,9 +66,10 @@ class ChildEnded:
 
 
 #: runs a loaded workflow with inputs as a child run of ``parent`` (recorded with the
-#: parent's run), masking the parent's secrets (name -> value) in the child's records too
+#: parent's run), masking the parent's secrets (name -> value) in the child's records too;
+#: the last argument is the id of the calling ``workflow`` step (``fan/call`` in an item)
 ChildRunner = Callable[
-    ["LoadedWorkflow", dict[str, Any], str, dict[str, str]], Awaitable[ChildEnded]
+    ["LoadedWorkflow", dict[str, Any], str, dict[str, str], str], Awaitable[ChildEnded]
 ]
 
 
@@ -79,13 +80,13 @@ class RunOptions:
     answers: dict[str, Any] = field(default_factory=dict)
     ask: Ask | None = None
     elicit: Elicit | None = None
+    """Asks ``user_input`` steps without an answer through the caller (before ``ask``)."""
     children: ChildRunner | None = None
     """Runs ``workflow`` steps' children (the store's: wfkit.commands)."""
     parent_run_id: str | None = None
     """The run whose ``workflow`` step started this one."""
     inherited_secrets: dict[str, str] = field(default_factory=dict)
     """A child run's parent's secrets: masked in the child's records too."""
-    """Asks ``user_input`` steps without an answer through the caller (before ``ask``)."""
     tools: ToolProvider = field(default_factory=NoTools)
     agent: AgentPerformer = field(default_factory=NoAgent)
     """Performs ``agent_task`` steps (answers given by step id win)."""
@@ -158,8 +159,8 @@ class RunContext(Protocol):
         """Send an event to every sink."""
         ...
 
-    def new_state(self, plan: StatePlan, inputs: dict[str, Any]) -> State:
-        """A state with the workflow's size limits."""
+    def new_state(self, plan: StatePlan, inputs: dict[str, Any], **tiers: Any) -> State:
+        """A state with the workflow's size limits (``raw``, ``computed``: a copy's)."""
         ...
 
     async def pause_point(self) -> None:

@@ -11,6 +11,7 @@ that only carries the item (:mod:`wfkit.engine.detached`).
 from __future__ import annotations
 
 import asyncio
+import copy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -44,6 +45,9 @@ class ItemJob:
     inputs: dict[str, Any] | None  # the task's inputs, or None when ``inputs_error`` is set
     inputs_error: WfkitError | None = None
     saved: FrameCheckpoint | None = None  # the item frame's checkpoint (resumed runs)
+    #: a ``parallel`` branch's start: a copy of the state (``raw``, ``computed``) and of the
+    #: local names (``steps``, ``loop``...) of the frame running the step; ``inputs`` are its
+    start: dict[str, Any] | None = None
 
 
 class ItemExecutor(Protocol):
@@ -63,16 +67,21 @@ async def run_item(run: RunContext, job: ItemJob) -> ItemOutcome:
     """Run the item's task, ``job.retries`` more times after a failure; report its entry."""
     from wfkit.engine.frame import Frame
 
-    task = run.loaded.tasks[job.task]
+    task = run.loaded.body(job.task)
     error: WfkitError | None = job.inputs_error
     state: State | None = None
     attempts = job.retries + 1 if job.inputs_error is None else 0
+    child: Frame | None = None
     for attempt in range(attempts):
-        child: Frame | None = None
+        child = None
         try:
             assert job.inputs is not None
-            state = run.new_state(task.state, task.state.resolve_inputs(job.inputs))
+            state = _state(run, task, job)
             child = Frame(run, task, state, prefix=job.prefix, active=job.active, key=job.key)
+            if job.start is not None:
+                names = copy.deepcopy(job.start["locals"])
+                child.steps_view.update(names.pop("steps", {}))
+                child.locals.update(names)
             child.ends_with_parent = not task.finally_steps
             child.item = job.index
             if job.saved is not None and attempt == 0:
@@ -98,7 +107,19 @@ async def run_item(run: RunContext, job: ItemJob) -> ItemOutcome:
         "state": state.snapshot() if state is not None else None,
         "error": error.details() if error is not None else None,
     }
+    if job.start is not None:  # a branch's result: its last step's output
+        last = child.steps_view.get(task.steps[-1].step_id) if child and task.steps else None
+        entry["result"] = last.get("output") if isinstance(last, dict) else None
     return entry, error
+
+
+def _state(run: RunContext, task: Any, job: ItemJob) -> State:
+    """A task's fresh state from its inputs, or a copy of the state a branch starts from."""
+    if job.start is None:
+        assert job.inputs is not None
+        return run.new_state(task.state, task.state.resolve_inputs(job.inputs))
+    start = copy.deepcopy(job.start)
+    return run.new_state(task.state, start["inputs"], raw=start["raw"], computed=start["computed"])
 
 
 async def _finally(child: Frame, steps: list[Any], status: str, index: int) -> None:

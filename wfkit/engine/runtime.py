@@ -192,12 +192,14 @@ class Run:
             use_env(self.env)
         return state
 
-    def new_state(self, plan: StatePlan, inputs: dict[str, Any]) -> State:
-        """A state with the workflow's size limits, warning through this run."""
+    def new_state(self, plan: StatePlan, inputs: dict[str, Any], **tiers: Any) -> State:
+        """A state with the workflow's size limits, warning through this run (``raw`` and
+        ``computed`` given: a copy of another state's)."""
         config = self.loaded.workflow.config
         return State(
             plan,
             inputs,
+            **tiers,
             limits=SizeLimits(config.max_state_bytes, config.state_warn_bytes),
             on_warning=self.warn,
             on_transform=self.tracer.transform if self.tracer else None,

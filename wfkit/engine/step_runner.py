@@ -401,9 +401,13 @@ class StepRunner:
         if tries is not None:  # a skipped step keeps its last execution's attempts
             record.attempts = tries.count
             record.injected = record.injected or tries.injected
-        if plan.step_type == "parallel_foreach" and isinstance(output, list):
+        if plan.step_type == "parallel" and isinstance(output, dict):
+            output_list: Any = list(output.values())
+        else:
+            output_list = output
+        if plan.step_type in ("parallel_foreach", "parallel") and isinstance(output_list, list):
             items: dict[str, int] = {}
-            for item in output:
+            for item in output_list:
                 if isinstance(item, dict) and "status" in item:
                     items[str(item["status"])] = items.get(str(item["status"]), 0) + 1
             record.items = items

@@ -214,9 +214,13 @@ class DecisionLog:
             "recovered", step_id, strategy=strategy, error_type=error_type, fallback=fallback
         )
 
-    def fail_fast(self, step_id: str, item: int, error_type: str, message: str) -> None:
-        """A ``fail_fast`` parallel step cancelled its items in flight after item's failure."""
-        self._keep("fail_fast", step_id, item=item, error_type=error_type, message=message)
+    def fail_fast(
+        self, step_id: str, item: int, error_type: str, message: str, branch: str | None = None
+    ) -> None:
+        """A ``fail_fast`` parallel step cancelled its items (or branches) in flight after
+        item's failure (for a ``parallel`` step, the item is the branch at that position)."""
+        extra = {"branch": branch} if branch is not None else {}
+        self._keep("fail_fast", step_id, item=item, error_type=error_type, message=message, **extra)
 
     def breaker(self, step_id: str, name: str, state: str, failures: int) -> None:
         """A step's circuit breaker, as it stood when an attempt of the step was decided."""

@@ -37,7 +37,12 @@ def walk(steps: list[m.Step], path: NodePath = ()) -> Iterator[tuple[m.StepBase,
         here = (*path, i)
         yield step, here
         for label, children in step.children():
-            yield from walk(children, (*here, "else" if label == "else" else label))
+            yield from walk(children, (*here, *label_path(label)))
+
+
+def label_path(label: str) -> tuple[str, ...]:
+    """The field path of a nested step list's label: ``branches.lint`` is two parts."""
+    return tuple(label.split(".", 1))
 
 
 def prepare_body(source: Source, body: Body, base: NodePath, workflow: m.Workflow) -> None:
@@ -105,12 +110,24 @@ def _check_steps(
                     (*where, "sub_agent_task"),
                 )
             )
+        if isinstance(step, m.ParallelStep) and (step.min_success or 0) > len(step.branches):
+            problem(
+                source.error(
+                    f"min_success={step.min_success} but {step.step_id!r} has "
+                    f"{len(step.branches)} branch(es)",
+                    (*where, "min_success"),
+                )
+            )
         is_loop = isinstance(step, (m.WhileLoopStep, m.ForeachStep))
         for label, children in step.children():
             depth = loop_depth + 1 if is_loop and label == "body" else loop_depth
             # cleanup runs outside the step's loop iteration: break there has no loop
             _check_steps(
-                source, children, (*where, label), workflow, 0 if label == "cleanup" else depth
+                source,
+                children,
+                (*where, *label_path(label)),
+                workflow,
+                0 if label == "cleanup" or label.startswith("branches.") else depth,
             )
 
 

@@ -57,6 +57,7 @@ _VOCABULARY = sorted(
             m.WaitStep,
             m.ErrorStep,
             m.ParallelForeachStep,
+            m.ParallelStep,
         )
         for name, f in model.model_fields.items()
     }

@@ -67,6 +67,8 @@ class LoadedWorkflow:
     children: dict[int, LoadedWorkflow] = field(default_factory=dict)
     #: ``outputs:`` compiled: the run's result when a ``workflow`` step runs it
     outputs: dict[str, Any] = field(default_factory=dict)
+    #: the branches of every ``parallel`` step, by :func:`branch_name`
+    branches: dict[str, Body] = field(default_factory=dict)
     #: facts about this workflow found once when asked (``result_read``,
     #: ``wfkit.language.fanout``)
     memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -90,6 +92,10 @@ class LoadedWorkflow:
                 )
             )
         return bool(self.memo[key])
+
+    def body(self, name: str) -> Body:
+        """A sub-agent task or a ``parallel`` branch by name (what an item runs)."""
+        return self.tasks[name] if name in self.tasks else self.branches[name]
 
     @property
     def fingerprint(self) -> str:
@@ -278,6 +284,17 @@ def _compile_declared(text: str, file: str, source: Source, workflow: m.Workflow
         for steps in (body.steps, body.finally_steps)
         for step, _ in walk(steps)
     }
+    branches = {
+        branch_name(body.name, step.step_id, name): Body(
+            branch_name(body.name, step.step_id, name), steps, [], body.state
+        )
+        for body in (main, *tasks.values())
+        for step, _ in walk([*body.steps, *body.finally_steps])
+        if isinstance(step, m.ParallelStep)
+        for name, steps in step.branches.items()
+    }
+    for branch in branches.values():
+        branch.by_id.update((step.step_id, step) for step, _ in walk(branch.steps))
     return LoadedWorkflow(
         workflow,
         source,
@@ -289,4 +306,10 @@ def _compile_declared(text: str, file: str, source: Source, workflow: m.Workflow
         included,
         children=children,
         outputs=outputs,
+        branches=branches,
     )
+
+
+def branch_name(body: str, step_id: str, branch: str) -> str:
+    """The name a ``parallel`` branch runs under: ``<task or workflow>:<step>.<branch>``."""
+    return f"{body}:{step_id}.{branch}"

@@ -369,6 +369,26 @@ class ParallelForeachStep(StepBase):
     item_retry_count: int = Field(0, ge=0)
 
 
+class ParallelStep(StepBase):
+    """Named lists of steps run side by side, each in a frame of its own over a copy of the
+    state; their writes merge back in branch order (SPEC: docs/language.md, "parallel")."""
+
+    effectful = True
+    type: Literal["parallel"]
+    branches: dict[StepId, list[Step]] = Field(min_length=1, max_length=256)
+    #: branches running at once; none runs them all together
+    max_parallel: int | None = Field(None, ge=1, le=1024)
+    on_branch_error: Literal["fail_fast", "continue"] = "fail_fast"
+    min_success: int | None = Field(None, ge=0)
+
+    def children(self) -> Iterator[tuple[str, list[Step]]]:
+        """Each branch (labelled ``branches.<name>``), then ``cleanup``."""
+        for name, steps in self.branches.items():
+            yield f"branches.{name}", steps
+        if self.cleanup:
+            yield "cleanup", self.cleanup
+
+
 Step = Annotated[
     StateUpdateStep
     | ShellCommandStep
@@ -384,7 +404,8 @@ Step = Annotated[
     | WorkflowStep
     | WaitStep
     | ErrorStep
-    | ParallelForeachStep,
+    | ParallelForeachStep
+    | ParallelStep,
     Field(discriminator="type"),
 ]
 
@@ -404,6 +425,7 @@ STEP_TYPES: tuple[str, ...] = (
     "wait",
     "error",
     "parallel_foreach",
+    "parallel",
 )
 
 

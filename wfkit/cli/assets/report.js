@@ -61,6 +61,16 @@
       " · duration " + ms(D.duration_ms) + " · " + X.length + " step execution(s)" +
       " · critical path " + ms(D.critical_ms)));
   app.appendChild(header);
+  // runs linked by workflow steps: each one's page as `wfkit report ID` names it
+  function runLink(id) { return el("a", { href: "wfkit-report-" + id + ".html", text: id }); }
+  if (D.parent_run_id) {
+    header.appendChild(el("p", { cls: "meta", id: "parent-run" }, "called by ", runLink(D.parent_run_id)));
+  }
+  if (D.child_run_ids.length) {
+    var kids = el("p", { cls: "meta", id: "child-runs" }, "child runs: ");
+    D.child_run_ids.forEach(function (id, i) { if (i) kids.appendChild(document.createTextNode(", ")); kids.appendChild(runLink(id)); });
+    header.appendChild(kids);
+  }
   header.appendChild(el("h3", { text: "Inputs" }));
   header.appendChild(kvTable(D.inputs, "inputs"));
   if (D.notes.length) {

@@ -36,7 +36,8 @@ def runs_table(runs: list[RunSummary]) -> Table:
         add_row(
             table,
             run.run_id,
-            run.workflow,
+            run.workflow
+            + (f"\n↳ called by {run.parent_run_id}" if run.parent_run_id is not None else ""),
             status_text(run.status),
             started,
             "" if run.duration_ms is None else f"{run.duration_ms:.0f}",
@@ -107,6 +108,10 @@ def debug_view(info: DebugInfo) -> Group:
         ),
         Text(f"file {info.file}  started {info.started_at[:19].replace('T', ' ')}", style="dim"),
     ]
+    if info.parent_run_id is not None:
+        parts.append(Text(f"called by {info.parent_run_id} (a workflow step)", style="dim"))
+    if info.child_run_ids:
+        parts.append(Text(f"child runs: {', '.join(info.child_run_ids)}", style="dim"))
     if info.failed_step:
         message = (info.error or {}).get("message", "")
         parts.append(Text(f"failed at {info.failed_step}: {message}", style="bold red"))

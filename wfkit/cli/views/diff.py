@@ -53,7 +53,13 @@ def diff_view(result: DiffResult) -> Group:
     if result.steps:
         parts.append(Text("steps that differ", style="italic"))
         for step in result.steps:
-            where = step.step_id + (f" [item {step.item}]" if step.item is not None else "")
+            where = step.step_id + (
+                f" [branch {step.branch}]"
+                if step.branch is not None
+                else f" [item {step.item}]"
+                if step.item is not None
+                else ""
+            )
             what = ", ".join(step.changes)
             if step.slower_by_ms is not None:
                 what += f" (+{step.slower_by_ms:.0f} ms)"

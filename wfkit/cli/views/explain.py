@@ -85,7 +85,10 @@ _SCHEMA_CHARS = 160
 
 
 def _step_label(step: StepPlanView) -> Text:
-    text = Text.assemble((step.id, "bold"), f" {step.type}", (f"  line {step.line}", "dim"))
+    where = f"  line {step.line}" + (f" of {step.file}" if step.file else "")
+    text = Text.assemble((step.id, "bold"), f" {step.type}", (where, "dim"))
+    if step.branch is not None:
+        text = Text.assemble((f"{step.branch} ▸ ", "magenta"), text)
     if step.condition is not None:
         decided = "" if step.condition_value is None else f" -> {step.condition_value}"
         text.append(f"  if {step.condition}{decided}", style="cyan")

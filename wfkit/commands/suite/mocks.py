@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wfkit.commands.suite.models import (
     AgentMock,
@@ -13,14 +13,19 @@ from wfkit.commands.suite.models import (
     ShellReply,
     ToolMock,
     ToolReply,
+    WorkflowMock,
 )
 from wfkit.engine.agents import AgentReply, AgentRequest, AttemptIO
+from wfkit.engine.context import ChildEnded, ChildRunner
 from wfkit.errors import (
     ERROR_TYPES,
     StepError,
     ToolError,
     ToolNotFoundError,
 )
+
+if TYPE_CHECKING:
+    from wfkit.language.loader import LoadedWorkflow
 
 
 class MockError(StepError):
@@ -49,6 +54,7 @@ class VirtualClock:
 _ERROR_DEFAULTS: dict[str, dict[str, Any]] = {
     "ShellCommandError": {"exit_code": 1, "stderr": ""},
     "SubAgentError": {"index": 0},
+    "BranchError": {"branch": None},
     "UndefinedVariableError": {"name": "mocked"},
 }
 
@@ -109,6 +115,39 @@ class MockAgents:
         if reply.raises is not None:
             raise make_error(reply.raises.type, reply.raises.message)
         return AgentReply(value=reply.returns)
+
+
+class MockChildren:
+    """``workflow`` steps named in a case's ``mocks.workflows`` (by step id) answered from the
+    mock, without a child run; the others run for real (``real``). Each call is counted with
+    the tools' calls (``expect.calls.STEP``), the child's inputs as the arguments."""
+
+    def __init__(
+        self,
+        mocks: dict[str, WorkflowMock],
+        calls: dict[str, list[dict[str, Any]]],
+        real: ChildRunner,
+    ) -> None:
+        self.mocks = mocks
+        self.calls = calls
+        self.real = real
+
+    async def __call__(
+        self,
+        loaded: LoadedWorkflow,
+        inputs: dict[str, Any],
+        parent: str,
+        secrets: dict[str, str],
+        step_id: str = "",
+    ) -> ChildEnded:
+        mock = self.mocks.get(step_id, self.mocks.get(step_id.rsplit("/", 1)[-1]))
+        if mock is None:
+            return await self.real(loaded, inputs, parent, secrets, step_id)
+        self.calls.setdefault(step_id, []).append(dict(inputs))
+        if mock.raises is not None:
+            error = {"type": mock.raises.type, "message": mock.raises.message}
+            return ChildEnded("mocked", "failed", error, None)
+        return ChildEnded("mocked", "succeeded", None, dict(mock.returns))
 
 
 class MockShell:

@@ -60,6 +60,18 @@ class AgentMock(AgentMockReply):
     sequence: list[AgentMockReply] | None = None
 
 
+class WorkflowRaises(Raises):
+    type: str = "UserError"
+
+
+class WorkflowMock(StrictModel):
+    """A ``workflow`` step's child, not run: ``returns`` its ``outputs``, or ``raises`` the
+    child's error (the step fails with ``WorkflowStepError``, this error as its cause)."""
+
+    returns: dict[str, Any] = Field(default_factory=dict)
+    raises: WorkflowRaises | None = None
+
+
 class ShellReply(StrictModel):
     stdout: str = ""
     stderr: str = ""
@@ -78,6 +90,7 @@ class Mocks(StrictModel):
     shell: list[ShellMock] = Field(default_factory=list)
     answers: dict[str, Any] = Field(default_factory=dict)
     agents: dict[str, AgentMock] = Field(default_factory=dict)
+    workflows: dict[str, WorkflowMock] = Field(default_factory=dict)
     inject: list[str] = Field(default_factory=list)
     inject_seed: str | None = None
 

@@ -16,7 +16,13 @@ from wfkit.commands._runs import run_to_end
 from wfkit.commands.results import ErrorEntry, RunReport
 from wfkit.commands.run import run_workflow_async
 from wfkit.commands.suite.expect import check
-from wfkit.commands.suite.mocks import MockAgents, MockShell, MockTools, VirtualClock
+from wfkit.commands.suite.mocks import (
+    MockAgents,
+    MockChildren,
+    MockShell,
+    MockTools,
+    VirtualClock,
+)
 from wfkit.commands.suite.models import (
     Case,
     CaseResult,
@@ -110,16 +116,30 @@ class CaseSession:
                 self._store.close()
 
 
+def _recorded_ids(loaded: LoadedWorkflow, steps: list[Any], prefix: str) -> Iterator[str]:
+    """The ids steps are recorded under: ``fan/step`` for the steps of a fan-out's task or
+    of a ``parallel`` step's branches."""
+    from wfkit.language.models import ParallelStep
+
+    for step in steps:
+        yield prefix + step.step_id
+        task = getattr(step, "sub_agent_task", None)
+        if task in loaded.tasks:
+            body = loaded.tasks[task]
+            inner = f"{prefix}{step.step_id}/"
+            yield from _recorded_ids(loaded, [*body.steps, *body.finally_steps], inner)
+        for label, children in step.children():
+            branch = isinstance(step, ParallelStep) and label != "cleanup"
+            inner = f"{prefix}{step.step_id}/" if branch else prefix
+            yield from _recorded_ids(loaded, children, inner)
+
+
 def _check_expected_steps(loaded: LoadedWorkflow, case: Case, suite_file: Path) -> None:
     """A case expecting a step the workflow does not have is a mistake in the suite: said
     before the case runs, with a did-you-mean, instead of "never ran" after."""
     from wfkit.language.diagnostics import suggest
 
-    known = set(loaded.main.by_id)
-    for parent in loaded.main.by_id.values():
-        task = getattr(parent, "sub_agent_task", None)
-        if task in loaded.tasks:
-            known.update(f"{parent.id}/{sid}" for sid in loaded.tasks[task].by_id)
+    known = set(_recorded_ids(loaded, [*loaded.main.steps, *loaded.main.finally_steps], ""))
     for step_id in case.expect.steps:
         if step_id not in known:
             raise LoadError(
@@ -192,6 +212,7 @@ def run_case(
             faults=[parse_fault(text) for text in case.mocks.inject],
             inject_seed=case.mocks.inject_seed,
             open_run_store=session.store if session is not None else None,
+            wrap_children=lambda real: MockChildren(case.mocks.workflows, tools.calls, real),
         )
         report = session.run(running) if session is not None else run_to_end(running)
     except WfkitError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from wfkit.engine.steps import (
     agent,
+    branches,
     control,
     interaction,
     parallel,
@@ -20,6 +21,7 @@ __all__ = [
     "Handler",
     "LoopSignal",
     "agent",
+    "branches",
     "control",
     "handles",
     "interaction",

@@ -32,7 +32,8 @@ async def run_workflow_step(step: WorkflowStep, frame: Frame) -> Any:
         )
     inputs = dict(frame.eval(step, "inputs")) if step.inputs else {}
     try:
-        ended = await runner(child, inputs, run.run_id, dict(run.masker.secrets))
+        secrets = dict(run.masker.secrets)
+        ended = await runner(child, inputs, run.run_id, secrets, frame.prefix + step.step_id)
     except StepError:
         raise
     except WfkitError as exc:  # the child could not start (its inputs)
