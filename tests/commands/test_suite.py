@@ -673,3 +673,38 @@ def test_a_mocked_workflow_step_runs_no_child_and_a_red_case_names_it(
     assert [(f.path, f.expected, f.actual) for f in by_name["red"].failures] == [
         ("state.raw.n", 5, 6)
     ]
+
+
+def test_a_task_fanning_out_over_itself_and_a_misspelt_workflow_mock(
+    write: Callable[..., Path],
+) -> None:
+    write(
+        """
+        name: rec
+        inputs: {n: {type: integer, default: 2}}
+        steps:
+          - {id: top, type: parallel_foreach, items: [1], sub_agent_task: t,
+             with: {n: "{{ n }}"}}
+        sub_agent_tasks:
+          t:
+            inputs: {n: {type: integer}}
+            steps:
+              - {id: deeper, type: parallel_foreach, items: [1], sub_agent_task: t,
+                 with: {n: "{{ n - 1 }}"}, if: "{{ n > 0 }}"}
+        """,
+        "rec.yaml",
+    )
+    fine = write(
+        "workflow: rec.yaml\ncases:\n  - name: ok\n    expect: {steps: {top/deeper: {}}}\n",
+        "rec.wftest.yaml",
+    )
+    report = run_tests([fine])
+    assert report.ok, [c.failures or c.error for c in report.cases]
+    typo = write(
+        "workflow: rec.yaml\ncases:\n  - name: typo\n"
+        "    mocks: {workflows: {tops: {returns: {}}}}\n",
+        "typo.wftest.yaml",
+    )
+    [case] = run_tests([typo]).cases
+    assert case.status == "error"
+    assert "mocks workflow step 'tops'" in str(case.error)

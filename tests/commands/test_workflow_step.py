@@ -462,3 +462,26 @@ def test_explain_nests_the_childs_plan_one_level_unless_all(project: Path) -> No
     tree = wfkit_cli(project, "explain", "top.yaml", "--steps", "all").stdout
     assert "make shell_command" in tree
     assert "build.yaml" in tree
+
+
+def test_a_resume_never_continues_a_child_another_step_started(project: Path) -> None:
+    """Two steps call the same file with the same inputs: the first one's child failed (its
+    failure covered by on_error), the run failed later; the resume's call of the second step
+    starts a child of its own instead of continuing the first step's."""
+    _stages(project)
+    (project / "caller.yaml").write_text(
+        "name: caller\nsteps:\n"
+        "  - {id: optional, type: workflow, file: shared/stages.yaml, inputs: {tag: x},"
+        " on_error: continue}\n"
+        "  - {id: gate, type: shell_command, command: 'test -f open'}\n"
+        "  - {id: again, type: workflow, file: shared/stages.yaml, inputs: {tag: x}}\n"
+    )
+    failed = as_json(wfkit_cli(project, "run", "caller.yaml", "--json"))
+    assert failed["status"] == "failed"
+    (project / "open").touch()
+    (project / "fixed").touch()
+    done = wfkit_cli(project, "resume", failed["run_id"], "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (project / "log").read_text().split() == ["one-x", "one-x", "three"]
+    statuses = sorted(c["status"] for c in runs_of(project, "stages"))
+    assert statuses == ["failed", "succeeded"]

@@ -364,3 +364,82 @@ def test_report_diff_and_explain_name_the_branches(tmp_path: Path) -> None:
     )
     assert views["checks"]["branch"] is None
     assert "lint ▸ l1" in wfkit_cli(tmp_path, "explain", str(flow)).stdout
+
+
+def test_merges_keep_new_maps_deletions_and_types(run_yaml: Callable[..., RunReport]) -> None:
+    report = run_yaml(
+        """
+        name: merges
+        default_state: {raw: {tmp: 1, c: {x: 1, y: 0}}}
+        steps:
+          - id: p
+            type: parallel
+            branches:
+              a:
+                - {type: state_update, path: raw.results.a, value: 1}
+                - {type: state_update, path: raw.tmp, operation: delete}
+              b:
+                - {type: state_update, path: raw.results.b, value: 2}
+                - {type: state_update, path: raw.c.x, value: true}
+                - {type: state_update, path: raw.c.y, value: false}
+        """
+    )
+    assert report.status == "succeeded", report.error
+    raw = report.state.raw
+    assert raw["results"] == {"a": 1, "b": 2}  # a map both created: both keys
+    assert "tmp" not in raw  # a's deletion landed
+    assert raw["c"] == {"x": True, "y": False}  # true is not 1, false is not 0
+    assert raw["c"]["x"] is True
+
+
+def test_each_execution_in_a_loop_runs_every_branch_again(
+    run_yaml: Callable[..., RunReport],
+) -> None:
+    report = run_yaml(
+        """
+        name: looped
+        default_state: {raw: {r: {}}}
+        steps:
+          - id: each
+            type: foreach
+            items: [1, 2]
+            body:
+              - id: p
+                type: parallel
+                on_error: continue
+                branches:
+                  a: [{id: sa, type: state_update, path: raw.r.a, value: "{{ loop.item }}"}]
+                  b: [{id: sb, type: shell_command, command: "test {{ loop.item }} -ne 1"}]
+        """
+    )
+    assert report.status == "succeeded", report.error
+    assert report.state.raw["r"] == {"a": 2}
+    runs = {s.id: s.executions for s in report.steps}
+    assert runs["p/sa"] == 2
+
+
+def test_a_task_named_workflow_keeps_its_own_branches(run_yaml: Callable[..., RunReport]) -> None:
+    report = run_yaml(
+        """
+        name: names
+        default_state: {raw: {said: []}}
+        steps:
+          - id: p
+            type: parallel
+            branches:
+              x: [{type: state_update, path: raw.said, operation: append, value: main}]
+          - {id: fan, type: parallel_foreach, items: [1], sub_agent_task: workflow,
+             state_update: {path: raw.said, operation: append,
+                            value: "{{ result[0].state.raw.said[0] }}"}}
+        sub_agent_tasks:
+          workflow:
+            default_state: {raw: {said: []}}
+            steps:
+              - id: p
+                type: parallel
+                branches:
+                  x: [{type: state_update, path: raw.said, operation: append, value: task}]
+        """
+    )
+    assert report.status == "succeeded", report.error
+    assert report.state.raw["said"] == ["main", "task"]

@@ -93,7 +93,7 @@ def test_resume_refusals(write: Callable[..., Path], paths) -> None:  # type: ig
     failed = run_workflow(flow, paths)
     # a step removed before the saved position (inside the loop it stopped in) moves the cursor
     flow.write_text(flow.read_text().replace("  - {id: drop_key,", "  # - {id: drop_key,"))
-    with pytest.raises(ResumeError, match=r"changed since run .*steps\[1\].*--force"):
+    with pytest.raises(ResumeError, match=r"(?s)changed since run .*steps\[1\].*--force"):
         resume_workflow(failed.run_id)
     Path(paths["gate"]).touch()
     forced = resume_workflow(failed.run_id, force=True)

@@ -28,6 +28,7 @@ from wfkit.cli.common import (
     call,
     console,
     error_view_text,
+    respond,
     show,
     show_report,
     sink,
@@ -160,12 +161,37 @@ def resume(
     otlp: OtlpOpt = None,
     executor: ExecutorOpt = None,
     scheduler: SchedulerOpt = None,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Show what changed in the file since the run started, each change safe or "
+            "unsafe for a resume, and resume nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Continue a failed, interrupted, cancelled or timed-out run where it stopped (on any
     machine: where its file is not, with the workflow text recorded with the run)."""
     from wfkit.commands import resume_workflow
     from wfkit.commands._io import parse_assignments
     from wfkit.commands.results import RunReport
+
+    if plan:
+        from wfkit.cli.views.resume_plan import resume_plan_view
+        from wfkit.commands.resume import plan_resume
+
+        respond(
+            lambda: plan_resume(
+                run_id,
+                store=store,
+                workflow=workflow,
+                from_step=from_step,
+                inputs=parse_assignments(inputs),
+            ),
+            resume_plan_view,
+            json_out,
+        )
+        return
 
     def execute() -> RunReport:
         given = parse_assignments(inputs)

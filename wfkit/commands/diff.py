@@ -162,7 +162,7 @@ def _compare(a: StepSide | None, b: StepSide | None) -> tuple[list[str], float |
 
 
 def _branch(step_id: str, item: int | None, branches: dict[str, list[str]]) -> str | None:
-    names = branches.get(step_id.rsplit("/", 2)[-2] if "/" in step_id else "", [])
+    names = branches.get(step_id.split("/", 1)[0] if step_id.count("/") == 1 else "", [])
     return names[item] if item is not None and 0 <= item < len(names) else None
 
 

@@ -267,8 +267,13 @@ _BRANCH = re.compile(r"^(\S+)\.branches\.([A-Za-z0-9_-]+)\[\d+\] ")
 
 
 def branch_names(structure: list[str]) -> dict[str, list[str]]:
-    """The branches of each ``parallel`` step, in order, by the step's id."""
-    ids = {entry.split(" ")[0]: entry.split(" ")[1] for entry in structure if " " in entry}
+    """The branches of each ``parallel`` step of the main steps' top level (or ``finally``),
+    in order, by the step's id (the id it is recorded under)."""
+    ids = {
+        entry.split(" ")[0]: entry.split(" ")[1]
+        for entry in structure
+        if re.match(r"^(steps|finally)\[\d+\] ", entry)
+    }
     found: dict[str, list[str]] = {}
     for entry in structure:
         match = _BRANCH.match(entry)
@@ -348,7 +353,7 @@ def _lanes(
 
 def _part(fan: str, item: int | None, branches: dict[str, list[str]] | None) -> str:
     """``item 3`` of a fan-out, or the branch's name."""
-    names = (branches or {}).get(fan.rsplit("/", 1)[-1], [])
+    names = (branches or {}).get(fan, [])
     if item is not None and 0 <= item < len(names):
         return f"branch {names[item]}"
     return f"item {item}"

@@ -19,6 +19,7 @@ from wfkit.commands._runs import (
 )
 from wfkit.commands._secrets import require_secret_inputs, secret_inputs
 from wfkit.commands.results import RunReport
+from wfkit.commands.resume_plan import ResumePlan, plan_changes
 from wfkit.commands.run import child_runner
 from wfkit.engine.agents import AgentPerformer
 from wfkit.engine.context import Ask, Elicit
@@ -102,11 +103,14 @@ async def resume_workflow_async(
         else:
             main = run_store.load_frame(row.run_id, "main")
             cursor = main.cursor if main else None
-        _check_structure(row, loaded, cursor, force)
+        plan = _plan(row, run_store, loaded, cursor, given)
+        _check_structure(row, loaded, cursor, force, plan)
         choice = executor_choice(loaded, executor, scheduler, in_process=tools is not None)
         require_secret_inputs(loaded, given, row.run_id)
         declared = loaded.main.state.inputs
-        kept = {k: v for k, v in row.inputs.items() if k in declared}
+        # an input that took its default takes the file's default now (resume --plan says so)
+        defaulted = plan.new_defaults.keys() if plan is not None else set()
+        kept = {k: v for k, v in row.inputs.items() if k in declared and k not in defaulted}
         resolved = loaded.main.state.resolve_inputs({**kept, **given})
         secret = set(secret_inputs(loaded))  # stored as ***: given again, never "changed"
         changed = sorted(
@@ -148,9 +152,6 @@ async def resume_workflow_async(
             elicit=elicit,
             children=child_runner(
                 store,
-                # a reset re-runs its steps afresh; otherwise a child that did not succeed
-                # is resumed where it stopped when its call comes again
-                resumable=None if from_step else _unfinished_children(run_store, row.run_id),
                 resume_child=lambda child_id: resume_workflow_async(
                     child_id, store=store, **shared
                 ),
@@ -182,12 +183,6 @@ async def resume_workflow_async(
 
 
 _GONE = object()
-
-
-def _unfinished_children(run_store: Store, run_id: str) -> list[tuple[str, str, dict[str, Any]]]:
-    """The child runs ``run_id`` started that a resume can continue: ``(id, file, inputs)``."""
-    rows = (run_store.get_run(child) for child in run_store.children_of(run_id))
-    return [(r.run_id, r.file, r.inputs) for r in rows if effective_status(r) in RESUMABLE]
 
 
 def _workflow_of(
@@ -234,10 +229,25 @@ def _top_index(loaded: LoadedWorkflow, step_id: str, history: list[dict[str, Any
 
 
 def _check_structure(
-    row: RunRow, loaded: LoadedWorkflow, cursor: list[dict[str, Any]] | None, force: bool
+    row: RunRow,
+    loaded: LoadedWorkflow,
+    cursor: list[dict[str, Any]] | None,
+    force: bool,
+    plan: ResumePlan | None,
 ) -> None:
-    """Refuse a file whose steps moved under the saved position (unless ``force``)."""
+    """Refuse a file whose changes the resume would not honour (unless ``force``): the
+    unsafe changes of the plan, or, without the recorded text, steps moved under the saved
+    position."""
     if loaded.digest == row.digest or force:
+        return
+    if plan is not None:
+        if not plan.safe:
+            raise ResumeError(
+                f"{row.file} changed since run {row.run_id} started; resuming it as it is"
+                f" would not honour these changes:\n{plan.refusal()}\n(see `wfkit resume"
+                f" {row.run_id} --plan`; --from STEP re-runs from an earlier step, --force"
+                " resumes anyway)"
+            )
         return
     if row.structure is None:  # recorded by an older wfkit: only the digest is known
         change: str | None = "the file changed"
@@ -248,6 +258,82 @@ def _check_structure(
             f"{row.file} changed since run {row.run_id} started ({change}); resuming could "
             "skip or repeat the wrong steps (use --force to resume anyway)"
         )
+
+
+def _plan(
+    row: RunRow,
+    run_store: Store,
+    loaded: LoadedWorkflow,
+    cursor: list[dict[str, Any]] | None,
+    given: dict[str, Any],
+) -> ResumePlan | None:
+    """What changed since ``row`` started and whether resuming at ``cursor`` is sound; None
+    when the run's workflow text was not recorded (an older wfkit)."""
+    text = run_store.source(row.digest)
+    if text is None:
+        return None
+    old = load_text(text, file=row.file) if loaded.digest != row.digest else loaded
+    if cursor:
+        done = bool(cursor[0]["done"]) and len(cursor) == 1
+        stop, inside = cursor[0]["i"] + int(done), len(cursor) > 1
+    else:
+        stop, inside = -1, False
+    history = run_store.step_history(row.run_id)
+    completed = {h["step_id"] for h in history if h["status"] in ("succeeded", "skipped")}
+    before = old.workflow.inputs
+    defaulted = {
+        name
+        for name, value in row.inputs.items()
+        if name not in given
+        and name in before
+        and before[name].has_default
+        and value == before[name].default
+    }
+    after = loaded.workflow.inputs
+    new_defaults = {
+        name: after[name].default
+        for name in defaulted
+        if name in after and after[name].has_default and after[name].default != row.inputs[name]
+    }
+    steps = [s.step_id for s in old.main.steps]
+    return ResumePlan(
+        run_id=row.run_id,
+        file=loaded.file,
+        changed=loaded.digest != row.digest,
+        continues_at=steps[stop] if 0 <= stop < len(steps) else None,
+        changes=plan_changes(old, loaded, stop, inside, completed, defaulted)
+        if loaded.digest != row.digest
+        else [],
+        new_defaults=new_defaults,
+    )
+
+
+def plan_resume(
+    run_id: str,
+    *,
+    store: str | Path | None = None,
+    workflow: str | Path | None = None,
+    from_step: str | None = None,
+    inputs: dict[str, Any] | None = None,
+    workflow_path: Callable[[str], Path] | None = None,
+) -> ResumePlan:
+    """``wfkit resume --plan``: what a resume of ``run_id`` would do with the file as it is
+    now (or ``workflow``), without resuming."""
+    with open_store(store, create=False, read_only=True) as run_store:
+        row = run_store.get_run(run_id)
+        loaded, _ = _workflow_of(row, run_store, workflow, workflow_path)
+        if from_step is not None:
+            top = _top_index(loaded, from_step, run_store.step_history(row.run_id))
+            cursor: list[dict[str, Any]] | None = [{"i": top, "done": False, "note": {}}]
+        else:
+            main = run_store.load_frame(row.run_id, "main")
+            cursor = main.cursor if main else None
+        plan = _plan(row, run_store, loaded, cursor, dict(inputs or {}))
+        if plan is None:
+            raise ResumeError(
+                f"run {row.run_id} was recorded without its workflow text: no plan to show"
+            )
+        return plan
 
 
 def resume_workflow(run_id: str, **kw: Any) -> RunReport:

@@ -24,12 +24,12 @@ from wfkit.commands.results import (
     check_statuses,
 )
 from wfkit.engine.agents import AgentPerformer
-from wfkit.engine.context import Ask, ChildEnded, ChildRunner, Elicit
+from wfkit.engine.context import Ask, ChildCall, ChildEnded, ChildRunner, Elicit
 from wfkit.engine.events import Event
 from wfkit.engine.inject import Fault
 from wfkit.engine.runtime import Run
 from wfkit.engine.tools import ToolProvider
-from wfkit.errors import WfkitError
+from wfkit.errors import ResumeError, RunNotFoundError
 from wfkit.language import compile_cache
 from wfkit.language.loader import LoadedWorkflow, load_file
 from wfkit.store import local_dir, open_store, store_spec
@@ -139,46 +139,36 @@ async def run_workflow_async(
 
 def child_runner(
     store: str | Path | None,
-    resumable: list[tuple[str, str, dict[str, Any]]] | None = None,
     resume_child: Callable[[str], Awaitable[RunReport]] | None = None,
     **shared: Any,
 ) -> ChildRunner:
     """Runs a ``workflow`` step's child in ``store`` (a connection of its own), linked to
     its parent, with the parent's performers (``shared``).
 
-    A resumed parent gives the children it started that did not succeed (``resumable``:
-    ``(run id, file, inputs)``, oldest first): a call of the same file with the same inputs
-    resumes the latest of them through ``resume_child`` instead of starting a new run, once
-    (the others of that call are dropped, so a retry of the step starts a new child)."""
-    waiting = list(resumable or [])
-
-    def take(loaded: LoadedWorkflow, inputs: dict[str, Any]) -> str | None:
-        here = Path(loaded.file).resolve()
-        try:
-            wanted = loaded.main.state.resolve_inputs(inputs)
-        except WfkitError:
-            return None
-        same = [c for c in waiting if Path(c[1]).resolve() == here and c[2] == wanted]
-        for candidate in same:
-            waiting.remove(candidate)
-        return same[-1][0] if same else None
+    In a resumed caller, a step re-entered with the child run it had started continues that
+    run through ``resume_child`` when it can be resumed (failed, cancelled, interrupted,
+    waiting); otherwise (it succeeded, was never recorded, or its file changed under it) a
+    new child run starts."""
 
     async def run_child(
         loaded: LoadedWorkflow,
         inputs: dict[str, Any],
         parent: str,
         secrets: dict[str, str],
-        step_id: str = "",
+        call: ChildCall,
     ) -> Any:
-        child_id = take(loaded, inputs) if resume_child is not None else None
-        if child_id is not None and resume_child is not None:
-            resumed = await resume_child(child_id)
-            return ChildEnded(resumed.run_id, resumed.status, resumed.error, resumed.outputs)
+        if call.earlier is not None and resume_child is not None:
+            with contextlib.suppress(ResumeError, RunNotFoundError):
+                resumed = await resume_child(call.earlier)
+                return ChildEnded(resumed.run_id, resumed.status, resumed.error, resumed.outputs)
+        child_id = new_run_id()
+        call.started(child_id)
         report = await run_workflow_async(
             loaded.file,
             inputs,
             loaded=loaded,
             store=store,
+            run_id=child_id,
             parent_run_id=parent,
             inherited_secrets=secrets,
             **shared,

@@ -65,11 +65,20 @@ class ChildEnded:
     outputs: dict[str, Any] | None
 
 
+@dataclass(frozen=True)
+class ChildCall:
+    """Which ``workflow`` step calls a child: its recorded id (``fan/call`` in an item), the
+    child run it started before a resume (to continue), and what to tell of a new one."""
+
+    step_id: str
+    earlier: str | None
+    started: Callable[[str], None]
+
+
 #: runs a loaded workflow with inputs as a child run of ``parent`` (recorded with the
-#: parent's run), masking the parent's secrets (name -> value) in the child's records too;
-#: the last argument is the id of the calling ``workflow`` step (``fan/call`` in an item)
+#: parent's run), masking the parent's secrets (name -> value) in the child's records too
 ChildRunner = Callable[
-    ["LoadedWorkflow", dict[str, Any], str, dict[str, str], str], Awaitable[ChildEnded]
+    ["LoadedWorkflow", dict[str, Any], str, dict[str, str], ChildCall], Awaitable[ChildEnded]
 ]
 
 
@@ -171,7 +180,7 @@ class RunContext(Protocol):
         """Fail the step when the engine is over its memory limit."""
         ...
 
-    def checkpoint(self, frame: Frame) -> None:
+    def checkpoint(self, frame: Frame, durable: bool = False) -> None:
         """Store where ``frame`` is and what it changed."""
         ...
 

@@ -140,6 +140,8 @@ class Checkpoint:
     frame: str
     cursor: list[dict[str, Any]]
     changes: dict[tuple[str, str], Any]
+    #: committed at once (before something outside the run starts), like an effectful step
+    effectful: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,7 +67,7 @@ async def run_item(run: RunContext, job: ItemJob) -> ItemOutcome:
     """Run the item's task, ``job.retries`` more times after a failure; report its entry."""
     from wfkit.engine.frame import Frame
 
-    task = run.loaded.body(job.task)
+    task = run.loaded.body(job.task, branch=job.start is not None)
     error: WfkitError | None = job.inputs_error
     state: State | None = None
     attempts = job.retries + 1 if job.inputs_error is None else 0

@@ -240,14 +240,14 @@ class Run:
         self._inherited = len(self.errors)
         self.messages = list(messages)
 
-    def checkpoint(self, frame: Frame) -> None:
-        """Store where ``frame`` is and what it changed; under ``max_memory_mb``, refused
-        before encoding when the copies encoding makes would cross the limit."""
+    def checkpoint(self, frame: Frame, durable: bool = False) -> None:
+        """Store where ``frame`` is and what it changed (``durable``: committed at once);
+        under ``max_memory_mb``, refused before encoding when its copies would cross it."""
         upcoming = CHECKPOINT_COPIES * frame.state.changed_bytes()
         if upcoming:
             self.check_memory(self._stepping, upcoming)
         cursor, changes = frame.checkpoint()
-        self.emit(Checkpoint(self.run_id, frame.key, cursor, changes))
+        self.emit(Checkpoint(self.run_id, frame.key, cursor, changes, durable))
 
     def load_frame(self, key: str) -> FrameCheckpoint | None:
         """A stored frame to continue (resumed runs only), its secret references restored

@@ -29,6 +29,9 @@ class Body:
     finally_steps: list[m.Step]
     state: StatePlan
     by_id: dict[str, m.StepBase] = field(default_factory=dict)
+    #: whose ``parallel`` branches this body's steps find (``branch_name``): None for the
+    #: main workflow, the task's name for a task and for the branches in it
+    owner: str | None = None
 
 
 def walk(steps: list[m.Step], path: NodePath = ()) -> Iterator[tuple[m.StepBase, NodePath]]:

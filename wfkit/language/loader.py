@@ -7,6 +7,7 @@ field. Expressions are compiled once here; the engine only evaluates them.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,9 +94,9 @@ class LoadedWorkflow:
             )
         return bool(self.memo[key])
 
-    def body(self, name: str) -> Body:
-        """A sub-agent task or a ``parallel`` branch by name (what an item runs)."""
-        return self.tasks[name] if name in self.tasks else self.branches[name]
+    def body(self, name: str, branch: bool = False) -> Body:
+        """A sub-agent task, or a ``parallel`` branch, by name (what an item runs)."""
+        return self.branches[name] if branch else self.tasks[name]
 
     @property
     def fingerprint(self) -> str:
@@ -260,7 +261,7 @@ def _compile_declared(text: str, file: str, source: Source, workflow: m.Workflow
             task.default_state,
             raw_writes(task.steps, task.finally_),
         )
-        tasks[name] = Body(name, task.steps, task.finally_, plan)
+        tasks[name] = Body(name, task.steps, task.finally_, plan, owner=name)
         prepare_body(task_source, tasks[name], base, workflow)
     located: list[tuple[Body, NodePath, Source, str]] = [(main, (), source, file)]
     located += [
@@ -285,8 +286,8 @@ def _compile_declared(text: str, file: str, source: Source, workflow: m.Workflow
         for step, _ in walk(steps)
     }
     branches = {
-        branch_name(body.name, step.step_id, name): Body(
-            branch_name(body.name, step.step_id, name), steps, [], body.state
+        branch_name(body.owner, step.step_id, name): Body(
+            branch_name(body.owner, step.step_id, name), steps, [], body.state, owner=body.owner
         )
         for body in (main, *tasks.values())
         for step, _ in walk([*body.steps, *body.finally_steps])
@@ -310,6 +311,7 @@ def _compile_declared(text: str, file: str, source: Source, workflow: m.Workflow
     )
 
 
-def branch_name(body: str, step_id: str, branch: str) -> str:
-    """The name a ``parallel`` branch runs under: ``<task or workflow>:<step>.<branch>``."""
-    return f"{body}:{step_id}.{branch}"
+def branch_name(owner: str | None, step_id: str, branch: str) -> str:
+    """The name a ``parallel`` branch runs under (``LoadedWorkflow.branches``): its step's
+    id and its name, in the main workflow (``owner`` None) or in the task ``owner``."""
+    return json.dumps([owner, step_id, branch])

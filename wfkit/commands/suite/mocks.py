@@ -16,7 +16,7 @@ from wfkit.commands.suite.models import (
     WorkflowMock,
 )
 from wfkit.engine.agents import AgentReply, AgentRequest, AttemptIO
-from wfkit.engine.context import ChildEnded, ChildRunner
+from wfkit.engine.context import ChildCall, ChildEnded, ChildRunner
 from wfkit.errors import (
     ERROR_TYPES,
     StepError,
@@ -138,12 +138,13 @@ class MockChildren:
         inputs: dict[str, Any],
         parent: str,
         secrets: dict[str, str],
-        step_id: str = "",
+        call: ChildCall,
     ) -> ChildEnded:
-        mock = self.mocks.get(step_id, self.mocks.get(step_id.rsplit("/", 1)[-1]))
+        key = call.step_id if call.step_id in self.mocks else call.step_id.rsplit("/", 1)[-1]
+        mock = self.mocks.get(key)
         if mock is None:
-            return await self.real(loaded, inputs, parent, secrets, step_id)
-        self.calls.setdefault(step_id, []).append(dict(inputs))
+            return await self.real(loaded, inputs, parent, secrets, call)
+        self.calls.setdefault(key, []).append(dict(inputs))
         if mock.raises is not None:
             error = {"type": mock.raises.type, "message": mock.raises.message}
             return ChildEnded("mocked", "failed", error, None)

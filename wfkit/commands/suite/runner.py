@@ -116,22 +116,26 @@ class CaseSession:
                 self._store.close()
 
 
-def _recorded_ids(loaded: LoadedWorkflow, steps: list[Any], prefix: str) -> Iterator[str]:
-    """The ids steps are recorded under: ``fan/step`` for the steps of a fan-out's task or
-    of a ``parallel`` step's branches."""
+def _recorded_ids(
+    loaded: LoadedWorkflow, steps: list[Any], prefix: str, seen: frozenset[str] = frozenset()
+) -> Iterator[tuple[str, Any]]:
+    """The ids steps are recorded under, with the step: ``fan/step`` for the steps of a
+    fan-out's task or of a ``parallel`` step's branches (a task fanning out over itself is
+    followed once: ``seen``)."""
     from wfkit.language.models import ParallelStep
 
     for step in steps:
-        yield prefix + step.step_id
+        yield prefix + step.step_id, step
         task = getattr(step, "sub_agent_task", None)
-        if task in loaded.tasks:
+        if task in loaded.tasks and task not in seen:
             body = loaded.tasks[task]
             inner = f"{prefix}{step.step_id}/"
-            yield from _recorded_ids(loaded, [*body.steps, *body.finally_steps], inner)
+            both = [*body.steps, *body.finally_steps]
+            yield from _recorded_ids(loaded, both, inner, seen | {task})
         for label, children in step.children():
             branch = isinstance(step, ParallelStep) and label != "cleanup"
             inner = f"{prefix}{step.step_id}/" if branch else prefix
-            yield from _recorded_ids(loaded, children, inner)
+            yield from _recorded_ids(loaded, children, inner, seen)
 
 
 def _check_expected_steps(loaded: LoadedWorkflow, case: Case, suite_file: Path) -> None:
@@ -139,7 +143,21 @@ def _check_expected_steps(loaded: LoadedWorkflow, case: Case, suite_file: Path) 
     before the case runs, with a did-you-mean, instead of "never ran" after."""
     from wfkit.language.diagnostics import suggest
 
-    known = set(_recorded_ids(loaded, [*loaded.main.steps, *loaded.main.finally_steps], ""))
+    recorded = dict(_recorded_ids(loaded, [*loaded.main.steps, *loaded.main.finally_steps], ""))
+    known = set(recorded)
+    calls = {
+        key
+        for sid, step in recorded.items()
+        if step.step_type == "workflow"
+        for key in (sid, step.step_id)
+    }
+    for step_id in case.mocks.workflows:
+        if step_id not in calls:
+            raise LoadError(
+                f"case {case.name!r} mocks workflow step {step_id!r}, which {loaded.name!r} "
+                f"does not have{suggest(step_id, sorted(calls))}",
+                file=str(suite_file),
+            )
     for step_id in case.expect.steps:
         if step_id not in known:
             raise LoadError(

@@ -34,8 +34,13 @@ async def run_parallel(step: ParallelStep, frame: Frame) -> Any:
     """Run every branch; the result is ``{branch: {status, error, result}}`` in branch order,
     ``result`` being the output of the branch's last step. Under ``fail_fast`` the first
     failure cancels the branches in flight (their cleanup runs) and fails the step."""
-    frame.take_reentry()  # continuing needs no notes: finished branches are remembered
     names = list(step.branches)
+    resumed = frame.take_reentry() is not None
+    if not resumed:  # a new execution (a retry, a loop's next turn): nothing of an earlier one
+        for index in range(len(names)):
+            frame.forget(_key(step, index))
+            frame.run.emit(FrameDropped(frame.run.run_id, _frame_key(step, frame, index)))
+    frame.note(branches=len(names))  # a resume re-enters the step (take_reentry)
     entries: list[dict[str, Any] | None] = [
         frame.memory.get(_key(step, i)) for i in range(len(names))
     ]
@@ -49,7 +54,7 @@ async def run_parallel(step: ParallelStep, frame: Frame) -> Any:
 
     async def worker() -> None:
         for index in queue:
-            entry, error = await _run_branch(step, frame, index, names, start)
+            entry, error = await _run_branch(step, frame, index, names, start, resumed)
             entries[index] = entry
             if error is None:
                 frame.remember(_key(step, index), entry)
@@ -107,15 +112,19 @@ def _frame_key(step: ParallelStep, frame: Frame, index: int) -> str:
 
 
 async def _run_branch(
-    step: ParallelStep, frame: Frame, index: int, names: list[str], start: dict[str, Any]
+    step: ParallelStep,
+    frame: Frame,
+    index: int,
+    names: list[str],
+    start: dict[str, Any],
+    resumed: bool,
 ) -> tuple[dict[str, Any], BranchError | None]:
     """One branch's entry, or its error; its end is told (:class:`ItemFinished`)."""
     run = frame.run
     name = names[index]
     job = ItemJob(
         step_id=step.step_id,
-        # branches are named after the task (or workflow) whose steps hold the step
-        task=branch_name(frame.body.name.split(":", 1)[0], step.step_id, name),
+        task=branch_name(frame.body.owner, step.step_id, name),
         prefix=f"{frame.prefix}{step.step_id}/",
         active=(*frame.active, f"branch {name}"),
         key=_frame_key(step, frame, index),
@@ -123,7 +132,7 @@ async def _run_branch(
         item=name,
         retries=0,
         inputs={},
-        saved=run.load_frame(_frame_key(step, frame, index)),
+        saved=run.load_frame(_frame_key(step, frame, index)) if resumed else None,
         start=start,
     )
     executor = run.options.executor
@@ -143,16 +152,21 @@ async def _run_branch(
 def _merge_into(frame: Frame, base: dict[str, Any], final: dict[str, Any]) -> None:
     """Write what a branch changed (``base`` -> ``final``) into the frame's state."""
     current = frame.state.raw
+    for top in base.keys() - final.keys():  # the branch deleted it
+        if top in current:
+            frame.state.write(f"raw.{top}", "delete")
     for top, value in final.items():  # in the branch's own order: deterministic
-        if value == base.get(top, MISSING):
-            continue
-        merged = _merged(current.get(top, MISSING), base.get(top, MISSING), value)
-        frame.state.write(f"raw.{top}", "set", merged)
+        old = base.get(top, MISSING)
+        if not _same(value, old):
+            frame.state.write(f"raw.{top}", "set", _merged(current.get(top, MISSING), old, value))
 
 
 def _merged(current: Any, base: Any, new: Any) -> Any:
-    """``current`` with the changes from ``base`` to ``new``: maps leaf by leaf (a key the
-    branch removed is removed), anything else replaced whole."""
+    """``current`` with the changes from ``base`` to ``new``: maps key by key (a key the
+    branch removed is removed; a map the branch created merges with one another branch
+    created), anything else replaced whole."""
+    if base is MISSING:
+        base = {}
     if not (isinstance(current, dict) and isinstance(base, dict) and isinstance(new, dict)):
         return copy.deepcopy(new)
     out = dict(current)
@@ -160,6 +174,17 @@ def _merged(current: Any, base: Any, new: Any) -> Any:
         out.pop(key, None)
     for key, value in new.items():
         old = base.get(key, MISSING)
-        if value != old:
+        if not _same(value, old):
             out[key] = _merged(current.get(key, MISSING), old, value)
     return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON values: ``true`` is not ``1``, nor ``1.0`` ``1``."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)

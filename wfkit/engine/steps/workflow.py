@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from wfkit.engine.context import ChildCall
 from wfkit.engine.steps.registry import handles
 from wfkit.errors import ChildRunError, StepError, WfkitError, WorkflowStepError
 from wfkit.language.expressions import make_scope
@@ -31,9 +32,19 @@ async def run_workflow_step(step: WorkflowStep, frame: Frame) -> Any:
             step_id=step.step_id,
         )
     inputs = dict(frame.eval(step, "inputs")) if step.inputs else {}
+    # a resume re-entering this step continues the child run it had started, if any
+    earlier = (frame.take_reentry() or {}).get("child")
+
+    def started(child_id: str) -> None:
+        """The child's run id, kept with the caller's position before the child runs."""
+        if frame.cursor:
+            frame.note(child=child_id)
+            if frame.during is None:
+                run.checkpoint(frame, durable=True)
+
+    call = ChildCall(frame.prefix + step.step_id, earlier, started)
     try:
-        secrets = dict(run.masker.secrets)
-        ended = await runner(child, inputs, run.run_id, secrets, frame.prefix + step.step_id)
+        ended = await runner(child, inputs, run.run_id, dict(run.masker.secrets), call)
     except StepError:
         raise
     except WfkitError as exc:  # the child could not start (its inputs)
