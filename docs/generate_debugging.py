@@ -65,6 +65,60 @@ def _output_blocks(tmp: Path) -> dict[str, str]:
     return blocks
 
 
+FIX_FLOW = """\
+name: release-check
+steps:
+  - id: build
+    type: shell_command
+    command: "echo built > artifact.txt; echo built"
+  - id: smoke
+    type: shell_command
+    command: "grep -q ready artifact.txt"
+    on_error: retry
+    retry_count: 1
+    retry_delay: 0
+  - id: publish
+    type: shell_command
+    command: "echo published"
+"""
+
+
+def _fix_blocks(tmp: Path) -> dict[str, str]:
+    """From a failed run to a fix: replay, replay an edit, a test from the run, resume --plan."""
+    folder = tmp / "fix"
+    folder.mkdir()
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        Path("release.yaml").write_text(FIX_FLOW)
+        blocks = {"fix_run": _cli("run", "release.yaml")[1]}
+        _, out = _cli("runs", "--json", "--workflow", "release-check")
+        run_id = json.loads(out)[0]["run_id"]
+        blocks["fix_replay"] = _cli("replay", run_id)[1]
+        fixed = FIX_FLOW.replace(
+            "    retry_delay: 0\n", "    retry_delay: 0\n    on_error: continue\n"
+        )
+        fixed = fixed.replace("    on_error: retry\n", "")
+        Path("fixed.yaml").write_text(fixed)
+        blocks["fix_replay_edit"] = _cli("replay", run_id, "--workflow", "fixed.yaml")[1]
+        blocks["fix_replay_live"] = _cli(
+            "replay", run_id, "--workflow", "fixed.yaml", "--live", "publish"
+        )[1]
+        Path("tests").mkdir()
+        blocks["fix_from_run"] = _cli(
+            "test", "--from-run", run_id, "-o", "tests/release.wftest.yaml"
+        )[1]
+        blocks["fix_case"] = Path("tests/release.wftest.yaml").read_text()
+        blocks["fix_test"] = _cli("test", "tests")[1]
+        Path("release.yaml").write_text(fixed)
+        blocks["fix_test_red"] = _cli("test", "tests")[1]
+        blocks["fix_plan"] = _cli("resume", run_id, "--plan")[1]
+        blocks["fix_resume"] = _cli("resume", run_id)[1]
+    finally:
+        os.chdir(cwd)
+    return {k: v.replace(f"{folder}/", "").replace(f"{tmp}/", "") for k, v in blocks.items()}
+
+
 def generate() -> str:
     """The page, with the output of every command it shows."""
     cwd = os.getcwd()
@@ -119,6 +173,7 @@ def generate() -> str:
             _, out = _cli("run", DEMO, "-i", f"marker={marker}", "--json")
             again = json.loads(out[: out.rindex("}") + 1])["run_id"]
             blocks["diff"] = _cli("diff", run_id, again)[1]
+            blocks.update(_fix_blocks(Path(tmp)))
         finally:
             marker.unlink(missing_ok=True)
             os.chdir(cwd)
@@ -441,6 +496,84 @@ run above against a fresh run once the marker exists:
 ```console
 $ wfkit diff RUN_ID OTHER_RUN_ID
 {diff}
+```
+
+## From a failed run to a fix: `replay`, `test --from-run`, `resume --plan`
+
+A release check failed: its smoke test found no `ready` in the artifact, twice.
+
+```console
+$ wfkit run release.yaml
+{fix_run}
+```
+
+**Replay it.** `wfkit replay RUN_ID` runs the recorded run again with every side effect
+answered from its record, attempt by attempt (shell commands by step, tools by name, agents,
+answers, child runs; waits take no time): nothing outside runs, and the replay is a run of its
+own (`replay of RUN_ID`). With the recorded workflow it must reproduce the record; a
+difference is a determinism problem (a value such as `workflow.run_id` that differs between
+runs), exit 1:
+
+```console
+$ wfkit replay RUN_ID
+{fix_replay}
+```
+
+**Would my fix have changed yesterday's run?** The fix lets the release go on as a draft
+when the smoke test fails (`on_error: continue` instead of retries). `--workflow FILE`
+replays the edited copy over the same facts. `smoke` is answered with its recorded failure,
+the new policy carries on, and `publish`, which never ran in the record, cannot be answered:
+the replay stops there and says so:
+
+```console
+$ wfkit replay RUN_ID --workflow fixed.yaml
+{fix_replay_edit}
+```
+
+`--live STEP` runs that step for real (only its commands: the rest is still answered from the
+record), and the divergences say what the fix changes, first one first:
+
+```console
+$ wfkit replay RUN_ID --workflow fixed.yaml --live publish
+{fix_replay_live}
+```
+
+Shell steps are answered by step and attempt, not by their command text (the record keeps
+their output, not the command line): a replay shows how a new definition treats the recorded
+facts (its retries, conditions, fallbacks, state updates), not what an edited command would
+print.
+
+**Keep it as a test.** `wfkit test --from-run RUN_ID` writes a case that reproduces the run
+from its record, and passes at once:
+
+```console
+$ wfkit test --from-run RUN_ID -o tests/release.wftest.yaml
+{fix_from_run}
+$ cat tests/release.wftest.yaml
+{fix_case}
+$ wfkit test tests
+{fix_test}
+```
+
+With the fix in `release.yaml` the outcome changes, and the case fails, naming each
+expectation that no longer holds; update it, or keep it as the record of the old behaviour:
+
+```console
+$ wfkit test tests
+{fix_test_red}
+```
+
+**Resume with the fix.** `wfkit resume RUN_ID --plan` compares the recorded workflow with the
+file and judges each change against where the resume continues (the table in
+docs/errors.md): a change to the step the run failed in is safe, it runs again with the new
+definition. A change to a completed step (`build`) would be unsafe, and a plain resume refused
+with that change and its override (`--from build`).
+
+```console
+$ wfkit resume RUN_ID --plan
+{fix_plan}
+$ wfkit resume RUN_ID
+{fix_resume}
 ```
 """
 

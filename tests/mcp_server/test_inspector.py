@@ -75,6 +75,7 @@ def test_inspector_lists_and_calls_tools(inspector: Path, tmp_path: Path) -> Non
         "workflow_logs",
         "workflow_report",
         "workflow_cancel",
+        "workflow_replay",
         "workflow_start",
         "workflow_next_task",
         "workflow_complete_task",

@@ -291,6 +291,9 @@ def test_logs_report_and_resume_from_with_inputs(root: Path, transport: str) -> 
             report = await ok(client, "workflow_report", run_id=run["run_id"])
             assert report["run_id"] == run["run_id"]
             assert report["status"] == "failed"
+            replayed = await ok(client, "workflow_replay", run_id=run["run_id"])
+            assert replayed["replay_of"] == run["run_id"]
+            assert replayed["reproduced"] is True, replayed["divergences"]
             # the step that read the file completed: resuming alone fails again ...
             (root / "config-b").write_text("good")
             again = await ok(client, "workflow_resume", run_id=run["run_id"])

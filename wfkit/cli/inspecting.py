@@ -236,3 +236,29 @@ def report(
         emit_json(result)
         return
     write_page(run_page_html(result), output or f"wfkit-report-{result.run_id}.html")
+
+
+def replay(
+    run_id: RunIdArg,
+    workflow: Annotated[
+        str | None,
+        typer.Option("--workflow", help="Replay with this (edited) workflow file instead."),
+    ] = None,
+    live: Annotated[
+        list[str] | None,
+        typer.Option("--live", help="Run this step's commands for real (repeatable)."),
+    ] = None,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run a recorded run again with every side effect answered from its record: nothing
+    outside runs. Says where the replay differs (with --workflow: what an edit changes)."""
+    from wfkit.cli.views.replay import replay_view
+    from wfkit.commands.replay import replay_run
+
+    respond(
+        lambda: replay_run(run_id, store=store, workflow=workflow, live=live),
+        replay_view,
+        json_out,
+        lambda result: 0 if result.reproduced or result.edited else 1,
+    )

@@ -15,6 +15,7 @@ from wfkit.cli.common import (
     FileArg,
     InputsOpt,
     JsonOpt,
+    StoreOpt,
     call,
     console,
     ok_or_failed,
@@ -113,7 +114,22 @@ def step_trial_command(
 
 
 def suite_command(
-    paths: Annotated[list[str], typer.Argument(help="*.wftest.yaml files or folders.")],
+    paths: Annotated[
+        list[str] | None, typer.Argument(help="*.wftest.yaml files or folders.")
+    ] = None,
+    from_run: Annotated[
+        str | None,
+        typer.Option(
+            "--from-run",
+            help="Write a test case from this recorded run (mocks from its record, "
+            "expectations from its outcome) instead of running suites.",
+        ),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("-o", "--output", help="With --from-run: the file to write (else stdout)."),
+    ] = None,
+    store: StoreOpt = None,
     junit_xml: Annotated[
         str | None, typer.Option("--junit-xml", help="Write a JUnit XML report here.")
     ] = None,
@@ -147,6 +163,11 @@ def suite_command(
     from wfkit.errors import NoTestsFoundError
 
     err = console(stderr=True)
+    if from_run is not None:
+        _write_case(from_run, output, store, json_out)
+        return
+    if not paths:
+        raise typer.BadParameter("give *.wftest.yaml files or folders, or --from-run RUN_ID")
     measure = coverage or lcov is not None or fail_under is not None
     try:
         result = call(
@@ -240,3 +261,22 @@ def bench(
         Path(save).write_text(result.model_dump_json(indent=2), encoding="utf-8")
     show(result, bench_view, json_out)
     raise typer.Exit(EXIT_FAILED if result.regressed else EXIT_OK)
+
+
+def _write_case(run_id: str, output: str | None, store: str | None, json_out: bool) -> None:
+    """``wfkit test --from-run``: the case's YAML to ``output`` (or stdout)."""
+    import json
+    from pathlib import Path
+
+    from wfkit.commands.suite.from_run import case_from_run
+
+    target = Path(output) if output else Path.cwd() / "run.wftest.yaml"
+    text = call(lambda: case_from_run(run_id, store=store, output=target), json_out)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    target.write_text(text, encoding="utf-8")
+    if json_out:
+        typer.echo(json.dumps({"written": str(target)}))
+    else:
+        console(stderr=True).print(f"wrote {target}: run it with `wfkit test {target}`")

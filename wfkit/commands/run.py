@@ -69,6 +69,7 @@ async def run_workflow_async(
     parent_run_id: str | None = None,
     inherited_secrets: dict[str, str] | None = None,
     wrap_children: Callable[[ChildRunner], ChildRunner] | None = None,
+    note: str | None = None,
 ) -> RunReport:
     """Load, check inputs, run and record a workflow; raise LoadError/InputError up front.
 
@@ -81,7 +82,8 @@ async def run_workflow_async(
     without ``stored_breakers`` the circuit breakers start closed (test cases are isolated);
     ``open_run_store`` is ``store`` open already, left open after the run (a test suite records
     all its cases through one connection); ``wrap_children`` wraps the runner of ``workflow``
-    steps' children (a suite's mocks answer some of them).
+    steps' children (a suite's mocks answer some of them); ``note`` is recorded as the run's
+    first message.
     """
     if loaded is None:
         loaded = load_file(file, compile_cache_dir(store))
@@ -133,6 +135,8 @@ async def run_workflow_async(
             inherited_secrets=dict(inherited_secrets or {}),
         )
         run = Run(loaded, run_id or new_run_id(), resolved, options)
+        if note is not None:  # what this run is (a replay of another): its first message
+            run.message("info", note)
         outcome = await execute_recorded(run, run_store, choice)
         return report(outcome, loaded.file, run_store.location)
 

@@ -1,4 +1,4 @@
-"""The MCP tools over one recorded run: its logs, its report, and cancelling it.
+"""The MCP tools over one recorded run: its logs, its report, cancelling and replaying it.
 
 Each calls the same command function as the CLI (``wfkit logs --json``, ``wfkit report
 --json``, ``wfkit cancel --json``) and returns its pydantic result, so the SDK publishes the
@@ -14,6 +14,7 @@ from pydantic import Field
 
 from wfkit.commands.logs import LogsResult
 from wfkit.commands.manage import CancelResult
+from wfkit.commands.replay import ReplayResult
 from wfkit.commands.report import RunPage
 from wfkit.mcp_server.arguments import RunId, check_path_text
 from wfkit.mcp_server.tools import Scope, apart
@@ -77,4 +78,28 @@ async def workflow_cancel(scope: Scope, run_id: RunId) -> CancelResult:
     )
 
 
-TOOLS = (workflow_logs, workflow_report, workflow_cancel)
+async def workflow_replay(
+    scope: Scope,
+    run_id: RunId,
+    workflow: Annotated[
+        str | None,
+        Field(description="An edited copy of the workflow to replay instead (under the root)."),
+    ] = None,
+    live: Annotated[
+        list[str] | None,
+        Field(description="Steps whose commands run for real (new steps the record lacks)."),
+    ] = None,
+) -> ReplayResult:
+    """Run a recorded run again with every side effect answered from its record (nothing
+    outside runs, except the `live` steps), as `wfkit replay` does: whether it reproduced
+    the record, and each divergence, first one first. With `workflow`: what the edit would
+    have changed in that run. The replay is a run of its own, `replay of RUN_ID`."""
+    from wfkit.commands.replay import replay_run
+    from wfkit.mcp_server.arguments import confine
+
+    check_path_text(run_id, "run_id")
+    path = confine(scope.root, workflow) if workflow else None
+    return await apart(lambda: replay_run(run_id, store=scope.store, workflow=path, live=live))
+
+
+TOOLS = (workflow_logs, workflow_report, workflow_cancel, workflow_replay)

@@ -17,6 +17,7 @@ from wfkit.commands.suite.models import (
 )
 from wfkit.engine.agents import AgentReply, AgentRequest, AttemptIO
 from wfkit.engine.context import ChildCall, ChildEnded, ChildRunner
+from wfkit.engine.steps.shell import SHELL_STEP
 from wfkit.errors import (
     ERROR_TYPES,
     StepError,
@@ -30,6 +31,13 @@ if TYPE_CHECKING:
 
 class MockError(StepError):
     """The workflow did something the test case does not mock."""
+
+
+class ReplayGapError(MockError):
+    """A replayed step the record cannot answer (new, or given other arguments): the
+    replay stops there, whatever the step's error policy says."""
+
+    fatal = True
 
     permanent = True
     fatal = True
@@ -144,7 +152,8 @@ class MockChildren:
         mock = self.mocks.get(key)
         if mock is None:
             return await self.real(loaded, inputs, parent, secrets, call)
-        self.calls.setdefault(key, []).append(dict(inputs))
+        for name in {key, call.step_id}:  # expect.calls names it either way
+            self.calls.setdefault(name, []).append(dict(inputs))
         if mock.raises is not None:
             error = {"type": mock.raises.type, "message": mock.raises.message}
             return ChildEnded("mocked", "failed", error, None)
@@ -154,18 +163,35 @@ class MockChildren:
 class MockShell:
     """Answers shell commands from a case's mocks; unmatched commands run only if allowed."""
 
-    def __init__(self, mocks: list[ShellMock], allow_real: bool) -> None:
+    def __init__(
+        self,
+        mocks: list[ShellMock],
+        allow_real: bool,
+        live: frozenset[str] = frozenset(),
+        gap: type[MockError] = MockError,
+    ) -> None:
         self.mocks = mocks
         self.allow_real = allow_real
+        self.live = live  # steps whose commands run for real (replay --live)
+        self.gap = gap
         self.calls: list[str] = []
         self._uses: dict[int, int] = {}
 
     def __call__(self, command: str | list[str]) -> dict[str, Any] | None:
         text = command if isinstance(command, str) else " ".join(command)
         self.calls.append(text)
+        step_id, item = SHELL_STEP.get()
+        if self.live and (step_id in self.live or step_id.rsplit("/", 1)[-1] in self.live):
+            return None
         for i, mock in enumerate(self.mocks):
             pattern = mock.match
-            hit = re.search(pattern[3:], text) if pattern.startswith("re:") else pattern in text
+            if pattern is None:
+                hit = mock.step in (step_id, step_id.rsplit("/", 1)[-1]) and (
+                    mock.item is None or mock.item == item
+                )
+            else:
+                found = re.search(pattern[3:], text) if pattern.startswith("re:") else None
+                hit = found is not None if pattern.startswith("re:") else pattern in text
             if hit:
                 uses = self._uses[i] = self._uses.get(i, 0) + 1
                 reply: ShellReply = mock
@@ -174,6 +200,12 @@ class MockShell:
                 return reply.model_dump()
         if self.allow_real:
             return None
+        if self.gap is not MockError:
+            raise self.gap(
+                f"step {step_id!r} ran a command the record cannot answer: {text!r} (a new "
+                f"step, or other arguments; --live {step_id.rsplit('/', 1)[-1]} runs it)",
+                step_id=step_id,
+            )
         raise MockError(
             f"no shell mock matches {text!r} (add one under mocks.shell, or set "
             "allow_real_shell: true)"

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 
 from wfkit.commands._base import StrictModel
 from wfkit.commands.results import ErrorEntry, RunReport
@@ -79,10 +79,20 @@ class ShellReply(StrictModel):
 
 
 class ShellMock(ShellReply):
-    """Commands containing ``match`` (or matching ``re:<regex>``) get this reply."""
+    """Commands containing ``match`` (or matching ``re:<regex>``), or the commands of the
+    step ``step`` (its recorded id or its own; of parallel item ``item`` when given), get
+    this reply, or the next of ``sequence`` at each call (the last repeats)."""
 
-    match: str
+    match: str | None = None
+    step: str | None = None
+    item: int | None = None
     sequence: list[ShellReply] | None = None
+
+    @model_validator(mode="after")
+    def _one_matcher(self) -> ShellMock:
+        if (self.match is None) == (self.step is None):
+            raise ValueError("a shell mock needs `match` (the command) or `step`, not both")
+        return self
 
 
 class Mocks(StrictModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
     from wfkit.engine.frame import Frame
 
 _CHUNK = 65_536
+
+
+#: the step (its recorded id, and its parallel item) whose command ``RunOptions.shell`` is
+#: being asked about: a suite's shell mocks may answer by step instead of by command text
+SHELL_STEP: ContextVar[tuple[str, int | None]] = ContextVar("wfkit_shell_step", default=("", None))
 
 
 @handles(ShellCommandStep)
@@ -59,7 +65,11 @@ async def run_shell_command(step: ShellCommandStep, frame: Frame) -> Any:
         cwd = workflow_dir / str(frame.eval(step, "working_directory"))
     shown = command if isinstance(command, str) else " ".join(argv)
     if run.options.shell is not None:
-        mocked = run.options.shell(command)
+        token = SHELL_STEP.set((frame.prefix + step.step_id, frame.item))
+        try:
+            mocked = run.options.shell(command)
+        finally:
+            SHELL_STEP.reset(token)
         if mocked is not None:
             return _result(step, shown, mocked)
     limited_by = None
