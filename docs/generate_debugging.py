@@ -538,10 +538,20 @@ $ wfkit replay RUN_ID --workflow fixed.yaml --live publish
 {fix_replay_live}
 ```
 
-Shell steps are answered by step and attempt, not by their command text (the record keeps
-their output, not the command line): a replay shows how a new definition treats the recorded
-facts (its retries, conditions, fallbacks, state updates), not what an edited command would
-print.
+**Decisions and limits.** Shell steps are answered by step and attempt, not by their command
+text (the record keeps their output, not the command line): a replay shows how a new
+definition treats the recorded facts (its retries, conditions, fallbacks, state updates), not
+what an edited command would print. Tools are answered by name in the order they were
+called, not by arguments; `--live` runs shell steps only. A run that was resumed has a record
+of several segments: its replay runs once from the start, answering each step's attempts in
+the order they were recorded, and reports where that differs from the whole record. The
+replay never writes breaker state (breakers start closed, as in `wfkit test`). Only a run
+that ended by itself (succeeded, failed, timed out) is replayed or written as a test: a
+cancelled, interrupted or waiting run ended by something its record does not hold. What the
+record does not keep cannot be answered and stops the replay: a child run or an answer inside
+a loop or a parallel item beyond its last one, a tool or agent step the record never ran. A
+timed-out attempt is answered as a failed command (exit code 1); secret inputs are replayed
+as `***`, their masked value.
 
 **Keep it as a test.** `wfkit test --from-run RUN_ID` writes a case that reproduces the run
 from its record, and passes at once:

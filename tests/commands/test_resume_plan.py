@@ -77,6 +77,15 @@ CASES = [
     (("      - {id: inner,", "      - {id: inner2,"), "renamed", "inner", False),
     (("default: me}", "default: them}"), "input_default", None, True),
     (
+        (
+            '  - id: first\n    type: shell_command\n    command: "echo first {{ level }}"\n',
+            "",
+        ),
+        "removed",
+        "first",
+        False,
+    ),
+    (
         ("state_schema: {raw: {n: integer}}", "state_schema: {raw: {n: string}}"),
         "state_schema",
         None,
@@ -127,18 +136,34 @@ def test_a_changed_step_reading_a_completed_one_is_named(tmp_path: Path) -> None
 
 
 def test_an_input_that_took_its_default_gets_the_new_one(tmp_path: Path) -> None:
-    run_id = failed_run(tmp_path, "-i", "who=you")
+    run_id = failed_run(tmp_path)
     edit(tmp_path, "level: {type: integer, default: 1}", "level: {type: integer, default: 2}")
     edit(tmp_path, "default: me}", "default: them}")
     plan = plan_of(tmp_path, run_id)
-    assert plan["new_defaults"] == {"level": 2}
+    assert plan["new_defaults"] == {"level": 2, "who": "them"}
+    by_detail = {c["detail"].split(":")[0]: c for c in plan["changes"]}
+    # `first` completed reading the old default of level: taking the new one mixes both
+    assert by_detail["input 'level'"]["safe"] is False
+    assert "first" in by_detail["input 'level'"]["reason"]
+    assert by_detail["input 'who'"]["safe"] is True  # only `last` reads it, not run yet
+    refused = wfkit_cli(tmp_path, "resume", run_id, "--json")
+    assert refused.returncode == 2
+    (tmp_path / "open").touch()
+    done = wfkit_cli(tmp_path, "resume", run_id, "-i", "level=1", "--json")
+    report = json.loads(done.stdout)
+    assert report["status"] == "succeeded", done.stdout + done.stderr
+    assert report["state"]["inputs"] == {"level": 1, "who": "them"}
+
+
+def test_an_input_given_when_the_run_started_is_kept(tmp_path: Path) -> None:
+    run_id = failed_run(tmp_path, "-i", "who=you")
+    edit(tmp_path, "default: me}", "default: them}")
+    assert plan_of(tmp_path, run_id)["new_defaults"] == {}
     human = wfkit_cli(tmp_path, "resume", run_id, "--plan").stdout
-    assert "input level took its default: now 2" in human
+    assert "given when the run started: kept" in human
     (tmp_path / "open").touch()
     done = wfkit_cli(tmp_path, "resume", run_id, "--json")
-    report = json.loads(done.stdout)
-    assert report["status"] == "succeeded", done.stderr
-    assert report["state"]["inputs"] == {"level": 2, "who": "you"}  # given: kept
+    assert json.loads(done.stdout)["state"]["inputs"]["who"] == "you"
 
 
 def test_an_unchanged_file_has_an_empty_plan(tmp_path: Path) -> None:
@@ -146,3 +171,43 @@ def test_an_unchanged_file_has_an_empty_plan(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, run_id)
     assert (plan["changed"], plan["changes"], plan["new_defaults"]) == (False, [], {})
     assert "a plain resume goes ahead" in wfkit_cli(tmp_path, "resume", run_id, "--plan").stdout
+
+
+def test_a_step_moved_from_before_the_resume_point_is_unsafe(tmp_path: Path) -> None:
+    run_id = failed_run(tmp_path)
+    text = (tmp_path / "flow.yaml").read_text()
+    first = '  - id: first\n    type: shell_command\n    command: "echo first {{ level }}"\n'
+    (tmp_path / "flow.yaml").write_text(text.replace(first, "") + first)
+    plan = plan_of(tmp_path, run_id)
+    moved = [c for c in plan["changes"] if c["kind"] == "moved"]
+    assert moved, plan["changes"]
+    by_step = {c["step_id"]: c for c in moved}
+    assert by_step["first"]["safe"] is False
+    assert by_step["first"]["override"] == "--force"
+
+
+def test_changes_to_a_completed_fan_task_or_branch_are_unsafe(tmp_path: Path) -> None:
+    (tmp_path / "flow.yaml").write_text(
+        "name: fans\nsteps:\n"
+        "  - {id: fan, type: parallel_foreach, items: [1, 2], sub_agent_task: t}\n"
+        "  - id: par\n    type: parallel\n    branches:\n"
+        "      a: [{id: s1, type: state_update, path: raw.a, value: one}]\n"
+        "      b: [{id: s2, type: shell_command, command: 'test -f open'}]\n"
+        "sub_agent_tasks:\n  t:\n    inputs: {item: {type: integer}}\n    steps:\n"
+        "      - {id: work, type: shell_command, command: 'echo {{ item * 10 }}'}\n"
+    )
+    failed = json.loads(wfkit_cli(tmp_path, "run", "flow.yaml", "--json").stdout)
+    assert failed["status"] == "failed"
+    text = (tmp_path / "flow.yaml").read_text()
+    (tmp_path / "flow.yaml").write_text(
+        text.replace("item * 10", "item * 100").replace("value: one", "value: uno")
+    )
+    plan = plan_of(tmp_path, failed["run_id"])
+    by_step = {c["step_id"]: c for c in plan["changes"] if c["kind"] == "changed"}
+    assert by_step["t/work"]["safe"] is False
+    assert by_step["t/work"]["override"] == "--from fan"
+    assert by_step["s1"]["safe"] is False  # branch a completed with the old definition
+    (tmp_path / "flow.yaml").write_text(text.replace("test -f open", "true"))
+    again = plan_of(tmp_path, failed["run_id"])
+    [changed] = [c for c in again["changes"] if c["kind"] == "changed"]
+    assert (changed["step_id"], changed["safe"]) == ("s2", True)  # not completed: reruns

@@ -708,3 +708,20 @@ def test_a_task_fanning_out_over_itself_and_a_misspelt_workflow_mock(
     [case] = run_tests([typo]).cases
     assert case.status == "error"
     assert "mocks workflow step 'tops'" in str(case.error)
+
+
+def test_an_unmocked_command_fails_the_case_whatever_the_policy(
+    write: Callable[..., Path],
+) -> None:
+    write(
+        "name: lax\nsteps:\n"
+        "  - {id: sh, type: shell_command, command: 'rm -rf nothing', on_error: continue}\n",
+        "lax.yaml",
+    )
+    path = write(
+        "workflow: lax.yaml\ncases:\n  - name: x\n    expect: {status: succeeded}\n",
+        "lax.wftest.yaml",
+    )
+    [case] = run_tests([path]).cases
+    assert case.status == "failed"  # a MockError is fatal: on_error does not hide it
+    assert any(f.path == "status" for f in case.failures)

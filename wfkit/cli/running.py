@@ -187,6 +187,7 @@ def resume(
                 workflow=workflow,
                 from_step=from_step,
                 inputs=parse_assignments(inputs),
+                inputs_file=inputs_file,
             ),
             resume_plan_view,
             json_out,

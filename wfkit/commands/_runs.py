@@ -26,7 +26,7 @@ from wfkit.commands.results import (
 )
 from wfkit.engine.agents import AgentPerformer
 from wfkit.engine.context import Ask, RunOptions
-from wfkit.engine.events import ErrorRecord, Event
+from wfkit.engine.events import BreakerChanged, ErrorRecord, Event
 from wfkit.engine.interrupts import SIGNALS, cancel_on
 from wfkit.engine.runtime import Run, RunOutcome
 from wfkit.engine.tools import NoTools, ToolProvider
@@ -128,8 +128,11 @@ def run_options(
     **more: Any,
 ) -> RunOptions:
     """The engine options of a run recorded in ``run_store`` (its breakers' stored state
-    included); ``sleep`` and ``clock`` replace the real ones when given."""
-    sinks: list[Callable[[Event], None]] = [run_store]
+    included; without ``stored_breakers`` they start closed and their changes are not
+    stored); ``sleep`` and ``clock`` replace the real ones when given."""
+    sinks: list[Callable[[Event], None]] = [
+        run_store if stored_breakers else _no_breakers(run_store)
+    ]
     if on_event is not None:
         sinks.append(on_event)
     from wfkit.commands._secrets import read_env_file, read_secrets
@@ -151,6 +154,17 @@ def run_options(
     if clock is not None:
         options.clock = clock
     return options
+
+
+def _no_breakers(run_store: Store) -> Callable[[Event], None]:
+    """The store as a sink that leaves the shared breaker state alone (a test case, a
+    replay: their breakers are their own)."""
+
+    def sink(event: Event) -> None:
+        if not isinstance(event, BreakerChanged):
+            run_store(event)
+
+    return sink
 
 
 def until_signalled(work: Callable[[], Awaitable[T]]) -> T:

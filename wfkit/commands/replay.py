@@ -68,7 +68,7 @@ def replay_run(
     """Replay ``run_id`` (module docstring)."""
     with open_store(store, create=False, read_only=True) as run_store:
         row = run_store.get_run(run_id)
-        case = Case.model_validate(recorded_case(run_store, row))
+        case = Case.model_validate(recorded_case(run_store, row, "replayed"))
         text = run_store.source(row.digest)
         recorded = _executions(run_store.step_history(row.run_id))
     if workflow is not None:
@@ -79,7 +79,7 @@ def replay_run(
         loaded = load_file(row.file)
     edited = loaded.digest != row.digest
     clock = VirtualClock()
-    tools = MockTools(case.mocks.tools)
+    tools = MockTools(case.mocks.tools, ReplayGapError)
     mocks = case.mocks
     report = run_workflow(
         loaded.file,
@@ -88,16 +88,17 @@ def replay_run(
         store=store,
         answers=mocks.answers,
         tools=tools,
-        agent=MockAgents(mocks.agents, tools.calls),
+        agent=MockAgents(mocks.agents, tools.calls, ReplayGapError),
         shell=MockShell(mocks.shell, False, frozenset(live or ()), ReplayGapError),
         sleep=clock.sleep,
         clock=clock.time,
         stored_breakers=False,
-        wrap_children=lambda real: MockChildren(mocks.workflows, tools.calls, real),
+        wrap_children=lambda real: MockChildren(mocks.workflows, tools.calls, real, ReplayGapError),
         note=f"replay of {row.run_id}",
     )
     gap = next((e for e in report.errors if e.error_type == "ReplayGapError"), None)
-    divergences = _compare(recorded, _executions_of(report), row, report)
+    raw = (row.state or {}).get("raw", {})
+    divergences = _compare(recorded, _executions_of(report), row.status, raw, report)
     if gap is not None:
         divergences.insert(
             0,
@@ -122,92 +123,103 @@ def replay_run(
     )
 
 
-def _executions(history: list[dict[str, Any]]) -> list[tuple[str, int | None, str, int]]:
-    """Each step execution as ``(step id, item, status, attempts)``, items in item order."""
-    rows = [(h["step_id"], h.get("item"), h["status"], h["attempts"]) for h in history]
-    return _ordered(rows)
+Execution = tuple[str, int | None, str, int]
+"""A step execution: ``(step id, item, status, attempts)``."""
 
 
-def _executions_of(report: RunReport) -> list[tuple[str, int | None, str, int]]:
+def _executions(history: list[dict[str, Any]]) -> list[Execution]:
+    return [(h["step_id"], h.get("item"), h["status"], h["attempts"]) for h in history]
+
+
+def _executions_of(report: RunReport) -> list[Execution]:
     with open_store(report.store, create=False, read_only=True) as run_store:
         return _executions(run_store.step_history(report.run_id))
 
 
-def _ordered(
-    rows: list[tuple[str, int | None, str, int]],
-) -> list[tuple[str, int | None, str, int]]:
-    """Parallel items finish in any order: compare them by item, in the order of their
-    first record (the main steps keep theirs)."""
-    return sorted(rows, key=lambda r: (r[1] is not None, r[1] if r[1] is not None else 0))
+def _by_key(rows: list[Execution]) -> dict[tuple[str, int | None], list[tuple[str, int]]]:
+    """Each step (in each parallel item) with its executions in order: items finish in any
+    order, so the comparison is per step and item, in the order the record first ran them."""
+    found: dict[tuple[str, int | None], list[tuple[str, int]]] = {}
+    for step_id, item, status, attempts in rows:
+        found.setdefault((step_id, item), []).append((status, attempts))
+    return found
 
 
 def _compare(
-    recorded: list[tuple[str, int | None, str, int]],
-    replayed: list[tuple[str, int | None, str, int]],
-    row: Any,
+    recorded: list[Execution],
+    replayed: list[Execution],
+    status: str,
+    raw: dict[str, Any],
     report: RunReport,
 ) -> list[Divergence]:
     found: list[Divergence] = []
-    for was, now in zip(recorded, replayed, strict=False):
-        where = was[0] + (f"[{was[1]}]" if was[1] is not None else "")
-        if was[0] != now[0] or was[1] != now[1]:
+    before, after = _by_key(recorded), _by_key(replayed)
+    for key in [*before, *(k for k in after if k not in before)]:
+        was, now = before.get(key, []), after.get(key, [])
+        where = key[0] + (f"[{key[1]}]" if key[1] is not None else "")
+        if not now or not was:
+            what = "only_recorded" if not now else "only_replayed"
+            side = "the record" if not now else "the replay"
             found.append(
-                Divergence(
-                    step_id=was[0],
-                    what="only_recorded",
-                    recorded=was[0],
-                    replayed=now[0],
-                    detail=f"the record ran {where} here, the replay {now[0]}",
-                )
+                Divergence(step_id=key[0], what=what, detail=f"{where} ran only in {side}")
             )
-            return found  # the paths parted: what follows does not line up
-        if was[2] != now[2]:
-            found.append(
-                Divergence(
-                    step_id=was[0],
-                    what="status",
-                    recorded=was[2],
-                    replayed=now[2],
-                    detail=f"{where} {was[2]} in the record, {now[2]} in the replay",
+            continue
+        for n, (a, b) in enumerate(zip(was, now, strict=False), start=1):
+            if a[0] != b[0]:
+                found.append(
+                    Divergence(
+                        step_id=key[0],
+                        what="status",
+                        recorded=a[0],
+                        replayed=b[0],
+                        detail=f"{where} (execution {n}) {a[0]} in the record, {b[0]} in"
+                        " the replay",
+                    )
                 )
-            )
-        elif was[3] != now[3]:
-            found.append(
-                Divergence(
-                    step_id=was[0],
-                    what="attempts",
-                    recorded=was[3],
-                    replayed=now[3],
-                    detail=f"{where} took {was[3]} attempt(s) in the record, {now[3]} now",
+                break
+            if a[1] != b[1]:
+                found.append(
+                    Divergence(
+                        step_id=key[0],
+                        what="attempts",
+                        recorded=a[1],
+                        replayed=b[1],
+                        detail=f"{where} (execution {n}) took {a[1]} attempt(s) in the record,"
+                        f" {b[1]} in the replay",
+                    )
                 )
-            )
-    for extra, what in (
-        (recorded[len(replayed) :], "only_recorded"),
-        (replayed[len(recorded) :], "only_replayed"),
-    ):
-        for r in extra:
-            side = "the record" if what == "only_recorded" else "the replay"
-            found.append(Divergence(step_id=r[0], what=what, detail=f"{r[0]} ran only in {side}"))
-    if report.status != row.status:
+                break
+        else:
+            if len(was) != len(now):
+                found.append(
+                    Divergence(
+                        step_id=key[0],
+                        what="executions",
+                        recorded=len(was),
+                        replayed=len(now),
+                        detail=f"{where} ran {len(was)} time(s) in the record, {len(now)} in the"
+                        " replay",
+                    )
+                )
+    if report.status != status:
         found.append(
             Divergence(
                 step_id=None,
                 what="status",
-                recorded=row.status,
+                recorded=status,
                 replayed=report.status,
-                detail=f"the run {row.status} in the record, {report.status} in the replay",
+                detail=f"the run {status} in the record, {report.status} in the replay",
             )
         )
-    before = (row.state or {}).get("raw", {})
-    after = report.state.raw
-    for name in sorted(before.keys() | after.keys()):
-        if before.get(name) != after.get(name):
+    after_raw = report.state.raw
+    for name in sorted(raw.keys() | after_raw.keys()):
+        if raw.get(name) != after_raw.get(name):
             found.append(
                 Divergence(
                     step_id=None,
                     what="state",
-                    recorded=before.get(name),
-                    replayed=after.get(name),
+                    recorded=raw.get(name),
+                    replayed=after_raw.get(name),
                     detail=f"raw.{name} differs at the end",
                 )
             )

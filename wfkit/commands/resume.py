@@ -34,6 +34,7 @@ from wfkit.store import open_store
 from wfkit.store.base import RunRow, Store
 
 RESUMABLE = ("failed", "timed_out", "cancelled", "interrupted", "waiting")
+FANS = ("parallel", "parallel_foreach")
 
 
 def history_records(history: list[dict[str, Any]]) -> list[StepRecord]:
@@ -276,10 +277,14 @@ def _plan(
     if cursor:
         done = bool(cursor[0]["done"]) and len(cursor) == 1
         stop, inside = cursor[0]["i"] + int(done), len(cursor) > 1
+        tops = old.main.steps
+        if not done and 0 <= stop < len(tops) and tops[stop].step_type in FANS:
+            inside = True  # its items or branches keep their own positions
     else:
         stop, inside = -1, False
     history = run_store.step_history(row.run_id)
     completed = {h["step_id"] for h in history if h["status"] in ("succeeded", "skipped")}
+    completed |= {sid.rsplit("/", 1)[-1] for sid in completed}  # a branch's or item's step
     before = old.workflow.inputs
     defaulted = {
         name
@@ -315,12 +320,17 @@ def plan_resume(
     workflow: str | Path | None = None,
     from_step: str | None = None,
     inputs: dict[str, Any] | None = None,
+    inputs_file: str | Path | None = None,
     workflow_path: Callable[[str], Path] | None = None,
 ) -> ResumePlan:
     """``wfkit resume --plan``: what a resume of ``run_id`` would do with the file as it is
     now (or ``workflow``), without resuming."""
     with open_store(store, create=False, read_only=True) as run_store:
         row = run_store.get_run(run_id)
+        if from_step is None and effective_status(row) == "succeeded":
+            raise ResumeError(
+                f"run {row.run_id} cannot be resumed: it succeeded (--from STEP re-runs it)"
+            )
         loaded, _ = _workflow_of(row, run_store, workflow, workflow_path)
         if from_step is not None:
             top = _top_index(loaded, from_step, run_store.step_history(row.run_id))
@@ -328,7 +338,9 @@ def plan_resume(
         else:
             main = run_store.load_frame(row.run_id, "main")
             cursor = main.cursor if main else None
-        plan = _plan(row, run_store, loaded, cursor, dict(inputs or {}))
+        given = read_mapping(inputs_file, "inputs") if inputs_file else {}
+        given.update(inputs or {})
+        plan = _plan(row, run_store, loaded, cursor, given)
         if plan is None:
             raise ResumeError(
                 f"run {row.run_id} was recorded without its workflow text: no plan to show"

@@ -110,7 +110,7 @@ def plan_changes(
             detail = f"step {sid!r} changed: {', '.join(fields)}"
             changes.append(judge.step("changed", sid, where, detail, completed))
             changes += _reads_completed(new, new_step, completed, sid)
-    changes += _inputs(old, new, defaulted)
+    changes += _inputs(old, new, defaulted, _readers(old, completed))
     if _schema(old) != _schema(new):
         changes.append(
             PlanChange(
@@ -133,21 +133,29 @@ class _Judge:
         self.stop = stop
         self.inside = inside
         self.top_ids = [s.step_id for s in old.main.steps]
+        #: the top-level steps whose parallel_foreach runs each task, by task name
+        self.fans: dict[str, list[int]] = {}
+        for index, top in enumerate(old.main.steps):
+            for step, _ in walk([top]):
+                if isinstance(step, m.ParallelForeachStep):
+                    self.fans.setdefault(step.sub_agent_task, []).append(index)
 
     def step(self, kind: str, sid: str, where: str, detail: str, completed: set[str]) -> PlanChange:
         top = _top(where)
         detail = f"{detail} ({where})"
-        if top == _AFTER_ALL:  # finally, or a task whose items may be resumed mid-way
-            unsafe = where.startswith("sub_agent_tasks") and kind != "changed" and self.inside
-            if not unsafe:
+        if top == _AFTER_ALL:  # finally, or a task: judged by the fan-outs that run it
+            task = where.split(".")[1] if where.startswith("sub_agent_tasks.") else None
+            fans = [i for i in self.fans.get(task or "", []) if i <= self.stop]
+            if not fans:
                 return self._safe(kind, sid, detail, "it runs after the resume point")
+            owner = self.top_ids[min(fans)]
             return PlanChange(
                 kind=kind,
                 step_id=sid,
                 detail=detail,
                 safe=False,
-                reason="items stopped inside this task resume at saved positions in it",
-                override="--force",
+                reason=f"items of {owner!r} completed with the old task and do not run again",
+                override=f"--from {owner}" if kind == "changed" else "--force",
             )
         if top > self.stop or (top == self.stop and not self.inside):
             return self._safe(kind, sid, detail, "it runs again with the new definition")
@@ -174,7 +182,7 @@ class _Judge:
 
     def added(self, sid: str, where: str) -> PlanChange:
         top = _top(where)
-        if top > self.stop or (top == self.stop and not self.inside and where.count("[") == 1):
+        if top > self.stop or (top == self.stop and not self.inside):
             return PlanChange(
                 kind="added",
                 step_id=sid,
@@ -252,7 +260,23 @@ def _reads_completed(
     ]
 
 
-def _inputs(old: LoadedWorkflow, new: LoadedWorkflow, defaulted: set[str]) -> list[PlanChange]:
+def _readers(old: LoadedWorkflow, completed: set[str]) -> dict[str, list[str]]:
+    """The completed steps reading each input (``name`` or ``inputs.name``), by input."""
+    found: dict[str, list[str]] = {}
+    for plan in old.plans.values():
+        if plan.step_id not in completed:
+            continue
+        for ref in references_in(plan.compiled):
+            parts = ref.split(".")
+            name = parts[1] if parts[0] == "inputs" and len(parts) > 1 else parts[0]
+            if name in old.workflow.inputs and plan.step_id not in found.get(name, []):
+                found.setdefault(name, []).append(plan.step_id)
+    return found
+
+
+def _inputs(
+    old: LoadedWorkflow, new: LoadedWorkflow, defaulted: set[str], readers: dict[str, list[str]]
+) -> list[PlanChange]:
     changes = []
     before, after = old.workflow.inputs, new.workflow.inputs
     for name in sorted(before.keys() | after.keys()):
@@ -273,14 +297,27 @@ def _inputs(old: LoadedWorkflow, new: LoadedWorkflow, defaulted: set[str]) -> li
             )
             continue
         if a.default != b.default or a.has_default != b.has_default:
-            given = name not in defaulted
+            detail = f"input {name!r}: default {a.default!r} -> {b.default!r}"
+            read = readers.get(name, [])
+            if name in defaulted and read:
+                changes.append(
+                    PlanChange(
+                        kind="input_default",
+                        detail=detail,
+                        safe=False,
+                        reason=f"it took its default, and completed step(s) {', '.join(read)}"
+                        " read the old one: the run would mix both",
+                        override=f"-i {name}=<the old value> to keep it, or --from {read[0]}",
+                    )
+                )
+                continue
             changes.append(
                 PlanChange(
                     kind="input_default",
-                    detail=f"input {name!r}: default {a.default!r} -> {b.default!r}",
+                    detail=detail,
                     safe=True,
                     reason="given when the run started: kept"
-                    if given
+                    if name not in defaulted
                     else "it took its default: the resume uses the new one",
                 )
             )

@@ -64,7 +64,7 @@ _HINTS = {
     "workflow_logs": _Hints("A run's output", True),
     "workflow_report": _Hints("A run's report", True),
     "workflow_cancel": _Hints("Cancel a run", False, True, False, False),
-    "workflow_replay": _Hints("Replay a recorded run", False, False, False, False),
+    "workflow_replay": _Hints("Replay a recorded run", False, True, False, False),
     "workflow_start": _Hints("Start a run", False, True, False, True),
     "workflow_next_task": _Hints("Claim agent work", False, False, False, False),
     "workflow_complete_task": _Hints("Answer agent work", False, False, False, False),

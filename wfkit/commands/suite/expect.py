@@ -22,6 +22,8 @@ def matches(expected: Any, actual: Any) -> tuple[bool, str]:
     if isinstance(expected, dict) and len(expected) == 1 and next(iter(expected)) in MATCHERS:
         ((kind, arg),) = expected.items()
         try:
+            if kind == "equals":  # the value as it is, even one shaped like a matcher
+                return arg == actual, f"== {arg!r}"
             if kind == "matches":
                 return bool(re.search(str(arg), str(actual))), f"matches {arg!r}"
             if kind == "contains":

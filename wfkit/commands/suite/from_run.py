@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from wfkit.commands.suite.models import MATCHERS
+from wfkit.errors import InputError
 from wfkit.language import models as m
 from wfkit.language.compile import walk
 from wfkit.language.loader import LoadedWorkflow, load_text
@@ -37,26 +40,44 @@ def case_from_run(run_id: str, *, store: str | Path | None = None, output: Path)
     return yaml.dump(suite, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
-def recorded_case(run_store: Store, row: RunRow) -> dict[str, Any]:
-    """The case (as data) reproducing the run ``row`` from its record (module docstring)."""
+def recorded_case(
+    run_store: Store, row: RunRow, action: str = "written as a test"
+) -> dict[str, Any]:
+    """The case (as data) reproducing the run ``row`` from its record (module docstring).
+    Only a run that ended by itself can be reproduced: a cancelled, interrupted or waiting
+    one ended by something outside its record."""
     from wfkit.commands._runs import effective_status
 
+    status = effective_status(row)
+    if status not in ("succeeded", "failed", "timed_out"):
+        raise InputError(
+            f"run {row.run_id} is {status}: only a run that ended by itself (succeeded, failed"
+            f" or timed out) can be {action}"
+        )
     text = run_store.source(row.digest)
     loaded = load_text(text, file=row.file) if text is not None else None
     notes: list[str] = []
     mocks = _mocks(run_store, row.run_id, loaded, notes)
     history = run_store.step_history(row.run_id)
     errors = run_store.errors(row.run_id)
-    status = effective_status(row)
+    in_items = {h["step_id"] for h in history if h.get("item") is not None}
     steps: dict[str, dict[str, Any]] = {}
-    for h in history:  # the last execution's status; the most attempts of any execution
-        seen = steps.setdefault(h["step_id"], {"status": h["status"], "attempts": 0})
-        seen["status"] = h["status"]
-        seen["attempts"] = max(seen["attempts"], h["attempts"])
+    for h in history:  # each step's last execution, as a run's report shows it; not the
+        # steps of parallel items, whose last one depends on which item finished last
+        if h["step_id"] not in in_items:
+            steps[h["step_id"]] = {"status": h["status"], "attempts": h["attempts"]}
+    if in_items:
+        notes.append("The steps of parallel items are not expected one by one.")
     expect: dict[str, Any] = {"status": status}
     raw = (row.state or {}).get("raw", {})
-    if raw:
-        expect["state"] = {f"raw.{name}": value for name, value in raw.items()}
+    plain = {name: value for name, value in raw.items() if _NAME.match(name)}
+    if plain:  # a value shaped like a matcher ({type: x}) is compared as it is
+        expect["state"] = {
+            f"raw.{name}": {"equals": value} if _matcher_like(value) else value
+            for name, value in plain.items()
+        }
+    if len(plain) < len(raw):
+        notes.append("State names that are not plain names are not expected.")
     expect["steps"] = steps
     expect["errors"] = [
         {"type": e.error_type, "step_id": e.step_id, "recovered": e.recovered} for e in errors
@@ -73,6 +94,13 @@ def recorded_case(run_store: Store, row: RunRow) -> dict[str, Any]:
         case["mocks"] = mocks
     case["expect"] = expect
     return case
+
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def _matcher_like(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in MATCHERS
 
 
 def _mocks(

@@ -32,15 +32,13 @@ if TYPE_CHECKING:
 class MockError(StepError):
     """The workflow did something the test case does not mock."""
 
+    permanent = True
+    fatal = True
+
 
 class ReplayGapError(MockError):
     """A replayed step the record cannot answer (new, or given other arguments): the
     replay stops there, whatever the step's error policy says."""
-
-    fatal = True
-
-    permanent = True
-    fatal = True
 
 
 class VirtualClock:
@@ -78,12 +76,15 @@ def make_error(type_name: str, message: str) -> StepError:
 class MockTools:
     """A tool provider answering from a case's mocks, counting calls and arguments."""
 
-    def __init__(self, mocks: dict[str, ToolMock]) -> None:
+    def __init__(self, mocks: dict[str, ToolMock], gap: type[MockError] | None = None) -> None:
         self.mocks = mocks
         self.calls: dict[str, list[dict[str, Any]]] = {}
+        self.gap = gap  # a replay's: a tool the record never called stops it
 
     async def call(self, server: str | None, tool: str, arguments: dict[str, Any]) -> Any:
         mock = self.mocks.get(tool)
+        if mock is None and self.gap is not None:
+            raise self.gap(f"tool {tool!r} was never called in the record: it cannot answer it")
         if mock is None:  # as in a run where no server offers it
             raise ToolNotFoundError(f"no tool {tool!r}: the case mocks none by that name")
         made = self.calls.setdefault(tool, [])
@@ -103,12 +104,24 @@ class MockAgents:
     """An agent performer answering from a case's ``mocks.agents`` by step id; each request
     is counted with the tools' calls (``expect.calls.STEP``), its fields as the arguments."""
 
-    def __init__(self, mocks: dict[str, AgentMock], calls: dict[str, list[dict[str, Any]]]):
+    def __init__(
+        self,
+        mocks: dict[str, AgentMock],
+        calls: dict[str, list[dict[str, Any]]],
+        gap: type[MockError] = MockError,
+    ):
         self.mocks = mocks
         self.calls = calls
+        self.gap = gap
 
     async def perform(self, request: AgentRequest, io: AttemptIO) -> AgentReply:
         mock = self.mocks.get(request.step_id)
+        if mock is None and self.gap is not MockError:
+            raise self.gap(
+                f"agent_task {request.step_id!r} was never performed in the record: it cannot"
+                " answer it",
+                step_id=request.step_id,
+            )
         if mock is None:
             raise MockError(
                 f"no agent mock for agent_task {request.step_id!r} (add one under "
@@ -135,10 +148,12 @@ class MockChildren:
         mocks: dict[str, WorkflowMock],
         calls: dict[str, list[dict[str, Any]]],
         real: ChildRunner,
+        gap: type[MockError] | None = None,
     ) -> None:
         self.mocks = mocks
         self.calls = calls
         self.real = real
+        self.gap = gap  # a replay's: a child the record does not answer never runs
 
     async def __call__(
         self,
@@ -150,6 +165,12 @@ class MockChildren:
     ) -> ChildEnded:
         key = call.step_id if call.step_id in self.mocks else call.step_id.rsplit("/", 1)[-1]
         mock = self.mocks.get(key)
+        if mock is None and self.gap is not None:
+            raise self.gap(
+                f"workflow step {call.step_id!r}: the record has no result of its child run to"
+                " answer it with (a child called inside a loop or a parallel item is not kept)",
+                step_id=call.step_id,
+            )
         if mock is None:
             return await self.real(loaded, inputs, parent, secrets, call)
         for name in {key, call.step_id}:  # expect.calls names it either way
@@ -183,12 +204,13 @@ class MockShell:
         step_id, item = SHELL_STEP.get()
         if self.live and (step_id in self.live or step_id.rsplit("/", 1)[-1] in self.live):
             return None
+        # a mock naming the recorded id wins over one naming the step's own id
+        exact = any(m.step == step_id for m in self.mocks if m.match is None)
         for i, mock in enumerate(self.mocks):
             pattern = mock.match
             if pattern is None:
-                hit = mock.step in (step_id, step_id.rsplit("/", 1)[-1]) and (
-                    mock.item is None or mock.item == item
-                )
+                named = step_id if exact else step_id.rsplit("/", 1)[-1]
+                hit = mock.step in (step_id, named) and (mock.item is None or mock.item == item)
             else:
                 found = re.search(pattern[3:], text) if pattern.startswith("re:") else None
                 hit = found is not None if pattern.startswith("re:") else pattern in text

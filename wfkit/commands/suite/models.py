@@ -20,7 +20,7 @@ from wfkit.errors import (
 from wfkit.language.diagnostics import translate_validation_error
 from wfkit.language.yamlsrc import parse, read_source
 
-MATCHERS = ("matches", "contains", "gt", "ge", "lt", "le", "type", "len")
+MATCHERS = ("matches", "contains", "gt", "ge", "lt", "le", "type", "len", "equals")
 
 
 class Raises(StrictModel):
