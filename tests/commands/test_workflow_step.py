@@ -84,6 +84,11 @@ def test_a_child_run_is_recorded_and_linked_both_ways(project: Path) -> None:
     child_debug = as_json(wfkit_cli(project, "debug", child["run_id"], "--json"))
     assert child_debug["parent_run_id"] == parent["run_id"]
     assert child_debug["state"]["raw"]["values"]["artifact"] == "built-linux"
+    table = wfkit_cli(project, "runs", COLUMNS="100").stdout
+    assert f"↳ {parent['run_id']}" in table  # a child's row names its caller, whole
+    assert "build (child run)" in table
+    human = wfkit_cli(project, "debug", parent["run_id"]).stdout
+    assert f"child runs: {child['run_id']}" in human
     alone = as_json(wfkit_cli(project, "run", "shared/build.yaml", "-i", "target=arm", "--json"))
     assert alone["outputs"] == {"artifact": "built-arm", "size": 9}  # a run's own result
 

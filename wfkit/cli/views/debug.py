@@ -29,15 +29,15 @@ def runs_table(runs: list[RunSummary]) -> Table:
             column,
             justify="right" if column == "ms" else "left",
             no_wrap=column == "run id",
-            min_width=22 if column == "run id" else None,
+            min_width=24 if column == "run id" else None,
         )
     for run in runs:
         started = run.started_at[:19].replace("T", " ")
         add_row(
             table,
-            run.run_id,
-            run.workflow
-            + (f"\n↳ called by {run.parent_run_id}" if run.parent_run_id is not None else ""),
+            # a child run: its caller's id under its own (whole: ids are what users copy)
+            run.run_id + (f"\n↳ {run.parent_run_id}" if run.parent_run_id is not None else ""),
+            run.workflow + (" (child run)" if run.parent_run_id is not None else ""),
             status_text(run.status),
             started,
             "" if run.duration_ms is None else f"{run.duration_ms:.0f}",
