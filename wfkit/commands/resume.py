@@ -98,12 +98,7 @@ async def resume_workflow_async(
             why = "it succeeded" if status == "succeeded" else f"it is {status} (pid {row.pid})"
             raise ResumeError(f"run {row.run_id} cannot be resumed: {why}")
         loaded, used = _workflow_of(row, run_store, workflow, workflow_path)
-        if from_step is not None:
-            top = _top_index(loaded, from_step, run_store.step_history(row.run_id))
-            cursor: list[dict[str, Any]] | None = [{"i": top, "done": False, "note": {}}]
-        else:
-            main = run_store.load_frame(row.run_id, "main")
-            cursor = main.cursor if main else None
+        cursor = _cursor(row, run_store, loaded, from_step)
         plan = _plan(row, run_store, loaded, cursor, given)
         _check_structure(row, loaded, cursor, force, plan)
         choice = executor_choice(loaded, executor, scheduler, in_process=tools is not None)
@@ -124,8 +119,8 @@ async def resume_workflow_async(
                 f"run {row.run_id} cannot be resumed: another process resumed or cancelled it"
                 " just now"
             )
-        if from_step is not None:
-            run_store.reset_to(row.run_id, top)
+        if from_step is not None and cursor is not None:
+            run_store.reset_to(row.run_id, cursor[0]["i"])
         shared: dict[str, Any] = {
             "agent_command": agent_command,
             "agent": agent,
@@ -261,6 +256,18 @@ def _check_structure(
         )
 
 
+def _cursor(
+    row: RunRow, run_store: Store, loaded: LoadedWorkflow, from_step: str | None
+) -> list[dict[str, Any]] | None:
+    """Where the resume continues: the top-level step ``from_step`` (re-run from it), or the
+    run's saved position (None: nothing was saved)."""
+    if from_step is not None:
+        top = _top_index(loaded, from_step, run_store.step_history(row.run_id))
+        return [{"i": top, "done": False, "note": {}}]
+    main = run_store.load_frame(row.run_id, "main")
+    return main.cursor if main else None
+
+
 def _plan(
     row: RunRow,
     run_store: Store,
@@ -332,12 +339,7 @@ def plan_resume(
                 f"run {row.run_id} cannot be resumed: it succeeded (--from STEP re-runs it)"
             )
         loaded, _ = _workflow_of(row, run_store, workflow, workflow_path)
-        if from_step is not None:
-            top = _top_index(loaded, from_step, run_store.step_history(row.run_id))
-            cursor: list[dict[str, Any]] | None = [{"i": top, "done": False, "note": {}}]
-        else:
-            main = run_store.load_frame(row.run_id, "main")
-            cursor = main.cursor if main else None
+        cursor = _cursor(row, run_store, loaded, from_step)
         given = read_mapping(inputs_file, "inputs") if inputs_file else {}
         given.update(inputs or {})
         plan = _plan(row, run_store, loaded, cursor, given)
