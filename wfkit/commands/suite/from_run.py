@@ -182,7 +182,7 @@ def _steps_by_id(loaded: LoadedWorkflow | None) -> dict[str, m.StepBase]:
     if loaded is None:
         return {}
     found: dict[str, m.StepBase] = {}
-    for body in (loaded.main, *loaded.tasks.values(), *loaded.branches.values()):
+    for body in (loaded.main, *loaded.tasks.values()):  # walk enters parallel branches
         for steps in (body.steps, body.finally_steps):
             for step, _ in walk(steps):
                 found.setdefault(step.step_id, step)

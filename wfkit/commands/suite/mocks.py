@@ -108,15 +108,15 @@ class MockAgents:
         self,
         mocks: dict[str, AgentMock],
         calls: dict[str, list[dict[str, Any]]],
-        gap: type[MockError] = MockError,
+        gap: type[MockError] | None = None,
     ):
         self.mocks = mocks
         self.calls = calls
-        self.gap = gap
+        self.gap = gap  # a replay's: an agent step the record never ran stops it
 
     async def perform(self, request: AgentRequest, io: AttemptIO) -> AgentReply:
         mock = self.mocks.get(request.step_id)
-        if mock is None and self.gap is not MockError:
+        if mock is None and self.gap is not None:
             raise self.gap(
                 f"agent_task {request.step_id!r} was never performed in the record: it cannot"
                 " answer it",
@@ -189,12 +189,12 @@ class MockShell:
         mocks: list[ShellMock],
         allow_real: bool,
         live: frozenset[str] = frozenset(),
-        gap: type[MockError] = MockError,
+        gap: type[MockError] | None = None,
     ) -> None:
         self.mocks = mocks
         self.allow_real = allow_real
         self.live = live  # steps whose commands run for real (replay --live)
-        self.gap = gap
+        self.gap = gap  # a replay's: a command the record cannot answer stops it
         self.calls: list[str] = []
         self._uses: dict[int, int] = {}
 
@@ -212,8 +212,8 @@ class MockShell:
                 named = step_id if exact else step_id.rsplit("/", 1)[-1]
                 hit = mock.step in (step_id, named) and (mock.item is None or mock.item == item)
             else:
-                found = re.search(pattern[3:], text) if pattern.startswith("re:") else None
-                hit = found is not None if pattern.startswith("re:") else pattern in text
+                regex = pattern.startswith("re:")
+                hit = re.search(pattern[3:], text) is not None if regex else pattern in text
             if hit:
                 uses = self._uses[i] = self._uses.get(i, 0) + 1
                 reply: ShellReply = mock
@@ -222,7 +222,7 @@ class MockShell:
                 return reply.model_dump()
         if self.allow_real:
             return None
-        if self.gap is not MockError:
+        if self.gap is not None:
             raise self.gap(
                 f"step {step_id!r} ran a command the record cannot answer: {text!r} (a new "
                 f"step, or other arguments; --live {step_id.rsplit('/', 1)[-1]} runs it)",

@@ -47,7 +47,7 @@ async def run_parallel(step: ParallelStep, frame: Frame) -> Any:
     start = {
         **copy.deepcopy({"raw": frame.state.raw, "computed": frame.state.computed}),
         "inputs": frame.state.inputs,
-        "locals": copy.deepcopy(frame.locals),
+        "locals": frame.locals,  # each branch copies them as it starts (items.run_item)
     }
     queue = iter([i for i, entry in enumerate(entries) if entry is None])
     errors: list[BranchError] = []
